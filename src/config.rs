@@ -1,0 +1,117 @@
+//! The settings of a heartbeat, their defaults, and the one place they are checked.
+
+use std::time::Duration;
+
+/// Default time between two ticks of the pacemaker.
+pub(crate) const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+/// Default number of unanswered pings after which the peer is dead.
+pub(crate) const DEFAULT_MAX_MISSED: u32 = 3;
+/// Default time a best-effort Close frame may take after the peer was declared dead.
+pub(crate) const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Longest accepted interval or close timeout. Far beyond any useful heartbeat; it keeps
+/// `Instant + interval * (max_missed + 1)` away from overflow.
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Every setting of one heartbeat. Copied into each connection, so it stays small and `Copy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Config {
+    pub(crate) interval: Duration,
+    pub(crate) max_missed: u32,
+    pub(crate) any_inbound_is_alive: bool,
+    pub(crate) idle_only: bool,
+    pub(crate) forward_pings: bool,
+    pub(crate) jitter: bool,
+    pub(crate) close_timeout: Duration,
+}
+
+impl Config {
+    pub(crate) const DEFAULT: Config = Config {
+        interval: DEFAULT_INTERVAL,
+        max_missed: DEFAULT_MAX_MISSED,
+        any_inbound_is_alive: true,
+        idle_only: false,
+        forward_pings: false,
+        jitter: true,
+        close_timeout: DEFAULT_CLOSE_TIMEOUT,
+    };
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// Checks an interval: every way of setting one (layer or live handle) goes through here.
+#[track_caller]
+pub(crate) const fn checked_interval(interval: Duration) -> Duration {
+    assert!(!interval.is_zero(), "heartbeat interval must be greater than zero");
+    assert!(
+        interval.as_nanos() <= MAX_DURATION.as_nanos(),
+        "heartbeat interval must be at most 24 hours"
+    );
+    interval
+}
+
+/// Checks the number of unanswered pings that make a peer dead.
+#[track_caller]
+pub(crate) const fn checked_max_missed(max_missed: u32) -> u32 {
+    assert!(max_missed > 0, "max_missed must be at least 1");
+    max_missed
+}
+
+/// Checks the close timeout (zero is allowed: give up on the Close frame at once).
+#[track_caller]
+pub(crate) const fn checked_close_timeout(timeout: Duration) -> Duration {
+    assert!(
+        timeout.as_nanos() <= MAX_DURATION.as_nanos(),
+        "close timeout must be at most 24 hours"
+    );
+    timeout
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let c = Config::default();
+        assert_eq!(c.interval, Duration::from_secs(10));
+        assert_eq!(c.max_missed, 3);
+        assert!(c.any_inbound_is_alive);
+        assert!(!c.idle_only);
+        assert!(!c.forward_pings);
+        assert!(c.jitter);
+        assert_eq!(c.close_timeout, Duration::from_secs(1));
+    }
+
+    #[test]
+    #[should_panic(expected = "greater than zero")]
+    fn zero_interval_is_rejected() {
+        checked_interval(Duration::ZERO);
+    }
+
+    #[test]
+    #[should_panic(expected = "at most 24 hours")]
+    fn huge_interval_is_rejected() {
+        checked_interval(MAX_DURATION + Duration::from_nanos(1));
+    }
+
+    #[test]
+    fn day_long_interval_is_accepted() {
+        assert_eq!(checked_interval(MAX_DURATION), MAX_DURATION);
+    }
+
+    #[test]
+    #[should_panic(expected = "at least 1")]
+    fn zero_max_missed_is_rejected() {
+        checked_max_missed(0);
+    }
+
+    #[test]
+    #[should_panic(expected = "at most 24 hours")]
+    fn huge_close_timeout_is_rejected() {
+        checked_close_timeout(Duration::MAX);
+    }
+}

@@ -1,0 +1,163 @@
+//! [`Dead`]: the error a heartbeat ends a connection with, and its conversions into the
+//! error types of the WebSocket libraries it wraps.
+
+use std::error::Error;
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+/// The peer stopped answering: `missed` pings in a row went unanswered.
+///
+/// A [`Heartbeat`](crate::Heartbeat) yields it once, wrapped in the inner stream's own error
+/// type (for tungstenite an [`io::Error`] of kind [`TimedOut`](io::ErrorKind::TimedOut) inside
+/// `tungstenite::Error::Io`), so handlers keep their error type. [`Dead::find`] recognises it
+/// in any such error.
+///
+/// ```
+/// use std::time::Duration;
+/// use ws_heartbeat::Dead;
+///
+/// # fn handle(err: tungstenite::Error) {
+/// if let Some(dead) = Dead::find(&err) {
+///     eprintln!("peer gone: {} pings missed, silent for {:?}", dead.missed(), dead.silent_for());
+/// }
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dead {
+    missed: u32,
+    silent_for: Duration,
+}
+
+impl Dead {
+    pub(crate) const fn new(missed: u32, silent_for: Duration) -> Self {
+        Self { missed, silent_for }
+    }
+
+    /// How many pings in a row went unanswered (the configured `max_missed`).
+    pub const fn missed(&self) -> u32 {
+        self.missed
+    }
+
+    /// How long the peer had been silent when it was declared dead.
+    ///
+    /// Measured from the tick at which the peer was last heard, so the true silence is at
+    /// least this long and less than one interval longer.
+    pub const fn silent_for(&self) -> Duration {
+        self.silent_for
+    }
+
+    /// Finds a `Dead` in `err`, in the error it wraps, or anywhere down its
+    /// [`source`](Error::source) chain, including inside an [`io::Error`] (whose `source`
+    /// skips the error it carries).
+    ///
+    /// ```
+    /// use std::io;
+    /// use ws_heartbeat::Dead;
+    ///
+    /// let other = io::Error::new(io::ErrorKind::TimedOut, "slow disk");
+    /// assert!(Dead::find(&other).is_none());
+    /// ```
+    pub fn find<'a>(err: &'a (dyn Error + 'static)) -> Option<&'a Dead> {
+        let mut current = Some(err);
+        while let Some(err) = current {
+            if let Some(dead) = err.downcast_ref::<Dead>() {
+                return Some(dead);
+            }
+            if let Some(carried) = err.downcast_ref::<io::Error>().and_then(io::Error::get_ref)
+            {
+                if let Some(dead) = Dead::find(carried) {
+                    return Some(dead);
+                }
+            }
+            current = err.source();
+        }
+        None
+    }
+}
+
+impl fmt::Display for Dead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "websocket peer is dead: {} pings unanswered, silent for at least {:?}",
+            self.missed, self.silent_for
+        )
+    }
+}
+
+impl Error for Dead {}
+
+impl From<Dead> for io::Error {
+    fn from(dead: Dead) -> Self {
+        io::Error::new(io::ErrorKind::TimedOut, dead)
+    }
+}
+
+#[cfg(feature = "tungstenite")]
+impl From<Dead> for tungstenite::Error {
+    fn from(dead: Dead) -> Self {
+        tungstenite::Error::Io(dead.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEAD: Dead = Dead::new(3, Duration::from_secs(30));
+
+    #[test]
+    fn found_directly() {
+        assert_eq!(Dead::find(&DEAD), Some(&DEAD));
+    }
+
+    #[test]
+    fn found_inside_io_error_with_kind_timed_out() {
+        let err: io::Error = DEAD.into();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(Dead::find(&err), Some(&DEAD));
+    }
+
+    #[cfg(feature = "tungstenite")]
+    #[test]
+    fn found_inside_tungstenite_error() {
+        let err: tungstenite::Error = DEAD.into();
+        assert!(matches!(&err, tungstenite::Error::Io(e) if e.kind() == io::ErrorKind::TimedOut));
+        assert_eq!(Dead::find(&err), Some(&DEAD));
+    }
+
+    #[derive(Debug)]
+    struct Wrapper(io::Error);
+    impl fmt::Display for Wrapper {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("wrapped")
+        }
+    }
+    impl Error for Wrapper {
+        fn source(&self) -> Option<&(dyn Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn found_down_a_source_chain() {
+        let err = Wrapper(DEAD.into());
+        assert_eq!(Dead::find(&err), Some(&DEAD));
+    }
+
+    #[test]
+    fn not_found_in_other_errors() {
+        let err = Wrapper(io::Error::new(io::ErrorKind::TimedOut, "other"));
+        assert_eq!(Dead::find(&err), None);
+        assert_eq!(Dead::find(&io::Error::from(io::ErrorKind::TimedOut)), None);
+    }
+
+    #[test]
+    fn message_names_the_figures() {
+        assert_eq!(
+            DEAD.to_string(),
+            "websocket peer is dead: 3 pings unanswered, silent for at least 30s"
+        );
+    }
+}

@@ -1,0 +1,722 @@
+//! [`Heartbeat<S>`]: the `Stream + Sink` adapter that runs the pacemaker over a WebSocket.
+//!
+//! It owns one timer, re-armed once per tick. Per message it checks whether that timer has
+//! fired (one atomic load), classifies the message and sets a flag: no clock read, no timer
+//! reset, no allocation. Pings go out through the inner sink between the handler's
+//! messages, never inside a `poll_ready` .. `start_send` reservation.
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_core::{FusedStream, Stream};
+use futures_sink::Sink;
+use futures_util::task::{ArcWake, waker_ref};
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+
+use crate::config::Config;
+use crate::error::Dead;
+use crate::handle::{HeartbeatHandle, Shared};
+use crate::message::{MessageKind, WsMessage};
+use crate::pacemaker::{Pacemaker, Pong, Tick};
+use crate::random;
+
+/// Status code and reason of the Close frame sent to a dead peer (RFC 6455 §7.4.1: 1011,
+/// an unexpected condition prevented the request from being fulfilled).
+const DEAD_CLOSE_CODE: u16 = 1011;
+const DEAD_CLOSE_REASON: &str = "keepalive timeout";
+
+/// Heartbeat frames (pongs, hidden pings) read in one poll before yielding to the executor,
+/// so a peer flooding them cannot monopolise the task.
+const HIDDEN_PER_POLL: u32 = 64;
+
+pin_project! {
+    /// A WebSocket with a heartbeat: sends pings on a schedule, hides the pongs, and ends
+    /// with a [`Dead`] error when the peer stops answering.
+    ///
+    /// Same `Item` and same `Sink` error as `S`, so a handler written for `S` takes a
+    /// `Heartbeat<S>` unchanged; it is `Unpin` when `S` is. Built by [`HeartbeatLayer`]
+    /// (`layer.layer(ws)`) or [`Heartbeat::new`] with the defaults.
+    ///
+    /// The heartbeat runs while the connection is polled: reading (`poll_next`) or writing
+    /// (`poll_ready`, `poll_flush`, `poll_close`) both drive it, and both report the death.
+    /// A handler that stops polling for longer than the dead bound (a long `await` on
+    /// something else) holds the heartbeat still; `split()` the stream and keep a reader
+    /// loop running if the handler waits elsewhere.
+    ///
+    /// Wrapped in a tower [`Service`](tower_service::Service) (through
+    /// [`ServiceBuilder::layer`](https://docs.rs/tower/latest/tower/struct.ServiceBuilder.html#method.layer)),
+    /// `Heartbeat<Svc>` is a connection-handler service that wraps each WebSocket it is
+    /// called with before handing it to `Svc`.
+    ///
+    /// [`HeartbeatLayer`]: crate::HeartbeatLayer
+    #[must_use = "streams do nothing unless polled"]
+    pub struct Heartbeat<S> {
+        #[pin]
+        inner: S,
+        config: Config,
+        shared: Arc<Shared>,
+        conn: Conn,
+    }
+}
+
+/// The per-connection heartbeat state, apart from the inner stream.
+struct Conn {
+    timer: Timer,
+    /// The interval in force (a handle may change it).
+    interval: Duration,
+    pacemaker: Pacemaker,
+    phase: Phase,
+    /// A ping due but not yet handed to the sink (the sink was full or reserved).
+    pending_ping: Option<u64>,
+    /// A ping was handed to the sink but not flushed yet.
+    ping_unflushed: bool,
+    /// The handler got `Ready` from `poll_ready` and owns the next `start_send`.
+    reserved: bool,
+    /// `poll_next` ran since the last ping went out. If not, the writing side reads the pong
+    /// itself (a send-only handler), keeping at most one data message for the reader.
+    reader_polled: bool,
+    read_ahead: ReadAhead,
+}
+
+enum Phase {
+    Live,
+    /// The handler closed or sent a Close frame: ticks go on, but pings cannot be written
+    /// any more, so they count as unanswered and a peer that never completes the close is
+    /// still found dead.
+    Closing,
+    /// The peer is dead. The stream reports it once; the sink every time.
+    Dead {
+        dead: Dead,
+        reported: bool,
+        close: DeadClose,
+    },
+    /// The inner stream ended: the heartbeat has stopped.
+    Ended,
+}
+
+/// Progress of the best-effort Close frame to a dead peer, bounded by the close timeout.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DeadClose {
+    Unsent,
+    Sent,
+    Done,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Reader,
+    Writer,
+}
+
+/// The one timer. Created at the first poll (it needs a runtime; the constructor does not),
+/// with the deadline fixed at construction.
+enum Timer {
+    Unarmed(Instant),
+    Armed(Pin<Box<Sleep>>),
+}
+
+impl Timer {
+    fn sleep(&mut self) -> Pin<&mut Sleep> {
+        if let Timer::Unarmed(deadline) = *self {
+            let mut sleep = Box::pin(tokio::time::sleep_until(deadline));
+            // `reset` registers the timer with the driver now, so `is_elapsed` works on a
+            // busy connection that never gets to poll it.
+            probe::reset(sleep.as_mut(), deadline);
+            *self = Timer::Armed(sleep);
+        }
+        match self {
+            Timer::Armed(sleep) => sleep.as_mut(),
+            Timer::Unarmed(_) => unreachable!("armed above"),
+        }
+    }
+}
+
+/// One item read ahead by the writing side, waiting for the reader. Type-erased because
+/// `Heartbeat<S>` is also the tower `Service` wrapper, where `S` has no item type.
+#[derive(Default)]
+struct ReadAhead(Option<Box<dyn Any + Send + Sync>>);
+
+impl ReadAhead {
+    fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
+    fn put<T: Send + Sync + 'static>(&mut self, item: T) {
+        self.0 = Some(Box::new(item));
+    }
+
+    #[inline]
+    fn take<T: 'static>(&mut self) -> Option<T> {
+        // Only one type is ever put, so the downcast cannot fail.
+        self.0.take().and_then(|item| item.downcast().ok()).map(|item| *item)
+    }
+}
+
+impl<S> Heartbeat<S> {
+    /// Wraps `inner` with the default settings (interval 10 s, `max_missed` 3). Use
+    /// [`HeartbeatLayer`](crate::HeartbeatLayer) to choose others.
+    pub fn new(inner: S) -> Self {
+        Self::with_config(inner, Config::DEFAULT)
+    }
+
+    pub(crate) fn with_config(inner: S, config: Config) -> Self {
+        let now = Instant::now();
+        let first_tick = if config.jitter {
+            random::first_tick_delay(config.interval)
+        } else {
+            config.interval
+        };
+        Self {
+            inner,
+            config,
+            shared: Arc::new(Shared::new(config.interval)),
+            conn: Conn {
+                timer: Timer::Unarmed(now + first_tick),
+                interval: config.interval,
+                pacemaker: Pacemaker::new(&config, random::random_u64(), now.into_std()),
+                phase: Phase::Live,
+                pending_ping: None,
+                ping_unflushed: false,
+                reserved: false,
+                reader_polled: false,
+                read_ahead: ReadAhead::default(),
+            },
+        }
+    }
+
+    /// A handle to this connection's heartbeat: RTT, counters, and the interval.
+    pub fn handle(&self) -> HeartbeatHandle {
+        HeartbeatHandle::new(self.shared.clone())
+    }
+
+    /// The wrapped stream.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped stream, mutably. Reading from or writing to it directly bypasses the
+    /// heartbeat.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The wrapped stream, pinned.
+    pub fn get_pin_mut(self: Pin<&mut Self>) -> Pin<&mut S> {
+        self.project().inner
+    }
+
+    /// Stops the heartbeat and returns the wrapped stream. A message the writing side read
+    /// ahead for the reader (see [`Heartbeat`]) is lost.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    pub(crate) fn config(&self) -> Config {
+        self.config
+    }
+}
+
+impl<S: Clone> Clone for Heartbeat<S> {
+    /// A clone wraps a clone of the inner value with the same settings and a fresh
+    /// heartbeat (this is what a cloned connection-handler service needs).
+    fn clone(&self) -> Self {
+        Self::with_config(self.inner.clone(), self.config)
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for Heartbeat<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let phase = match self.conn.phase {
+            Phase::Live => "live",
+            Phase::Closing => "closing",
+            Phase::Dead { .. } => "dead",
+            Phase::Ended => "ended",
+        };
+        f.debug_struct("Heartbeat")
+            .field("inner", &self.inner)
+            .field("interval", &self.conn.interval)
+            .field("max_missed", &self.config.max_missed)
+            .field("missed", &self.conn.pacemaker.missed())
+            .field("phase", &phase)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Conn {
+    fn is_dead(&self) -> bool {
+        matches!(self.phase, Phase::Dead { .. })
+    }
+
+    /// Runs a due tick and moves a pending ping into the sink.
+    fn drive<S, M, E>(
+        &mut self,
+        inner: Pin<&mut S>,
+        shared: &Arc<Shared>,
+        config: &Config,
+        cx: &mut Context<'_>,
+        side: Side,
+    ) -> Result<(), E>
+    where
+        S: Sink<M, Error = E>,
+        M: WsMessage,
+    {
+        if self.timer.sleep().is_elapsed() {
+            self.tick(shared, config);
+        }
+        // Only while live: once a Close went out, the library refuses further frames.
+        if (self.pending_ping.is_some() || self.ping_unflushed) && matches!(self.phase, Phase::Live) {
+            self.send_ping(inner, shared, cx, side)?;
+        }
+        Ok(())
+    }
+
+    fn tick(&mut self, shared: &Arc<Shared>, config: &Config) {
+        let now = probe::now();
+        if let Some(interval) = shared.take_interval_change() {
+            self.interval = interval;
+        }
+        let tick = self.pacemaker.on_tick(now.into_std());
+        shared.set_missed(self.pacemaker.missed());
+        match tick {
+            Tick::Dead(dead) => return self.die(dead, shared, config, now),
+            Tick::Ping(seq) if matches!(self.phase, Phase::Live) => self.pending_ping = Some(seq),
+            // While closing the ping cannot be written: it counts as unanswered.
+            Tick::Ping(_) | Tick::Skip => {}
+        }
+        let sleep = self.timer.sleep();
+        let next = sleep.deadline() + self.interval;
+        // After a stall longer than an interval, tick once and start a fresh schedule
+        // rather than firing a burst of ticks that the peer had no chance to answer.
+        probe::reset(sleep, if next > now { next } else { now + self.interval });
+    }
+
+    fn die(&mut self, dead: Dead, shared: &Arc<Shared>, config: &Config, now: Instant) {
+        tracing::warn!(
+            missed = dead.missed(),
+            silent_for = ?dead.silent_for(),
+            "websocket peer is dead"
+        );
+        self.phase = Phase::Dead {
+            dead,
+            reported: false,
+            close: DeadClose::Unsent,
+        };
+        self.pending_ping = None;
+        probe::reset(self.timer.sleep(), now + config.close_timeout);
+        // Whichever side is parked (a reader waiting for data, a writer waiting for room)
+        // must learn at once.
+        ArcWake::wake_by_ref(shared);
+    }
+
+    /// Polls the timer, so that the task wakes for the next tick; applies an interval
+    /// changed through a handle first. `Ready` means a tick is due now.
+    fn poll_timer(&mut self, shared: &Shared, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(interval) = shared.take_interval_change() {
+            let sleep = self.timer.sleep();
+            let last_tick = sleep.deadline().checked_sub(self.interval);
+            let next = last_tick.unwrap_or_else(|| sleep.deadline()) + interval;
+            self.interval = interval;
+            probe::reset(sleep, next);
+        }
+        self.timer.sleep().poll(cx)
+    }
+
+    fn send_ping<S, M, E>(
+        &mut self,
+        inner: Pin<&mut S>,
+        shared: &Arc<Shared>,
+        cx: &mut Context<'_>,
+        side: Side,
+    ) -> Result<(), E>
+    where
+        S: Sink<M, Error = E>,
+        M: WsMessage,
+    {
+        // The handler owns the sink's readiness until its `start_send`: a ping now could
+        // make that `start_send` fail. The ping waits for the next poll.
+        if self.reserved {
+            return Ok(());
+        }
+        match side {
+            Side::Writer => self.push_ping(inner, shared, cx),
+            // The reader polls the sink for the writer's sake: let a wake-up reach both, or
+            // a writer parked on a full sink would miss the moment it drains.
+            Side::Reader => {
+                shared.reader.register(cx.waker());
+                let waker = waker_ref(shared);
+                self.push_ping(inner, shared, &mut Context::from_waker(&waker))
+            }
+        }
+    }
+
+    fn push_ping<S, M, E>(
+        &mut self,
+        mut inner: Pin<&mut S>,
+        shared: &Shared,
+        cx: &mut Context<'_>,
+    ) -> Result<(), E>
+    where
+        S: Sink<M, Error = E>,
+        M: WsMessage,
+    {
+        if let Some(seq) = self.pending_ping {
+            match inner.as_mut().poll_ready(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(err)) => return Err(err),
+                Poll::Pending => return Ok(()),
+            }
+            inner.as_mut().start_send(M::ping(seq.to_be_bytes()))?;
+            self.pending_ping = None;
+            self.ping_unflushed = true;
+            self.reader_polled = false;
+            self.pacemaker.on_ping_written(seq, probe::now().into_std());
+            shared.ping_sent();
+        }
+        match inner.poll_flush(cx) {
+            Poll::Ready(Ok(())) => self.ping_unflushed = false,
+            Poll::Ready(Err(err)) => return Err(err),
+            Poll::Pending => {}
+        }
+        Ok(())
+    }
+
+    /// Reads what the peer sent, for the heartbeat's sake. Returns `true` if the message is
+    /// heartbeat traffic to hide from the handler.
+    #[inline]
+    fn observe<M: WsMessage>(&mut self, msg: &M, config: &Config, shared: &Shared) -> bool {
+        match msg.kind() {
+            MessageKind::Pong(payload) => {
+                let verdict = self.pacemaker.on_pong(payload, probe::now().into_std());
+                let rtt = match verdict {
+                    Pong::Rtt(rtt) => Some(rtt),
+                    Pong::Answer | Pong::Unmatched => None,
+                };
+                if let Some(rtt) = rtt {
+                    tracing::debug!(?rtt, "websocket heartbeat round trip");
+                }
+                shared.pong_received(rtt);
+                true
+            }
+            MessageKind::Ping => {
+                // The WebSocket library has queued the pong; reading on flushes it.
+                self.pacemaker.on_inbound();
+                !config.forward_pings
+            }
+            MessageKind::Close | MessageKind::Data => {
+                self.pacemaker.on_inbound();
+                false
+            }
+        }
+    }
+
+    /// A handler that only writes never reads the pongs. While a ping waits for its answer
+    /// and the reader has not polled since the ping, the writing side reads: heartbeat
+    /// frames are consumed, the first data message is kept for the reader, and reading
+    /// stops there (nothing a peer sends can grow a queue).
+    fn read_ahead<S, M, E>(
+        &mut self,
+        mut inner: Pin<&mut S>,
+        shared: &Arc<Shared>,
+        config: &Config,
+        cx: &mut Context<'_>,
+    ) where
+        S: Stream<Item = Result<M, E>>,
+        M: WsMessage + Send + Sync + 'static,
+        E: Send + Sync + 'static,
+    {
+        if self.reader_polled
+            || !self.pacemaker.awaiting_pong()
+            || !self.read_ahead.is_empty()
+            || !matches!(self.phase, Phase::Live | Phase::Closing)
+        {
+            return;
+        }
+        // Reading on the writer's behalf must not steal a parked reader's wake-up.
+        shared.writer.register(cx.waker());
+        let waker = waker_ref(shared);
+        let mut cx = Context::from_waker(&waker);
+        for _ in 0..HIDDEN_PER_POLL {
+            match inner.as_mut().poll_next(&mut cx) {
+                Poll::Ready(Some(Ok(msg))) => {
+                    if !self.observe(&msg, config, shared) {
+                        self.read_ahead.put::<Result<M, E>>(Ok(msg));
+                        break;
+                    }
+                }
+                Poll::Ready(Some(Err(err))) => {
+                    self.read_ahead.put::<Result<M, E>>(Err(err));
+                    break;
+                }
+                Poll::Ready(None) => {
+                    self.phase = Phase::Ended;
+                    break;
+                }
+                Poll::Pending => return,
+            }
+        }
+        shared.reader.wake();
+    }
+
+    /// The death, the first time the stream is asked after it; `None` after that.
+    fn report_death(&mut self) -> Option<Dead> {
+        match &mut self.phase {
+            Phase::Dead { dead, reported, .. } if !*reported => {
+                *reported = true;
+                Some(*dead)
+            }
+            _ => None,
+        }
+    }
+
+    /// Moves the best-effort Close frame to a dead peer along. `Ready` once it was flushed,
+    /// failed, or ran out of time; it never waits past the close timeout.
+    fn poll_dead_close<S, M, E>(&mut self, mut inner: Pin<&mut S>, cx: &mut Context<'_>) -> Poll<()>
+    where
+        S: Sink<M, Error = E>,
+        M: WsMessage,
+    {
+        let Phase::Dead { close, .. } = &mut self.phase else {
+            return Poll::Ready(());
+        };
+        loop {
+            let progress = match *close {
+                DeadClose::Done => return Poll::Ready(()),
+                DeadClose::Unsent => match inner.as_mut().poll_ready(cx) {
+                    Poll::Ready(Ok(())) => {
+                        let frame = M::close(DEAD_CLOSE_CODE, DEAD_CLOSE_REASON);
+                        Poll::Ready(match inner.as_mut().start_send(frame) {
+                            Ok(()) => DeadClose::Sent,
+                            Err(_) => DeadClose::Done,
+                        })
+                    }
+                    Poll::Ready(Err(_)) => Poll::Ready(DeadClose::Done),
+                    Poll::Pending => Poll::Pending,
+                },
+                DeadClose::Sent => inner.as_mut().poll_close(cx).map(|_| DeadClose::Done),
+            };
+            match progress {
+                Poll::Ready(next) => *close = next,
+                Poll::Pending if self.timer.sleep().poll(cx).is_ready() => {
+                    *close = DeadClose::Done;
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl<S, M, E> Stream for Heartbeat<S>
+where
+    S: Stream<Item = Result<M, E>> + Sink<M, Error = E>,
+    M: WsMessage + Send + Sync + 'static,
+    E: From<Dead> + Send + Sync + 'static,
+{
+    type Item = Result<M, E>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut this = self.project();
+        let conn = this.conn;
+        conn.reader_polled = true;
+        if let Some(item) = conn.read_ahead.take::<Self::Item>() {
+            return Poll::Ready(Some(item));
+        }
+        let mut hidden = 0;
+        loop {
+            match conn.phase {
+                Phase::Live | Phase::Closing => {}
+                Phase::Ended => return Poll::Ready(None),
+                Phase::Dead { .. } => {
+                    // Move the Close frame along, but never make the handler wait for it.
+                    let _ = conn.poll_dead_close(this.inner.as_mut(), cx);
+                    return Poll::Ready(conn.report_death().map(|dead| Err(dead.into())));
+                }
+            }
+            if let Err(err) = conn.drive(this.inner.as_mut(), this.shared, this.config, cx, Side::Reader) {
+                return Poll::Ready(Some(Err(err)));
+            }
+            if conn.is_dead() {
+                continue;
+            }
+            match this.inner.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(msg))) => {
+                    if !conn.observe(&msg, this.config, this.shared) {
+                        return Poll::Ready(Some(Ok(msg)));
+                    }
+                    hidden += 1;
+                    if hidden == HIDDEN_PER_POLL {
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                }
+                Poll::Ready(Some(Err(err))) => return Poll::Ready(Some(Err(err))),
+                Poll::Ready(None) => {
+                    conn.phase = Phase::Ended;
+                    return Poll::Ready(None);
+                }
+                Poll::Pending => {
+                    this.shared.reader.register(cx.waker());
+                    if conn.poll_timer(this.shared, cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<S, M, E> FusedStream for Heartbeat<S>
+where
+    S: FusedStream<Item = Result<M, E>> + Sink<M, Error = E>,
+    M: WsMessage + Send + Sync + 'static,
+    E: From<Dead> + Send + Sync + 'static,
+{
+    fn is_terminated(&self) -> bool {
+        match self.conn.phase {
+            Phase::Ended => true,
+            Phase::Dead { reported, .. } => reported,
+            Phase::Live | Phase::Closing => {
+                self.conn.read_ahead.is_empty() && self.inner.is_terminated()
+            }
+        }
+    }
+}
+
+/// Which inner sink operation a `poll_*` of the adapter waits for.
+#[derive(Clone, Copy)]
+enum SinkOp {
+    Ready,
+    Flush,
+    Close,
+}
+
+impl<S> Heartbeat<S> {
+    /// `poll_ready`, `poll_flush` and `poll_close` share everything but the inner call: run
+    /// the heartbeat, read ahead for a send-only handler, then wait on the inner sink and the
+    /// timer together.
+    fn poll_sink<M, E>(self: Pin<&mut Self>, cx: &mut Context<'_>, op: SinkOp) -> Poll<Result<(), E>>
+    where
+        S: Stream<Item = Result<M, E>> + Sink<M, Error = E>,
+        M: WsMessage + Send + Sync + 'static,
+        E: From<Dead> + Send + Sync + 'static,
+    {
+        let mut this = self.project();
+        let conn = this.conn;
+        loop {
+            match conn.phase {
+                Phase::Live if matches!(op, SinkOp::Close) => conn.phase = Phase::Closing,
+                Phase::Live | Phase::Closing => {}
+                Phase::Ended => return poll_inner(this.inner, cx, op),
+                Phase::Dead { dead, .. } => {
+                    let closed = conn.poll_dead_close(this.inner.as_mut(), cx);
+                    return match op {
+                        SinkOp::Close => closed.map(Ok),
+                        SinkOp::Ready | SinkOp::Flush => Poll::Ready(Err(dead.into())),
+                    };
+                }
+            }
+            if let Err(err) = conn.drive(this.inner.as_mut(), this.shared, this.config, cx, Side::Writer) {
+                return Poll::Ready(Err(err));
+            }
+            if conn.is_dead() {
+                continue;
+            }
+            conn.read_ahead(this.inner.as_mut(), this.shared, this.config, cx);
+            match poll_inner(this.inner.as_mut(), cx, op) {
+                Poll::Ready(Ok(())) => {
+                    match op {
+                        SinkOp::Ready => conn.reserved = true,
+                        SinkOp::Flush | SinkOp::Close => conn.ping_unflushed = false,
+                    }
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                Poll::Pending => {
+                    this.shared.writer.register(cx.waker());
+                    if conn.poll_timer(this.shared, cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn poll_inner<S, M>(inner: Pin<&mut S>, cx: &mut Context<'_>, op: SinkOp) -> Poll<Result<(), S::Error>>
+where
+    S: Sink<M>,
+{
+    match op {
+        SinkOp::Ready => inner.poll_ready(cx),
+        SinkOp::Flush => inner.poll_flush(cx),
+        SinkOp::Close => inner.poll_close(cx),
+    }
+}
+
+impl<S, M, E> Sink<M> for Heartbeat<S>
+where
+    S: Stream<Item = Result<M, E>> + Sink<M, Error = E>,
+    M: WsMessage + Send + Sync + 'static,
+    E: From<Dead> + Send + Sync + 'static,
+{
+    type Error = E;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+        self.poll_sink(cx, SinkOp::Ready)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: M) -> Result<(), E> {
+        let this = self.project();
+        let conn = this.conn;
+        if let Phase::Dead { dead, .. } = conn.phase {
+            return Err(dead.into());
+        }
+        conn.reserved = false;
+        if matches!(conn.phase, Phase::Live) && item.kind() == MessageKind::Close {
+            conn.phase = Phase::Closing;
+        }
+        this.inner.start_send(item)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+        self.poll_sink(cx, SinkOp::Flush)
+    }
+
+    /// Closes the inner sink. After the peer was found dead, this finishes the best-effort
+    /// Close frame (within the close timeout) and returns `Ok`.
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+        self.poll_sink(cx, SinkOp::Close)
+    }
+}
+
+/// The clock and the timer, behind two functions that unit tests count, to prove that the
+/// per-message path uses neither.
+mod probe {
+    use std::pin::Pin;
+    use tokio::time::{Instant, Sleep};
+
+    #[cfg(test)]
+    thread_local! {
+        pub(super) static CLOCK_READS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+        pub(super) static TIMER_RESETS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+
+    #[inline]
+    pub(super) fn now() -> Instant {
+        #[cfg(test)]
+        CLOCK_READS.with(|n| n.set(n.get() + 1));
+        Instant::now()
+    }
+
+    #[inline]
+    pub(super) fn reset(sleep: Pin<&mut Sleep>, deadline: Instant) {
+        #[cfg(test)]
+        TIMER_RESETS.with(|n| n.set(n.get() + 1));
+        sleep.reset(deadline);
+    }
+}

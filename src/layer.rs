@@ -1,0 +1,146 @@
+//! [`HeartbeatLayer`]: the tower `Layer` that adds a heartbeat, and the builder of its
+//! settings.
+
+use std::time::Duration;
+
+use tower_layer::Layer;
+
+use crate::config::{self, Config};
+use crate::heartbeat::Heartbeat;
+
+/// Adds a heartbeat to a WebSocket, or to every WebSocket a connection-handler service is
+/// called with. Holds the settings; `const`, `Copy` and cheap to pass around.
+///
+/// | setting | default | meaning |
+/// |---|---|---|
+/// | [`interval`](Self::interval) | 10 s | time between two ticks; each tick may send a ping |
+/// | [`max_missed`](Self::max_missed) | 3 | unanswered pings in a row that make the peer dead |
+/// | [`any_inbound_is_alive`](Self::any_inbound_is_alive) | `true` | any frame proves life, not only a pong |
+/// | [`idle_only`](Self::idle_only) | `false` | skip the ping of a tick when the peer proved alive since the last one |
+/// | [`forward_pings`](Self::forward_pings) | `false` | hand the peer's pings to the handler too |
+/// | [`jitter`](Self::jitter) | `true` | first tick at a random point of the first interval |
+/// | [`close_timeout`](Self::close_timeout) | 1 s | time allowed for the Close frame to a dead peer |
+///
+/// A peer silent since `t0` is declared dead strictly after `t0 + interval × max_missed` and
+/// no later than `t0 + interval × (max_missed + 1)` ([`detection_bound`](Self::detection_bound));
+/// with `idle_only`, up to one interval later.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower::Layer;
+/// use ws_heartbeat::{Heartbeat, HeartbeatLayer};
+///
+/// const KEEPALIVE: HeartbeatLayer = HeartbeatLayer::new()
+///     .interval(Duration::from_secs(20))
+///     .max_missed(2);
+/// assert_eq!(KEEPALIVE.detection_bound(), Duration::from_secs(60));
+///
+/// # async fn wrap(ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>) {
+/// let ws: Heartbeat<_> = KEEPALIVE.layer(ws);
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeartbeatLayer {
+    config: Config,
+}
+
+impl HeartbeatLayer {
+    /// The defaults: interval 10 s, `max_missed` 3, see the table above.
+    pub const fn new() -> Self {
+        Self {
+            config: Config::DEFAULT,
+        }
+    }
+
+    /// Time between two ticks. At each tick a ping is sent (unless [`idle_only`](Self::idle_only)
+    /// skips it) and an unanswered earlier ping counts as missed. Keep it well under the idle
+    /// timeout of the proxies on the path (nginx and most load balancers: 60 s).
+    ///
+    /// # Panics
+    /// If `interval` is zero or longer than 24 hours.
+    #[track_caller]
+    pub const fn interval(mut self, interval: Duration) -> Self {
+        self.config.interval = config::checked_interval(interval);
+        self
+    }
+
+    /// Unanswered pings in a row after which the peer is dead.
+    ///
+    /// # Panics
+    /// If `max_missed` is zero.
+    #[track_caller]
+    pub const fn max_missed(mut self, max_missed: u32) -> Self {
+        self.config.max_missed = config::checked_max_missed(max_missed);
+        self
+    }
+
+    /// With `true` (the default) any frame from the peer proves it alive. With `false` only
+    /// a pong answering one of our pings does: a peer whose application keeps talking while
+    /// its WebSocket layer no longer answers pings is then found dead too.
+    pub const fn any_inbound_is_alive(mut self, yes: bool) -> Self {
+        self.config.any_inbound_is_alive = yes;
+        self
+    }
+
+    /// With `true`, a tick sends no ping when the peer already proved alive since the
+    /// previous tick (see [`any_inbound_is_alive`](Self::any_inbound_is_alive)). Saves the
+    /// pings of busy connections, and their RTT samples; detection takes up to one interval
+    /// longer. Default `false`: every tick pings.
+    pub const fn idle_only(mut self, yes: bool) -> Self {
+        self.config.idle_only = yes;
+        self
+    }
+
+    /// With `true`, the peer's pings also reach the handler (they are answered by the
+    /// WebSocket library either way, exactly once). Default `false`: hidden, like pongs,
+    /// which never reach the handler.
+    pub const fn forward_pings(mut self, yes: bool) -> Self {
+        self.config.forward_pings = yes;
+        self
+    }
+
+    /// With `true` (the default) the first tick of each connection comes at a random point
+    /// in `(0, interval]`, so connections opened together do not ping together. Later ticks
+    /// follow every `interval`. With `false` the first tick comes after exactly one interval.
+    pub const fn jitter(mut self, yes: bool) -> Self {
+        self.config.jitter = yes;
+        self
+    }
+
+    /// How long the Close frame (1011, "keepalive timeout") to a dead peer may take before
+    /// the adapter gives up on it. The `Dead` error never waits for it.
+    ///
+    /// # Panics
+    /// If `timeout` is longer than 24 hours.
+    #[track_caller]
+    pub const fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.config.close_timeout = config::checked_close_timeout(timeout);
+        self
+    }
+
+    /// The longest time from a peer's last frame to its `Dead`:
+    /// `interval × (max_missed + 1)`, plus one interval with [`idle_only`](Self::idle_only).
+    pub const fn detection_bound(&self) -> Duration {
+        let ticks = self.config.max_missed as u64 + 1 + self.config.idle_only as u64;
+        let nanos = self.config.interval.as_nanos() * ticks as u128;
+        Duration::from_nanos(nanos as u64)
+    }
+
+    /// The configured interval.
+    pub const fn get_interval(&self) -> Duration {
+        self.config.interval
+    }
+
+    /// The configured `max_missed`.
+    pub const fn get_max_missed(&self) -> u32 {
+        self.config.max_missed
+    }
+}
+
+impl<S> Layer<S> for HeartbeatLayer {
+    type Service = Heartbeat<S>;
+
+    fn layer(&self, inner: S) -> Heartbeat<S> {
+        Heartbeat::with_config(inner, self.config)
+    }
+}

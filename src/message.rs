@@ -1,0 +1,111 @@
+//! [`WsMessage`]: what the adapter needs to know about a message type to heartbeat with it.
+
+/// What a received message means to the heartbeat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageKind<'a> {
+    /// A ping from the peer. The WebSocket library answers it; the heartbeat only hides it
+    /// (or forwards it, see [`HeartbeatLayer::forward_pings`](crate::HeartbeatLayer::forward_pings)).
+    Ping,
+    /// A pong, with its payload. Never reaches the handler.
+    Pong(&'a [u8]),
+    /// A Close frame: the start or the end of the closing handshake.
+    Close,
+    /// Anything else: application data, passed through untouched.
+    Data,
+}
+
+/// A WebSocket message type the heartbeat can build pings and Close frames of, and classify.
+///
+/// Implemented for `tungstenite::Message` (feature `tungstenite`, on by default). Implement it
+/// for the message type of another WebSocket library to heartbeat that library's streams.
+///
+/// [`kind`](WsMessage::kind) runs once for every message in each direction, so it should be a
+/// plain `match`: no allocation, no parsing.
+///
+/// ```
+/// use ws_heartbeat::{MessageKind, WsMessage};
+///
+/// enum Frame { Text(String), Ping(Vec<u8>), Pong(Vec<u8>), Close(u16) }
+///
+/// impl WsMessage for Frame {
+///     fn ping(payload: [u8; 8]) -> Self { Frame::Ping(payload.to_vec()) }
+///     fn close(code: u16, _reason: &'static str) -> Self { Frame::Close(code) }
+///     fn kind(&self) -> MessageKind<'_> {
+///         match self {
+///             Frame::Ping(_) => MessageKind::Ping,
+///             Frame::Pong(p) => MessageKind::Pong(p),
+///             Frame::Close(_) => MessageKind::Close,
+///             Frame::Text(_) => MessageKind::Data,
+///         }
+///     }
+/// }
+/// ```
+pub trait WsMessage: Sized {
+    /// A ping frame carrying `payload` (the heartbeat's sequence number).
+    fn ping(payload: [u8; 8]) -> Self;
+    /// A Close frame with a status code and a reason.
+    fn close(code: u16, reason: &'static str) -> Self;
+    /// What this message means to the heartbeat.
+    fn kind(&self) -> MessageKind<'_>;
+}
+
+#[cfg(feature = "tungstenite")]
+mod tungstenite_message {
+    use super::{MessageKind, WsMessage};
+    use tungstenite::Message;
+    use tungstenite::protocol::CloseFrame;
+    use tungstenite::protocol::frame::Utf8Bytes;
+
+    impl WsMessage for Message {
+        fn ping(payload: [u8; 8]) -> Self {
+            Message::Ping(tungstenite::Bytes::copy_from_slice(&payload))
+        }
+
+        fn close(code: u16, reason: &'static str) -> Self {
+            Message::Close(Some(CloseFrame {
+                code: code.into(),
+                reason: Utf8Bytes::from_static(reason),
+            }))
+        }
+
+        #[inline]
+        fn kind(&self) -> MessageKind<'_> {
+            match self {
+                Message::Ping(_) => MessageKind::Ping,
+                Message::Pong(payload) => MessageKind::Pong(payload),
+                Message::Close(_) => MessageKind::Close,
+                // tungstenite never reads a raw `Frame`; one that is sent is the user's data.
+                Message::Text(_) | Message::Binary(_) | Message::Frame(_) => MessageKind::Data,
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use tungstenite::protocol::frame::coding::CloseCode;
+
+        #[test]
+        fn classifies_every_variant() {
+            assert_eq!(Message::Ping(vec![1].into()).kind(), MessageKind::Ping);
+            assert_eq!(Message::Pong(vec![7, 8].into()).kind(), MessageKind::Pong(&[7, 8]));
+            assert_eq!(Message::Close(None).kind(), MessageKind::Close);
+            assert_eq!(Message::text("ping").kind(), MessageKind::Data);
+            assert_eq!(Message::binary(vec![0x9]).kind(), MessageKind::Data);
+        }
+
+        #[test]
+        fn builds_ping_and_close() {
+            assert_eq!(
+                <Message as WsMessage>::ping([0, 0, 0, 0, 0, 0, 0, 5]),
+                Message::Ping(vec![0, 0, 0, 0, 0, 0, 0, 5].into())
+            );
+            let Message::Close(Some(frame)) = <Message as WsMessage>::close(1011, "keepalive timeout")
+            else {
+                panic!("not a close frame");
+            };
+            assert_eq!(frame.code, CloseCode::Error);
+            assert_eq!(frame.reason.as_str(), "keepalive timeout");
+        }
+    }
+}

@@ -1,0 +1,486 @@
+//! The liveness state machine, without I/O, timers or clock reads: the caller tells it what
+//! arrived and when a tick happened (with the time), and it answers with what to do.
+//!
+//! The rules (DESIGN.md, "Semantics"): at each tick, a peer heard since the previous tick is
+//! alive (`missed = 0`, and the pings sent so far are forgiven); otherwise, if a ping is
+//! outstanding, `missed += 1`, and at `max_missed` the peer is dead. Then a ping is sent,
+//! unless `idle_only` is set and the peer already proved alive in that interval.
+
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::error::Dead;
+
+/// What the caller must do after a tick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Tick {
+    /// Send a ping carrying this sequence number. It counts as sent from now on, even if the
+    /// sink cannot take it.
+    Ping(u64),
+    /// Nothing to send (`idle_only`, and the peer proved alive in the interval).
+    Skip,
+    /// The peer is dead.
+    Dead(Dead),
+}
+
+/// What a received pong turned out to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pong {
+    /// It answers the latest ping that reached the sink: a round-trip sample.
+    Rtt(Duration),
+    /// It answers an outstanding ping, but not one with a known send time.
+    Answer,
+    /// Unsolicited, replayed or foreign: inbound traffic, nothing more.
+    Unmatched,
+}
+
+#[derive(Debug)]
+pub(crate) struct Pacemaker {
+    max_missed: u32,
+    any_inbound_is_alive: bool,
+    idle_only: bool,
+    /// Any frame arrived since the last tick.
+    heard: bool,
+    /// A pong answering one of our pings arrived since the last tick.
+    answered: bool,
+    /// Ticks in a row without life while a ping was outstanding.
+    missed: u32,
+    /// Sequence number of the next ping.
+    next_seq: u64,
+    /// Pings `first_unanswered..next_seq` may still be answered (a pong matches one of them).
+    first_unanswered: u64,
+    /// Pings `counted_from..next_seq` were sent since the peer was last alive at a tick: they
+    /// are the ones a silent tick counts as missed.
+    counted_from: u64,
+    /// The latest ping handed to the sink, and when: the only one that gives an RTT sample.
+    written: Option<(u64, Instant)>,
+    /// The tick at which the peer was last found alive (initially: the handshake).
+    last_alive: Instant,
+}
+
+impl Pacemaker {
+    /// A pacemaker for a connection whose handshake completed at `now`. The handshake counts
+    /// as the first sign of life. `first_seq` should be unpredictable, so that pongs forged
+    /// or replayed by a peer do not match.
+    pub(crate) fn new(config: &Config, first_seq: u64, now: Instant) -> Self {
+        Self {
+            max_missed: config.max_missed,
+            any_inbound_is_alive: config.any_inbound_is_alive,
+            idle_only: config.idle_only,
+            heard: true,
+            answered: true,
+            missed: 0,
+            next_seq: first_seq,
+            first_unanswered: first_seq,
+            counted_from: first_seq,
+            written: None,
+            last_alive: now,
+        }
+    }
+
+    /// Some frame (data, ping, close) arrived. No clock: this runs for every message.
+    #[inline]
+    pub(crate) fn on_inbound(&mut self) {
+        self.heard = true;
+    }
+
+    /// A pong arrived at `now`, carrying `payload`.
+    pub(crate) fn on_pong(&mut self, payload: &[u8], now: Instant) -> Pong {
+        self.heard = true;
+        let Ok(bytes) = <[u8; 8]>::try_from(payload) else {
+            return Pong::Unmatched;
+        };
+        let seq = u64::from_be_bytes(bytes);
+        let offset = seq.wrapping_sub(self.first_unanswered);
+        if offset >= self.next_seq.wrapping_sub(self.first_unanswered) {
+            return Pong::Unmatched;
+        }
+        self.answered = true;
+        self.first_unanswered = seq.wrapping_add(1);
+        match self.written {
+            Some((written_seq, at)) if written_seq == seq => {
+                self.written = None;
+                Pong::Rtt(now.saturating_duration_since(at))
+            }
+            _ => Pong::Answer,
+        }
+    }
+
+    /// The ping `seq` was handed to the sink at `now`.
+    pub(crate) fn on_ping_written(&mut self, seq: u64, now: Instant) {
+        self.written = Some((seq, now));
+    }
+
+    /// A tick happened at `now`.
+    pub(crate) fn on_tick(&mut self, now: Instant) -> Tick {
+        let alive = if self.any_inbound_is_alive {
+            self.heard
+        } else {
+            self.answered
+        };
+        if alive {
+            self.missed = 0;
+            self.counted_from = self.next_seq;
+            self.last_alive = now;
+        } else if self.counted_from != self.next_seq {
+            self.missed += 1;
+            if self.missed >= self.max_missed {
+                return Tick::Dead(Dead::new(
+                    self.missed,
+                    now.saturating_duration_since(self.last_alive),
+                ));
+            }
+        }
+        self.heard = false;
+        self.answered = false;
+        // "Busy" is what proves life: with `any_inbound_is_alive` off, data alone must not
+        // save pings, or a peer that talks but never answers could never be found dead.
+        if self.idle_only && alive {
+            return Tick::Skip;
+        }
+        let seq = self.next_seq;
+        self.next_seq = seq.wrapping_add(1);
+        Tick::Ping(seq)
+    }
+
+    /// A ping is out that no pong has answered yet.
+    #[inline]
+    pub(crate) fn awaiting_pong(&self) -> bool {
+        self.first_unanswered != self.next_seq
+    }
+
+    /// Silent ticks in a row so far.
+    pub(crate) fn missed(&self) -> u32 {
+        self.missed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const I: Duration = Duration::from_secs(10);
+
+    fn config(max_missed: u32) -> Config {
+        Config {
+            max_missed,
+            ..Config::default()
+        }
+    }
+
+    fn at(t0: Instant, secs: u64) -> Instant {
+        t0 + Duration::from_secs(secs)
+    }
+
+    fn ping(tick: Tick) -> u64 {
+        match tick {
+            Tick::Ping(seq) => seq,
+            other => panic!("expected a ping, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn silent_peer_dies_after_exactly_max_missed_pings() {
+        // 0 s: handshake. 10 s: alive (handshake), ping 1. 20, 30 s: pings 2, 3 missed.
+        // 40 s: ping 3 missed too: dead, silent for 40 s since the handshake... measured from
+        // the tick at 10 s that last saw life: 30 s.
+        let t0 = Instant::now();
+        let mut pm = Pacemaker::new(&config(3), 100, t0);
+        assert_eq!(pm.on_tick(at(t0, 10)), Tick::Ping(100));
+        assert_eq!(pm.on_tick(at(t0, 20)), Tick::Ping(101));
+        assert_eq!(pm.missed(), 1);
+        assert_eq!(pm.on_tick(at(t0, 30)), Tick::Ping(102));
+        assert_eq!(pm.missed(), 2);
+        assert_eq!(
+            pm.on_tick(at(t0, 40)),
+            Tick::Dead(Dead::new(3, Duration::from_secs(30)))
+        );
+    }
+
+    #[test]
+    fn answered_pings_keep_the_peer_alive_forever() {
+        let t0 = Instant::now();
+        let mut pm = Pacemaker::new(&config(1), 7, t0);
+        for k in 1..=1000 {
+            let seq = ping(pm.on_tick(at(t0, 10 * k)));
+            pm.on_ping_written(seq, at(t0, 10 * k));
+            let rtt = pm.on_pong(&seq.to_be_bytes(), at(t0, 10 * k) + Duration::from_millis(3));
+            assert_eq!(rtt, Pong::Rtt(Duration::from_millis(3)));
+        }
+    }
+
+    #[test]
+    fn any_inbound_resets_the_count_by_default() {
+        // 10 s: ping 1. 20 s: missed 1, ping 2. 25 s: data. 30 s: alive, missed 0.
+        let t0 = Instant::now();
+        let mut pm = Pacemaker::new(&config(3), 0, t0);
+        ping(pm.on_tick(at(t0, 10)));
+        ping(pm.on_tick(at(t0, 20)));
+        assert_eq!(pm.missed(), 1);
+        pm.on_inbound();
+        ping(pm.on_tick(at(t0, 30)));
+        assert_eq!(pm.missed(), 0);
+    }
+
+    #[test]
+    fn without_any_inbound_only_an_answer_counts() {
+        let t0 = Instant::now();
+        let cfg = Config {
+            any_inbound_is_alive: false,
+            ..config(2)
+        };
+        let mut pm = Pacemaker::new(&cfg, 0, t0);
+        let first = ping(pm.on_tick(at(t0, 10)));
+        pm.on_inbound();
+        assert_eq!(pm.on_pong(b"not ours", at(t0, 11)), Pong::Unmatched);
+        ping(pm.on_tick(at(t0, 20)));
+        assert_eq!(pm.missed(), 1);
+        // An answer to the older, still outstanding ping counts.
+        assert_eq!(pm.on_pong(&first.to_be_bytes(), at(t0, 21)), Pong::Answer);
+        ping(pm.on_tick(at(t0, 30)));
+        assert_eq!(pm.missed(), 0);
+        pm.on_inbound();
+        ping(pm.on_tick(at(t0, 40)));
+        assert!(matches!(pm.on_tick(at(t0, 50)), Tick::Dead(d) if d.missed() == 2));
+    }
+
+    #[test]
+    fn unmatched_and_replayed_pongs_give_no_sample() {
+        let t0 = Instant::now();
+        let mut pm = Pacemaker::new(&config(3), u64::MAX, t0);
+        let seq = ping(pm.on_tick(at(t0, 10)));
+        assert_eq!(seq, u64::MAX);
+        pm.on_ping_written(seq, at(t0, 10));
+        assert_eq!(pm.on_pong(&[], at(t0, 11)), Pong::Unmatched);
+        assert_eq!(pm.on_pong(&[0; 9], at(t0, 11)), Pong::Unmatched);
+        assert_eq!(pm.on_pong(&0u64.to_be_bytes(), at(t0, 11)), Pong::Unmatched);
+        assert!(pm.awaiting_pong());
+        assert_eq!(
+            pm.on_pong(&seq.to_be_bytes(), at(t0, 12)),
+            Pong::Rtt(Duration::from_secs(2))
+        );
+        assert!(!pm.awaiting_pong());
+        // The same payload again is a replay.
+        assert_eq!(pm.on_pong(&seq.to_be_bytes(), at(t0, 13)), Pong::Unmatched);
+        // Sequence numbers wrap.
+        assert_eq!(ping(pm.on_tick(at(t0, 20))), 0);
+    }
+
+    #[test]
+    fn ping_the_sink_could_not_take_counts_as_unanswered() {
+        // The adapter never calls on_ping_written: the pings still count.
+        let t0 = Instant::now();
+        let mut pm = Pacemaker::new(&config(2), 0, t0);
+        ping(pm.on_tick(at(t0, 10)));
+        ping(pm.on_tick(at(t0, 20)));
+        assert!(matches!(pm.on_tick(at(t0, 30)), Tick::Dead(_)));
+    }
+
+    #[test]
+    fn idle_only_skips_busy_ticks_and_detects_one_interval_later() {
+        // 0 s handshake (busy). 10 s: skip. 20 s: ping. 30, 40 s: missed 1, 2. 50 s: dead.
+        let t0 = Instant::now();
+        let cfg = Config {
+            idle_only: true,
+            ..config(3)
+        };
+        let mut pm = Pacemaker::new(&cfg, 0, t0);
+        assert_eq!(pm.on_tick(at(t0, 10)), Tick::Skip);
+        ping(pm.on_tick(at(t0, 20)));
+        ping(pm.on_tick(at(t0, 30)));
+        ping(pm.on_tick(at(t0, 40)));
+        assert!(matches!(pm.on_tick(at(t0, 50)), Tick::Dead(_)));
+    }
+
+    #[test]
+    fn idle_only_forgives_pings_sent_before_the_peer_was_heard() {
+        // 10 s: skip (handshake). 20 s: ping A. 25 s: data (A unanswered). 30 s: alive, skip.
+        // 40 s: A is forgiven, nothing outstanding: no miss; ping B.
+        let t0 = Instant::now();
+        let cfg = Config {
+            idle_only: true,
+            ..config(1)
+        };
+        let mut pm = Pacemaker::new(&cfg, 0, t0);
+        assert_eq!(pm.on_tick(at(t0, 10)), Tick::Skip);
+        ping(pm.on_tick(at(t0, 20)));
+        pm.on_inbound();
+        assert_eq!(pm.on_tick(at(t0, 30)), Tick::Skip);
+        ping(pm.on_tick(at(t0, 40)));
+        assert_eq!(pm.missed(), 0);
+        assert!(matches!(pm.on_tick(at(t0, 50)), Tick::Dead(_)));
+    }
+
+    #[test]
+    fn rtt_sample_needs_the_latest_written_ping() {
+        let t0 = Instant::now();
+        let mut pm = Pacemaker::new(&config(5), 0, t0);
+        let a = ping(pm.on_tick(at(t0, 10)));
+        pm.on_ping_written(a, at(t0, 10));
+        let b = ping(pm.on_tick(at(t0, 20)));
+        pm.on_ping_written(b, at(t0, 20));
+        // The answer to `a` arrives late: an answer, but its send time was overwritten.
+        assert_eq!(pm.on_pong(&a.to_be_bytes(), at(t0, 21)), Pong::Answer);
+        assert_eq!(
+            pm.on_pong(&b.to_be_bytes(), at(t0, 22)),
+            Pong::Rtt(Duration::from_secs(2))
+        );
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    //! The timing bounds of DESIGN.md, checked over random peers: ticks every `I` from a
+    //! jittered start, a peer that is heard at random times until it goes silent.
+    use super::*;
+    use proptest::prelude::*;
+
+    const I: u64 = 1_000; // interval, in ms
+
+    #[derive(Debug, Clone)]
+    struct Scenario {
+        max_missed: u32,
+        any_inbound_is_alive: bool,
+        idle_only: bool,
+        first_tick: u64,
+        /// Delays of the peer's answers to each ping, in ms (`None`: no answer).
+        answers: Vec<Option<u64>>,
+        /// Times at which the peer sends data, in ms.
+        data: Vec<u64>,
+        /// The peer sends nothing after this time.
+        silent_from: u64,
+    }
+
+    fn scenario() -> impl Strategy<Value = Scenario> {
+        (
+            1u32..6,
+            any::<bool>(),
+            any::<bool>(),
+            1..=I,
+            prop::collection::vec(prop::option::weighted(0.8, 0..2 * I), 0..40),
+            prop::collection::vec(0..40 * I, 0..40),
+            0..40 * I,
+        )
+            .prop_map(
+                |(max_missed, any_inbound_is_alive, idle_only, first_tick, answers, data, silent_from)| {
+                    Scenario {
+                        max_missed,
+                        any_inbound_is_alive,
+                        idle_only,
+                        first_tick,
+                        answers,
+                        data,
+                        silent_from,
+                    }
+                },
+            )
+    }
+
+    #[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Clone, Copy)]
+    enum Event {
+        // At equal times a tick comes first: the adapter polls its timer before the stream.
+        Tick,
+        Data,
+        Pong(u64),
+    }
+
+    /// Runs the scenario; returns the time of death (ms), the time of the last frame that
+    /// counts as life, and how many pings went unanswered in a row before death.
+    fn run(s: &Scenario) -> (Option<u64>, u64, u32) {
+        let t0 = Instant::now();
+        let ms = |t: u64| t0 + Duration::from_millis(t);
+        let config = Config {
+            max_missed: s.max_missed,
+            any_inbound_is_alive: s.any_inbound_is_alive,
+            idle_only: s.idle_only,
+            ..Config::default()
+        };
+        let mut pm = Pacemaker::new(&config, 0, t0);
+        let mut queue: Vec<(u64, Event)> = s
+            .data
+            .iter()
+            .filter(|&&t| t < s.silent_from)
+            .map(|&t| (t, Event::Data))
+            .collect();
+        let mut last_life = 0; // the handshake
+        let mut pings = 0usize;
+        let mut unanswered_in_a_row = 0;
+        let mut next_tick = s.first_tick;
+        loop {
+            queue.sort();
+            let tick_first = queue.first().is_none_or(|&(t, _)| next_tick <= t);
+            let (now, event) = if tick_first {
+                (next_tick, Event::Tick)
+            } else {
+                queue.remove(0)
+            };
+            match event {
+                Event::Tick => {
+                    next_tick += I;
+                    match pm.on_tick(ms(now)) {
+                        Tick::Dead(dead) => {
+                            assert_eq!(dead.missed(), s.max_missed);
+                            return (Some(now), last_life, unanswered_in_a_row);
+                        }
+                        Tick::Skip => {}
+                        Tick::Ping(seq) => {
+                            pm.on_ping_written(seq, ms(now));
+                            let answer = s.answers.get(pings).copied().flatten();
+                            pings += 1;
+                            match answer.map(|d| now + d) {
+                                Some(t) if t < s.silent_from => queue.push((t, Event::Pong(seq))),
+                                _ => {}
+                            }
+                            unanswered_in_a_row += 1;
+                        }
+                    }
+                    if now > 200 * I {
+                        return (None, last_life, unanswered_in_a_row);
+                    }
+                }
+                Event::Data => {
+                    pm.on_inbound();
+                    if s.any_inbound_is_alive {
+                        last_life = now;
+                        unanswered_in_a_row = 0;
+                    }
+                }
+                Event::Pong(seq) => {
+                    let answered = pm.on_pong(&seq.to_be_bytes(), ms(now)) != Pong::Unmatched;
+                    if s.any_inbound_is_alive || answered {
+                        last_life = now;
+                        unanswered_in_a_row = 0;
+                    }
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        #[test]
+        fn a_peer_that_answers_in_time_is_never_dead(
+            mut s in scenario(),
+            delays in prop::collection::vec(0..I, 300),
+        ) {
+            s.silent_from = u64::MAX;
+            s.answers = delays.into_iter().map(Some).collect();
+            let (death, _, _) = run(&s);
+            prop_assert_eq!(death, None);
+        }
+
+        #[test]
+        fn death_lands_inside_the_documented_bounds(s in scenario()) {
+            let (death, last_life, unanswered) = run(&s);
+            let death = death.expect("a peer silent for 160 intervals must be dead");
+            let m = u64::from(s.max_missed);
+            let lower = last_life + I * m;
+            let upper = last_life + I * (m + 1 + u64::from(s.idle_only));
+            prop_assert!(death > lower, "dead at {death} ms, not after {lower} ms");
+            prop_assert!(death <= upper, "dead at {death} ms, after {upper} ms");
+            // Exactly max_missed pings went out after the last sign of life, unanswered.
+            prop_assert_eq!(unanswered, s.max_missed);
+        }
+    }
+}
