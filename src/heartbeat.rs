@@ -484,6 +484,10 @@ impl Conn {
         let Phase::Dead { close, .. } = &mut self.phase else {
             return Poll::Ready(());
         };
+        if self.reserved {
+            // The handler owns the next `start_send`; the Close frame goes after it.
+            return Poll::Pending;
+        }
         loop {
             let progress = match *close {
                 DeadClose::Done => return Poll::Ready(()),
@@ -607,6 +611,10 @@ impl<S> Heartbeat<S> {
     {
         let mut this = self.project();
         let conn = this.conn;
+        if let SinkOp::Close = op {
+            // Closing gives up a reservation the handler did not use.
+            conn.reserved = false;
+        }
         loop {
             match conn.phase {
                 Phase::Live if matches!(op, SinkOp::Close) => conn.phase = Phase::Closing,
@@ -673,8 +681,11 @@ where
     fn start_send(self: Pin<&mut Self>, item: M) -> Result<(), E> {
         let this = self.project();
         let conn = this.conn;
-        if let Phase::Dead { dead, .. } = conn.phase {
-            return Err(dead.into());
+        // A `start_send` after a successful `poll_ready` succeeds, even if the peer was
+        // found dead in between (the next `poll_flush` reports it): the reservation is kept
+        // for the handler, the Close frame to the dead peer waits for it.
+        if let (Phase::Dead { dead, .. }, false) = (&conn.phase, conn.reserved) {
+            return Err((*dead).into());
         }
         conn.reserved = false;
         if matches!(conn.phase, Phase::Live) && item.kind() == MessageKind::Close {

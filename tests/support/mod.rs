@@ -1,6 +1,8 @@
 //! Shared by the integration tests: WebSocket pairs over in-memory pipes, and small helpers.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod mock;
+
 use std::time::Duration;
 
 use futures_util::StreamExt;
