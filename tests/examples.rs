@@ -1,0 +1,56 @@
+//! The examples, run for real over 127.0.0.1: the hyper server with keepalive in front of
+//! its unchanged handler, and the client.
+
+#[path = "../examples/client.rs"]
+#[allow(dead_code)]
+mod client;
+#[path = "../examples/hyper_server.rs"]
+#[allow(dead_code)]
+mod hyper_server;
+mod support;
+
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use ws_heartbeat::{Dead, HeartbeatLayer};
+
+use support::ms;
+
+async fn start(keepalive: HeartbeatLayer) -> (String, mpsc::UnboundedReceiver<hyper_server::Ended>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}", listener.local_addr().unwrap());
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(hyper_server::serve(listener, keepalive, tx));
+    (url, rx)
+}
+
+#[tokio::test]
+async fn client_and_hyper_server_talk_with_heartbeats_on_both_ends() {
+    // Both ends ping every 300 ms; the client talks for 3 s.
+    let keepalive = HeartbeatLayer::new().interval(ms(300));
+    let (url, mut ended) = start(keepalive).await;
+    let client = client::run(&url, keepalive, Some(3)).await.unwrap();
+    let server = ended.recv().await.unwrap();
+    server.result.unwrap();
+    for stats in [client, server.stats] {
+        // 3 s of 300 ms ticks, the first jittered: 9 to 11 pings, each answered.
+        assert!((9..=11).contains(&stats.pings_sent), "{stats:?}");
+        assert!(stats.rtt_samples + 1 >= stats.pings_sent, "{stats:?}");
+    }
+    assert!(server.rtt.unwrap() < ms(100));
+}
+
+#[tokio::test]
+async fn hyper_server_declares_a_frozen_client_dead_within_the_bound() {
+    let keepalive = HeartbeatLayer::new().interval(ms(200)).max_missed(3);
+    let (url, mut ended) = start(keepalive).await;
+    let (frozen, _) = tokio_tungstenite::connect_async(url.as_str()).await.unwrap();
+    let report = ended.recv().await.unwrap();
+    let dead = Dead::find(report.result.as_ref().unwrap_err()).copied().unwrap();
+    assert_eq!(dead.missed(), 3);
+    // The client's last frame is the handshake: dead more than 600 ms after it and within
+    // 800 ms, plus 100 ms for real-time scheduling.
+    assert!(report.lasted > ms(600), "dead after {:?}", report.lasted);
+    assert!(report.lasted <= ms(900), "dead after {:?}", report.lasted);
+    assert_eq!(report.stats.pings_sent, 3);
+    drop(frozen);
+}
