@@ -731,3 +731,53 @@ mod probe {
         sleep.reset(deadline);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::WebSocketStream;
+    use tungstenite::{Message, protocol::Role};
+    use tower_layer::Layer;
+
+    use super::*;
+    use crate::HeartbeatLayer;
+
+    /// (clock reads, timer resets) by the adapter on this thread so far.
+    fn probes() -> (u64, u64) {
+        (probe::CLOCK_READS.with(Cell::get), probe::TIMER_RESETS.with(Cell::get))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn messages_read_no_clock_and_reset_no_timer_only_ticks_do() {
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let server = WebSocketStream::from_raw_socket(a, Role::Server, None).await;
+        let mut peer = WebSocketStream::from_raw_socket(b, Role::Client, None).await;
+        let layer = HeartbeatLayer::new().interval(Duration::from_secs(3600)).jitter(false);
+        let mut ws = layer.layer(server);
+        let mut echo = async |n: usize| {
+            for i in 0..n {
+                peer.send(Message::text(i.to_string())).await.unwrap();
+                let msg = ws.next().await.unwrap().unwrap();
+                ws.send(msg).await.unwrap();
+                assert_eq!(peer.next().await.unwrap().unwrap(), Message::text(i.to_string()));
+            }
+        };
+        // The first poll arms the timer: one reset per connection.
+        echo(1).await;
+        let armed = probes();
+        assert_eq!(armed, (0, 1));
+
+        echo(10_000).await;
+        assert_eq!(probes(), armed, "10 000 echoed messages read the clock or reset the timer");
+
+        // One tick: the clock is read for the tick and for the ping's send time, and the
+        // timer is re-armed once.
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        let waited = tokio::time::timeout(Duration::from_millis(1), ws.next()).await;
+        assert!(waited.is_err(), "no message: {waited:?}");
+        assert_eq!(ws.handle().stats().pings_sent, 1);
+        assert_eq!(probes(), (armed.0 + 2, armed.1 + 1));
+    }
+}

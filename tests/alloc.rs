@@ -1,0 +1,98 @@
+//! The adapter allocates nothing per message, nor per heartbeat, once a connection runs:
+//! measured with a counting global allocator over a message type that itself allocates
+//! nothing (the mock of `support::mock`). The one test of this binary runs alone, so the
+//! counts are its own.
+
+mod support;
+
+use std::alloc::System;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_util::task::noop_waker;
+use futures_util::{Sink, Stream};
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use tower::Layer;
+use ws_heartbeat::HeartbeatLayer;
+
+use support::mock::{Frame, MockWs};
+use support::ms;
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// Echoes `n` peer messages through `ws` (read one, send it back), advancing the clock by
+/// `step_ms` before each so that ticks (pings and their pongs) happen in between.
+async fn echo<S>(ws: &mut S, n: u32, step_ms: u64)
+where
+    S: Stream<Item = Result<Frame, std::io::Error>> + Sink<Frame, Error = std::io::Error> + Unpin + PeerSide,
+{
+    let waker = noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    for i in 0..n {
+        tokio::time::advance(ms(step_ms)).await;
+        ws.peer().push_inbound(Frame::Data(i));
+        let got = loop {
+            match Pin::new(&mut *ws).poll_next(&mut cx) {
+                Poll::Ready(Some(Ok(frame))) => break frame,
+                other => assert!(other.is_pending(), "{other:?}"),
+            }
+        };
+        assert_eq!(got, Frame::Data(i));
+        assert!(Pin::new(&mut *ws).poll_ready(&mut cx).is_ready());
+        Pin::new(&mut *ws).start_send(got).unwrap();
+        assert!(Pin::new(&mut *ws).poll_flush(&mut cx).is_ready());
+        ws.peer().sent.clear();
+    }
+}
+
+trait PeerSide {
+    fn peer(&mut self) -> &mut MockWs;
+}
+impl PeerSide for MockWs {
+    fn peer(&mut self) -> &mut MockWs {
+        self
+    }
+}
+impl PeerSide for ws_heartbeat::Heartbeat<MockWs> {
+    fn peer(&mut self) -> &mut MockWs {
+        self.get_mut()
+    }
+}
+
+#[test]
+fn no_allocation_per_message_or_per_heartbeat_in_steady_state() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut mock = MockWs::with_capacity(64);
+        mock.answer_pings = true;
+        let mut bare = MockWs::with_capacity(64);
+        // A tick every 100 ms, a message every 7 ms: a ping and its pong every ~14 messages.
+        let mut hb = HeartbeatLayer::new().interval(ms(100)).layer(mock);
+        let handle = hb.handle();
+
+        // Warm up: the first poll arms the timer (one allocation per connection).
+        echo(&mut hb, 100, 7).await;
+        echo(&mut bare, 100, 7).await;
+
+        let region = Region::new(GLOBAL);
+        echo(&mut bare, 10_000, 7).await;
+        let bare_allocs = region.change().allocations;
+
+        let before = handle.stats();
+        let region = Region::new(GLOBAL);
+        echo(&mut hb, 10_000, 7).await;
+        let hb_allocs = region.change().allocations;
+        let after = handle.stats();
+
+        let pings = after.pings_sent - before.pings_sent;
+        assert_eq!(pings, 700, "10 000 messages x 7 ms = 70 s = 700 ticks");
+        assert_eq!(after.rtt_samples - before.rtt_samples, pings);
+        assert_eq!(bare_allocs, 0, "the mock itself allocates");
+        assert_eq!(hb_allocs, 0, "Heartbeat allocated {hb_allocs} times for 10 000 messages and {pings} heartbeats");
+    });
+}
