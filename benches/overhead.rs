@@ -1,1 +1,182 @@
-fn main(){}
+//! Per-message cost of the heartbeat: messages echoed over `tokio::io::duplex` with
+//! tokio-tungstenite on both ends, the echoing end being
+//! - `bare`: the stream as it is;
+//! - `heartbeat`: the stream in `Heartbeat` (defaults: 10 s interval, 3 missed);
+//! - `select_loop`: the hand-written keepalive people write today, a `tokio::select!` over
+//!   the stream and a `tokio::time::interval`, noting the time of every message.
+//!
+//! Each iteration is one round trip of one message (the client sends it, the echoing end
+//! reads and returns it, the client reads the echo), so every message crosses the echoing
+//! end's read and write paths once. The figure
+//! is the ratio to `bare` in the same run (BENCHMARKS.md).
+//!
+//! `cargo bench --bench overhead`
+
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group};
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::DuplexStream;
+use tokio::runtime::Runtime;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tower::Layer;
+use ws_heartbeat::{Heartbeat, HeartbeatLayer};
+
+type Ws = WebSocketStream<DuplexStream>;
+
+/// The echoing end. Client and echoing end run in the same task, one step at a time, so
+/// the figure is the code path itself, not the scheduler's choices between two tasks.
+enum Echo {
+    Bare(Ws),
+    Heartbeat(Heartbeat<Ws>),
+    /// The usual hand-written keepalive: ping every 10 s, give up after 30 s of silence,
+    /// note the time of every message.
+    SelectLoop {
+        ws: Ws,
+        ping: tokio::time::Interval,
+        last_seen: tokio::time::Instant,
+    },
+}
+
+impl Echo {
+    fn name(&self) -> &'static str {
+        match self {
+            Echo::Bare(_) => "bare",
+            Echo::Heartbeat(_) => "heartbeat",
+            Echo::SelectLoop { .. } => "select_loop",
+        }
+    }
+
+    /// Reads one message and echoes it.
+    async fn step(&mut self) {
+        match self {
+            Echo::Bare(ws) => {
+                let msg = ws.next().await.unwrap().unwrap();
+                ws.send(msg).await.unwrap();
+            }
+            Echo::Heartbeat(ws) => {
+                let msg = ws.next().await.unwrap().unwrap();
+                ws.send(msg).await.unwrap();
+            }
+            Echo::SelectLoop { ws, ping, last_seen } => loop {
+                tokio::select! {
+                    msg = ws.next() => {
+                        let msg = msg.unwrap().unwrap();
+                        *last_seen = tokio::time::Instant::now();
+                        if msg.is_text() || msg.is_binary() {
+                            ws.send(msg).await.unwrap();
+                            return;
+                        }
+                    }
+                    _ = ping.tick() => {
+                        assert!(last_seen.elapsed() < Duration::from_secs(30), "dead");
+                        ws.send(Message::Ping(Vec::new().into())).await.unwrap();
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// tungstenite zero-fills its whole read buffer before every read (tungstenite-rs#547).
+/// With the default 128 KiB buffer that memset is 96% of the instructions of a 20 B round
+/// trip, and its size depends on where the buffer happens to stand, which drowns the cost
+/// under test in noise. Every end here uses the same 4 KiB read buffer.
+fn config() -> Option<WebSocketConfig> {
+    Some(WebSocketConfig::default().read_buffer_size(4096))
+}
+
+/// A client and the echoing end of each kind, joined by an in-memory pipe.
+fn pairs(rt: &Runtime) -> Vec<(Ws, Echo)> {
+    rt.block_on(async {
+        let mut pairs = Vec::new();
+        for kind in 0..3 {
+            let (a, b) = tokio::io::duplex(1 << 20);
+            let server = WebSocketStream::from_raw_socket(a, Role::Server, config()).await;
+            let client = WebSocketStream::from_raw_socket(b, Role::Client, config()).await;
+            let echo = match kind {
+                0 => Echo::Bare(server),
+                1 => Echo::Heartbeat(HeartbeatLayer::new().layer(server)),
+                _ => Echo::SelectLoop {
+                    ws: server,
+                    ping: tokio::time::interval(Duration::from_secs(10)),
+                    last_seen: tokio::time::Instant::now(),
+                },
+            };
+            pairs.push((client, echo));
+        }
+        pairs
+    })
+}
+
+fn round_trips(c: &mut Criterion, name: &str, message: Message) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group(name);
+    group.throughput(Throughput::Elements(1));
+    for (mut client, mut echo) in pairs(&rt).into_iter().rev() {
+        group.bench_function(echo.name(), |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        client.send(message.clone()).await.unwrap();
+                        echo.step().await;
+                        client.next().await.unwrap().unwrap();
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+fn overhead(c: &mut Criterion) {
+    round_trips(c, "echo_20B", Message::text("01234567890123456789"));
+    round_trips(c, "echo_16KiB", Message::binary(vec![7u8; 16 * 1024]));
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(5));
+    targets = overhead
+}
+
+/// Runs `n` round trips of 20 B through one kind of echoing end and nothing else, for an
+/// instruction count that does not depend on the machine's load:
+/// `OVERHEAD_ONLY=heartbeat:10000 valgrind --tool=callgrind target/release/deps/overhead-*`.
+fn only(spec: &str) {
+    let (name, n) = spec.split_once(':').expect("OVERHEAD_ONLY=kind:count");
+    let n: u64 = n.parse().expect("a count");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (mut client, mut echo) = pairs(&rt)
+        .into_iter()
+        .find(|(_, echo)| echo.name() == name)
+        .expect("bare, heartbeat or select_loop");
+    let message = Message::text("01234567890123456789");
+    rt.block_on(async {
+        for _ in 0..n {
+            client.send(message.clone()).await.unwrap();
+            echo.step().await;
+            client.next().await.unwrap().unwrap();
+        }
+    });
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var("OVERHEAD_ONLY") {
+        return only(&spec);
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

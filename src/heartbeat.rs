@@ -122,18 +122,24 @@ enum Timer {
 }
 
 impl Timer {
+    #[inline]
     fn sleep(&mut self) -> Pin<&mut Sleep> {
         if let Timer::Unarmed(deadline) = *self {
-            let mut sleep = Box::pin(tokio::time::sleep_until(deadline));
-            // `reset` registers the timer with the driver now, so `is_elapsed` works on a
-            // busy connection that never gets to poll it.
-            probe::reset(sleep.as_mut(), deadline);
-            *self = Timer::Armed(sleep);
+            self.arm(deadline);
         }
         match self {
             Timer::Armed(sleep) => sleep.as_mut(),
             Timer::Unarmed(_) => unreachable!("armed above"),
         }
+    }
+
+    #[cold]
+    fn arm(&mut self, deadline: Instant) {
+        let mut sleep = Box::pin(tokio::time::sleep_until(deadline));
+        // `reset` registers the timer with the driver now, so `is_elapsed` works on a busy
+        // connection that never gets to poll it.
+        probe::reset(sleep.as_mut(), deadline);
+        *self = Timer::Armed(sleep);
     }
 }
 
@@ -254,6 +260,7 @@ impl Conn {
     }
 
     /// Runs a due tick and moves a pending ping into the sink.
+    #[inline]
     fn drive<S, M, E>(
         &mut self,
         inner: Pin<&mut S>,
@@ -388,7 +395,7 @@ impl Conn {
 
     /// Reads what the peer sent, for the heartbeat's sake. Returns `true` if the message is
     /// heartbeat traffic to hide from the handler.
-    #[inline]
+    #[inline(always)]
     fn observe<M: WsMessage>(&mut self, msg: &M, config: &Config, shared: &Shared) -> bool {
         match msg.kind() {
             MessageKind::Pong(payload) => {
@@ -419,7 +426,29 @@ impl Conn {
     /// and the reader has not polled since the ping, the writing side reads: heartbeat
     /// frames are consumed, the first data message is kept for the reader, and reading
     /// stops there (nothing a peer sends can grow a queue).
+    #[inline]
     fn read_ahead<S, M, E>(
+        &mut self,
+        inner: Pin<&mut S>,
+        shared: &Arc<Shared>,
+        config: &Config,
+        cx: &mut Context<'_>,
+    ) where
+        S: Stream<Item = Result<M, E>>,
+        M: WsMessage + Send + Sync + 'static,
+        E: Send + Sync + 'static,
+    {
+        if !self.reader_polled
+            && self.pacemaker.awaiting_pong()
+            && self.read_ahead.is_empty()
+            && matches!(self.phase, Phase::Live | Phase::Closing)
+        {
+            self.read_ahead_now(inner, shared, config, cx);
+        }
+    }
+
+    #[inline(never)]
+    fn read_ahead_now<S, M, E>(
         &mut self,
         mut inner: Pin<&mut S>,
         shared: &Arc<Shared>,
@@ -430,13 +459,6 @@ impl Conn {
         M: WsMessage + Send + Sync + 'static,
         E: Send + Sync + 'static,
     {
-        if self.reader_polled
-            || !self.pacemaker.awaiting_pong()
-            || !self.read_ahead.is_empty()
-            || !matches!(self.phase, Phase::Live | Phase::Closing)
-        {
-            return;
-        }
         // Reading on the writer's behalf must not steal a parked reader's wake-up.
         shared.writer.register(cx.waker());
         let waker = waker_ref(shared);
@@ -655,6 +677,7 @@ impl<S> Heartbeat<S> {
     }
 }
 
+#[inline]
 fn poll_inner<S, M>(inner: Pin<&mut S>, cx: &mut Context<'_>, op: SinkOp) -> Poll<Result<(), S::Error>>
 where
     S: Sink<M>,
@@ -674,7 +697,20 @@ where
 {
     type Error = E;
 
-    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+    /// Runs the heartbeat only when it has to wait: a send ends with a `poll_flush`, which
+    /// runs it, so the timer is checked once per message, not twice.
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+        let this = self.as_mut().project();
+        if let Phase::Live | Phase::Closing = this.conn.phase {
+            match this.inner.poll_ready(cx) {
+                Poll::Ready(Ok(())) => {
+                    this.conn.reserved = true;
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                Poll::Pending => {}
+            }
+        }
         self.poll_sink(cx, SinkOp::Ready)
     }
 
