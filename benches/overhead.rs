@@ -98,10 +98,15 @@ fn pairs(rt: &Runtime) -> Vec<(Ws, Echo)> {
             let client = WebSocketStream::from_raw_socket(b, Role::Client, config()).await;
             let echo = match kind {
                 0 => Echo::Bare(server),
-                1 => Echo::Heartbeat(HeartbeatLayer::new().layer(server)),
+                1 => Echo::Heartbeat(HeartbeatLayer::new().jitter(false).layer(server)),
                 _ => Echo::SelectLoop {
                     ws: server,
-                    ping: tokio::time::interval(Duration::from_secs(10)),
+                    // First tick after one period, like the heartbeat's: no ping during a
+                    // run, so every end's tungstenite buffers see the same bytes.
+                    ping: tokio::time::interval_at(
+                        tokio::time::Instant::now() + Duration::from_secs(10),
+                        Duration::from_secs(10),
+                    ),
                     last_seen: tokio::time::Instant::now(),
                 },
             };
@@ -149,12 +154,15 @@ criterion_group! {
     targets = overhead
 }
 
-/// Runs `n` round trips of 20 B through one kind of echoing end and nothing else, for an
-/// instruction count that does not depend on the machine's load:
-/// `OVERHEAD_ONLY=heartbeat:10000 valgrind --tool=callgrind target/release/deps/overhead-*`.
+/// Runs `n` round trips of a message of `bytes` (default 20) through one kind of echoing end
+/// and nothing else, for an instruction count that does not depend on the machine's load:
+/// `OVERHEAD_ONLY=heartbeat:10000:20 valgrind --tool=callgrind target/release/deps/overhead-*`.
 fn only(spec: &str) {
-    let (name, n) = spec.split_once(':').expect("OVERHEAD_ONLY=kind:count");
-    let n: u64 = n.parse().expect("a count");
+    let mut parts = spec.split(':');
+    let (name, n, size) = (parts.next(), parts.next(), parts.next());
+    let name = name.expect("OVERHEAD_ONLY=kind:count[:bytes]");
+    let n: u64 = n.and_then(|n| n.parse().ok()).expect("a count");
+    let size: usize = size.map_or(20, |s| s.parse().expect("a size in bytes"));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -163,7 +171,7 @@ fn only(spec: &str) {
         .into_iter()
         .find(|(_, echo)| echo.name() == name)
         .expect("bare, heartbeat or select_loop");
-    let message = Message::text("01234567890123456789");
+    let message = Message::binary(vec![7u8; size]);
     rt.block_on(async {
         for _ in 0..n {
             client.send(message.clone()).await.unwrap();
