@@ -60,7 +60,11 @@ impl Echo {
                 let msg = ws.next().await.unwrap().unwrap();
                 ws.send(msg).await.unwrap();
             }
-            Echo::SelectLoop { ws, ping, last_seen } => loop {
+            Echo::SelectLoop {
+                ws,
+                ping,
+                last_seen,
+            } => loop {
                 tokio::select! {
                     msg = ws.next() => {
                         let msg = msg.unwrap().unwrap();

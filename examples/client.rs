@@ -16,7 +16,11 @@ use ws_heartbeat::{Dead, HeartbeatLayer, Stats};
 
 /// Talks to the echo server at `url` for `seconds` (or until the connection ends) and
 /// returns the heartbeat's counters.
-pub async fn run(url: &str, keepalive: HeartbeatLayer, seconds: Option<u64>) -> Result<Stats, WsError> {
+pub async fn run(
+    url: &str,
+    keepalive: HeartbeatLayer,
+    seconds: Option<u64>,
+) -> Result<Stats, WsError> {
     let (ws, _) = tokio_tungstenite::connect_async(url).await?;
     let mut ws = keepalive.layer(ws);
     let handle = ws.handle();
@@ -55,7 +59,9 @@ async fn main() {
         .position(|a| a == "--seconds")
         .and_then(|i| args.get(i + 1))
         .and_then(|s| s.parse().ok());
-    let keepalive = HeartbeatLayer::new().interval(Duration::from_secs(2)).max_missed(3);
+    let keepalive = HeartbeatLayer::new()
+        .interval(Duration::from_secs(2))
+        .max_missed(3);
     match run(url, keepalive, seconds).await {
         Ok(stats) => println!("closed: {stats:?}"),
         Err(err) => {

@@ -55,7 +55,11 @@ pub struct Ended {
 
 /// Serves HTTP on `listener`; WebSocket upgrades go to [`echo`] behind `keepalive`. Each
 /// connection's end is reported on `ended`.
-pub async fn serve(listener: TcpListener, keepalive: HeartbeatLayer, ended: mpsc::UnboundedSender<Ended>) {
+pub async fn serve(
+    listener: TcpListener,
+    keepalive: HeartbeatLayer,
+    ended: mpsc::UnboundedSender<Ended>,
+) {
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -84,7 +88,9 @@ async fn upgrade(
     ended: mpsc::UnboundedSender<Ended>,
 ) -> Result<Response<Full<Bytes>>, WsError> {
     if !hyper_tungstenite::is_upgrade_request(&req) {
-        return Ok(Response::new(Full::from("ws-heartbeat example: connect with a WebSocket\n")));
+        return Ok(Response::new(Full::from(
+            "ws-heartbeat example: connect with a WebSocket\n",
+        )));
     }
     let (response, websocket) = hyper_tungstenite::upgrade(&mut req, None)?;
     tokio::spawn(async move {
@@ -94,17 +100,23 @@ async fn upgrade(
         };
         tracing::info!(%peer, "websocket connected");
         // Keepalive goes in front of the handler; the handler itself is unchanged.
-        let handler = ServiceBuilder::new()
-            .layer(keepalive)
-            .service_fn(move |ws: Heartbeat<HyperWebsocketStream>| {
+        let handler = ServiceBuilder::new().layer(keepalive).service_fn(
+            move |ws: Heartbeat<HyperWebsocketStream>| {
                 let handle = ws.handle();
                 let connected = Instant::now();
                 async move {
                     let result = echo(ws).await;
                     let (lasted, stats, rtt) = (connected.elapsed(), handle.stats(), handle.rtt());
-                    Ok::<_, WsError>(Ended { peer, lasted, result, stats, rtt })
+                    Ok::<_, WsError>(Ended {
+                        peer,
+                        lasted,
+                        result,
+                        stats,
+                        rtt,
+                    })
                 }
-            });
+            },
+        );
         // The heartbeat's own events (RTT samples, deaths) carry the span's peer address.
         let span = tracing::info_span!("ws", %peer);
         if let Ok(report) = handler.oneshot(ws).instrument(span).await {
@@ -115,7 +127,13 @@ async fn upgrade(
 }
 
 fn log(ended: &Ended) {
-    let Ended { peer, lasted, result, stats, rtt } = ended;
+    let Ended {
+        peer,
+        lasted,
+        result,
+        stats,
+        rtt,
+    } = ended;
     match result {
         Ok(()) => tracing::info!(%peer, ?lasted, ?rtt, ?stats, "websocket closed"),
         Err(err) => match Dead::find(err) {
@@ -137,7 +155,8 @@ async fn demo_clients(url: String) {
     let healthy = url.clone();
     tokio::spawn(async move {
         let (mut ws, _) = tokio_tungstenite::connect_async(healthy.as_str()).await?;
-        ws.send(Message::text("hello from the healthy demo client")).await?;
+        ws.send(Message::text("hello from the healthy demo client"))
+            .await?;
         while ws.next().await.transpose()?.is_some() {}
         Ok::<_, WsError>(())
     });

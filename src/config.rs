@@ -45,7 +45,10 @@ impl Default for Config {
 /// Checks an interval: every way of setting one (layer or live handle) goes through here.
 #[track_caller]
 pub(crate) const fn checked_interval(interval: Duration) -> Duration {
-    assert!(!interval.is_zero(), "heartbeat interval must be greater than zero");
+    assert!(
+        !interval.is_zero(),
+        "heartbeat interval must be greater than zero"
+    );
     assert!(
         interval.as_nanos() <= MAX_DURATION.as_nanos(),
         "heartbeat interval must be at most 24 hours"

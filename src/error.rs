@@ -64,8 +64,7 @@ impl Dead {
             if let Some(dead) = err.downcast_ref::<Dead>() {
                 return Some(dead);
             }
-            if let Some(carried) = err.downcast_ref::<io::Error>().and_then(io::Error::get_ref)
-            {
+            if let Some(carried) = err.downcast_ref::<io::Error>().and_then(io::Error::get_ref) {
                 if let Some(dead) = Dead::find(carried) {
                     return Some(dead);
                 }

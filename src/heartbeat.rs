@@ -160,7 +160,10 @@ impl ReadAhead {
     #[inline]
     fn take<T: 'static>(&mut self) -> Option<T> {
         // Only one type is ever put, so the downcast cannot fail.
-        self.0.take().and_then(|item| item.downcast().ok()).map(|item| *item)
+        self.0
+            .take()
+            .and_then(|item| item.downcast().ok())
+            .map(|item| *item)
     }
 }
 
@@ -277,7 +280,8 @@ impl Conn {
             self.tick(shared, config);
         }
         // Only while live: once a Close went out, the library refuses further frames.
-        if (self.pending_ping.is_some() || self.ping_unflushed) && matches!(self.phase, Phase::Live) {
+        if (self.pending_ping.is_some() || self.ping_unflushed) && matches!(self.phase, Phase::Live)
+        {
             self.send_ping(inner, shared, cx, side)?;
         }
         Ok(())
@@ -300,7 +304,14 @@ impl Conn {
         let next = sleep.deadline() + self.interval;
         // After a stall longer than an interval, tick once and start a fresh schedule
         // rather than firing a burst of ticks that the peer had no chance to answer.
-        probe::reset(sleep, if next > now { next } else { now + self.interval });
+        probe::reset(
+            sleep,
+            if next > now {
+                next
+            } else {
+                now + self.interval
+            },
+        );
     }
 
     fn die(&mut self, dead: Dead, shared: &Arc<Shared>, config: &Config, now: Instant) {
@@ -563,7 +574,13 @@ where
                     return Poll::Ready(conn.report_death().map(|dead| Err(dead.into())));
                 }
             }
-            if let Err(err) = conn.drive(this.inner.as_mut(), this.shared, this.config, cx, Side::Reader) {
+            if let Err(err) = conn.drive(
+                this.inner.as_mut(),
+                this.shared,
+                this.config,
+                cx,
+                Side::Reader,
+            ) {
                 return Poll::Ready(Some(Err(err)));
             }
             if conn.is_dead() {
@@ -625,7 +642,11 @@ impl<S> Heartbeat<S> {
     /// `poll_ready`, `poll_flush` and `poll_close` share everything but the inner call: run
     /// the heartbeat, read ahead for a send-only handler, then wait on the inner sink and the
     /// timer together.
-    fn poll_sink<M, E>(self: Pin<&mut Self>, cx: &mut Context<'_>, op: SinkOp) -> Poll<Result<(), E>>
+    fn poll_sink<M, E>(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        op: SinkOp,
+    ) -> Poll<Result<(), E>>
     where
         S: Stream<Item = Result<M, E>> + Sink<M, Error = E>,
         M: WsMessage + Send + Sync + 'static,
@@ -650,7 +671,13 @@ impl<S> Heartbeat<S> {
                     };
                 }
             }
-            if let Err(err) = conn.drive(this.inner.as_mut(), this.shared, this.config, cx, Side::Writer) {
+            if let Err(err) = conn.drive(
+                this.inner.as_mut(),
+                this.shared,
+                this.config,
+                cx,
+                Side::Writer,
+            ) {
                 return Poll::Ready(Err(err));
             }
             if conn.is_dead() {
@@ -678,7 +705,11 @@ impl<S> Heartbeat<S> {
 }
 
 #[inline]
-fn poll_inner<S, M>(inner: Pin<&mut S>, cx: &mut Context<'_>, op: SinkOp) -> Poll<Result<(), S::Error>>
+fn poll_inner<S, M>(
+    inner: Pin<&mut S>,
+    cx: &mut Context<'_>,
+    op: SinkOp,
+) -> Poll<Result<(), S::Error>>
 where
     S: Sink<M>,
 {
@@ -774,15 +805,18 @@ mod tests {
 
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::WebSocketStream;
-    use tungstenite::{Message, protocol::Role};
     use tower_layer::Layer;
+    use tungstenite::{Message, protocol::Role};
 
     use super::*;
     use crate::HeartbeatLayer;
 
     /// (clock reads, timer resets) by the adapter on this thread so far.
     fn probes() -> (u64, u64) {
-        (probe::CLOCK_READS.with(Cell::get), probe::TIMER_RESETS.with(Cell::get))
+        (
+            probe::CLOCK_READS.with(Cell::get),
+            probe::TIMER_RESETS.with(Cell::get),
+        )
     }
 
     #[tokio::test(start_paused = true)]
@@ -790,14 +824,19 @@ mod tests {
         let (a, b) = tokio::io::duplex(1 << 16);
         let server = WebSocketStream::from_raw_socket(a, Role::Server, None).await;
         let mut peer = WebSocketStream::from_raw_socket(b, Role::Client, None).await;
-        let layer = HeartbeatLayer::new().interval(Duration::from_secs(3600)).jitter(false);
+        let layer = HeartbeatLayer::new()
+            .interval(Duration::from_secs(3600))
+            .jitter(false);
         let mut ws = layer.layer(server);
         let mut echo = async |n: usize| {
             for i in 0..n {
                 peer.send(Message::text(i.to_string())).await.unwrap();
                 let msg = ws.next().await.unwrap().unwrap();
                 ws.send(msg).await.unwrap();
-                assert_eq!(peer.next().await.unwrap().unwrap(), Message::text(i.to_string()));
+                assert_eq!(
+                    peer.next().await.unwrap().unwrap(),
+                    Message::text(i.to_string())
+                );
             }
         };
         // The first poll arms the timer: one reset per connection.
@@ -806,7 +845,11 @@ mod tests {
         assert_eq!(armed, (0, 1));
 
         echo(10_000).await;
-        assert_eq!(probes(), armed, "10 000 echoed messages read the clock or reset the timer");
+        assert_eq!(
+            probes(),
+            armed,
+            "10 000 echoed messages read the clock or reset the timer"
+        );
 
         // One tick: the clock is read for the tick and for the ping's send time, and the
         // timer is re-armed once.

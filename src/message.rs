@@ -88,7 +88,10 @@ mod tungstenite_message {
         #[test]
         fn classifies_every_variant() {
             assert_eq!(Message::Ping(vec![1].into()).kind(), MessageKind::Ping);
-            assert_eq!(Message::Pong(vec![7, 8].into()).kind(), MessageKind::Pong(&[7, 8]));
+            assert_eq!(
+                Message::Pong(vec![7, 8].into()).kind(),
+                MessageKind::Pong(&[7, 8])
+            );
             assert_eq!(Message::Close(None).kind(), MessageKind::Close);
             assert_eq!(Message::text("ping").kind(), MessageKind::Data);
             assert_eq!(Message::binary(vec![0x9]).kind(), MessageKind::Data);
@@ -100,7 +103,8 @@ mod tungstenite_message {
                 <Message as WsMessage>::ping([0, 0, 0, 0, 0, 0, 0, 5]),
                 Message::Ping(vec![0, 0, 0, 0, 0, 0, 0, 5].into())
             );
-            let Message::Close(Some(frame)) = <Message as WsMessage>::close(1011, "keepalive timeout")
+            let Message::Close(Some(frame)) =
+                <Message as WsMessage>::close(1011, "keepalive timeout")
             else {
                 panic!("not a close frame");
             };

@@ -18,7 +18,9 @@ pub(crate) fn random_u64() -> u64 {
 /// A random delay in `(0, interval]`: never zero, so that a peer silent since the handshake
 /// is still declared dead strictly after `interval * max_missed`.
 pub(crate) fn first_tick_delay(interval: Duration) -> Duration {
-    let span = u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX).max(1);
+    let span = u64::try_from(interval.as_nanos())
+        .unwrap_or(u64::MAX)
+        .max(1);
     Duration::from_nanos(1 + random_u64() % span)
 }
 
@@ -43,6 +45,9 @@ mod tests {
 
     #[test]
     fn one_nanosecond_interval_gives_one_nanosecond() {
-        assert_eq!(first_tick_delay(Duration::from_nanos(1)), Duration::from_nanos(1));
+        assert_eq!(
+            first_tick_delay(Duration::from_nanos(1)),
+            Duration::from_nanos(1)
+        );
     }
 }

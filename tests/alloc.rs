@@ -25,7 +25,10 @@ static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 /// `step_ms` before each so that ticks (pings and their pongs) happen in between.
 async fn echo<S>(ws: &mut S, n: u32, step_ms: u64)
 where
-    S: Stream<Item = Result<Frame, std::io::Error>> + Sink<Frame, Error = std::io::Error> + Unpin + PeerSide,
+    S: Stream<Item = Result<Frame, std::io::Error>>
+        + Sink<Frame, Error = std::io::Error>
+        + Unpin
+        + PeerSide,
 {
     let waker = noop_waker();
     let mut cx = Context::from_waker(&waker);
@@ -78,7 +81,10 @@ fn no_allocation_per_message_or_per_heartbeat_in_steady_state() {
         let mut mock = MockWs::with_capacity(64);
         mock.answer_pings = true;
         // A tick every 100 ms, a message every 7 ms: a ping and its pong every ~14 messages.
-        let mut hb = HeartbeatLayer::new().interval(ms(100)).jitter(false).layer(mock);
+        let mut hb = HeartbeatLayer::new()
+            .interval(ms(100))
+            .jitter(false)
+            .layer(mock);
         let handle = hb.handle();
         // Warm up: the first poll arms the timer (one allocation per connection).
         echo(&mut hb, 100, 7).await;
@@ -93,6 +99,9 @@ fn no_allocation_per_message_or_per_heartbeat_in_steady_state() {
         assert_eq!(pings, 700, "10 000 messages x 7 ms = 70 s = 700 ticks");
         assert_eq!(after.rtt_samples - before.rtt_samples, pings);
         assert_eq!(bare_allocs, 0, "the mock itself allocates");
-        assert_eq!(hb_allocs, 0, "Heartbeat allocated {hb_allocs} times for 10 000 messages and {pings} heartbeats");
+        assert_eq!(
+            hb_allocs, 0,
+            "Heartbeat allocated {hb_allocs} times for 10 000 messages and {pings} heartbeats"
+        );
     });
 }

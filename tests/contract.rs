@@ -71,7 +71,9 @@ impl Run {
                 self.received.push(n);
                 Ok(true)
             }
-            Poll::Ready(Some(Ok(other))) => Err(TestCaseError::fail(format!("{other:?} reached the handler"))),
+            Poll::Ready(Some(Ok(other))) => Err(TestCaseError::fail(format!(
+                "{other:?} reached the handler"
+            ))),
             Poll::Ready(Some(Err(err))) => {
                 prop_assert!(Self::is_dead(&err) && !self.dead_reported, "{err}");
                 self.dead_reported = true;
@@ -159,17 +161,20 @@ async fn run(layer: HeartbeatLayer, answer_pings: bool, ops: Vec<Op>) -> Result<
         prop_assert_eq!(r.received.len(), r.peer_data as usize, "peer data lost");
     }
     let _ = Pin::new(&mut r.hb).poll_flush(&mut cx);
-    let written: Vec<u32> = r
-        .hb
-        .get_ref()
-        .sent
-        .iter()
-        .filter_map(|f| match f {
-            Frame::Data(n) => Some(*n),
-            _ => None,
-        })
-        .collect();
-    prop_assert_eq!(written, (0..r.sent).collect::<Vec<_>>(), "handler data lost, doubled or reordered");
+    let written: Vec<u32> =
+        r.hb.get_ref()
+            .sent
+            .iter()
+            .filter_map(|f| match f {
+                Frame::Data(n) => Some(*n),
+                _ => None,
+            })
+            .collect();
+    prop_assert_eq!(
+        written,
+        (0..r.sent).collect::<Vec<_>>(),
+        "handler data lost, doubled or reordered"
+    );
     prop_assert_eq!(r.hb.get_ref().violations, 0);
     Ok(())
 }

@@ -12,7 +12,9 @@ use ws_heartbeat::Dead;
 use support::*;
 
 /// Sends 1 KiB texts until the sink reports an error; returns when, and how many went.
-async fn send_until_error(ws: &mut (impl SinkExt<Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin)) -> (Instant, tokio_tungstenite::tungstenite::Error, usize) {
+async fn send_until_error(
+    ws: &mut (impl SinkExt<Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin),
+) -> (Instant, tokio_tungstenite::tungstenite::Error, usize) {
     let mut sent = 0;
     loop {
         if let Err(err) = ws.send(Message::text("x".repeat(1024))).await {
@@ -75,8 +77,14 @@ async fn split_reader_and_writer_both_learn_of_the_death_at_once() {
         (Instant::now(), item)
     });
     // (Bounded on the virtual clock: a lost wake-up fails the test instead of hanging it.)
-    let (w_at, w_err, _) = timeout(ms(10_000), writer).await.expect("writer woken").unwrap();
-    let (r_at, r_item) = timeout(ms(10_000), reader).await.expect("reader woken").unwrap();
+    let (w_at, w_err, _) = timeout(ms(10_000), writer)
+        .await
+        .expect("writer woken")
+        .unwrap();
+    let (r_at, r_item) = timeout(ms(10_000), reader)
+        .await
+        .expect("reader woken")
+        .unwrap();
     assert_eq!(w_at - start, ms(4000));
     assert_eq!(r_at - start, ms(4000));
     assert!(is_dead(&w_err));

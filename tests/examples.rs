@@ -15,7 +15,9 @@ use ws_heartbeat::{Dead, HeartbeatLayer};
 
 use support::ms;
 
-async fn start(keepalive: HeartbeatLayer) -> (String, mpsc::UnboundedReceiver<hyper_server::Ended>) {
+async fn start(
+    keepalive: HeartbeatLayer,
+) -> (String, mpsc::UnboundedReceiver<hyper_server::Ended>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}", listener.local_addr().unwrap());
     let (tx, rx) = mpsc::unbounded_channel();
@@ -43,9 +45,13 @@ async fn client_and_hyper_server_talk_with_heartbeats_on_both_ends() {
 async fn hyper_server_declares_a_frozen_client_dead_within_the_bound() {
     let keepalive = HeartbeatLayer::new().interval(ms(200)).max_missed(3);
     let (url, mut ended) = start(keepalive).await;
-    let (frozen, _) = tokio_tungstenite::connect_async(url.as_str()).await.unwrap();
+    let (frozen, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
     let report = ended.recv().await.unwrap();
-    let dead = Dead::find(report.result.as_ref().unwrap_err()).copied().unwrap();
+    let dead = Dead::find(report.result.as_ref().unwrap_err())
+        .copied()
+        .unwrap();
     assert_eq!(dead.missed(), 3);
     // The client's last frame is the handshake: dead more than 600 ms after it and within
     // 800 ms, plus 100 ms for real-time scheduling.

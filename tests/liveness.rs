@@ -63,7 +63,11 @@ async fn peer_that_stops_mid_interval_dies_inside_the_bound() {
     assert!(is_dead(&err.unwrap()));
     assert_eq!(data, vec![Message::text("last")]);
     let (_, seen) = talker.await.unwrap();
-    assert_eq!(pings(&seen), 2, "pings of 1 s and 2 s read before going silent");
+    assert_eq!(
+        pings(&seen),
+        2,
+        "pings of 1 s and 2 s read before going silent"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -95,7 +99,11 @@ async fn talking_peer_that_never_answers(layer: HeartbeatLayer) -> (Instant, Opt
     });
     let read = timeout(ms(20_200), read_until_end(&mut ws)).await;
     match read {
-        Ok((at, err, data)) => (at, err.as_ref().and_then(|e| Dead::find(e).copied()), data.len()),
+        Ok((at, err, data)) => (
+            at,
+            err.as_ref().and_then(|e| Dead::find(e).copied()),
+            data.len(),
+        ),
         Err(_) => (Instant::now(), None, usize::MAX),
     }
 }
@@ -128,7 +136,11 @@ async fn unsolicited_pongs_are_inbound_traffic_but_never_an_answer_or_an_error()
         tokio::spawn(async move {
             for i in 0u64..40 {
                 tokio::time::sleep(ms(500)).await;
-                let payload = if i % 2 == 0 { i.to_be_bytes().to_vec() } else { vec![0xab; 3] };
+                let payload = if i % 2 == 0 {
+                    i.to_be_bytes().to_vec()
+                } else {
+                    vec![0xab; 3]
+                };
                 peer.send(Message::Pong(payload.into())).await.unwrap();
             }
             std::future::pending::<()>().await;
@@ -191,7 +203,10 @@ async fn every_tick_pings_by_default_even_when_busy() {
 
 #[tokio::test(start_paused = true)]
 async fn idle_only_skips_the_ping_while_the_peer_is_busy() {
-    assert_eq!(pings_seen_by_a_busy_peer(one_second().idle_only(true)).await, 0);
+    assert_eq!(
+        pings_seen_by_a_busy_peer(one_second().idle_only(true)).await,
+        0
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -228,7 +243,11 @@ async fn first_tick_is_jittered_within_one_interval_then_ticks_every_interval() 
     let mut firsts = Vec::new();
     for peer in peers {
         let at = peer.await.unwrap();
-        assert!(at[0] > ms(0) && at[0] <= ms(1000), "first tick at {:?}", at[0]);
+        assert!(
+            at[0] > ms(0) && at[0] <= ms(1000),
+            "first tick at {:?}",
+            at[0]
+        );
         assert_eq!(at[1] - at[0], ms(1000));
         assert_eq!(at[2] - at[1], ms(1000));
         firsts.push(at[0]);
@@ -237,6 +256,10 @@ async fn first_tick_is_jittered_within_one_interval_then_ticks_every_interval() 
     // distinct milliseconds, and require both halves of the interval to be used.
     firsts.sort();
     firsts.dedup();
-    assert!(firsts.len() >= 30, "only {} distinct first ticks", firsts.len());
+    assert!(
+        firsts.len() >= 30,
+        "only {} distinct first ticks",
+        firsts.len()
+    );
     assert!(firsts.iter().any(|t| *t < ms(500)) && firsts.iter().any(|t| *t > ms(500)));
 }

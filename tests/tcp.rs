@@ -39,7 +39,10 @@ async fn connect(url: &str) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
 
 fn assert_within_bound(silent_for: Duration) {
     assert!(silent_for > ms(600), "dead after only {silent_for:?}");
-    assert!(silent_for <= ms(800) + SLACK, "dead only after {silent_for:?}");
+    assert!(
+        silent_for <= ms(800) + SLACK,
+        "dead only after {silent_for:?}"
+    );
 }
 
 #[tokio::test]
@@ -151,7 +154,13 @@ async fn a_client_that_freezes_mid_conversation_is_dead_within_the_bound_of_its_
     // most 50 ms after it: dead more than 600 ms after the text, and within 800 ms (plus
     // slack) of the text plus those 50 ms.
     let silent_for = dead_at - last_frame;
-    assert!(silent_for > ms(600), "dead {silent_for:?} after the last text");
-    assert!(silent_for <= ms(850) + SLACK, "dead {silent_for:?} after the last text");
+    assert!(
+        silent_for > ms(600),
+        "dead {silent_for:?} after the last text"
+    );
+    assert!(
+        silent_for <= ms(850) + SLACK,
+        "dead {silent_for:?} after the last text"
+    );
     client.abort();
 }

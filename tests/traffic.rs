@@ -18,7 +18,9 @@ async fn peer_pings(layer: ws_heartbeat::HeartbeatLayer) -> (Vec<Message>, Vec<V
     tokio::spawn(async move {
         for i in 0..5 {
             tokio::time::sleep(ms(300)).await;
-            tx.send(Message::Ping(format!("p{i}").into_bytes().into())).await.unwrap();
+            tx.send(Message::Ping(format!("p{i}").into_bytes().into()))
+                .await
+                .unwrap();
         }
         std::future::pending::<()>().await;
     });

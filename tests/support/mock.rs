@@ -92,7 +92,11 @@ impl Stream for MockWs {
         match this.inbound.pop_front() {
             Some(frame) => Poll::Ready(Some(Ok(frame))),
             None => {
-                if !this.reader.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                if !this
+                    .reader
+                    .as_ref()
+                    .is_some_and(|w| w.will_wake(cx.waker()))
+                {
                     this.reader = Some(cx.waker().clone());
                 }
                 Poll::Pending
