@@ -155,6 +155,10 @@ impl HeartbeatHandle {
     /// after the previous tick (at once, if that moment has passed); the missed count and
     /// `max_missed` carry over, so the dead bound scales with the new interval.
     ///
+    /// The connection's task is woken to apply it. A connection so busy that its stream is
+    /// never idle applies it at its next tick instead (checking for it per message would
+    /// cost every message an atomic load).
+    ///
     /// # Panics
     /// If `interval` is zero or longer than 24 hours, like
     /// [`HeartbeatLayer::interval`](crate::HeartbeatLayer::interval).

@@ -263,3 +263,53 @@ async fn first_tick_is_jittered_within_one_interval_then_ticks_every_interval() 
     );
     assert!(firsts.iter().any(|t| *t < ms(500)) && firsts.iter().any(|t| *t > ms(500)));
 }
+
+/// When the peer reads each of the first `n` pings, in ms since the start.
+async fn ping_times(peer: &mut Ws, start: Instant, n: usize) -> Vec<u128> {
+    let mut at = Vec::new();
+    while at.len() < n {
+        if let Some(Ok(Message::Ping(_))) = peer.next().await {
+            at.push((Instant::now() - start).as_millis());
+        }
+    }
+    at
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shorter_interval_set_through_the_handle_applies_at_once() {
+    // Ticks at 1 s and 2 s. At 2.5 s the interval becomes 250 ms: the next tick was due one
+    // new interval after the 2 s tick (2.25 s), which has passed, so it comes at once
+    // (2.5 s), then every 250 ms.
+    let start = Instant::now();
+    let (mut ws, mut peer) = pair(one_second()).await;
+    let handle = ws.handle();
+    tokio::spawn(async move { while ws.next().await.is_some() {} });
+    tokio::spawn(async move {
+        tokio::time::sleep(ms(2500)).await;
+        handle.set_interval(ms(250));
+        assert_eq!(handle.interval(), ms(250));
+    });
+    assert_eq!(
+        ping_times(&mut peer, start, 6).await,
+        [1000, 2000, 2500, 2750, 3000, 3250]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_longer_interval_set_through_the_handle_moves_the_next_tick_and_the_bound() {
+    // Ticks at 1 s and 2 s; at 2.5 s the interval becomes 4 s: next ticks at 6 s and 10 s.
+    // The peer stops reading after the ping of 6 s (and so never answers it): missed at
+    // 10 s and 14 s, dead at 18 s, three new intervals after the 6 s tick.
+    let start = Instant::now();
+    let (mut ws, mut peer) = pair(one_second()).await;
+    let handle = ws.handle();
+    let reader = tokio::spawn(async move { read_until_end(&mut ws).await });
+    tokio::spawn(async move {
+        tokio::time::sleep(ms(2500)).await;
+        handle.set_interval(ms(4000));
+    });
+    assert_eq!(ping_times(&mut peer, start, 3).await, [1000, 2000, 6000]);
+    let (at, err, _) = reader.await.unwrap();
+    assert_eq!(at - start, ms(18_000));
+    assert!(is_dead(&err.unwrap()));
+}
