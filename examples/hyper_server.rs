@@ -68,9 +68,9 @@ pub async fn serve(
                 continue;
             }
         };
-        let ended = ended.clone();
+        let (keepalive, ended) = (keepalive.clone(), ended.clone());
         tokio::spawn(async move {
-            let http = service_fn(move |req| upgrade(req, peer, keepalive, ended.clone()));
+            let http = service_fn(move |req| upgrade(req, peer, keepalive.clone(), ended.clone()));
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(tcp), http)
                 .with_upgrades();

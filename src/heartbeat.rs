@@ -24,6 +24,7 @@ use crate::error::Dead;
 use crate::handle::{HeartbeatHandle, Shared};
 use crate::message::{MessageKind, WsMessage};
 use crate::pacemaker::{Pacemaker, Pong, Tick};
+use crate::protocol::{AppMessage, Protocol, Verdict};
 use crate::random;
 
 /// Status code and reason of the Close frame sent to a dead peer (RFC 6455 §7.4.1: 1011,
@@ -60,6 +61,7 @@ pin_project! {
         #[pin]
         inner: S,
         config: Config,
+        protocol: Protocol,
         shared: Arc<Shared>,
         conn: Conn,
     }
@@ -74,8 +76,11 @@ struct Conn {
     phase: Phase,
     /// A ping due but not yet handed to the sink (the sink was full or reserved).
     pending_ping: Option<u64>,
-    /// A ping was handed to the sink but not flushed yet.
-    ping_unflushed: bool,
+    /// The answer to the peer's latest application ping, not yet handed to the sink. One
+    /// slot: a newer ping replaces an unsent answer, so a flood of pings queues nothing.
+    pending_answer: Option<AppMessage>,
+    /// A heartbeat frame was handed to the sink but not flushed yet.
+    unflushed: bool,
     /// The handler got `Ready` from `poll_ready` and owns the next `start_send`.
     reserved: bool,
     /// `poll_next` ran since the last ping went out. If not, the writing side reads the pong
@@ -171,10 +176,10 @@ impl<S> Heartbeat<S> {
     /// Wraps `inner` with the default settings (interval 10 s, `max_missed` 3). Use
     /// [`HeartbeatLayer`](crate::HeartbeatLayer) to choose others.
     pub fn new(inner: S) -> Self {
-        Self::with_config(inner, Config::DEFAULT)
+        Self::with_config(inner, Config::DEFAULT, Protocol::Control)
     }
 
-    pub(crate) fn with_config(inner: S, config: Config) -> Self {
+    pub(crate) fn with_config(inner: S, config: Config, protocol: Protocol) -> Self {
         let now = Instant::now();
         let first_tick = if config.jitter {
             random::first_tick_delay(config.interval)
@@ -184,6 +189,7 @@ impl<S> Heartbeat<S> {
         Self {
             inner,
             config,
+            protocol,
             shared: Arc::new(Shared::new(config.interval)),
             conn: Conn {
                 timer: Timer::Unarmed(now + first_tick),
@@ -191,7 +197,8 @@ impl<S> Heartbeat<S> {
                 pacemaker: Pacemaker::new(&config, random::random_u64(), now.into_std()),
                 phase: Phase::Live,
                 pending_ping: None,
-                ping_unflushed: false,
+                pending_answer: None,
+                unflushed: false,
                 reserved: false,
                 reader_polled: false,
                 read_ahead: ReadAhead::default(),
@@ -226,8 +233,9 @@ impl<S> Heartbeat<S> {
         self.inner
     }
 
-    pub(crate) fn config(&self) -> Config {
-        self.config
+    /// `other` wrapped with the same settings, as a fresh connection.
+    pub(crate) fn wrap_like<W>(&self, other: W) -> Heartbeat<W> {
+        Heartbeat::with_config(other, self.config, self.protocol.clone())
     }
 }
 
@@ -235,7 +243,7 @@ impl<S: Clone> Clone for Heartbeat<S> {
     /// A clone wraps a clone of the inner value with the same settings and a fresh
     /// heartbeat (this is what a cloned connection-handler service needs).
     fn clone(&self) -> Self {
-        Self::with_config(self.inner.clone(), self.config)
+        self.wrap_like(self.inner.clone())
     }
 }
 
@@ -269,6 +277,7 @@ impl Conn {
         inner: Pin<&mut S>,
         shared: &Arc<Shared>,
         config: &Config,
+        protocol: &Protocol,
         cx: &mut Context<'_>,
         side: Side,
     ) -> Result<(), E>
@@ -280,9 +289,10 @@ impl Conn {
             self.tick(shared, config);
         }
         // Only while live: once a Close went out, the library refuses further frames.
-        if (self.pending_ping.is_some() || self.ping_unflushed) && matches!(self.phase, Phase::Live)
+        if (self.pending_ping.is_some() || self.pending_answer.is_some() || self.unflushed)
+            && matches!(self.phase, Phase::Live)
         {
-            self.send_ping(inner, shared, cx, side)?;
+            self.send_heartbeats(inner, shared, protocol, cx, side)?;
         }
         Ok(())
     }
@@ -326,6 +336,7 @@ impl Conn {
             close: DeadClose::Unsent,
         };
         self.pending_ping = None;
+        self.pending_answer = None;
         probe::reset(self.timer.sleep(), now + config.close_timeout);
         // Whichever side is parked (a reader waiting for data, a writer waiting for room)
         // must learn at once.
@@ -345,10 +356,11 @@ impl Conn {
         self.timer.sleep().poll(cx)
     }
 
-    fn send_ping<S, M, E>(
+    fn send_heartbeats<S, M, E>(
         &mut self,
         inner: Pin<&mut S>,
         shared: &Arc<Shared>,
+        protocol: &Protocol,
         cx: &mut Context<'_>,
         side: Side,
     ) -> Result<(), E>
@@ -362,42 +374,52 @@ impl Conn {
             return Ok(());
         }
         match side {
-            Side::Writer => self.push_ping(inner, shared, cx),
+            Side::Writer => self.push_heartbeats(inner, shared, protocol, cx),
             // The reader polls the sink for the writer's sake: let a wake-up reach both, or
             // a writer parked on a full sink would miss the moment it drains.
             Side::Reader => {
                 shared.reader.register(cx.waker());
                 let waker = waker_ref(shared);
-                self.push_ping(inner, shared, &mut Context::from_waker(&waker))
+                self.push_heartbeats(inner, shared, protocol, &mut Context::from_waker(&waker))
             }
         }
     }
 
-    fn push_ping<S, M, E>(
+    /// Hands the pending answer and the pending ping to the sink, each after a `Ready` of
+    /// its `poll_ready`, then flushes.
+    fn push_heartbeats<S, M, E>(
         &mut self,
         mut inner: Pin<&mut S>,
         shared: &Shared,
+        protocol: &Protocol,
         cx: &mut Context<'_>,
     ) -> Result<(), E>
     where
         S: Sink<M, Error = E>,
         M: WsMessage,
     {
-        if let Some(seq) = self.pending_ping {
+        while self.pending_answer.is_some() || self.pending_ping.is_some() {
             match inner.as_mut().poll_ready(cx) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(err)) => return Err(err),
                 Poll::Pending => return Ok(()),
             }
-            inner.as_mut().start_send(M::ping(seq.to_be_bytes()))?;
-            self.pending_ping = None;
-            self.ping_unflushed = true;
-            self.reader_polled = false;
-            self.pacemaker.on_ping_written(seq, probe::now().into_std());
-            shared.ping_sent();
+            if let Some(answer) = self.pending_answer.take() {
+                inner.as_mut().start_send(M::from_app(answer))?;
+            } else if let Some(seq) = self.pending_ping.take() {
+                let ping = match protocol {
+                    Protocol::Control => M::ping(seq.to_be_bytes()),
+                    Protocol::App(app) => M::from_app(app.ping(seq)),
+                };
+                inner.as_mut().start_send(ping)?;
+                self.reader_polled = false;
+                self.pacemaker.on_ping_written(seq, probe::now().into_std());
+                shared.ping_sent();
+            }
+            self.unflushed = true;
         }
         match inner.poll_flush(cx) {
-            Poll::Ready(Ok(())) => self.ping_unflushed = false,
+            Poll::Ready(Ok(())) => self.unflushed = false,
             Poll::Ready(Err(err)) => return Err(err),
             Poll::Pending => {}
         }
@@ -407,18 +429,17 @@ impl Conn {
     /// Reads what the peer sent, for the heartbeat's sake. Returns `true` if the message is
     /// heartbeat traffic to hide from the handler.
     #[inline(always)]
-    fn observe<M: WsMessage>(&mut self, msg: &M, config: &Config, shared: &Shared) -> bool {
+    fn observe<M: WsMessage>(
+        &mut self,
+        msg: &M,
+        config: &Config,
+        protocol: &Protocol,
+        shared: &Shared,
+    ) -> bool {
         match msg.kind() {
             MessageKind::Pong(payload) => {
                 let verdict = self.pacemaker.on_pong(payload, probe::now().into_std());
-                let rtt = match verdict {
-                    Pong::Rtt(rtt) => Some(rtt),
-                    Pong::Answer | Pong::Unmatched => None,
-                };
-                if let Some(rtt) = rtt {
-                    tracing::debug!(?rtt, "websocket heartbeat round trip");
-                }
-                shared.pong_received(rtt);
+                record_pong(verdict, shared);
                 true
             }
             MessageKind::Ping => {
@@ -426,9 +447,37 @@ impl Conn {
                 self.pacemaker.on_inbound();
                 !config.forward_pings
             }
-            MessageKind::Close | MessageKind::Data => {
+            MessageKind::Data => {
+                self.pacemaker.on_inbound();
+                match protocol {
+                    Protocol::Control => false,
+                    Protocol::App(_) => self.observe_app(msg, protocol, shared),
+                }
+            }
+            MessageKind::Close => {
                 self.pacemaker.on_inbound();
                 false
+            }
+        }
+    }
+
+    /// An application heartbeat looks at a text or binary message: the peer's ping gets an
+    /// answer, a pong counts like a control pong; both are hidden.
+    #[inline(never)]
+    fn observe_app<M: WsMessage>(&mut self, msg: &M, protocol: &Protocol, shared: &Shared) -> bool {
+        let (Protocol::App(app), Some(frame)) = (protocol, msg.as_app()) else {
+            return false;
+        };
+        match app.classify(frame) {
+            Verdict::Data => false,
+            Verdict::Ping { answer } => {
+                self.pending_answer = Some(answer);
+                true
+            }
+            Verdict::Pong { seq } => {
+                let verdict = self.pacemaker.on_app_pong(seq, probe::now().into_std());
+                record_pong(verdict, shared);
+                true
             }
         }
     }
@@ -443,6 +492,7 @@ impl Conn {
         inner: Pin<&mut S>,
         shared: &Arc<Shared>,
         config: &Config,
+        protocol: &Protocol,
         cx: &mut Context<'_>,
     ) where
         S: Stream<Item = Result<M, E>>,
@@ -454,7 +504,7 @@ impl Conn {
             && self.read_ahead.is_empty()
             && matches!(self.phase, Phase::Live | Phase::Closing)
         {
-            self.read_ahead_now(inner, shared, config, cx);
+            self.read_ahead_now(inner, shared, config, protocol, cx);
         }
     }
 
@@ -464,6 +514,7 @@ impl Conn {
         mut inner: Pin<&mut S>,
         shared: &Arc<Shared>,
         config: &Config,
+        protocol: &Protocol,
         cx: &mut Context<'_>,
     ) where
         S: Stream<Item = Result<M, E>>,
@@ -477,7 +528,7 @@ impl Conn {
         for _ in 0..HIDDEN_PER_POLL {
             match inner.as_mut().poll_next(&mut cx) {
                 Poll::Ready(Some(Ok(msg))) => {
-                    if !self.observe(&msg, config, shared) {
+                    if !self.observe(&msg, config, protocol, shared) {
                         self.read_ahead.put::<Result<M, E>>(Ok(msg));
                         break;
                     }
@@ -578,6 +629,7 @@ where
                 this.inner.as_mut(),
                 this.shared,
                 this.config,
+                this.protocol,
                 cx,
                 Side::Reader,
             ) {
@@ -588,7 +640,7 @@ where
             }
             match this.inner.as_mut().poll_next(cx) {
                 Poll::Ready(Some(Ok(msg))) => {
-                    if !conn.observe(&msg, this.config, this.shared) {
+                    if !conn.observe(&msg, this.config, this.protocol, this.shared) {
                         return Poll::Ready(Some(Ok(msg)));
                     }
                     hidden += 1;
@@ -628,6 +680,17 @@ where
             }
         }
     }
+}
+
+fn record_pong(verdict: Pong, shared: &Shared) {
+    let rtt = match verdict {
+        Pong::Rtt(rtt) => Some(rtt),
+        Pong::Answer | Pong::Unmatched => None,
+    };
+    if let Some(rtt) = rtt {
+        tracing::debug!(?rtt, "websocket heartbeat round trip");
+    }
+    shared.pong_received(rtt);
 }
 
 /// Which inner sink operation a `poll_*` of the adapter waits for.
@@ -675,6 +738,7 @@ impl<S> Heartbeat<S> {
                 this.inner.as_mut(),
                 this.shared,
                 this.config,
+                this.protocol,
                 cx,
                 Side::Writer,
             ) {
@@ -683,12 +747,18 @@ impl<S> Heartbeat<S> {
             if conn.is_dead() {
                 continue;
             }
-            conn.read_ahead(this.inner.as_mut(), this.shared, this.config, cx);
+            conn.read_ahead(
+                this.inner.as_mut(),
+                this.shared,
+                this.config,
+                this.protocol,
+                cx,
+            );
             match poll_inner(this.inner.as_mut(), cx, op) {
                 Poll::Ready(Ok(())) => {
                     match op {
                         SinkOp::Ready => conn.reserved = true,
-                        SinkOp::Flush | SinkOp::Close => conn.ping_unflushed = false,
+                        SinkOp::Flush | SinkOp::Close => conn.unflushed = false,
                     }
                     return Poll::Ready(Ok(()));
                 }

@@ -7,9 +7,10 @@ use tower_layer::Layer;
 
 use crate::config::{self, Config};
 use crate::heartbeat::Heartbeat;
+use crate::protocol::{HeartbeatProtocol, Protocol};
 
 /// Adds a heartbeat to a WebSocket, or to every WebSocket a connection-handler service is
-/// called with. Holds the settings; `const`, `Copy` and cheap to pass around.
+/// called with. Holds the settings; cheap to clone (an application protocol is shared).
 ///
 /// | setting | default | meaning |
 /// |---|---|---|
@@ -20,6 +21,7 @@ use crate::heartbeat::Heartbeat;
 /// | [`forward_pings`](Self::forward_pings) | `false` | hand the peer's pings to the handler too |
 /// | [`jitter`](Self::jitter) | `true` | first tick at a random point of the first interval |
 /// | [`close_timeout`](Self::close_timeout) | 1 s | time allowed for the Close frame to a dead peer |
+/// | [`protocol`](Self::protocol) | control frames | what pings and pongs look like: WebSocket Ping/Pong frames, or application messages ([`crate::protocol`]) |
 ///
 /// A peer silent since `t0` is declared dead strictly after `t0 + interval × max_missed` and
 /// no later than `t0 + interval × (max_missed + 1)` ([`detection_bound`](Self::detection_bound));
@@ -30,18 +32,19 @@ use crate::heartbeat::Heartbeat;
 /// use tower::Layer;
 /// use ws_heartbeat::{Heartbeat, HeartbeatLayer};
 ///
-/// const KEEPALIVE: HeartbeatLayer = HeartbeatLayer::new()
+/// let keepalive = HeartbeatLayer::new()
 ///     .interval(Duration::from_secs(20))
 ///     .max_missed(2);
-/// assert_eq!(KEEPALIVE.detection_bound(), Duration::from_secs(60));
+/// assert_eq!(keepalive.detection_bound(), Duration::from_secs(60));
 ///
-/// # async fn wrap(ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>) {
-/// let ws: Heartbeat<_> = KEEPALIVE.layer(ws);
+/// # async fn wrap(keepalive: HeartbeatLayer, ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>) {
+/// let ws: Heartbeat<_> = keepalive.layer(ws);
 /// # }
 /// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct HeartbeatLayer {
     config: Config,
+    protocol: Protocol,
 }
 
 impl HeartbeatLayer {
@@ -49,7 +52,28 @@ impl HeartbeatLayer {
     pub const fn new() -> Self {
         Self {
             config: Config::DEFAULT,
+            protocol: Protocol::Control,
         }
+    }
+
+    /// Heartbeats with application messages instead of WebSocket Ping/Pong frames, for
+    /// browser clients: the layer answers and hides the peer's pings of that shape, and
+    /// pings the peer with them too ([`crate::protocol`]).
+    ///
+    /// ```
+    /// use ws_heartbeat::{HeartbeatLayer, protocol::Json};
+    ///
+    /// let layer = HeartbeatLayer::new().protocol(Json::new());
+    /// ```
+    pub fn protocol(mut self, protocol: impl HeartbeatProtocol) -> Self {
+        self.protocol = Protocol::App(std::sync::Arc::new(protocol));
+        self
+    }
+
+    /// Back to WebSocket Ping/Pong control frames (the default).
+    pub fn control_frames(mut self) -> Self {
+        self.protocol = Protocol::Control;
+        self
     }
 
     /// Time between two ticks. At each tick a ping is sent (unless [`idle_only`](Self::idle_only)
@@ -141,6 +165,6 @@ impl<S> Layer<S> for HeartbeatLayer {
     type Service = Heartbeat<S>;
 
     fn layer(&self, inner: S) -> Heartbeat<S> {
-        Heartbeat::with_config(inner, self.config)
+        Heartbeat::with_config(inner, self.config, self.protocol.clone())
     }
 }

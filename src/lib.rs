@@ -28,6 +28,7 @@
 //!     let listener = TcpListener::bind("127.0.0.1:3000").await?;
 //!     loop {
 //!         let (tcp, _) = listener.accept().await?;
+//!         let keepalive = keepalive.clone();
 //!         tokio::spawn(async move {
 //!             let ws = tokio_tungstenite::accept_async(tcp).await?;
 //!             let handler = ServiceBuilder::new().layer(keepalive).service_fn(echo);
@@ -134,6 +135,7 @@ mod heartbeat;
 mod layer;
 mod message;
 mod pacemaker;
+pub mod protocol;
 mod random;
 mod service;
 

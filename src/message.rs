@@ -1,5 +1,7 @@
 //! [`WsMessage`]: what the adapter needs to know about a message type to heartbeat with it.
 
+use crate::protocol::{AppFrame, AppMessage};
+
 /// What a received message means to the heartbeat.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MessageKind<'a> {
@@ -16,26 +18,41 @@ pub enum MessageKind<'a> {
 
 /// A WebSocket message type the heartbeat can build pings and Close frames of, and classify.
 ///
-/// Implemented for `tungstenite::Message` (feature `tungstenite`, on by default). Implement it
-/// for the message type of another WebSocket library to heartbeat that library's streams.
+/// Implemented for `tungstenite::Message` (feature `tungstenite`, on by default) and
+/// `axum::extract::ws::Message` (feature `axum`). Implement it for the message type of
+/// another WebSocket library to heartbeat that library's streams.
 ///
 /// [`kind`](WsMessage::kind) runs once for every message in each direction, so it should be a
 /// plain `match`: no allocation, no parsing.
 ///
 /// ```
+/// use ws_heartbeat::protocol::{AppFrame, AppMessage};
 /// use ws_heartbeat::{MessageKind, WsMessage};
 ///
-/// enum Frame { Text(String), Ping(Vec<u8>), Pong(Vec<u8>), Close(u16) }
+/// enum Frame { Text(String), Binary(Vec<u8>), Ping(Vec<u8>), Pong(Vec<u8>), Close(u16) }
 ///
 /// impl WsMessage for Frame {
 ///     fn ping(payload: [u8; 8]) -> Self { Frame::Ping(payload.to_vec()) }
 ///     fn close(code: u16, _reason: &'static str) -> Self { Frame::Close(code) }
+///     fn from_app(msg: AppMessage) -> Self {
+///         match msg {
+///             AppMessage::Text(t) => Frame::Text(t),
+///             AppMessage::Binary(b) => Frame::Binary(b),
+///         }
+///     }
 ///     fn kind(&self) -> MessageKind<'_> {
 ///         match self {
 ///             Frame::Ping(_) => MessageKind::Ping,
 ///             Frame::Pong(p) => MessageKind::Pong(p),
 ///             Frame::Close(_) => MessageKind::Close,
-///             Frame::Text(_) => MessageKind::Data,
+///             Frame::Text(_) | Frame::Binary(_) => MessageKind::Data,
+///         }
+///     }
+///     fn as_app(&self) -> Option<AppFrame<'_>> {
+///         match self {
+///             Frame::Text(t) => Some(AppFrame::Text(t)),
+///             Frame::Binary(b) => Some(AppFrame::Binary(b)),
+///             _ => None,
 ///         }
 ///     }
 /// }
@@ -45,13 +62,17 @@ pub trait WsMessage: Sized {
     fn ping(payload: [u8; 8]) -> Self;
     /// A Close frame with a status code and a reason.
     fn close(code: u16, reason: &'static str) -> Self;
+    /// A text or binary message, for application heartbeats ([`crate::protocol`]).
+    fn from_app(msg: AppMessage) -> Self;
     /// What this message means to the heartbeat.
     fn kind(&self) -> MessageKind<'_>;
+    /// The text or the bytes of a text or binary message, for application heartbeats.
+    fn as_app(&self) -> Option<AppFrame<'_>>;
 }
 
 #[cfg(feature = "tungstenite")]
 mod tungstenite_message {
-    use super::{MessageKind, WsMessage};
+    use super::{AppFrame, AppMessage, MessageKind, WsMessage};
     use tungstenite::Message;
     use tungstenite::protocol::CloseFrame;
     use tungstenite::protocol::frame::Utf8Bytes;
@@ -68,6 +89,13 @@ mod tungstenite_message {
             }))
         }
 
+        fn from_app(msg: AppMessage) -> Self {
+            match msg {
+                AppMessage::Text(text) => Message::text(text),
+                AppMessage::Binary(bytes) => Message::binary(bytes),
+            }
+        }
+
         #[inline]
         fn kind(&self) -> MessageKind<'_> {
             match self {
@@ -76,6 +104,15 @@ mod tungstenite_message {
                 Message::Close(_) => MessageKind::Close,
                 // tungstenite never reads a raw `Frame`; one that is sent is the user's data.
                 Message::Text(_) | Message::Binary(_) | Message::Frame(_) => MessageKind::Data,
+            }
+        }
+
+        #[inline]
+        fn as_app(&self) -> Option<AppFrame<'_>> {
+            match self {
+                Message::Text(text) => Some(AppFrame::Text(text.as_str())),
+                Message::Binary(bytes) => Some(AppFrame::Binary(bytes)),
+                _ => None,
             }
         }
     }

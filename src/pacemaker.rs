@@ -84,13 +84,33 @@ impl Pacemaker {
         self.heard = true;
     }
 
-    /// A pong arrived at `now`, carrying `payload`.
+    /// A pong control frame arrived at `now`, carrying `payload` (ours are 8-byte sequence
+    /// numbers; anything else is unmatched).
     pub(crate) fn on_pong(&mut self, payload: &[u8], now: Instant) -> Pong {
+        match <[u8; 8]>::try_from(payload) {
+            Ok(bytes) => self.on_answer(u64::from_be_bytes(bytes), now),
+            Err(_) => {
+                self.heard = true;
+                Pong::Unmatched
+            }
+        }
+    }
+
+    /// An application-level pong arrived at `now`, echoing `seq` if the protocol carries one.
+    /// Without one it answers the latest ping, if one is outstanding.
+    pub(crate) fn on_app_pong(&mut self, seq: Option<u64>, now: Instant) -> Pong {
+        match seq {
+            Some(seq) => self.on_answer(seq, now),
+            None if self.awaiting_pong() => self.on_answer(self.next_seq.wrapping_sub(1), now),
+            None => {
+                self.heard = true;
+                Pong::Unmatched
+            }
+        }
+    }
+
+    fn on_answer(&mut self, seq: u64, now: Instant) -> Pong {
         self.heard = true;
-        let Ok(bytes) = <[u8; 8]>::try_from(payload) else {
-            return Pong::Unmatched;
-        };
-        let seq = u64::from_be_bytes(bytes);
         let offset = seq.wrapping_sub(self.first_unanswered);
         if offset >= self.next_seq.wrapping_sub(self.first_unanswered) {
             return Pong::Unmatched;
@@ -310,6 +330,24 @@ mod tests {
         ping(pm.on_tick(at(t0, 40)));
         assert_eq!(pm.missed(), 0);
         assert!(matches!(pm.on_tick(at(t0, 50)), Tick::Dead(_)));
+    }
+
+    #[test]
+    fn an_unnumbered_app_pong_answers_the_latest_ping_if_one_is_outstanding() {
+        let t0 = Instant::now();
+        let mut pm = Pacemaker::new(&config(3), 0, t0);
+        assert_eq!(pm.on_app_pong(None, at(t0, 1)), Pong::Unmatched);
+        let a = ping(pm.on_tick(at(t0, 10)));
+        pm.on_ping_written(a, at(t0, 10));
+        let b = ping(pm.on_tick(at(t0, 20)));
+        pm.on_ping_written(b, at(t0, 20));
+        assert_eq!(
+            pm.on_app_pong(None, at(t0, 21)),
+            Pong::Rtt(Duration::from_secs(1))
+        );
+        assert!(!pm.awaiting_pong());
+        assert_eq!(pm.on_app_pong(None, at(t0, 22)), Pong::Unmatched);
+        assert_eq!(pm.on_app_pong(Some(a), at(t0, 22)), Pong::Unmatched);
     }
 
     #[test]

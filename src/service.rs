@@ -43,7 +43,7 @@ where
     }
 
     fn call(&mut self, ws: W) -> Self::Future {
-        let config = self.config();
-        self.get_mut().call(Heartbeat::with_config(ws, config))
+        let ws = self.wrap_like(ws);
+        self.get_mut().call(ws)
     }
 }

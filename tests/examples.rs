@@ -29,7 +29,7 @@ async fn start(
 async fn client_and_hyper_server_talk_with_heartbeats_on_both_ends() {
     // Both ends ping every 300 ms; the client talks for 3 s.
     let keepalive = HeartbeatLayer::new().interval(ms(300));
-    let (url, mut ended) = start(keepalive).await;
+    let (url, mut ended) = start(keepalive.clone()).await;
     let client = client::run(&url, keepalive, Some(3)).await.unwrap();
     let server = ended.recv().await.unwrap();
     server.result.unwrap();

@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use futures_util::{Sink, Stream};
+use ws_heartbeat::protocol::{AppFrame, AppMessage};
 use ws_heartbeat::{MessageKind, WsMessage};
 
 /// A message of the mock: data numbered by its sender, and control frames.
@@ -27,6 +28,12 @@ impl WsMessage for Frame {
     }
     fn close(code: u16, _reason: &'static str) -> Self {
         Frame::Close(code)
+    }
+    fn from_app(_: AppMessage) -> Self {
+        unreachable!("the mock heartbeats with control frames")
+    }
+    fn as_app(&self) -> Option<AppFrame<'_>> {
+        None
     }
     fn kind(&self) -> MessageKind<'_> {
         match self {

@@ -1,0 +1,318 @@
+//! JSON text heartbeats: `{"type":"ping"}` answered by `{"type":"pong"}`.
+
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+
+use super::{AppFrame, AppMessage, HeartbeatProtocol, MAX_HEARTBEAT_LEN, Verdict};
+
+/// JSON heartbeats: a text message that is a JSON object whose `type` field is `"ping"` is a
+/// ping, answered with the same object (every other field, such as an `id` or a `ts`, echoed
+/// back in its place) with `type` set to `"pong"`. Our own pings are `{"type":"ping","seq":N}`; a pong that
+/// echoes `seq` gives a round-trip sample.
+///
+/// The field name and both values are configurable. Anything else (invalid JSON, an array,
+/// trailing bytes, another value, a message over 1 KiB) is data. Every text message of at
+/// most 1 KiB that starts with `{` is parsed, without allocating unless it has escapes.
+///
+/// ```
+/// use ws_heartbeat::protocol::{AppFrame, AppMessage, HeartbeatProtocol, Json, Verdict};
+///
+/// let json = Json::new();
+/// assert_eq!(
+///     json.classify(AppFrame::Text(r#"{"type":"ping","id":7}"#)),
+///     Verdict::Ping { answer: AppMessage::Text(r#"{"type":"pong","id":7}"#.into()) }
+/// );
+/// assert_eq!(json.classify(AppFrame::Text(r#"{"type":"chat"}"#)), Verdict::Data);
+///
+/// let custom = Json::with("op", "hb", "hb_ack");
+/// assert!(matches!(custom.classify(AppFrame::Text(r#"{"op":"hb_ack"}"#)), Verdict::Pong { seq: None }));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Json {
+    field: String,
+    ping: String,
+    pong: String,
+}
+
+impl Json {
+    /// `{"type":"ping"}` / `{"type":"pong"}`.
+    pub fn new() -> Self {
+        Self::with("type", "ping", "pong")
+    }
+
+    /// Heartbeats whose `field` holds `ping` or `pong`.
+    pub fn with(
+        field: impl Into<String>,
+        ping: impl Into<String>,
+        pong: impl Into<String>,
+    ) -> Self {
+        Self {
+            field: field.into(),
+            ping: ping.into(),
+            pong: pong.into(),
+        }
+    }
+
+    /// What `text` is, if it is a JSON object (nothing after it) whose field holds one of
+    /// our two strings; `None` for anything else, including invalid JSON.
+    fn kind_of(&self, text: &str) -> Option<Kind> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let kind = FieldOf(self).deserialize(&mut de).ok()?;
+        de.end().ok()?;
+        kind
+    }
+}
+
+impl Default for Json {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HeartbeatProtocol for Json {
+    fn ping(&self, seq: u64) -> AppMessage {
+        let mut ping = Map::new();
+        ping.insert(self.field.clone(), Value::String(self.ping.clone()));
+        ping.insert("seq".into(), seq.into());
+        AppMessage::Text(Value::Object(ping).to_string())
+    }
+
+    fn classify(&self, frame: AppFrame<'_>) -> Verdict {
+        let AppFrame::Text(text) = frame else {
+            return Verdict::Data;
+        };
+        if text.len() > MAX_HEARTBEAT_LEN || !text.trim_start().starts_with('{') {
+            return Verdict::Data;
+        }
+        match self.kind_of(text) {
+            Some(Kind::Ping) => {
+                // A real ping, so an allocation is fine: echo every field, flip the kind.
+                let Ok(Value::Object(mut answer)) = serde_json::from_str::<Value>(text) else {
+                    return Verdict::Data;
+                };
+                answer.insert(self.field.clone(), Value::String(self.pong.clone()));
+                Verdict::Ping {
+                    answer: AppMessage::Text(Value::Object(answer).to_string()),
+                }
+            }
+            Some(Kind::Pong) => {
+                let seq = serde_json::from_str::<Value>(text)
+                    .ok()
+                    .and_then(|v| v.get("seq").and_then(Value::as_u64));
+                Verdict::Pong { seq }
+            }
+            None => Verdict::Data,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Ping,
+    Pong,
+}
+
+/// Deserializes a JSON object, looking only at one field (the last one, like
+/// `serde_json::Value`): is it our ping or our pong string? Nothing is allocated unless the
+/// text has escapes.
+struct FieldOf<'j>(&'j Json);
+
+impl<'de> DeserializeSeed<'de> for FieldOf<'_> {
+    type Value = Option<Kind>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
+        de.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FieldOf<'_> {
+    type Value = Option<Kind>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut kind = None;
+        while let Some(is_field) = map.next_key_seed(KeyIs(&self.0.field))? {
+            if is_field {
+                kind = map.next_value_seed(KindOf(self.0))?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(kind)
+    }
+}
+
+/// A map key: is it the field?
+struct KeyIs<'f>(&'f str);
+
+impl<'de> DeserializeSeed<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, de: D) -> Result<bool, D::Error> {
+        de.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<bool, E> {
+        Ok(key == self.0)
+    }
+}
+
+/// The field's value: our ping string, our pong string, or anything else (skipped).
+struct KindOf<'j>(&'j Json);
+
+impl<'de> DeserializeSeed<'de> for KindOf<'_> {
+    type Value = Option<Kind>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
+        de.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KindOf<'_> {
+    type Value = Option<Kind>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(if v == self.0.ping {
+            Some(Kind::Ping)
+        } else if v == self.0.pong {
+            Some(Kind::Pong)
+        } else {
+            None
+        })
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(s: &str) -> Verdict {
+        Json::new().classify(AppFrame::Text(s))
+    }
+
+    #[test]
+    fn pings_are_answered_with_every_other_field_echoed() {
+        assert_eq!(
+            text(r#" {"ts": 1.5, "type": "ping", "id": "a"} "#),
+            Verdict::Ping {
+                answer: AppMessage::Text(r#"{"ts":1.5,"type":"pong","id":"a"}"#.into())
+            }
+        );
+    }
+
+    #[test]
+    fn pongs_give_the_echoed_sequence_number() {
+        assert_eq!(
+            text(r#"{"type":"pong","seq":42}"#),
+            Verdict::Pong { seq: Some(42) }
+        );
+        assert_eq!(
+            text(r#"{"type":"pong","seq":"x"}"#),
+            Verdict::Pong { seq: None }
+        );
+        assert_eq!(text(r#"{"type":"pong"}"#), Verdict::Pong { seq: None });
+    }
+
+    #[test]
+    fn our_ping_is_answered_by_our_own_classifier() {
+        let json = Json::new();
+        let AppMessage::Text(ping) = json.ping(9) else {
+            panic!()
+        };
+        assert_eq!(ping, r#"{"type":"ping","seq":9}"#);
+        let Verdict::Ping {
+            answer: AppMessage::Text(pong),
+        } = json.classify(AppFrame::Text(&ping))
+        else {
+            panic!()
+        };
+        assert_eq!(
+            json.classify(AppFrame::Text(&pong)),
+            Verdict::Pong { seq: Some(9) }
+        );
+    }
+
+    #[test]
+    fn lookalikes_are_data() {
+        for s in [
+            r#"{"type":"ping""#,
+            r#"{"type":"ping"}x"#,
+            r#"{"type":"pong"},"#,
+            r#"[{"type":"ping"}]"#,
+            r#"{"type":["ping"]}"#,
+            r#"{"type":{"ping":1}}"#,
+            r#"{"Type":"ping"}"#,
+            r#"{"type":"ping2"}"#,
+            r#""ping""#,
+            "ping",
+            "",
+            "{",
+        ] {
+            assert_eq!(text(s), Verdict::Data, "{s}");
+        }
+        let long = format!(
+            r#"{{"type":"ping","pad":"{}"}}"#,
+            "x".repeat(10 * 1024 * 1024)
+        );
+        assert_eq!(text(&long), Verdict::Data);
+        assert_eq!(
+            Json::new().classify(AppFrame::Binary(br#"{"type":"ping"}"#)),
+            Verdict::Data
+        );
+    }
+
+    #[test]
+    fn the_last_duplicate_field_wins_like_serde_json() {
+        assert!(matches!(
+            text(r#"{"type":"pong","type":"ping"}"#),
+            Verdict::Ping { .. }
+        ));
+    }
+
+    #[test]
+    fn escaped_strings_are_understood() {
+        assert!(matches!(
+            text(r#"{"typ\u0065":"p\u0069ng"}"#),
+            Verdict::Ping { .. }
+        ));
+    }
+}
