@@ -124,10 +124,14 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `tungstenite` | yes | [`WsMessage`] for `tungstenite::Message` and `From<Dead>` for `tungstenite::Error`: tokio-tungstenite, hyper-tungstenite and everything else on tungstenite 0.30 |
+//! | `axum` | no | `ws_heartbeat::axum`: drop-ins for axum 0.8's `WebSocketUpgrade` and `WebSocket`, [`WsMessage`] for its `Message`, `From<Dead>` for `axum::Error` |
 //!
 //! Other message types plug in by implementing [`WsMessage`]; their error type needs
 //! `From<Dead>` (`std::io::Error` has it).
 
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
 mod config;
 mod error;
 mod handle;
