@@ -6,7 +6,6 @@ mod support;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::Message as AxumMessage;
-use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Router};
 use futures_util::{SinkExt, StreamExt};
