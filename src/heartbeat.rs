@@ -194,7 +194,7 @@ impl<S> Heartbeat<S> {
             conn: Conn {
                 timer: Timer::Unarmed(now + first_tick),
                 interval: config.interval,
-                pacemaker: Pacemaker::new(&config, random::random_u64(), now.into_std()),
+                pacemaker: Pacemaker::new(&config, random::first_seq(), now.into_std()),
                 phase: Phase::Live,
                 pending_ping: None,
                 pending_answer: None,

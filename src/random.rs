@@ -15,6 +15,13 @@ pub(crate) fn random_u64() -> u64 {
     hasher.finish()
 }
 
+/// The first ping's sequence number: unpredictable, so that pongs forged or replayed by a
+/// peer do not match, and below 2^53 with room to count up, so that a JavaScript peer echoes
+/// it exactly (its numbers are doubles) in a JSON heartbeat.
+pub(crate) fn first_seq() -> u64 {
+    random_u64() >> 12
+}
+
 /// A random delay in `(0, interval]`: never zero, so that a peer silent since the handshake
 /// is still declared dead strictly after `interval * max_missed`.
 pub(crate) fn first_tick_delay(interval: Duration) -> Duration {
@@ -40,6 +47,14 @@ mod tests {
             let hi = lo + Duration::from_millis(10);
             let n = delays.iter().filter(|d| **d > lo && **d <= hi).count();
             assert!(n >= 50, "bucket {bucket} has {n} of 1000 delays");
+        }
+    }
+
+    #[test]
+    fn first_sequence_numbers_are_exact_in_a_javascript_number() {
+        const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+        for _ in 0..1000 {
+            assert!(first_seq() + (1 << 51) <= MAX_SAFE_INTEGER);
         }
     }
 

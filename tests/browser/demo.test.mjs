@@ -1,0 +1,164 @@
+// The demo page in a real browser: headless Chromium (Debian's /usr/bin/chromium) driven by
+// playwright-core, against `cargo run --example demo` with a 300 ms server heartbeat and
+// 3 missed pings (dead within 1 200 ms). Run from the repository root:
+//
+//   node --test tests/browser/demo.test.mjs      (after `npm ci` in tests/browser)
+//
+// Real time, so every bound below states the slack it allows for scheduling.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const INTERVAL = 300;
+const MAX_MISSED = 3;
+const DEAD_BOUND = INTERVAL * (MAX_MISSED + 1);
+const BACKOFF = 200; // the page's first reconnect waits a random time in [0, 200 ms]
+const SLACK = 300; // scheduling, connection set-up, and the 25 ms polling below
+const PAGE = `?interval=${INTERVAL}&deadline=${5 * INTERVAL}&backoff=${BACKOFF}&cap=2000`;
+
+let server;
+let base;
+let browser;
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function stats() {
+  const response = await fetch(`${base}/stats`);
+  return response.json();
+}
+
+/// Polls `check` every 25 ms until it returns a truthy value; returns the elapsed ms.
+async function until(check, timeout, what) {
+  const start = Date.now();
+  while (Date.now() - start < timeout) {
+    if (await check()) return Date.now() - start;
+    await sleep(25);
+  }
+  assert.fail(`${what}: not within ${timeout} ms`);
+}
+
+const state = (page) => page.evaluate(() => window.demo.state);
+
+async function openPage(query = PAGE) {
+  const page = await browser.newPage();
+  page.on('pageerror', (err) => assert.fail(`page error: ${err}`));
+  await page.goto(`${base}/${query}`);
+  await until(async () => (await state(page)) === 'connected', 5000, 'connected');
+  return page;
+}
+
+before(async () => {
+  execFileSync('cargo', ['build', '-q', '--example', 'demo'], { cwd: ROOT, stdio: 'inherit' });
+  const bin = path.join(ROOT, 'target', 'debug', 'examples', 'demo');
+  server = spawn(bin, ['127.0.0.1:0', '--interval-ms', String(INTERVAL), '--max-missed', String(MAX_MISSED)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  base = await new Promise((resolve, reject) => {
+    let out = '';
+    server.stdout.on('data', (chunk) => {
+      out += chunk;
+      const found = out.match(/demo on (http:\/\/\S+)/);
+      if (found) resolve(found[1]);
+    });
+    server.on('exit', (code) => reject(new Error(`demo exited with ${code}`)));
+  });
+  server.stdout.on('data', (chunk) => process.stderr.write(`  [demo] ${chunk}`));
+  // playwright-core starts Chromium headless with a new, empty profile of its own.
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: [
+      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--disable-dev-shm-usage',
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill();
+});
+
+test('the page connects and draws round-trip samples', async () => {
+  const before = await stats();
+  const page = await openPage();
+  await until(() => page.evaluate(() => window.demo.rtts.length >= 3), 5 * INTERVAL + SLACK, 'three RTT samples');
+  // The server times its JSON pings too: the page echoes the sequence number exactly.
+  await until(async () => (await stats()).rtt_samples >= before.rtt_samples + 2, 4 * INTERVAL, 'server RTT samples');
+  const rtts = await page.evaluate(() => window.demo.rtts);
+  assert.ok(rtts.every((ms) => ms >= 0 && ms < 100), `loopback round trips: ${rtts}`);
+  assert.match(await page.textContent('#rtt'), /^\d+\.\d ms$/);
+  await page.close();
+});
+
+test('a kill from the server makes the page reconnect within its backoff bound', async () => {
+  const page = await openPage();
+  const kills = (await stats()).kills;
+  await page.click('#kill');
+  await until(async () => (await state(page)) === 'reconnecting', 1000, 'reconnecting');
+  const took = await until(async () => (await state(page)) === 'connected', BACKOFF + SLACK, 'reconnected');
+  assert.equal((await stats()).kills, kills + 1);
+  assert.equal(await page.evaluate(() => window.demo.reconnects), 1);
+  console.log(`reconnected ${took} ms after the page saw the connection die`);
+  await page.close();
+});
+
+test('a frozen page is declared dead by the server within interval x (max_missed + 1)', async () => {
+  const page = await openPage();
+  await sleep(2 * INTERVAL); // a few heartbeats in both directions
+  const deaths = (await stats()).deaths;
+  await page.click('#freeze');
+  const took = await until(async () => (await stats()).deaths === deaths + 1, DEAD_BOUND + SLACK, 'death');
+  // Its last frame came at most one interval before the click: dead more than
+  // interval x max_missed after that frame.
+  assert.ok(took > INTERVAL * (MAX_MISSED - 1), `dead only ${took} ms after the freeze`);
+  console.log(`declared dead ${took} ms after the freeze (bound ${DEAD_BOUND} ms)`);
+  // Thawed, it finds its connection closed and reconnects.
+  await page.click('#freeze');
+  await until(async () => (await state(page)) === 'connected', BACKOFF + SLACK + 500, 'reconnected after thawing');
+  await page.close();
+});
+
+test('after logging out the page stays closed', async () => {
+  const page = await openPage();
+  await page.click('#logout');
+  await until(async () => (await state(page)) === 'closed', 1000, 'closed');
+  const { connections } = await stats();
+  await sleep(10 * INTERVAL);
+  assert.equal(await state(page), 'closed');
+  const after = await stats();
+  assert.equal(after.connections, connections, 'no new connection');
+  assert.equal(after.connected, 0);
+  await page.close();
+});
+
+test('after a kick the page stays closed', async () => {
+  const page = await openPage();
+  await page.click('#kick');
+  await until(async () => (await state(page)) === 'closed', 2000, 'closed');
+  const { connections } = await stats();
+  await sleep(10 * INTERVAL);
+  assert.equal(await state(page), 'closed');
+  assert.equal((await stats()).connections, connections, 'no new connection');
+  assert.match(await page.evaluate(() => window.demo.events.at(-1).text), /kicked by the server \(4000/);
+  await page.close();
+});
+
+test('with protocol pings, Chromium answers by itself and stays connected for 20 intervals', async () => {
+  const page = await openPage(`?heartbeat=control&interval=${INTERVAL}&deadline=${5 * INTERVAL}`);
+  const before = await stats();
+  await sleep(20 * INTERVAL);
+  const after = await stats();
+  assert.equal(await state(page), 'connected');
+  assert.equal(await page.evaluate(() => window.demo.reconnects), 0);
+  assert.equal(after.deaths, before.deaths);
+  // 20 ticks: at least 18 pongs counted while the page sent no ping of its own.
+  assert.ok(after.pongs - before.pongs >= 18, `${after.pongs - before.pongs} pongs`);
+  assert.equal(await page.evaluate(() => window.demo.rtts.length), 0);
+  await page.close();
+});
