@@ -78,6 +78,24 @@
 //! # }
 //! ```
 //!
+//! # Browsers
+//!
+//! Browsers answer WebSocket pings but cannot send them. With
+//! [`HeartbeatLayer::protocol`] the layer heartbeats with ordinary messages instead
+//! ([`protocol::Json`], [`protocol::Text`], [`protocol::BinaryCommand`], or your own
+//! [`protocol::HeartbeatProtocol`]): it answers and hides the page's pings and pings the page
+//! the same way. With the `axum` feature, [`axum`](crate::axum) has drop-ins for axum's
+//! `WebSocketUpgrade` and `WebSocket`, so an axum handler gets keepalive by changing one `use`
+//! line.
+//!
+//! ```
+//! use std::time::Duration;
+//! use ws_heartbeat::{HeartbeatLayer, protocol::Json};
+//!
+//! // {"type":"ping","id":7} from the page is answered with {"type":"pong","id":7}.
+//! let keepalive = HeartbeatLayer::new().interval(Duration::from_secs(20)).protocol(Json::new());
+//! ```
+//!
 //! # Semantics
 //!
 //! Time runs in ticks of `interval`. At each tick, a peer heard since the previous tick is
