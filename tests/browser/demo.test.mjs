@@ -124,6 +124,25 @@ test('a frozen page is declared dead by the server within interval x (max_missed
   await page.close();
 });
 
+test("a frozen server is caught by the page's own read deadline; one reconnect at a time", async () => {
+  const page = await openPage();
+  const { connections } = await stats();
+  server.kill('SIGSTOP');
+  try {
+    // Nothing heard for the deadline (5 intervals), noticed at the next interval check.
+    const deadline = 5 * INTERVAL;
+    const took = await until(async () => (await state(page)) === 'reconnecting', deadline + INTERVAL + SLACK, 'read deadline');
+    assert.ok(took >= deadline - INTERVAL, `gave up after only ${took} ms`);
+    await sleep(2000); // attempts against the frozen server hang in the handshake
+  } finally {
+    server.kill('SIGCONT');
+  }
+  await until(async () => (await state(page)) === 'connected', 3000, 'reconnected after the server thawed');
+  // One attempt was in flight, so exactly one new connection reached the server.
+  assert.equal((await stats()).connections, connections + 1);
+  await page.close();
+});
+
 test('after logging out the page stays closed', async () => {
   const page = await openPage();
   await page.click('#logout');
