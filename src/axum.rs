@@ -81,7 +81,9 @@ impl WsMessage for Message {
         match self {
             Message::Ping(_) => MessageKind::Ping,
             Message::Pong(payload) => MessageKind::Pong(payload),
-            Message::Close(_) => MessageKind::Close,
+            Message::Close(frame) => {
+                MessageKind::Close(frame.as_ref().map(|f| (f.code, f.reason.as_str())))
+            }
             Message::Text(_) | Message::Binary(_) => MessageKind::Data,
         }
     }

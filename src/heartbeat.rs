@@ -454,7 +454,7 @@ impl Conn {
                     Protocol::App(_) => self.observe_app(msg, protocol, shared),
                 }
             }
-            MessageKind::Close => {
+            MessageKind::Close(_) => {
                 self.pacemaker.on_inbound();
                 false
             }
@@ -825,7 +825,7 @@ where
             return Err((*dead).into());
         }
         conn.reserved = false;
-        if matches!(conn.phase, Phase::Live) && item.kind() == MessageKind::Close {
+        if matches!(conn.phase, Phase::Live) && matches!(item.kind(), MessageKind::Close(_)) {
             conn.phase = Phase::Closing;
         }
         this.inner.start_send(item)

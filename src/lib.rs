@@ -159,6 +159,7 @@ mod message;
 mod pacemaker;
 pub mod protocol;
 mod random;
+pub mod reconnect;
 mod service;
 
 pub use error::Dead;

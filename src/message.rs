@@ -10,8 +10,9 @@ pub enum MessageKind<'a> {
     Ping,
     /// A pong, with its payload. Never reaches the handler.
     Pong(&'a [u8]),
-    /// A Close frame: the start or the end of the closing handshake.
-    Close,
+    /// A Close frame (the start or the end of the closing handshake), with its status code
+    /// and reason if it has them.
+    Close(Option<(u16, &'a str)>),
     /// Anything else: application data, passed through untouched.
     Data,
 }
@@ -44,7 +45,7 @@ pub enum MessageKind<'a> {
 ///         match self {
 ///             Frame::Ping(_) => MessageKind::Ping,
 ///             Frame::Pong(p) => MessageKind::Pong(p),
-///             Frame::Close(_) => MessageKind::Close,
+///             Frame::Close(code) => MessageKind::Close(Some((*code, ""))),
 ///             Frame::Text(_) | Frame::Binary(_) => MessageKind::Data,
 ///         }
 ///     }
@@ -101,7 +102,9 @@ mod tungstenite_message {
             match self {
                 Message::Ping(_) => MessageKind::Ping,
                 Message::Pong(payload) => MessageKind::Pong(payload),
-                Message::Close(_) => MessageKind::Close,
+                Message::Close(frame) => {
+                    MessageKind::Close(frame.as_ref().map(|f| (u16::from(f.code), f.reason.as_str())))
+                }
                 // tungstenite never reads a raw `Frame`; one that is sent is the user's data.
                 Message::Text(_) | Message::Binary(_) | Message::Frame(_) => MessageKind::Data,
             }
@@ -129,7 +132,11 @@ mod tungstenite_message {
                 Message::Pong(vec![7, 8].into()).kind(),
                 MessageKind::Pong(&[7, 8])
             );
-            assert_eq!(Message::Close(None).kind(), MessageKind::Close);
+            assert_eq!(Message::Close(None).kind(), MessageKind::Close(None));
+            assert_eq!(
+                <Message as WsMessage>::close(4000, "kicked").kind(),
+                MessageKind::Close(Some((4000, "kicked")))
+            );
             assert_eq!(Message::text("ping").kind(), MessageKind::Data);
             assert_eq!(Message::binary(vec![0x9]).kind(), MessageKind::Data);
         }

@@ -40,7 +40,7 @@ impl WsMessage for Frame {
             Frame::Data(_) => MessageKind::Data,
             Frame::Ping(_) | Frame::PeerPing(_) => MessageKind::Ping,
             Frame::Pong(payload) => MessageKind::Pong(payload),
-            Frame::Close(_) => MessageKind::Close,
+            Frame::Close(code) => MessageKind::Close(Some((*code, ""))),
         }
     }
 }

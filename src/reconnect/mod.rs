@@ -1,0 +1,576 @@
+//! A client that survives its server: [`Reconnect`] is a `Stream + Sink` of messages that
+//! connects through a function of yours, wraps every connection in a [`Heartbeat`], and
+//! reconnects with exponential backoff and full jitter when a connection dies.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use futures_util::{SinkExt, StreamExt};
+//! use tokio_tungstenite::tungstenite::Message;
+//! use ws_heartbeat::HeartbeatLayer;
+//! use ws_heartbeat::reconnect::{Backoff, Reconnect};
+//!
+//! # async fn run() -> Result<(), ws_heartbeat::reconnect::Error> {
+//! let url = "ws://127.0.0.1:3000";
+//! let mut client = Reconnect::builder(move || async move {
+//!     tokio_tungstenite::connect_async(url).await.map(|(ws, _response)| ws)
+//! })
+//! .heartbeat(HeartbeatLayer::new().interval(Duration::from_secs(10)))
+//! .backoff(Backoff::new().initial(Duration::from_millis(500)).max_delay(Duration::from_secs(30)))
+//! .on_connect(|mut ws| async move {
+//!     ws.send(Message::text(r#"{"auth":"token"}"#)).await?; // before anything else
+//!     Ok::<_, tokio_tungstenite::tungstenite::Error>(ws)
+//! })
+//! .on_event(|event| println!("{event:?}"))
+//! .build();
+//!
+//! client.send(Message::text("hello")).await?; // waits in the buffer while disconnected
+//! while let Some(msg) = client.next().await {
+//!     println!("{:?}", msg?);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Behaviour
+//!
+//! - The first connection is attempted at the first poll. When a connection or an attempt
+//!   ends, the next attempt waits for a delay drawn from the [`Backoff`] (full jitter); the
+//!   retry count starts again only after a connection has stayed up for the stability window
+//!   ([`ReconnectBuilder::stable_after`], default 30 s), so a server that accepts and then
+//!   drops connections is backed off from like one that refuses them.
+//! - Each attempt has a connect timeout ([`ReconnectBuilder::connect_timeout`], default
+//!   10 s): a handshake that hangs is a failed attempt.
+//! - One attempt at a time, whatever mix of errors on the reading and the writing side ended
+//!   the connection.
+//! - No reconnection after the application closes the client (`close()`), after a server
+//!   close that [`ReconnectBuilder::final_close`] marks final (by default 1000 normal
+//!   closure, 1008 policy violation, and 4000-4999, the application's own codes, e.g. a
+//!   kick), or after [`Backoff::max_retries`]. Everything else (a dead server, I/O errors, a
+//!   connection that ends without a Close frame, other close codes such as 1001 going away or
+//!   1012 restart) reconnects.
+//! - Messages sent while disconnected wait in a bounded buffer
+//!   ([`ReconnectBuilder::buffer`], default 256) and go out in order once connected, after
+//!   the on-connect hook. When the buffer is full, `poll_ready` waits, or with
+//!   [`Overflow::Fail`] fails with [`Error::BufferFull`] without taking the message. Nothing
+//!   is dropped silently: [`Event::Disconnected`] counts the messages handed to a connection
+//!   after the server was last heard from, [`Event::Closed`] the ones never sent.
+//! - The stream yields the server's messages (not its Close frame: that is an event). It
+//!   ends with `None` after `close()`, or with one [`Error`] (`GaveUp`, `Rejected`) then
+//!   `None`.
+//!
+//! Like [`Heartbeat`], it runs inside `poll`: keep reading (or sending) for it to make
+//! progress. The event callback runs inside those polls, so keep it short (a channel send).
+
+mod backoff;
+mod event;
+
+use std::collections::VecDeque;
+use std::error::Error as StdError;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use futures_core::Stream;
+use futures_core::future::BoxFuture;
+use futures_sink::Sink;
+use tokio::time::{Instant, Sleep};
+use tower_layer::Layer;
+
+pub use backoff::Backoff;
+pub use event::{Error, Event, Reason, SharedError};
+
+use crate::error::Dead;
+use crate::heartbeat::Heartbeat;
+use crate::layer::HeartbeatLayer;
+use crate::message::{MessageKind, WsMessage};
+use crate::random::random_u64;
+
+/// A WebSocket connection a [`Reconnect`] can use: a `Stream + Sink` of messages such as
+/// tokio-tungstenite's `WebSocketStream`. Implemented for every type that fits.
+pub trait Connection:
+    Stream<Item = Result<Self::Message, Self::WsError>>
+    + Sink<Self::Message, Error = Self::WsError>
+    + Unpin
+    + Send
+    + 'static
+{
+    /// The message type.
+    type Message: WsMessage + Send + Sync + 'static;
+    /// The error type.
+    type WsError: From<Dead> + StdError + Send + Sync + 'static;
+}
+
+impl<S, M, E> Connection for S
+where
+    S: Stream<Item = Result<M, E>> + Sink<M, Error = E> + Unpin + Send + 'static,
+    M: WsMessage + Send + Sync + 'static,
+    E: From<Dead> + StdError + Send + Sync + 'static,
+{
+    type Message = M;
+    type WsError = E;
+}
+
+/// What `poll_ready` does when the send buffer is full.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Overflow {
+    /// Wait for room (backpressure). The default.
+    #[default]
+    Wait,
+    /// Fail with [`Error::BufferFull`], without taking the message.
+    Fail,
+}
+
+type Connect<S> = Box<dyn FnMut() -> BoxFuture<'static, Result<S, SharedError>> + Send>;
+type OnConnect<S> =
+    Arc<dyn Fn(Heartbeat<S>) -> BoxFuture<'static, Result<Heartbeat<S>, SharedError>> + Send + Sync>;
+type IsFinal = Arc<dyn Fn(u16, &str) -> bool + Send + Sync>;
+type OnEvent = Arc<dyn Fn(&Event) + Send + Sync>;
+
+/// The settings of a [`Reconnect`]; made by [`Reconnect::builder`].
+#[must_use = "call .build() to get the client"]
+pub struct ReconnectBuilder<S> {
+    connect: Connect<S>,
+    heartbeat: HeartbeatLayer,
+    backoff: Backoff,
+    connect_timeout: Duration,
+    stable_after: Duration,
+    buffer: usize,
+    overflow: Overflow,
+    is_final: IsFinal,
+    on_connect: Option<OnConnect<S>>,
+    on_event: Option<OnEvent>,
+}
+
+impl<S: Connection> ReconnectBuilder<S> {
+    /// The heartbeat every connection gets (default: [`HeartbeatLayer::new`]).
+    pub fn heartbeat(mut self, layer: HeartbeatLayer) -> Self {
+        self.heartbeat = layer;
+        self
+    }
+
+    /// The delays between attempts, and when to give up.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// How long one call of the connect function may take (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long a connection must stay up for the retry count to start again (default 30 s).
+    pub fn stable_after(mut self, window: Duration) -> Self {
+        self.stable_after = window;
+        self
+    }
+
+    /// The send buffer: how many messages may wait (default 256), and what a send does when
+    /// it is full (default: wait).
+    ///
+    /// # Panics
+    /// If `capacity` is zero.
+    #[track_caller]
+    pub fn buffer(mut self, capacity: usize, overflow: Overflow) -> Self {
+        assert!(capacity > 0, "the send buffer needs room for one message");
+        self.buffer = capacity;
+        self.overflow = overflow;
+        self
+    }
+
+    /// Which server closes end the client instead of reconnecting: `is_final(code, reason)`.
+    /// The default marks 1000 (normal closure), 1008 (policy violation) and 4000-4999 final.
+    ///
+    /// ```
+    /// # fn f(b: ws_heartbeat::reconnect::ReconnectBuilder<tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>>) {
+    /// // Only an explicit kick is final; a normal closure reconnects too.
+    /// let b = b.final_close(|code, reason| code == 4001 || reason == "kicked");
+    /// # }
+    /// ```
+    pub fn final_close(mut self, is_final: impl Fn(u16, &str) -> bool + Send + Sync + 'static) -> Self {
+        self.is_final = Arc::new(is_final);
+        self
+    }
+
+    /// Code to run after each successful connect, before buffered messages flow
+    /// (authenticate, re-subscribe). It gets the connection and hands it back; an error is a
+    /// failed attempt.
+    pub fn on_connect<F, Fut, E>(mut self, hook: F) -> Self
+    where
+        F: Fn(Heartbeat<S>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Heartbeat<S>, E>> + Send + 'static,
+        E: Into<Box<dyn StdError + Send + Sync>>,
+    {
+        self.on_connect = Some(Arc::new(move |ws| {
+            let fut = hook(ws);
+            Box::pin(async move { fut.await.map_err(shared) })
+        }));
+        self
+    }
+
+    /// A callback for every [`Event`], in order. It runs inside the client's polls: keep it
+    /// short (forward to a channel for anything slow).
+    pub fn on_event(mut self, callback: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+        self.on_event = Some(Arc::new(callback));
+        self
+    }
+
+    /// The client. Nothing happens until it is first polled.
+    pub fn build(self) -> Reconnect<S> {
+        Reconnect {
+            buffer: VecDeque::with_capacity(self.buffer.min(1024)),
+            settings: self,
+            state: State::Idle,
+            retry: 0,
+            unconfirmed: 0,
+            pongs_seen: 0,
+            reader: None,
+            writer: None,
+        }
+    }
+}
+
+fn shared(err: impl Into<Box<dyn StdError + Send + Sync>>) -> SharedError {
+    Arc::from(err.into())
+}
+
+enum State<S: Connection> {
+    /// Not started: the first poll starts the first attempt.
+    Idle,
+    Connecting(BoxFuture<'static, Result<Heartbeat<S>, Reason>>),
+    Connected {
+        ws: Heartbeat<S>,
+        since: Instant,
+        /// The server's Close frame, once seen: the stream ends right after it.
+        closed_by_server: Option<(u16, String)>,
+    },
+    Waiting(Pin<Box<Sleep>>),
+    /// Ended; the error is still to be reported by the stream.
+    Done(Option<Error>),
+}
+
+/// A reconnecting WebSocket client: a `Stream + Sink` of `S::Message`. See the
+/// [module documentation](self).
+#[must_use = "streams do nothing unless polled"]
+pub struct Reconnect<S: Connection> {
+    settings: ReconnectBuilder<S>,
+    state: State<S>,
+    /// Reconnection attempts in a row since the last stable connection.
+    retry: u32,
+    buffer: VecDeque<S::Message>,
+    /// Messages handed to the current connection since the server was last heard from.
+    unconfirmed: u64,
+    /// The current connection's pong count when last looked at.
+    pongs_seen: u64,
+    /// The tasks waiting to read and to write, woken at every change of state.
+    reader: Option<Waker>,
+    writer: Option<Waker>,
+}
+
+// Nothing in it is ever pinned in place: the connection is `Unpin`, the futures are boxed.
+impl<S: Connection> Unpin for Reconnect<S> {}
+
+impl<S: Connection> Reconnect<S> {
+    /// Starts the settings of a client that connects by calling `connect`.
+    pub fn builder<F, Fut, E>(mut connect: F) -> ReconnectBuilder<S>
+    where
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<S, E>> + Send + 'static,
+        E: Into<Box<dyn StdError + Send + Sync>>,
+    {
+        ReconnectBuilder {
+            connect: Box::new(move || {
+                let fut = connect();
+                Box::pin(async move { fut.await.map_err(shared) })
+            }),
+            heartbeat: HeartbeatLayer::new(),
+            backoff: Backoff::new(),
+            connect_timeout: Duration::from_secs(10),
+            stable_after: Duration::from_secs(30),
+            buffer: 256,
+            overflow: Overflow::Wait,
+            is_final: Arc::new(|code, _| matches!(code, 1000 | 1008 | 4000..=4999)),
+            on_connect: None,
+            on_event: None,
+        }
+    }
+
+    /// Messages waiting in the send buffer.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// Whether a connection is up now.
+    pub fn is_connected(&self) -> bool {
+        matches!(self.state, State::Connected { .. })
+    }
+
+    fn emit(&self, event: Event) {
+        tracing::debug!(?event, "reconnecting websocket");
+        if let Some(on_event) = &self.settings.on_event {
+            on_event(&event);
+        }
+    }
+
+    /// Moves to `state`, waking both sides: whichever waits must see the change.
+    fn set(&mut self, state: State<S>) {
+        self.state = state;
+        for waker in [self.reader.take(), self.writer.take()].into_iter().flatten() {
+            waker.wake();
+        }
+    }
+
+    fn start_attempt(&mut self) {
+        self.emit(Event::Connecting { retry: self.retry });
+        let connect = (self.settings.connect)();
+        let timeout = self.settings.connect_timeout;
+        let layer = self.settings.heartbeat.clone();
+        let on_connect = self.settings.on_connect.clone();
+        let attempt = async move {
+            let socket = match tokio::time::timeout(timeout, connect).await {
+                Ok(Ok(socket)) => socket,
+                Ok(Err(err)) => return Err(Reason::ConnectFailed(err)),
+                Err(_) => return Err(Reason::ConnectTimedOut(timeout)),
+            };
+            let ws = layer.layer(socket);
+            match on_connect {
+                Some(hook) => hook(ws).await.map_err(Reason::OnConnectFailed),
+                None => Ok(ws),
+            }
+        };
+        self.set(State::Connecting(Box::pin(attempt)));
+    }
+
+    /// A connection or an attempt ended for `reason`: end, or wait and try again.
+    fn after(&mut self, reason: Reason, stable: bool) {
+        if let Reason::ServerClosed { code, reason: text } = &reason {
+            if (self.settings.is_final)(*code, text) {
+                let (code, text) = (*code, text.clone());
+                self.emit(Event::Closed {
+                    by_server: Some((code, text.clone())),
+                    unsent: self.buffer.len(),
+                });
+                return self.set(State::Done(Some(Error::Rejected { code, reason: text })));
+            }
+        }
+        self.retry = if stable { 1 } else { self.retry + 1 };
+        if !self.settings.backoff.allows(self.retry) {
+            let retries = self.retry - 1;
+            self.emit(Event::GaveUp { retries, last: reason.clone() });
+            return self.set(State::Done(Some(Error::GaveUp { retries, last: reason })));
+        }
+        let delay = self.settings.backoff.delay(self.retry, random_u64());
+        self.emit(Event::Reconnecting { retry: self.retry, delay, after: reason });
+        self.set(State::Waiting(Box::pin(tokio::time::sleep(delay))));
+    }
+
+    /// The current connection ended for `reason`.
+    fn disconnect(&mut self, reason: Reason) {
+        let State::Connected { since, .. } = &self.state else {
+            return;
+        };
+        let stable = since.elapsed() >= self.settings.stable_after;
+        self.emit(Event::Disconnected { reason: reason.clone(), unconfirmed: self.unconfirmed });
+        self.unconfirmed = 0;
+        self.after(reason, stable);
+    }
+
+    /// Drives attempts and backoff until a connection is up (`Ready(true)`), the client has
+    /// ended (`Ready(false)`), or it must wait.
+    fn poll_connected(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        loop {
+            match &mut self.state {
+                State::Idle => self.start_attempt(),
+                State::Connecting(attempt) => match attempt.as_mut().poll(cx) {
+                    Poll::Ready(Ok(ws)) => {
+                        self.pongs_seen = ws.handle().stats().pongs_received;
+                        self.emit(Event::Connected { retry: self.retry });
+                        let since = Instant::now();
+                        self.set(State::Connected { ws, since, closed_by_server: None });
+                    }
+                    Poll::Ready(Err(reason)) => self.after(reason, false),
+                    Poll::Pending => return Poll::Pending,
+                },
+                State::Waiting(sleep) => {
+                    if sleep.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    self.start_attempt();
+                }
+                State::Connected { .. } => return Poll::Ready(true),
+                State::Done(_) => return Poll::Ready(false),
+            }
+        }
+    }
+
+    /// Hands buffered messages to the connection while it takes them, then flushes.
+    /// `Ready(Ok)`: all handed over and flushed.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::WsError>> {
+        let State::Connected { ws, .. } = &mut self.state else {
+            return Poll::Pending;
+        };
+        while !self.buffer.is_empty() {
+            match Pin::new(&mut *ws).poll_ready(cx) {
+                Poll::Ready(Ok(())) => {}
+                other => return other,
+            }
+            let pongs = ws.handle().stats().pongs_received;
+            if pongs != self.pongs_seen {
+                // The server answered a ping since the last write: it was there.
+                self.pongs_seen = pongs;
+                self.unconfirmed = 0;
+            }
+            let msg = self.buffer.pop_front().expect("not empty");
+            Pin::new(&mut *ws).start_send(msg)?;
+            self.unconfirmed += 1;
+        }
+        Pin::new(&mut *ws).poll_flush(cx)
+    }
+
+    /// The reason a connection failed with `err`.
+    fn reason_of(err: S::WsError) -> Reason {
+        match Dead::find(&err) {
+            Some(dead) => Reason::Dead(*dead),
+            None => Reason::Failed(Arc::new(err)),
+        }
+    }
+
+    /// The terminal error, if there is one to report, for the sink.
+    fn sink_error(&self) -> Error {
+        match &self.state {
+            State::Done(Some(err)) => err.clone(),
+            _ => Error::Closed,
+        }
+    }
+}
+
+impl<S: Connection> Stream for Reconnect<S> {
+    type Item = Result<S::Message, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            match this.poll_connected(cx) {
+                Poll::Pending => break,
+                Poll::Ready(false) => {
+                    let State::Done(err) = &mut this.state else { unreachable!("ended") };
+                    return Poll::Ready(err.take().map(Err));
+                }
+                Poll::Ready(true) => {}
+            }
+            // Buffered messages go out as soon as a connection is up, reader or not.
+            if let Poll::Ready(Err(err)) = this.poll_drain(cx) {
+                this.disconnect(Self::reason_of(err));
+                continue;
+            }
+            let State::Connected { ws, closed_by_server, .. } = &mut this.state else {
+                continue;
+            };
+            match Pin::new(ws).poll_next(cx) {
+                Poll::Ready(Some(Ok(msg))) => {
+                    if let MessageKind::Close(frame) = msg.kind() {
+                        let (code, reason) = frame.unwrap_or((1005, ""));
+                        *closed_by_server = Some((code, reason.to_owned()));
+                        continue;
+                    }
+                    this.unconfirmed = 0;
+                    return Poll::Ready(Some(Ok(msg)));
+                }
+                Poll::Ready(Some(Err(err))) => this.disconnect(Self::reason_of(err)),
+                Poll::Ready(None) => {
+                    let reason = match closed_by_server.take() {
+                        Some((code, reason)) => Reason::ServerClosed { code, reason },
+                        None => Reason::Ended,
+                    };
+                    this.disconnect(reason);
+                }
+                Poll::Pending => break,
+            }
+        }
+        this.reader = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl<S: Connection> Sink<S::Message> for Reconnect<S> {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self.get_mut();
+        loop {
+            if let State::Done(_) = this.state {
+                return Poll::Ready(Err(this.sink_error()));
+            }
+            if this.buffer.len() < this.settings.buffer {
+                return Poll::Ready(Ok(()));
+            }
+            if this.settings.overflow == Overflow::Fail {
+                return Poll::Ready(Err(Error::BufferFull));
+            }
+            match this.poll_connected(cx) {
+                Poll::Ready(true) => match this.poll_drain(cx) {
+                    Poll::Ready(Err(err)) => this.disconnect(Self::reason_of(err)),
+                    _ if this.buffer.len() < this.settings.buffer => {}
+                    _ => break,
+                },
+                Poll::Ready(false) => {}
+                Poll::Pending => break,
+            }
+        }
+        this.writer = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    fn start_send(self: Pin<&mut Self>, msg: S::Message) -> Result<(), Error> {
+        let this = self.get_mut();
+        if let State::Done(_) = this.state {
+            return Err(this.sink_error());
+        }
+        this.buffer.push_back(msg);
+        Ok(())
+    }
+
+    /// Waits until every buffered message was handed to a connection and flushed, through
+    /// reconnections if need be.
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self.get_mut();
+        loop {
+            match this.poll_connected(cx) {
+                Poll::Ready(true) => match this.poll_drain(cx) {
+                    Poll::Ready(Ok(())) => return Poll::Ready(Ok(())),
+                    Poll::Ready(Err(err)) => this.disconnect(Self::reason_of(err)),
+                    Poll::Pending => break,
+                },
+                Poll::Ready(false) => return Poll::Ready(Err(this.sink_error())),
+                Poll::Pending => break,
+            }
+        }
+        this.writer = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// Ends the client with no further attempt: hands what it can to a live connection and
+    /// closes it; what stays in the buffer is reported in [`Event::Closed`].
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self.get_mut();
+        if let State::Connected { .. } = this.state {
+            if let Poll::Pending = this.poll_drain(cx) {
+                this.writer = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            let State::Connected { ws, .. } = &mut this.state else { unreachable!("connected") };
+            if Pin::new(ws).poll_close(cx).is_pending() {
+                this.writer = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+        }
+        if !matches!(this.state, State::Done(_)) {
+            this.emit(Event::Closed { by_server: None, unsent: this.buffer.len() });
+            this.set(State::Done(None));
+        }
+        Poll::Ready(Ok(()))
+    }
+}
