@@ -91,9 +91,9 @@ struct Conn {
 
 enum Phase {
     Live,
-    /// The handler closed or sent a Close frame: ticks go on, but pings cannot be written
-    /// any more, so they count as unanswered and a peer that never completes the close is
-    /// still found dead.
+    /// A Close frame went out or came in: ticks go on, but pings cannot be written any more,
+    /// so they count as unanswered and a peer that never completes the close is still found
+    /// dead.
     Closing,
     /// The peer is dead. The stream reports it once; the sink every time.
     Dead {
@@ -455,7 +455,12 @@ impl Conn {
                 }
             }
             MessageKind::Close(_) => {
+                // The peer started (or finished) the closing handshake: no more pings; ticks
+                // go on, so a peer that then never ends the connection is still found dead.
                 self.pacemaker.on_inbound();
+                if matches!(self.phase, Phase::Live) {
+                    self.phase = Phase::Closing;
+                }
                 false
             }
         }

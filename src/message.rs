@@ -102,9 +102,11 @@ mod tungstenite_message {
             match self {
                 Message::Ping(_) => MessageKind::Ping,
                 Message::Pong(payload) => MessageKind::Pong(payload),
-                Message::Close(frame) => {
-                    MessageKind::Close(frame.as_ref().map(|f| (u16::from(f.code), f.reason.as_str())))
-                }
+                Message::Close(frame) => MessageKind::Close(
+                    frame
+                        .as_ref()
+                        .map(|f| (u16::from(f.code), f.reason.as_str())),
+                ),
                 // tungstenite never reads a raw `Frame`; one that is sent is the user's data.
                 Message::Text(_) | Message::Binary(_) | Message::Frame(_) => MessageKind::Data,
             }

@@ -56,7 +56,10 @@ impl Backoff {
     /// If `factor` is below 1 or not finite.
     #[track_caller]
     pub fn factor(mut self, factor: f64) -> Self {
-        assert!(factor.is_finite() && factor >= 1.0, "backoff factor must be finite and at least 1");
+        assert!(
+            factor.is_finite() && factor >= 1.0,
+            "backoff factor must be finite and at least 1"
+        );
         self.factor = factor;
         self
     }
@@ -121,7 +124,10 @@ mod tests {
         let ceilings: Vec<_> = (1..=7).map(|n| b.ceiling(n)).collect();
         assert_eq!(ceilings, [100, 200, 400, 800, 1000, 1000, 1000].map(ms));
         assert_eq!(b.ceiling(u32::MAX), ms(1000));
-        let slow = Backoff::new().initial(ms(100)).factor(1.5).max_delay(ms(1000));
+        let slow = Backoff::new()
+            .initial(ms(100))
+            .factor(1.5)
+            .max_delay(ms(1000));
         assert_eq!(slow.ceiling(3), ms(225));
     }
 
@@ -134,7 +140,10 @@ mod tests {
             assert!(delays.iter().all(|d| *d <= ceiling), "retry {retry}");
             // Full jitter: some delays in the lowest and in the highest tenth of the window.
             assert!(delays.iter().any(|d| *d < ceiling / 10), "retry {retry}");
-            assert!(delays.iter().any(|d| *d > ceiling * 9 / 10), "retry {retry}");
+            assert!(
+                delays.iter().any(|d| *d > ceiling * 9 / 10),
+                "retry {retry}"
+            );
         }
         assert_eq!(b.delay(1, 0), Duration::ZERO);
         assert!(b.delay(1, u64::MAX) <= ms(100));

@@ -43,7 +43,9 @@ impl fmt::Display for Reason {
             Reason::ConnectFailed(err) => write!(f, "connect failed: {err}"),
             Reason::ConnectTimedOut(after) => write!(f, "connect timed out after {after:?}"),
             Reason::OnConnectFailed(err) => write!(f, "on-connect hook failed: {err}"),
-            Reason::ServerClosed { code, reason } => write!(f, "server closed with {code} {reason:?}"),
+            Reason::ServerClosed { code, reason } => {
+                write!(f, "server closed with {code} {reason:?}")
+            }
             Reason::Ended => f.write_str("connection ended without a Close frame"),
             Reason::Failed(err) => write!(f, "connection failed: {err}"),
         }
@@ -134,10 +136,16 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::GaveUp { retries, last } => {
-                write!(f, "gave up reconnecting after {retries} retries; the last failed: {last}")
+                write!(
+                    f,
+                    "gave up reconnecting after {retries} retries; the last failed: {last}"
+                )
             }
             Error::Rejected { code, reason } => {
-                write!(f, "the server closed with {code} {reason:?}, marked final: not reconnecting")
+                write!(
+                    f,
+                    "the server closed with {code} {reason:?}, marked final: not reconnecting"
+                )
             }
             Error::BufferFull => f.write_str("send buffer full"),
             Error::Closed => f.write_str("the reconnecting client has ended"),

@@ -123,8 +123,9 @@ pub enum Overflow {
 }
 
 type Connect<S> = Box<dyn FnMut() -> BoxFuture<'static, Result<S, SharedError>> + Send>;
-type OnConnect<S> =
-    Arc<dyn Fn(Heartbeat<S>) -> BoxFuture<'static, Result<Heartbeat<S>, SharedError>> + Send + Sync>;
+type OnConnect<S> = Arc<
+    dyn Fn(Heartbeat<S>) -> BoxFuture<'static, Result<Heartbeat<S>, SharedError>> + Send + Sync,
+>;
 type IsFinal = Arc<dyn Fn(u16, &str) -> bool + Send + Sync>;
 type OnEvent = Arc<dyn Fn(&Event) + Send + Sync>;
 
@@ -190,7 +191,10 @@ impl<S: Connection> ReconnectBuilder<S> {
     /// let b = b.final_close(|code, reason| code == 4001 || reason == "kicked");
     /// # }
     /// ```
-    pub fn final_close(mut self, is_final: impl Fn(u16, &str) -> bool + Send + Sync + 'static) -> Self {
+    pub fn final_close(
+        mut self,
+        is_final: impl Fn(u16, &str) -> bool + Send + Sync + 'static,
+    ) -> Self {
         self.is_final = Arc::new(is_final);
         self
     }
@@ -270,6 +274,23 @@ pub struct Reconnect<S: Connection> {
     writer: Option<Waker>,
 }
 
+impl<S: Connection> std::fmt::Debug for Reconnect<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match self.state {
+            State::Idle => "idle",
+            State::Connecting(_) => "connecting",
+            State::Connected { .. } => "connected",
+            State::Waiting(_) => "waiting",
+            State::Done(_) => "done",
+        };
+        f.debug_struct("Reconnect")
+            .field("state", &state)
+            .field("retry", &self.retry)
+            .field("queued", &self.buffer.len())
+            .finish_non_exhaustive()
+    }
+}
+
 // Nothing in it is ever pinned in place: the connection is `Unpin`, the futures are boxed.
 impl<S: Connection> Unpin for Reconnect<S> {}
 
@@ -298,8 +319,9 @@ impl<S: Connection> Reconnect<S> {
         }
     }
 
-    /// Messages waiting in the send buffer.
-    pub fn buffered(&self) -> usize {
+    /// Messages waiting in the send buffer. (Not `buffered`: that name is taken by
+    /// `StreamExt`.)
+    pub fn queued(&self) -> usize {
         self.buffer.len()
     }
 
@@ -318,7 +340,10 @@ impl<S: Connection> Reconnect<S> {
     /// Moves to `state`, waking both sides: whichever waits must see the change.
     fn set(&mut self, state: State<S>) {
         self.state = state;
-        for waker in [self.reader.take(), self.writer.take()].into_iter().flatten() {
+        for waker in [self.reader.take(), self.writer.take()]
+            .into_iter()
+            .flatten()
+        {
             waker.wake();
         }
     }
@@ -359,21 +384,44 @@ impl<S: Connection> Reconnect<S> {
         self.retry = if stable { 1 } else { self.retry + 1 };
         if !self.settings.backoff.allows(self.retry) {
             let retries = self.retry - 1;
-            self.emit(Event::GaveUp { retries, last: reason.clone() });
-            return self.set(State::Done(Some(Error::GaveUp { retries, last: reason })));
+            self.emit(Event::GaveUp {
+                retries,
+                last: reason.clone(),
+            });
+            return self.set(State::Done(Some(Error::GaveUp {
+                retries,
+                last: reason,
+            })));
         }
         let delay = self.settings.backoff.delay(self.retry, random_u64());
-        self.emit(Event::Reconnecting { retry: self.retry, delay, after: reason });
+        self.emit(Event::Reconnecting {
+            retry: self.retry,
+            delay,
+            after: reason,
+        });
         self.set(State::Waiting(Box::pin(tokio::time::sleep(delay))));
     }
 
-    /// The current connection ended for `reason`.
+    /// The current connection ended for `reason`, or for the server's Close frame if one
+    /// came first (whatever went wrong after it).
     fn disconnect(&mut self, reason: Reason) {
-        let State::Connected { since, .. } = &self.state else {
+        let State::Connected {
+            since,
+            closed_by_server,
+            ..
+        } = &mut self.state
+        else {
             return;
         };
         let stable = since.elapsed() >= self.settings.stable_after;
-        self.emit(Event::Disconnected { reason: reason.clone(), unconfirmed: self.unconfirmed });
+        let reason = match closed_by_server.take() {
+            Some((code, reason)) => Reason::ServerClosed { code, reason },
+            None => reason,
+        };
+        self.emit(Event::Disconnected {
+            reason: reason.clone(),
+            unconfirmed: self.unconfirmed,
+        });
         self.unconfirmed = 0;
         self.after(reason, stable);
     }
@@ -389,7 +437,11 @@ impl<S: Connection> Reconnect<S> {
                         self.pongs_seen = ws.handle().stats().pongs_received;
                         self.emit(Event::Connected { retry: self.retry });
                         let since = Instant::now();
-                        self.set(State::Connected { ws, since, closed_by_server: None });
+                        self.set(State::Connected {
+                            ws,
+                            since,
+                            closed_by_server: None,
+                        });
                     }
                     Poll::Ready(Err(reason)) => self.after(reason, false),
                     Poll::Pending => return Poll::Pending,
@@ -456,7 +508,9 @@ impl<S: Connection> Stream for Reconnect<S> {
             match this.poll_connected(cx) {
                 Poll::Pending => break,
                 Poll::Ready(false) => {
-                    let State::Done(err) = &mut this.state else { unreachable!("ended") };
+                    let State::Done(err) = &mut this.state else {
+                        unreachable!("ended")
+                    };
                     return Poll::Ready(err.take().map(Err));
                 }
                 Poll::Ready(true) => {}
@@ -466,27 +520,26 @@ impl<S: Connection> Stream for Reconnect<S> {
                 this.disconnect(Self::reason_of(err));
                 continue;
             }
-            let State::Connected { ws, closed_by_server, .. } = &mut this.state else {
+            let State::Connected {
+                ws,
+                closed_by_server,
+                ..
+            } = &mut this.state
+            else {
                 continue;
             };
             match Pin::new(ws).poll_next(cx) {
                 Poll::Ready(Some(Ok(msg))) => {
+                    this.unconfirmed = 0;
                     if let MessageKind::Close(frame) = msg.kind() {
                         let (code, reason) = frame.unwrap_or((1005, ""));
                         *closed_by_server = Some((code, reason.to_owned()));
                         continue;
                     }
-                    this.unconfirmed = 0;
                     return Poll::Ready(Some(Ok(msg)));
                 }
                 Poll::Ready(Some(Err(err))) => this.disconnect(Self::reason_of(err)),
-                Poll::Ready(None) => {
-                    let reason = match closed_by_server.take() {
-                        Some((code, reason)) => Reason::ServerClosed { code, reason },
-                        None => Reason::Ended,
-                    };
-                    this.disconnect(reason);
-                }
+                Poll::Ready(None) => this.disconnect(Reason::Ended),
                 Poll::Pending => break,
             }
         }
@@ -561,14 +614,19 @@ impl<S: Connection> Sink<S::Message> for Reconnect<S> {
                 this.writer = Some(cx.waker().clone());
                 return Poll::Pending;
             }
-            let State::Connected { ws, .. } = &mut this.state else { unreachable!("connected") };
+            let State::Connected { ws, .. } = &mut this.state else {
+                unreachable!("connected")
+            };
             if Pin::new(ws).poll_close(cx).is_pending() {
                 this.writer = Some(cx.waker().clone());
                 return Poll::Pending;
             }
         }
         if !matches!(this.state, State::Done(_)) {
-            this.emit(Event::Closed { by_server: None, unsent: this.buffer.len() });
+            this.emit(Event::Closed {
+                by_server: None,
+                unsent: this.buffer.len(),
+            });
             this.set(State::Done(None));
         }
         Poll::Ready(Ok(()))
