@@ -241,6 +241,9 @@ fn shared(err: impl Into<Box<dyn StdError + Send + Sync>>) -> SharedError {
     Arc::from(err.into())
 }
 
+// `Connected` is the state of almost every poll: boxing it to shrink the others would put an
+// indirection on every message.
+#[allow(clippy::large_enum_variant)]
 enum State<S: Connection> {
     /// Not started: the first poll starts the first attempt.
     Idle,
@@ -610,7 +613,7 @@ impl<S: Connection> Sink<S::Message> for Reconnect<S> {
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.get_mut();
         if let State::Connected { .. } = this.state {
-            if let Poll::Pending = this.poll_drain(cx) {
+            if this.poll_drain(cx).is_pending() {
                 this.writer = Some(cx.waker().clone());
                 return Poll::Pending;
             }
