@@ -7,6 +7,9 @@ mod client;
 #[path = "../examples/hyper_server.rs"]
 #[allow(dead_code)]
 mod hyper_server;
+#[path = "../examples/reconnecting_client.rs"]
+#[allow(dead_code)]
+mod reconnecting_client;
 mod support;
 
 use tokio::net::TcpListener;
@@ -59,4 +62,26 @@ async fn hyper_server_declares_a_frozen_client_dead_within_the_bound() {
     assert!(report.lasted <= ms(900), "dead after {:?}", report.lasted);
     assert_eq!(report.stats.pings_sent, 3);
     drop(frozen);
+}
+
+#[tokio::test]
+async fn the_reconnecting_client_example_talks_to_the_hyper_server() {
+    // Three seconds of one message a second, against the server of the other example: the
+    // hook's greeting and three messages echoed, then a clean close.
+    let (url, mut ended) = start(HeartbeatLayer::new().interval(ms(300))).await;
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = events.clone();
+    let echoes = reconnecting_client::run(&url, Some(3), move |e| {
+        log.lock().unwrap().push(format!("{e:?}"))
+    })
+    .await
+    .unwrap();
+    assert_eq!(echoes, 4);
+    let events = events.lock().unwrap().clone();
+    assert!(
+        events[0].starts_with("Connecting") && events[1].starts_with("Connected"),
+        "{events:?}"
+    );
+    assert!(events.last().unwrap().starts_with("Closed"), "{events:?}");
+    assert!(ended.recv().await.unwrap().result.is_ok());
 }

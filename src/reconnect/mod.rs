@@ -54,9 +54,10 @@
 //!   [`Overflow::Fail`] fails with [`Error::BufferFull`] without taking the message. Nothing
 //!   is dropped silently: [`Event::Disconnected`] counts the messages handed to a connection
 //!   after the server was last heard from, [`Event::Closed`] the ones never sent.
-//! - The stream yields the server's messages (not its Close frame: that is an event). It
-//!   ends with `None` after `close()`, or with one [`Error`] (`GaveUp`, `Rejected`) then
-//!   `None`.
+//! - The stream yields the server's messages (not its Close frame: that is an event). After
+//!   `close()` it yields what still arrives until the server completes the closing handshake,
+//!   then `None`; a client that ends otherwise yields one [`Error`] (`GaveUp`, `Rejected`),
+//!   then `None`.
 //!
 //! Like [`Heartbeat`], it runs inside `poll`: keep reading (or sending) for it to make
 //! progress. The event callback runs inside those polls, so keep it short (a channel send).
@@ -255,6 +256,9 @@ enum State<S: Connection> {
         closed_by_server: Option<(u16, String)>,
     },
     Waiting(Pin<Box<Sleep>>),
+    /// The application closed: the stream reads on until the server completes the closing
+    /// handshake; no reconnection.
+    Closing(Heartbeat<S>),
     /// Ended; the error is still to be reported by the stream.
     Done(Option<Error>),
 }
@@ -284,6 +288,7 @@ impl<S: Connection> std::fmt::Debug for Reconnect<S> {
             State::Connecting(_) => "connecting",
             State::Connected { .. } => "connected",
             State::Waiting(_) => "waiting",
+            State::Closing(_) => "closing",
             State::Done(_) => "done",
         };
         f.debug_struct("Reconnect")
@@ -456,7 +461,7 @@ impl<S: Connection> Reconnect<S> {
                     self.start_attempt();
                 }
                 State::Connected { .. } => return Poll::Ready(true),
-                State::Done(_) => return Poll::Ready(false),
+                State::Closing(_) | State::Done(_) => return Poll::Ready(false),
             }
         }
     }
@@ -510,12 +515,23 @@ impl<S: Connection> Stream for Reconnect<S> {
         loop {
             match this.poll_connected(cx) {
                 Poll::Pending => break,
-                Poll::Ready(false) => {
-                    let State::Done(err) = &mut this.state else {
-                        unreachable!("ended")
-                    };
-                    return Poll::Ready(err.take().map(Err));
-                }
+                Poll::Ready(false) => match &mut this.state {
+                    State::Done(err) => return Poll::Ready(err.take().map(Err)),
+                    State::Closing(ws) => match Pin::new(ws).poll_next(cx) {
+                        Poll::Ready(Some(Ok(msg)))
+                            if !matches!(msg.kind(), MessageKind::Close(_)) =>
+                        {
+                            return Poll::Ready(Some(Ok(msg)));
+                        }
+                        Poll::Ready(Some(Ok(_))) => continue,
+                        Poll::Ready(_) => {
+                            this.set(State::Done(None));
+                            return Poll::Ready(None);
+                        }
+                        Poll::Pending => break,
+                    },
+                    _ => unreachable!("poll_connected ended"),
+                },
                 Poll::Ready(true) => {}
             }
             // Buffered messages go out as soon as a connection is up, reader or not.
@@ -557,7 +573,7 @@ impl<S: Connection> Sink<S::Message> for Reconnect<S> {
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.get_mut();
         loop {
-            if let State::Done(_) = this.state {
+            if let State::Closing(_) | State::Done(_) = this.state {
                 return Poll::Ready(Err(this.sink_error()));
             }
             if this.buffer.len() < this.settings.buffer {
@@ -582,7 +598,7 @@ impl<S: Connection> Sink<S::Message> for Reconnect<S> {
 
     fn start_send(self: Pin<&mut Self>, msg: S::Message) -> Result<(), Error> {
         let this = self.get_mut();
-        if let State::Done(_) = this.state {
+        if let State::Closing(_) | State::Done(_) = this.state {
             return Err(this.sink_error());
         }
         this.buffer.push_back(msg);
@@ -609,7 +625,9 @@ impl<S: Connection> Sink<S::Message> for Reconnect<S> {
     }
 
     /// Ends the client with no further attempt: hands what it can to a live connection and
-    /// closes it; what stays in the buffer is reported in [`Event::Closed`].
+    /// sends its Close frame; the stream then yields what still arrives until the server
+    /// completes the closing handshake. What stays in the buffer is reported in
+    /// [`Event::Closed`].
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.get_mut();
         if let State::Connected { .. } = this.state {
@@ -620,12 +638,20 @@ impl<S: Connection> Sink<S::Message> for Reconnect<S> {
             let State::Connected { ws, .. } = &mut this.state else {
                 unreachable!("connected")
             };
-            if Pin::new(ws).poll_close(cx).is_pending() {
+            if Pin::new(&mut *ws).poll_close(cx).is_pending() {
                 this.writer = Some(cx.waker().clone());
                 return Poll::Pending;
             }
-        }
-        if !matches!(this.state, State::Done(_)) {
+            this.emit(Event::Closed {
+                by_server: None,
+                unsent: this.buffer.len(),
+            });
+            let State::Connected { ws, .. } = std::mem::replace(&mut this.state, State::Idle)
+            else {
+                unreachable!("connected")
+            };
+            this.set(State::Closing(ws));
+        } else if !matches!(this.state, State::Closing(_) | State::Done(_)) {
             this.emit(Event::Closed {
                 by_server: None,
                 unsent: this.buffer.len(),
