@@ -96,6 +96,12 @@
 //! let keepalive = HeartbeatLayer::new().interval(Duration::from_secs(20)).protocol(Json::new());
 //! ```
 //!
+//! # Reconnecting clients
+//!
+//! [`reconnect::Reconnect`] is a `Stream + Sink` of messages that connects through a
+//! function of yours, heartbeats every connection, and reconnects with exponential backoff
+//! and full jitter, keeping what the application sends meanwhile in a bounded buffer.
+//!
 //! # Semantics
 //!
 //! Time runs in ticks of `interval`. At each tick, a peer heard since the previous tick is

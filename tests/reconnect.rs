@@ -375,11 +375,16 @@ async fn close_ends_the_client_with_no_further_attempt_and_reports_what_was_unse
 
 #[tokio::test(start_paused = true)]
 async fn a_frozen_server_is_found_dead_by_the_heartbeat_and_left() {
-    // The server accepts, then never reads or answers. Heartbeat: 1 s, 3 missed: dead at 4 s,
-    // then a reconnection within 100 ms.
+    // The server accepts, then never reads or answers. The application sends three messages
+    // at once; the server never confirms them. Heartbeat: 1 s, 3 missed: dead at 4 s, the
+    // three reported as unconfirmed, then a reconnection within 100 ms.
     let (server, mut accepted) = Server::new(true);
     let events = Events::default();
-    let reader = read_all(client(&server, &events).build());
+    let mut client = client(&server, &events).build();
+    for text in ["1", "2", "3"] {
+        client.feed(Message::text(text)).await.unwrap();
+    }
+    let reader = read_all(client);
     let _frozen = accepted.recv().await.unwrap();
     let _second = accepted.recv().await.unwrap();
     let attempts = server.attempts();
@@ -388,7 +393,7 @@ async fn a_frozen_server_is_found_dead_by_the_heartbeat_and_left() {
     assert!(
         events
             .names()
-            .contains(&"disconnected (dead) 0".to_string()),
+            .contains(&"disconnected (dead) 3".to_string()),
         "{:?}",
         events.names()
     );

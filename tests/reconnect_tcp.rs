@@ -246,7 +246,11 @@ async fn close_ends_the_client_and_no_attempt_follows() {
     client.close().await.unwrap();
     // What still arrives comes out (the echo of "bye"), then the end.
     let rest: Vec<Message> = (&mut client).map(|item| item.unwrap()).collect().await;
-    assert!(rest.iter().all(|m| *m == Message::text("hello") || *m == Message::text("bye")), "{rest:?}");
+    assert!(
+        rest.iter()
+            .all(|m| *m == Message::text("hello") || *m == Message::text("bye")),
+        "{rest:?}"
+    );
     tokio::time::sleep(ms(1000)).await;
     let events: Vec<Event> = std::iter::from_fn(|| events.try_recv().ok()).collect();
     assert_eq!(
