@@ -449,3 +449,91 @@ async fn a_thousand_clients_spread_their_reconnections_over_the_backoff_window()
         c.abort();
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_connect_that_hangs_is_a_failed_attempt_after_the_connect_timeout() {
+    // The connect function never finishes. Timeout 2 s: at 2 s the attempt fails and the
+    // next one waits its backoff; with max_retries 1 the client gives up at the second
+    // timeout, 2 s after that attempt started.
+    let events = Events::default();
+    let log = events.clone();
+    let start = Instant::now();
+    let client: Reconnect<Ws> = Reconnect::builder(|| std::future::pending::<io::Result<Ws>>())
+        .connect_timeout(ms(2000))
+        .backoff(Backoff::new().initial(ms(100)).max_retries(Some(1)))
+        .on_event(move |e| {
+            log.0
+                .lock()
+                .unwrap()
+                .push((Instant::now() - start, e.clone()))
+        })
+        .build();
+    let got = read_all(client).await.unwrap();
+    assert!(
+        matches!(&got[..], [Err(Error::GaveUp { retries: 1, last: Reason::ConnectTimedOut(t) })] if *t == ms(2000)),
+        "{got:?}"
+    );
+    let all = events.all();
+    let Some((
+        at,
+        Event::Reconnecting {
+            delay,
+            after: Reason::ConnectTimedOut(_),
+            ..
+        },
+    )) = all.get(1)
+    else {
+        panic!("{all:?}");
+    };
+    assert_eq!(*at, ms(2000));
+    let (gave_up_at, _) = all.last().unwrap();
+    assert!(
+        *gave_up_at >= ms(4000) + *delay && *gave_up_at <= ms(4001) + *delay,
+        "{gave_up_at:?}"
+    );
+}
+
+/// Connects, lets the server close with `code`, and tells whether the client reconnected.
+async fn reconnects_after_close(
+    code: u16,
+    builder: impl FnOnce(ReconnectBuilder<Ws>) -> ReconnectBuilder<Ws>,
+) -> bool {
+    let (server, mut accepted) = Server::new(true);
+    let reader = read_all(builder(client(&server, &Events::default())).build());
+    let mut conn = accepted.recv().await.unwrap();
+    let frame = CloseFrame {
+        code: code.into(),
+        reason: "bye".into(),
+    };
+    conn.send(Message::Close(Some(frame))).await.unwrap();
+    while conn.next().await.is_some() {}
+    drop(conn);
+    let again = timeout(ms(5000), accepted.recv()).await.is_ok();
+    reader.abort();
+    again
+}
+
+#[tokio::test(start_paused = true)]
+async fn which_server_closes_are_final_is_configurable() {
+    // Default: 1000, 1008 and 4000-4999 end the client; 1001 (going away) and 1012
+    // (restart) reconnect.
+    for (code, reconnects) in [
+        (1000, false),
+        (1008, false),
+        (4000, false),
+        (4999, false),
+        (1001, true),
+        (1012, true),
+        (3000, true),
+    ] {
+        assert_eq!(
+            reconnects_after_close(code, |b| b).await,
+            reconnects,
+            "close {code}"
+        );
+    }
+    // Custom: only 4001 is final, so a normal closure reconnects too.
+    let only_4001 = |b: ReconnectBuilder<Ws>| b.final_close(|code, _| code == 4001);
+    assert!(reconnects_after_close(1000, only_4001).await);
+    assert!(!reconnects_after_close(4001, only_4001).await);
+}
