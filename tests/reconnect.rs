@@ -458,7 +458,7 @@ async fn a_connect_that_hangs_is_a_failed_attempt_after_the_connect_timeout() {
     let events = Events::default();
     let log = events.clone();
     let start = Instant::now();
-    let client: Reconnect<Ws> = Reconnect::builder(|| std::future::pending::<io::Result<Ws>>())
+    let client: Reconnect<Ws> = Reconnect::builder(std::future::pending::<io::Result<Ws>>)
         .connect_timeout(ms(2000))
         .backoff(Backoff::new().initial(ms(100)).max_retries(Some(1)))
         .on_event(move |e| {
