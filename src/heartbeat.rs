@@ -24,6 +24,7 @@ use crate::error::Dead;
 use crate::handle::{HeartbeatHandle, Shared};
 use crate::message::{MessageKind, WsMessage};
 use crate::pacemaker::{Pacemaker, Pong, Tick};
+use crate::progress::Progress;
 use crate::protocol::{AppMessage, Protocol, Verdict};
 use crate::random;
 
@@ -83,6 +84,8 @@ struct Conn {
     unflushed: bool,
     /// The handler got `Ready` from `poll_ready` and owns the next `start_send`.
     reserved: bool,
+    /// Byte-level progress of the transport, if it is tracked.
+    progress: Option<Progress>,
     /// `poll_next` ran since the last ping went out. If not, the writing side reads the pong
     /// itself (a send-only handler), keeping at most one data message for the reader.
     reader_polled: bool,
@@ -201,9 +204,18 @@ impl<S> Heartbeat<S> {
                 unflushed: false,
                 reserved: false,
                 reader_polled: false,
+                progress: None,
                 read_ahead: ReadAhead::default(),
             },
         }
+    }
+
+    /// Counts bytes moving on the transport under the WebSocket as life, so that a peer in
+    /// the middle of a huge, slow message is not declared dead, nor one slowly reading a huge
+    /// message of ours. See [`Progress::track`].
+    pub fn with_progress(mut self, progress: Progress) -> Self {
+        self.conn.progress = Some(progress);
+        self
     }
 
     /// A handle to this connection's heartbeat: RTT, counters, and the interval.
@@ -301,6 +313,9 @@ impl Conn {
         let now = probe::now();
         if let Some(interval) = shared.take_interval_change() {
             self.interval = interval;
+        }
+        if self.progress.as_ref().is_some_and(Progress::take) {
+            self.pacemaker.on_progress();
         }
         let tick = self.pacemaker.on_tick(now.into_std());
         shared.set_missed(self.pacemaker.missed());

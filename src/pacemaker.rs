@@ -43,6 +43,8 @@ pub(crate) struct Pacemaker {
     heard: bool,
     /// A pong answering one of our pings arrived since the last tick.
     answered: bool,
+    /// Bytes moved on the transport since the last tick (a slow peer mid-message).
+    progressed: bool,
     /// Ticks in a row without life while a ping was outstanding.
     missed: u32,
     /// Sequence number of the next ping.
@@ -69,6 +71,7 @@ impl Pacemaker {
             idle_only: config.idle_only,
             heard: true,
             answered: true,
+            progressed: false,
             missed: 0,
             next_seq: first_seq,
             first_unanswered: first_seq,
@@ -126,6 +129,13 @@ impl Pacemaker {
         }
     }
 
+    /// Bytes moved on the transport (see [`crate::Progress`]): the peer is alive, even if no
+    /// frame has completed, in either liveness mode (a pong can be stuck behind a huge
+    /// message).
+    pub(crate) fn on_progress(&mut self) {
+        self.progressed = true;
+    }
+
     /// The ping `seq` was handed to the sink at `now`.
     pub(crate) fn on_ping_written(&mut self, seq: u64, now: Instant) {
         self.written = Some((seq, now));
@@ -133,11 +143,12 @@ impl Pacemaker {
 
     /// A tick happened at `now`.
     pub(crate) fn on_tick(&mut self, now: Instant) -> Tick {
-        let alive = if self.any_inbound_is_alive {
-            self.heard
-        } else {
-            self.answered
-        };
+        let alive = self.progressed
+            || if self.any_inbound_is_alive {
+                self.heard
+            } else {
+                self.answered
+            };
         if alive {
             self.missed = 0;
             self.counted_from = self.next_seq;
@@ -153,6 +164,7 @@ impl Pacemaker {
         }
         self.heard = false;
         self.answered = false;
+        self.progressed = false;
         // "Busy" is what proves life: with `any_inbound_is_alive` off, data alone must not
         // save pings, or a peer that talks but never answers could never be found dead.
         if self.idle_only && alive {
@@ -348,6 +360,25 @@ mod tests {
         assert!(!pm.awaiting_pong());
         assert_eq!(pm.on_app_pong(None, at(t0, 22)), Pong::Unmatched);
         assert_eq!(pm.on_app_pong(Some(a), at(t0, 22)), Pong::Unmatched);
+    }
+
+    #[test]
+    fn transport_progress_is_life_in_either_mode() {
+        // Only answers count, none come (a huge message holds them back), but bytes move
+        // every interval: never dead. Then they stop: dead two ticks later.
+        let t0 = Instant::now();
+        let cfg = Config {
+            any_inbound_is_alive: false,
+            ..config(2)
+        };
+        let mut pm = Pacemaker::new(&cfg, 0, t0);
+        for k in 1..=10 {
+            pm.on_progress();
+            ping(pm.on_tick(at(t0, 10 * k)));
+            assert_eq!(pm.missed(), 0);
+        }
+        ping(pm.on_tick(at(t0, 110)));
+        assert!(matches!(pm.on_tick(at(t0, 120)), Tick::Dead(_)));
     }
 
     #[test]

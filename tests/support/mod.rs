@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod mock;
+pub mod throttle;
 
 use std::time::Duration;
 
