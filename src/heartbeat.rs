@@ -89,6 +89,8 @@ struct Conn {
     /// `poll_next` ran since the last ping went out. If not, the writing side reads the pong
     /// itself (a send-only handler), keeping at most one data message for the reader.
     reader_polled: bool,
+    /// The peer pinged: the WebSocket library queued a pong that may not be flushed yet.
+    pong_owed: bool,
     read_ahead: ReadAhead,
 }
 
@@ -204,6 +206,7 @@ impl<S> Heartbeat<S> {
                 unflushed: false,
                 reserved: false,
                 reader_polled: false,
+                pong_owed: false,
                 progress: None,
                 read_ahead: ReadAhead::default(),
             },
@@ -441,6 +444,26 @@ impl Conn {
         Ok(())
     }
 
+    /// The WebSocket library answered the peer's last ping with a pong that may still sit in
+    /// its write buffer. Reading on would queue one more pong per ping, and tungstenite's
+    /// write buffer has no bound: a peer flooding pings without reading could grow it
+    /// forever. So nothing more is read until that pong is flushed; a flood then meets
+    /// backpressure instead of memory. `cx` must wake both sides (see `send_heartbeats`).
+    fn poll_pong_flushed<S, M, E>(
+        &mut self,
+        inner: Pin<&mut S>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), E>>
+    where
+        S: Sink<M, Error = E>,
+    {
+        if self.pong_owed {
+            std::task::ready!(inner.poll_flush(cx))?;
+            self.pong_owed = false;
+        }
+        Poll::Ready(Ok(()))
+    }
+
     /// Reads what the peer sent, for the heartbeat's sake. Returns `true` if the message is
     /// heartbeat traffic to hide from the handler.
     #[inline(always)]
@@ -458,8 +481,10 @@ impl Conn {
                 true
             }
             MessageKind::Ping => {
-                // The WebSocket library has queued the pong; reading on flushes it.
+                // The WebSocket library has queued the pong; it must go out before we read on
+                // (see `poll_pong_flushed`).
                 self.pacemaker.on_inbound();
+                self.pong_owed = true;
                 !config.forward_pings
             }
             MessageKind::Data => {
@@ -515,7 +540,7 @@ impl Conn {
         protocol: &Protocol,
         cx: &mut Context<'_>,
     ) where
-        S: Stream<Item = Result<M, E>>,
+        S: Stream<Item = Result<M, E>> + Sink<M, Error = E>,
         M: WsMessage + Send + Sync + 'static,
         E: Send + Sync + 'static,
     {
@@ -537,7 +562,7 @@ impl Conn {
         protocol: &Protocol,
         cx: &mut Context<'_>,
     ) where
-        S: Stream<Item = Result<M, E>>,
+        S: Stream<Item = Result<M, E>> + Sink<M, Error = E>,
         M: WsMessage + Send + Sync + 'static,
         E: Send + Sync + 'static,
     {
@@ -546,6 +571,10 @@ impl Conn {
         let waker = waker_ref(shared);
         let mut cx = Context::from_waker(&waker);
         for _ in 0..HIDDEN_PER_POLL {
+            match self.poll_pong_flushed(inner.as_mut(), &mut cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(_)) | Poll::Pending => return, // the reader will see it
+            }
             match inner.as_mut().poll_next(&mut cx) {
                 Poll::Ready(Some(Ok(msg))) => {
                     if !self.observe(&msg, config, protocol, shared) {
@@ -657,6 +686,21 @@ where
             }
             if conn.is_dead() {
                 continue;
+            }
+            if conn.pong_owed {
+                this.shared.reader.register(cx.waker());
+                let waker = waker_ref(this.shared);
+                match conn.poll_pong_flushed(this.inner.as_mut(), &mut Context::from_waker(&waker))
+                {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(err)) => return Poll::Ready(Some(Err(err))),
+                    Poll::Pending => {
+                        if conn.poll_timer(this.shared, cx).is_pending() {
+                            return Poll::Pending;
+                        }
+                        continue;
+                    }
+                }
             }
             match this.inner.as_mut().poll_next(cx) {
                 Poll::Ready(Some(Ok(msg))) => {
