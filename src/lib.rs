@@ -169,6 +169,16 @@ mod random;
 pub mod reconnect;
 mod service;
 
+/// Cases per property test: `PROPTEST_CASES` if set (CI's fuzz step raises it), else
+/// `default`.
+#[cfg(test)]
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
 pub use error::Dead;
 pub use handle::{HeartbeatHandle, Stats};
 pub use heartbeat::Heartbeat;

@@ -535,7 +535,7 @@ mod properties {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2_000))]
+        #![proptest_config(ProptestConfig::with_cases(crate::cases(2_000)))]
 
         #[test]
         fn a_peer_that_answers_in_time_is_never_dead(

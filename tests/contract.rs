@@ -179,8 +179,16 @@ async fn run(layer: HeartbeatLayer, answer_pings: bool, ops: Vec<Op>) -> Result<
     Ok(())
 }
 
+/// `PROPTEST_CASES` if set (CI's fuzz step raises it), else `default`.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(1_000))]
+    #![proptest_config(ProptestConfig::with_cases(cases(1_000)))]
 
     #[test]
     fn data_survives_any_interleaving_with_heartbeat_traffic(

@@ -199,7 +199,7 @@ mod properties {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(5_000))]
+        #![proptest_config(ProptestConfig::with_cases(crate::cases(5_000)))]
 
         #[test]
         fn arbitrary_text_is_classified_exactly(text in any::<String>()) {
