@@ -1,0 +1,212 @@
+//! Behind a real reverse proxy: Debian's nginx, started by the test on 127.0.0.1 with its
+//! own configuration and `proxy_read_timeout 2s`. An idle WebSocket without heartbeat is cut
+//! at about 2 s; with a 1 s heartbeat the same idle connection stays open for 20 s and still
+//! carries messages. Real time.
+//!
+//! Needs nginx (`.ci/run` installs it); without it the test says so and passes, except under
+//! CI=true, where it fails.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpListener;
+use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::Message;
+use tower::Layer;
+use ws_heartbeat::HeartbeatLayer;
+
+use support::ms;
+
+const NGINX: &str = "/usr/sbin/nginx";
+
+/// nginx proxying WebSockets from a free port to `upstream`; stopped when dropped.
+struct Nginx {
+    child: Child,
+    prefix: PathBuf,
+    port: u16,
+}
+
+impl Nginx {
+    async fn start(upstream: u16) -> Option<Self> {
+        if !std::path::Path::new(NGINX).exists() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "nginx is not installed (see .ci/run)"
+            );
+            eprintln!("skipped: nginx is not installed (see .ci/run)");
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let prefix =
+            std::env::temp_dir().join(format!("ws-heartbeat-nginx-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(prefix.join("logs")).unwrap();
+        let conf = format!(
+            r#"
+daemon off;
+worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/logs/error.log info;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://127.0.0.1:{upstream};
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection "upgrade";
+            proxy_read_timeout 2s;
+            proxy_send_timeout 2s;
+        }}
+    }}
+}}
+"#,
+            prefix = prefix.display()
+        );
+        std::fs::write(prefix.join("nginx.conf"), conf).unwrap();
+        let child = Command::new(NGINX)
+            .arg("-p")
+            .arg(&prefix)
+            .arg("-c")
+            .arg(prefix.join("nginx.conf"))
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("nginx starts");
+        // Wait until it listens.
+        let started = Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "nginx did not start"
+            );
+            tokio::time::sleep(ms(20)).await;
+        }
+        Some(Self {
+            child,
+            prefix,
+            port,
+        })
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // TERM makes the master stop its workers too (SIGKILL would orphan them).
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        let _ = std::fs::remove_dir_all(&self.prefix);
+    }
+}
+
+/// An echo server on a free port, with the heartbeat `layer` or none.
+async fn upstream(layer: Option<HeartbeatLayer>) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let layer = layer.clone();
+            tokio::spawn(async move {
+                let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    return;
+                };
+                match layer {
+                    Some(layer) => echo(layer.layer(ws)).await,
+                    None => echo(ws).await,
+                }
+            });
+        }
+    });
+    port
+}
+
+async fn echo<S>(mut ws: S)
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+        + futures_util::Sink<Message, Error = tokio_tungstenite::tungstenite::Error>
+        + Unpin,
+{
+    while let Some(Ok(msg)) = ws.next().await {
+        if msg.is_text() && ws.send(msg).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_idle_websocket_is_cut_by_the_proxy_unless_the_heartbeat_keeps_it_busy() {
+    // Without heartbeat: the client says hello, then both sides are idle. nginx closes the
+    // connection once nothing came from upstream for 2 s.
+    let Some(proxy) = Nginx::start(upstream(None).await).await else {
+        return;
+    };
+    let url = format!("ws://127.0.0.1:{}", proxy.port);
+    let (mut client, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    client.send(Message::text("hello")).await.unwrap();
+    assert_eq!(
+        client.next().await.unwrap().unwrap(),
+        Message::text("hello")
+    );
+    let idle = Instant::now();
+    // Reading (the client answers nothing: nothing arrives) until the proxy cuts it.
+    while let Some(Ok(_)) = client.next().await {}
+    let cut_after = idle.elapsed();
+    println!("without heartbeat: cut by nginx after {cut_after:?} of silence");
+    assert!(
+        cut_after >= ms(1900) && cut_after <= ms(3000),
+        "{cut_after:?}"
+    );
+    drop(proxy);
+
+    // With a 1 s heartbeat on the server: the same idle connection lives 20 s, and a message
+    // still goes through at the end.
+    let Some(proxy) =
+        Nginx::start(upstream(Some(HeartbeatLayer::new().interval(ms(1000)))).await).await
+    else {
+        return;
+    };
+    let url = format!("ws://127.0.0.1:{}", proxy.port);
+    let (mut client, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let started = Instant::now();
+    let mut pings = 0;
+    while started.elapsed() < Duration::from_secs(20) {
+        // The client only reads: it answers the server's pings and sends nothing else.
+        match tokio::time::timeout(ms(500), client.next()).await {
+            Ok(Some(Ok(Message::Ping(_)))) => pings += 1,
+            Ok(other) => panic!("connection lost after {:?}: {other:?}", started.elapsed()),
+            Err(_) => {}
+        }
+    }
+    client.send(Message::text("still here")).await.unwrap();
+    let echo = loop {
+        match client.next().await.unwrap().unwrap() {
+            Message::Ping(_) => pings += 1,
+            other => break other,
+        }
+    };
+    assert_eq!(echo, Message::text("still here"));
+    println!("with a 1 s heartbeat: open after 20 s, {pings} pings through nginx, message echoed");
+    assert!(pings >= 19, "{pings} pings in 20 s");
+}
