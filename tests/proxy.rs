@@ -85,7 +85,6 @@ http {{
             .arg("-c")
             .arg(prefix.join("nginx.conf"))
             .stderr(Stdio::inherit())
-            .kill_on_drop(true)
             .spawn()
             .expect("nginx starts");
         // Wait until it listens.
