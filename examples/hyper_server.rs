@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --example hyper_server                  # 127.0.0.1:3000, with two demo clients
-//! cargo run --example hyper_server -- 0.0.0.0:9000 --no-demo
+//! cargo run --example hyper_server -- 0.0.0.0:9000 --no-demo --interval-ms 500 --max-missed 3
 //! ```
 //!
 //! The demo clients show both outcomes within seconds: one answers (its RTT samples are
@@ -180,16 +180,24 @@ async fn main() -> std::io::Result<()> {
         .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let addr = args
-        .iter()
-        .find(|a| !a.starts_with("--"))
+        .first()
+        .filter(|a| !a.starts_with("--"))
         .map_or("127.0.0.1:3000", String::as_str);
+    let number = |name: &str| -> Option<u64> {
+        let at = args.iter().position(|a| a == name)?;
+        args.get(at + 1)?.parse().ok()
+    };
+    let interval = Duration::from_millis(number("--interval-ms").unwrap_or(2000));
+    let max_missed = number("--max-missed").map_or(3, |n| n as u32);
     let keepalive = HeartbeatLayer::new()
-        .interval(Duration::from_secs(2))
-        .max_missed(3);
+        .interval(interval)
+        .max_missed(max_missed);
 
     let listener = TcpListener::bind(addr).await?;
     let url = format!("ws://{}", listener.local_addr()?);
-    println!("listening on {url} (keepalive: ping every 2 s, dead after 3 missed)");
+    println!(
+        "listening on {url} (keepalive: ping every {interval:?}, dead after {max_missed} missed)"
+    );
     let (tx, mut rx) = mpsc::unbounded_channel();
     tokio::spawn(serve(listener, keepalive, tx));
     if !args.iter().any(|a| a == "--no-demo") {
