@@ -118,7 +118,9 @@
 //! - The handshake counts as the first sign of life. The first tick is jittered within the
 //!   first interval, so connections opened together do not ping together.
 //! - A ping the sink cannot take (the peer stopped reading) counts as sent and unanswered:
-//!   backpressure does not hide a dead peer.
+//!   backpressure does not hide a dead peer. Alive but slow is not dead, though: with
+//!   [`Progress::track`] under the WebSocket and [`Heartbeat::with_progress`], bytes moving on
+//!   the transport count as life while a huge message crawls either way.
 //! - Pongs never reach the handler. The peer's pings are answered by the WebSocket library
 //!   itself (exactly once) and hidden unless [`forward_pings`](HeartbeatLayer::forward_pings).
 //! - On death the stream yields one `Err` carrying [`Dead`] (inside the inner error type:
