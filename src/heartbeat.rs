@@ -187,9 +187,9 @@ impl<S> Heartbeat<S> {
     pub(crate) fn with_config(inner: S, config: Config, protocol: Protocol) -> Self {
         let now = Instant::now();
         let first_tick = if config.jitter {
-            random::first_tick_delay(config.interval)
+            random::first_tick(now, config.interval)
         } else {
-            config.interval
+            now + config.interval
         };
         Self {
             inner,
@@ -197,7 +197,7 @@ impl<S> Heartbeat<S> {
             protocol,
             shared: Arc::new(Shared::new(config.interval)),
             conn: Conn {
-                timer: Timer::Unarmed(now + first_tick),
+                timer: Timer::Unarmed(first_tick),
                 interval: config.interval,
                 pacemaker: Pacemaker::new(&config, random::first_seq(), now.into_std()),
                 phase: Phase::Live,

@@ -1,0 +1,249 @@
+//! The cost of keeping many connections alive, in one process: N in-memory WebSocket pairs
+//! (tokio-tungstenite on both ends over `tokio::io::duplex`), each server end read by a
+//! handler task, each client end by a peer task that answers pings. Three server ends:
+//!
+//! - `bare`: no keepalive (the baseline);
+//! - `heartbeat`: the same handler reading a `Heartbeat` of the stream;
+//! - `select`: the usual hand-written keepalive, a `tokio::select!` over the stream and a
+//!   `tokio::time::interval` in the handler task.
+//!
+//! Reported per connection: memory added over `bare` (bytes the allocator holds once every
+//! connection is set up), and CPU time per heartbeat round (process CPU over a window of
+//! rounds, minus `bare`'s over the same window, over N × rounds; it includes the peer's work
+//! of answering). Then, with the heartbeat, a hundredth of the peers freeze: the time from
+//! the freeze to each `Dead`.
+//!
+//! `cargo bench --bench scale -- 10000 100000` (defaults to both). Interval 2 s, 3 missed.
+
+use std::alloc::System;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use tokio::io::DuplexStream;
+use tokio::sync::{Notify, mpsc};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tower::Layer;
+use ws_heartbeat::{Dead, HeartbeatLayer};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+const INTERVAL: Duration = Duration::from_secs(2);
+const ROUNDS: u32 = 5;
+
+type Ws = WebSocketStream<DuplexStream>;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Bare,
+    Heartbeat,
+    Select,
+}
+
+/// Small buffers: tungstenite's default 128 KiB read buffer would make 2 × N of them.
+fn config() -> Option<WebSocketConfig> {
+    Some(WebSocketConfig::default().read_buffer_size(256))
+}
+
+/// Process CPU time (user + system).
+fn cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_millis(ticks * 10) // USER_HZ = 100
+}
+
+fn net_bytes(region: &Region<'_, System>) -> i64 {
+    let change = region.change();
+    change.bytes_allocated as i64 - change.bytes_deallocated as i64
+}
+
+struct Run {
+    memory: i64,
+    cpu: Duration,
+    detection: Vec<Duration>,
+}
+
+async fn run(kind: Kind, n: usize) -> Run {
+    let region = Region::new(GLOBAL);
+    // SCALE_JITTER=0: every first tick after exactly one interval, like the select loop's.
+    let jitter = std::env::var("SCALE_JITTER").map_or(true, |v| v != "0");
+    let layer = HeartbeatLayer::new()
+        .interval(INTERVAL)
+        .max_missed(3)
+        .jitter(jitter);
+    let freeze = Arc::new(Notify::new());
+    let frozen_flag = Arc::new(AtomicBool::new(false));
+    let (dead_tx, mut dead_rx) = mpsc::unbounded_channel::<Instant>();
+    let mut tasks = Vec::with_capacity(2 * n);
+    for id in 0..n {
+        let (a, b) = tokio::io::duplex(4096);
+        let server: Ws = WebSocketStream::from_raw_socket(a, Role::Server, config()).await;
+        let mut client: Ws = WebSocketStream::from_raw_socket(b, Role::Client, config()).await;
+        tasks.push(match kind {
+            Kind::Bare => tokio::spawn(async move {
+                let mut ws = server;
+                while let Some(Ok(_)) = ws.next().await {}
+            }),
+            Kind::Heartbeat => {
+                let (layer, dead_tx) = (layer.clone(), dead_tx.clone());
+                tokio::spawn(async move {
+                    let mut ws = layer.layer(server);
+                    while let Some(item) = ws.next().await {
+                        if let Err(err) = item {
+                            if Dead::find(&err).is_some() {
+                                let _ = dead_tx.send(Instant::now());
+                            }
+                            break;
+                        }
+                    }
+                })
+            }
+            Kind::Select => tokio::spawn(async move {
+                let mut ws = server;
+                let mut ping = tokio::time::interval(INTERVAL);
+                let mut last_seen = tokio::time::Instant::now();
+                loop {
+                    tokio::select! {
+                        msg = ws.next() => match msg {
+                            Some(Ok(_)) => last_seen = tokio::time::Instant::now(),
+                            _ => break,
+                        },
+                        _ = ping.tick() => {
+                            if last_seen.elapsed() > 3 * INTERVAL
+                                || ws.send(Message::Ping(Vec::new().into())).await.is_err()
+                            {
+                                break;
+                            }
+                        }
+                    }
+                }
+            }),
+        });
+        // The peer answers pings by reading; a hundredth of them freeze on request.
+        let (freeze, frozen_flag) = (freeze.clone(), frozen_flag.clone());
+        let may_freeze = id % 100 == 0;
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = freeze.notified(), if may_freeze => {
+                        std::future::pending::<()>().await;
+                    }
+                    msg = client.next() => if msg.is_none() { break },
+                }
+                if may_freeze && frozen_flag.load(Ordering::Relaxed) {
+                    std::future::pending::<()>().await;
+                }
+            }
+        }));
+    }
+    // Let every task run once (registrations, first reads), then measure.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let memory = net_bytes(&region);
+
+    let cpu_before = cpu();
+    tokio::time::sleep(INTERVAL * ROUNDS).await;
+    let cpu = cpu() - cpu_before;
+
+    let mut detection = Vec::new();
+    if kind == Kind::Heartbeat && std::env::var_os("SCALE_ONLY").is_none() {
+        frozen_flag.store(true, Ordering::Relaxed);
+        freeze.notify_waiters();
+        let frozen_at = Instant::now();
+        let expected = n.div_ceil(100);
+        let deadline = frozen_at + INTERVAL * 6;
+        while detection.len() < expected && Instant::now() < deadline {
+            match tokio::time::timeout_at(deadline.into(), dead_rx.recv()).await {
+                Ok(Some(at)) => detection.push(at - frozen_at),
+                _ => break,
+            }
+        }
+        detection.sort();
+    }
+    // End every task before the next run measures anything.
+    for task in &tasks {
+        task.abort();
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    Run {
+        memory,
+        cpu,
+        detection,
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
+    let sizes = if sizes.is_empty() {
+        vec![10_000, 100_000]
+    } else {
+        sizes
+    };
+    // `SCALE_ONLY=heartbeat` (or select, bare) runs one kind alone, for a profiler.
+    if let Ok(only) = std::env::var("SCALE_ONLY") {
+        let kind = match only.as_str() {
+            "heartbeat" => Kind::Heartbeat,
+            "select" => Kind::Select,
+            _ => Kind::Bare,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let r = runtime.block_on(run(kind, sizes[0]));
+        println!("{kind:?}: {} B, {:?} CPU", r.memory, r.cpu);
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    println!(
+        "interval {INTERVAL:?}, {ROUNDS} rounds measured, 3 missed (dead within {:?})",
+        INTERVAL * 4
+    );
+    for n in sizes {
+        let bare = runtime.block_on(run(Kind::Bare, n));
+        for kind in [Kind::Heartbeat, Kind::Select] {
+            let r = runtime.block_on(run(kind, n));
+            let added = (r.memory - bare.memory) as f64 / n as f64;
+            let cpu = r.cpu.saturating_sub(bare.cpu).as_secs_f64() / (n as f64 * f64::from(ROUNDS));
+            println!(
+                "N = {n:>6} {kind:<9?}: +{added:>6.0} B per connection, {:>6.2} µs CPU per round per connection \
+                 (total {:?} vs bare {:?} over {ROUNDS} rounds)",
+                cpu * 1e6,
+                r.cpu,
+                bare.cpu,
+            );
+            if !r.detection.is_empty() {
+                let d = &r.detection;
+                println!(
+                    "N = {n:>6} {kind:<9?}: {} of {} frozen peers declared dead {:?} .. {:?} (median {:?}) after freezing",
+                    d.len(),
+                    n.div_ceil(100),
+                    d[0],
+                    d[d.len() - 1],
+                    d[d.len() / 2]
+                );
+            }
+        }
+        println!(
+            "N = {n:>6} bare     : {} B per connection in all (both ends, tasks, buffers)",
+            bare.memory / n as i64
+        );
+    }
+}
