@@ -75,11 +75,13 @@ struct Conn {
     interval: Duration,
     pacemaker: Pacemaker,
     phase: Phase,
-    /// A ping due but not yet handed to the sink (the sink was full or reserved).
-    pending_ping: Option<u64>,
+    /// The latest ping is due but not yet handed to the sink (the sink was full or
+    /// reserved). A newer tick replaces it.
+    ping_due: bool,
     /// The answer to the peer's latest application ping, not yet handed to the sink. One
     /// slot: a newer ping replaces an unsent answer, so a flood of pings queues nothing.
-    pending_answer: Option<AppMessage>,
+    /// (Boxed: rare, and it keeps every connection smaller.)
+    pending_answer: Option<Box<AppMessage>>,
     /// A heartbeat frame was handed to the sink but not flushed yet.
     unflushed: bool,
     /// The handler got `Ready` from `poll_ready` and owns the next `start_send`.
@@ -201,7 +203,7 @@ impl<S> Heartbeat<S> {
                 interval: config.interval,
                 pacemaker: Pacemaker::new(&config, random::first_seq(), now.into_std()),
                 phase: Phase::Live,
-                pending_ping: None,
+                ping_due: false,
                 pending_answer: None,
                 unflushed: false,
                 reserved: false,
@@ -304,7 +306,7 @@ impl Conn {
             self.tick(shared, config);
         }
         // Only while live: once a Close went out, the library refuses further frames.
-        if (self.pending_ping.is_some() || self.pending_answer.is_some() || self.unflushed)
+        if (self.ping_due || self.pending_answer.is_some() || self.unflushed)
             && matches!(self.phase, Phase::Live)
         {
             self.send_heartbeats(inner, shared, protocol, cx, side)?;
@@ -324,7 +326,7 @@ impl Conn {
         shared.set_missed(self.pacemaker.missed());
         match tick {
             Tick::Dead(dead) => return self.die(dead, shared, config, now),
-            Tick::Ping(seq) if matches!(self.phase, Phase::Live) => self.pending_ping = Some(seq),
+            Tick::Ping(_) if matches!(self.phase, Phase::Live) => self.ping_due = true,
             // While closing the ping cannot be written: it counts as unanswered.
             Tick::Ping(_) | Tick::Skip => {}
         }
@@ -353,7 +355,7 @@ impl Conn {
             reported: false,
             close: DeadClose::Unsent,
         };
-        self.pending_ping = None;
+        self.ping_due = false;
         self.pending_answer = None;
         probe::reset(self.timer.sleep(), now + config.close_timeout);
         // Whichever side is parked (a reader waiting for data, a writer waiting for room)
@@ -416,15 +418,17 @@ impl Conn {
         S: Sink<M, Error = E>,
         M: WsMessage,
     {
-        while self.pending_answer.is_some() || self.pending_ping.is_some() {
+        while self.pending_answer.is_some() || self.ping_due {
             match inner.as_mut().poll_ready(cx) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(err)) => return Err(err),
                 Poll::Pending => return Ok(()),
             }
             if let Some(answer) = self.pending_answer.take() {
-                inner.as_mut().start_send(M::from_app(answer))?;
-            } else if let Some(seq) = self.pending_ping.take() {
+                inner.as_mut().start_send(M::from_app(*answer))?;
+            } else {
+                self.ping_due = false;
+                let seq = self.pacemaker.latest_seq();
                 let ping = match protocol {
                     Protocol::Control => M::ping(seq.to_be_bytes()),
                     Protocol::App(app) => M::from_app(app.ping(seq)),
@@ -516,7 +520,7 @@ impl Conn {
         match app.classify(frame) {
             Verdict::Data => false,
             Verdict::Ping { answer } => {
-                self.pending_answer = Some(answer);
+                self.pending_answer = Some(Box::new(answer));
                 true
             }
             Verdict::Pong { seq } => {
@@ -944,6 +948,17 @@ mod tests {
 
     use super::*;
     use crate::HeartbeatLayer;
+
+    /// The adapter's own fields, inline beside the inner stream. (Besides: tokio's `Sleep`,
+    /// boxed, and the `Arc` shared with handles; see BENCHMARKS.md.)
+    #[test]
+    fn the_adapter_adds_at_most_240_bytes_inline() {
+        assert!(
+            std::mem::size_of::<Heartbeat<()>>() <= 240,
+            "{}",
+            std::mem::size_of::<Heartbeat<()>>()
+        );
+    }
 
     /// (clock reads, timer resets) by the adapter on this thread so far.
     fn probes() -> (u64, u64) {

@@ -54,8 +54,9 @@ pub(crate) struct Pacemaker {
     /// Pings `counted_from..next_seq` were sent since the peer was last alive at a tick: they
     /// are the ones a silent tick counts as missed.
     counted_from: u64,
-    /// The latest ping handed to the sink, and when: the only one that gives an RTT sample.
-    written: Option<(u64, Instant)>,
+    /// When the latest ping (`next_seq - 1`) was handed to the sink: only it gives an RTT
+    /// sample.
+    written_at: Option<Instant>,
     /// The tick at which the peer was last found alive (initially: the handshake).
     last_alive: Instant,
 }
@@ -76,7 +77,7 @@ impl Pacemaker {
             next_seq: first_seq,
             first_unanswered: first_seq,
             counted_from: first_seq,
-            written: None,
+            written_at: None,
             last_alive: now,
         }
     }
@@ -120,9 +121,9 @@ impl Pacemaker {
         }
         self.answered = true;
         self.first_unanswered = seq.wrapping_add(1);
-        match self.written {
-            Some((written_seq, at)) if written_seq == seq => {
-                self.written = None;
+        match self.written_at {
+            Some(at) if seq == self.latest_seq() => {
+                self.written_at = None;
                 Pong::Rtt(now.saturating_duration_since(at))
             }
             _ => Pong::Answer,
@@ -138,7 +139,14 @@ impl Pacemaker {
 
     /// The ping `seq` was handed to the sink at `now`.
     pub(crate) fn on_ping_written(&mut self, seq: u64, now: Instant) {
-        self.written = Some((seq, now));
+        if seq == self.latest_seq() {
+            self.written_at = Some(now);
+        }
+    }
+
+    /// The sequence number of the latest ping.
+    pub(crate) fn latest_seq(&self) -> u64 {
+        self.next_seq.wrapping_sub(1)
     }
 
     /// A tick happened at `now`.
@@ -172,6 +180,7 @@ impl Pacemaker {
         }
         let seq = self.next_seq;
         self.next_seq = seq.wrapping_add(1);
+        self.written_at = None;
         Tick::Ping(seq)
     }
 
