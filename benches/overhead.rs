@@ -1,5 +1,6 @@
-//! Per-message cost of the heartbeat: messages echoed over `tokio::io::duplex` with
-//! tokio-tungstenite on both ends, the echoing end being
+//! Per-message cost of the heartbeat: messages echoed over `tokio::io::duplex` (groups
+//! `echo_*`) and over loopback TCP (`tcp_echo_*`) with tokio-tungstenite on both ends, the
+//! echoing end being
 //! - `bare`: the stream as it is;
 //! - `heartbeat`: the stream in `Heartbeat` (defaults: 10 s interval, 3 missed);
 //! - `select_loop`: the hand-written keepalive people write today, a `tokio::select!` over
@@ -16,7 +17,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group};
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::DuplexStream;
+use std::future::Future;
+
+use tokio::io::{AsyncRead, AsyncWrite, DuplexStream};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -24,25 +28,27 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tower::Layer;
 use ws_heartbeat::{Heartbeat, HeartbeatLayer};
 
-type Ws = WebSocketStream<DuplexStream>;
+/// The transports the ends talk over: an in-memory pipe, or loopback TCP.
+trait Transport: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static> Transport for T {}
 
 // Boxing the larger variant would add an indirection to just one of the compared ends.
 #[allow(clippy::large_enum_variant)]
 /// The echoing end. Client and echoing end run in the same task, one step at a time, so
 /// the figure is the code path itself, not the scheduler's choices between two tasks.
-enum Echo {
-    Bare(Ws),
-    Heartbeat(Heartbeat<Ws>),
+enum Echo<T> {
+    Bare(WebSocketStream<T>),
+    Heartbeat(Heartbeat<WebSocketStream<T>>),
     /// The usual hand-written keepalive: ping every 10 s, give up after 30 s of silence,
     /// note the time of every message.
     SelectLoop {
-        ws: Ws,
+        ws: WebSocketStream<T>,
         ping: tokio::time::Interval,
         last_seen: tokio::time::Instant,
     },
 }
 
-impl Echo {
+impl<T: Transport> Echo<T> {
     fn name(&self) -> &'static str {
         match self {
             Echo::Bare(_) => "bare",
@@ -94,12 +100,33 @@ fn config() -> Option<WebSocketConfig> {
     Some(WebSocketConfig::default().read_buffer_size(4096))
 }
 
-/// A client and the echoing end of each kind, joined by an in-memory pipe.
-fn pairs(rt: &Runtime) -> Vec<(Ws, Echo)> {
+/// Two connected ends of an in-memory pipe.
+async fn duplex() -> (DuplexStream, DuplexStream) {
+    tokio::io::duplex(1 << 20)
+}
+
+/// Two connected ends of a loopback TCP connection.
+async fn tcp() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (client, accepted) = tokio::join!(
+        TcpStream::connect(listener.local_addr().unwrap()),
+        listener.accept()
+    );
+    let (client, (server, _)) = (client.unwrap(), accepted.unwrap());
+    client.set_nodelay(true).unwrap();
+    server.set_nodelay(true).unwrap();
+    (server, client)
+}
+
+/// A client and the echoing end of each kind, joined by `connect`.
+fn pairs<T: Transport, F: Future<Output = (T, T)>>(
+    rt: &Runtime,
+    connect: fn() -> F,
+) -> Vec<(WebSocketStream<T>, Echo<T>)> {
     rt.block_on(async {
         let mut pairs = Vec::new();
         for kind in 0..3 {
-            let (a, b) = tokio::io::duplex(1 << 20);
+            let (a, b) = connect().await;
             let server = WebSocketStream::from_raw_socket(a, Role::Server, config()).await;
             let client = WebSocketStream::from_raw_socket(b, Role::Client, config()).await;
             let echo = match kind {
@@ -122,14 +149,19 @@ fn pairs(rt: &Runtime) -> Vec<(Ws, Echo)> {
     })
 }
 
-fn round_trips(c: &mut Criterion, name: &str, message: Message) {
+fn round_trips<T: Transport, F: Future<Output = (T, T)>>(
+    c: &mut Criterion,
+    name: &str,
+    message: Message,
+    connect: fn() -> F,
+) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements(1));
-    for (mut client, mut echo) in pairs(&rt).into_iter().rev() {
+    for (mut client, mut echo) in pairs(&rt, connect).into_iter().rev() {
         group.bench_function(echo.name(), |b| {
             b.iter_custom(|iters| {
                 rt.block_on(async {
@@ -148,8 +180,12 @@ fn round_trips(c: &mut Criterion, name: &str, message: Message) {
 }
 
 fn overhead(c: &mut Criterion) {
-    round_trips(c, "echo_20B", Message::text("01234567890123456789"));
-    round_trips(c, "echo_16KiB", Message::binary(vec![7u8; 16 * 1024]));
+    let small = Message::text("01234567890123456789");
+    let large = Message::binary(vec![7u8; 16 * 1024]);
+    round_trips(c, "echo_20B", small.clone(), duplex);
+    round_trips(c, "echo_16KiB", large.clone(), duplex);
+    round_trips(c, "tcp_echo_20B", small, tcp);
+    round_trips(c, "tcp_echo_16KiB", large, tcp);
 }
 
 criterion_group! {
@@ -173,7 +209,7 @@ fn only(spec: &str) {
         .enable_all()
         .build()
         .unwrap();
-    let (mut client, mut echo) = pairs(&rt)
+    let (mut client, mut echo) = pairs(&rt, duplex)
         .into_iter()
         .find(|(_, echo)| echo.name() == name)
         .expect("bare, heartbeat or select_loop");
