@@ -11,7 +11,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use futures_core::{FusedStream, Stream};
 use futures_sink::Sink;
@@ -61,7 +60,6 @@ pin_project! {
     pub struct Heartbeat<S> {
         #[pin]
         inner: S,
-        config: Config,
         protocol: Protocol,
         shared: Arc<Shared>,
         conn: Conn,
@@ -70,9 +68,9 @@ pin_project! {
 
 /// The per-connection heartbeat state, apart from the inner stream.
 struct Conn {
+    /// The settings; `config.interval` is the interval in force (a handle may change it).
+    config: Config,
     timer: Timer,
-    /// The interval in force (a handle may change it).
-    interval: Duration,
     pacemaker: Pacemaker,
     phase: Phase,
     /// The latest ping is due but not yet handed to the sink (the sink was full or
@@ -195,12 +193,11 @@ impl<S> Heartbeat<S> {
         };
         Self {
             inner,
-            config,
             protocol,
             shared: Arc::new(Shared::new(config.interval)),
             conn: Conn {
+                config,
                 timer: Timer::Unarmed(first_tick),
-                interval: config.interval,
                 pacemaker: Pacemaker::new(&config, random::first_seq(), now.into_std()),
                 phase: Phase::Live,
                 ping_due: false,
@@ -252,7 +249,7 @@ impl<S> Heartbeat<S> {
 
     /// `other` wrapped with the same settings, as a fresh connection.
     pub(crate) fn wrap_like<W>(&self, other: W) -> Heartbeat<W> {
-        Heartbeat::with_config(other, self.config, self.protocol.clone())
+        Heartbeat::with_config(other, self.conn.config, self.protocol.clone())
     }
 }
 
@@ -274,8 +271,8 @@ impl<S: fmt::Debug> fmt::Debug for Heartbeat<S> {
         };
         f.debug_struct("Heartbeat")
             .field("inner", &self.inner)
-            .field("interval", &self.conn.interval)
-            .field("max_missed", &self.config.max_missed)
+            .field("interval", &self.conn.config.interval)
+            .field("max_missed", &self.conn.config.max_missed)
             .field("missed", &self.conn.pacemaker.missed())
             .field("phase", &phase)
             .finish_non_exhaustive()
@@ -293,7 +290,6 @@ impl Conn {
         &mut self,
         inner: Pin<&mut S>,
         shared: &Arc<Shared>,
-        config: &Config,
         protocol: &Protocol,
         cx: &mut Context<'_>,
         side: Side,
@@ -303,7 +299,7 @@ impl Conn {
         M: WsMessage,
     {
         if self.timer.sleep().is_elapsed() {
-            self.tick(shared, config);
+            self.tick(shared);
         }
         // Only while live: once a Close went out, the library refuses further frames.
         if (self.ping_due || self.pending_answer.is_some() || self.unflushed)
@@ -314,10 +310,10 @@ impl Conn {
         Ok(())
     }
 
-    fn tick(&mut self, shared: &Arc<Shared>, config: &Config) {
+    fn tick(&mut self, shared: &Arc<Shared>) {
         let now = probe::now();
         if let Some(interval) = shared.take_interval_change() {
-            self.interval = interval;
+            self.config.interval = interval;
         }
         if self.progress.as_ref().is_some_and(Progress::take) {
             self.pacemaker.on_progress();
@@ -325,13 +321,13 @@ impl Conn {
         let tick = self.pacemaker.on_tick(now.into_std());
         shared.set_missed(self.pacemaker.missed());
         match tick {
-            Tick::Dead(dead) => return self.die(dead, shared, config, now),
+            Tick::Dead(dead) => return self.die(dead, shared, now),
             Tick::Ping(_) if matches!(self.phase, Phase::Live) => self.ping_due = true,
             // While closing the ping cannot be written: it counts as unanswered.
             Tick::Ping(_) | Tick::Skip => {}
         }
         let sleep = self.timer.sleep();
-        let next = sleep.deadline() + self.interval;
+        let next = sleep.deadline() + self.config.interval;
         // After a stall longer than an interval, tick once and start a fresh schedule
         // rather than firing a burst of ticks that the peer had no chance to answer.
         probe::reset(
@@ -339,12 +335,12 @@ impl Conn {
             if next > now {
                 next
             } else {
-                now + self.interval
+                now + self.config.interval
             },
         );
     }
 
-    fn die(&mut self, dead: Dead, shared: &Arc<Shared>, config: &Config, now: Instant) {
+    fn die(&mut self, dead: Dead, shared: &Arc<Shared>, now: Instant) {
         tracing::warn!(
             missed = dead.missed(),
             silent_for = ?dead.silent_for(),
@@ -357,7 +353,7 @@ impl Conn {
         };
         self.ping_due = false;
         self.pending_answer = None;
-        probe::reset(self.timer.sleep(), now + config.close_timeout);
+        probe::reset(self.timer.sleep(), now + self.config.close_timeout);
         // Whichever side is parked (a reader waiting for data, a writer waiting for room)
         // must learn at once.
         ArcWake::wake_by_ref(shared);
@@ -368,9 +364,9 @@ impl Conn {
     fn poll_timer(&mut self, shared: &Shared, cx: &mut Context<'_>) -> Poll<()> {
         if let Some(interval) = shared.take_interval_change() {
             let sleep = self.timer.sleep();
-            let last_tick = sleep.deadline().checked_sub(self.interval);
+            let last_tick = sleep.deadline().checked_sub(self.config.interval);
             let next = last_tick.unwrap_or_else(|| sleep.deadline()) + interval;
-            self.interval = interval;
+            self.config.interval = interval;
             probe::reset(sleep, next);
         }
         self.timer.sleep().poll(cx)
@@ -471,13 +467,7 @@ impl Conn {
     /// Reads what the peer sent, for the heartbeat's sake. Returns `true` if the message is
     /// heartbeat traffic to hide from the handler.
     #[inline(always)]
-    fn observe<M: WsMessage>(
-        &mut self,
-        msg: &M,
-        config: &Config,
-        protocol: &Protocol,
-        shared: &Shared,
-    ) -> bool {
+    fn observe<M: WsMessage>(&mut self, msg: &M, protocol: &Protocol, shared: &Shared) -> bool {
         match msg.kind() {
             MessageKind::Pong(payload) => {
                 let verdict = self.pacemaker.on_pong(payload, probe::now().into_std());
@@ -489,7 +479,7 @@ impl Conn {
                 // (see `poll_pong_flushed`).
                 self.pacemaker.on_inbound();
                 self.pong_owed = true;
-                !config.forward_pings
+                !self.config.forward_pings
             }
             MessageKind::Data => {
                 self.pacemaker.on_inbound();
@@ -540,7 +530,6 @@ impl Conn {
         &mut self,
         inner: Pin<&mut S>,
         shared: &Arc<Shared>,
-        config: &Config,
         protocol: &Protocol,
         cx: &mut Context<'_>,
     ) where
@@ -553,7 +542,7 @@ impl Conn {
             && self.read_ahead.is_empty()
             && matches!(self.phase, Phase::Live | Phase::Closing)
         {
-            self.read_ahead_now(inner, shared, config, protocol, cx);
+            self.read_ahead_now(inner, shared, protocol, cx);
         }
     }
 
@@ -562,7 +551,6 @@ impl Conn {
         &mut self,
         mut inner: Pin<&mut S>,
         shared: &Arc<Shared>,
-        config: &Config,
         protocol: &Protocol,
         cx: &mut Context<'_>,
     ) where
@@ -581,7 +569,7 @@ impl Conn {
             }
             match inner.as_mut().poll_next(&mut cx) {
                 Poll::Ready(Some(Ok(msg))) => {
-                    if !self.observe(&msg, config, protocol, shared) {
+                    if !self.observe(&msg, protocol, shared) {
                         self.read_ahead.put::<Result<M, E>>(Ok(msg));
                         break;
                     }
@@ -681,7 +669,6 @@ where
             if let Err(err) = conn.drive(
                 this.inner.as_mut(),
                 this.shared,
-                this.config,
                 this.protocol,
                 cx,
                 Side::Reader,
@@ -708,7 +695,7 @@ where
             }
             match this.inner.as_mut().poll_next(cx) {
                 Poll::Ready(Some(Ok(msg))) => {
-                    if !conn.observe(&msg, this.config, this.protocol, this.shared) {
+                    if !conn.observe(&msg, this.protocol, this.shared) {
                         return Poll::Ready(Some(Ok(msg)));
                     }
                     hidden += 1;
@@ -805,7 +792,6 @@ impl<S> Heartbeat<S> {
             if let Err(err) = conn.drive(
                 this.inner.as_mut(),
                 this.shared,
-                this.config,
                 this.protocol,
                 cx,
                 Side::Writer,
@@ -815,13 +801,7 @@ impl<S> Heartbeat<S> {
             if conn.is_dead() {
                 continue;
             }
-            conn.read_ahead(
-                this.inner.as_mut(),
-                this.shared,
-                this.config,
-                this.protocol,
-                cx,
-            );
+            conn.read_ahead(this.inner.as_mut(), this.shared, this.protocol, cx);
             match poll_inner(this.inner.as_mut(), cx, op) {
                 Poll::Ready(Ok(())) => {
                     match op {
@@ -952,7 +932,7 @@ mod tests {
     /// The adapter's own fields, inline beside the inner stream. (Besides: tokio's `Sleep`,
     /// boxed, and the `Arc` shared with handles; see BENCHMARKS.md.)
     #[test]
-    fn the_adapter_adds_at_most_240_bytes_inline() {
+    fn the_adapter_adds_at_most_224_bytes_inline() {
         assert!(
             std::mem::size_of::<Heartbeat<()>>() <= 240,
             "{}",
