@@ -920,6 +920,7 @@ mod probe {
 #[cfg(test)]
 mod tests {
     use std::cell::Cell;
+    use std::time::Duration;
 
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::WebSocketStream;
