@@ -46,7 +46,9 @@ fn peak_rss_kib() -> u64 {
 
 /// Tasks alive on the current runtime.
 fn runtime_tasks() -> usize {
-    tokio::runtime::Handle::current().metrics().num_alive_tasks()
+    tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks()
 }
 
 #[test]
