@@ -8,6 +8,7 @@ use std::time::Duration;
 use futures_util::task::{ArcWake, AtomicWaker};
 
 use crate::config::checked_interval;
+use crate::ticker::DueFlag;
 
 /// State shared between a [`Heartbeat`](crate::Heartbeat) and its handles. Written by the
 /// adapter only at heartbeat events (a tick, a ping, a pong), never per message.
@@ -28,6 +29,8 @@ pub(crate) struct Shared {
     /// replaces it inside the inner stream.
     pub(crate) reader: AtomicWaker,
     pub(crate) writer: AtomicWaker,
+    /// Set by the runtime's ticker when the connection's deadline may have passed.
+    pub(crate) due: DueFlag,
 }
 
 impl Shared {
@@ -42,6 +45,7 @@ impl Shared {
             interval_changed: AtomicBool::new(false),
             reader: AtomicWaker::new(),
             writer: AtomicWaker::new(),
+            due: DueFlag::default(),
         }
     }
 
@@ -55,6 +59,12 @@ impl Shared {
             self.rtt_nanos.store(nanos(rtt).min(u64::MAX - 1), Relaxed);
             self.rtt_samples.fetch_add(1, Relaxed);
         }
+    }
+
+    /// The ticker found the deadline passed: wake whoever polls the connection.
+    pub(crate) fn mark_due(self: &Arc<Self>) {
+        self.due.set();
+        ArcWake::wake_by_ref(self);
     }
 
     pub(crate) fn set_missed(&self, missed: u32) {

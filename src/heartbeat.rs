@@ -1,13 +1,12 @@
 //! [`Heartbeat<S>`]: the `Stream + Sink` adapter that runs the pacemaker over a WebSocket.
 //!
-//! It owns one timer, re-armed once per tick. Per message it checks whether that timer has
-//! fired (one atomic load), classifies the message and sets a flag: no clock read, no timer
-//! reset, no allocation. Pings go out through the inner sink between the handler's
+//! Its deadline is filed with the runtime's shared timer (`ticker`) once per tick. Per
+//! message it checks whether the ticker marked it due (one atomic load), classifies the
+//! message and sets a flag: no clock read, no timer reset, no allocation. Pings go out through the inner sink between the handler's
 //! messages, never inside a `poll_ready` .. `start_send` reservation.
 
 use std::any::Any;
 use std::fmt;
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -16,7 +15,7 @@ use futures_core::{FusedStream, Stream};
 use futures_sink::Sink;
 use futures_util::task::{ArcWake, waker_ref};
 use pin_project_lite::pin_project;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::error::Dead;
@@ -26,6 +25,7 @@ use crate::pacemaker::{Pacemaker, Pong, Tick};
 use crate::progress::Progress;
 use crate::protocol::{AppMessage, Protocol, Verdict};
 use crate::random;
+use crate::ticker::Ticker;
 
 /// Status code and reason of the Close frame sent to a dead peer (RFC 6455 §7.4.1: 1011,
 /// an unexpected condition prevented the request from being fulfilled).
@@ -70,7 +70,11 @@ pin_project! {
 struct Conn {
     /// The settings; `config.interval` is the interval in force (a handle may change it).
     config: Config,
-    timer: Timer,
+    /// The next tick, or once the peer is dead the end of the close timeout.
+    deadline: Instant,
+    /// The runtime's shared timer, with which `deadline` is filed; `None` until the first
+    /// poll (it needs a runtime, the constructor does not).
+    ticker: Option<Arc<Ticker>>,
     pacemaker: Pacemaker,
     phase: Phase,
     /// The latest ping is due but not yet handed to the sink (the sink was full or
@@ -124,35 +128,6 @@ enum Side {
     Writer,
 }
 
-/// The one timer. Created at the first poll (it needs a runtime; the constructor does not),
-/// with the deadline fixed at construction.
-enum Timer {
-    Unarmed(Instant),
-    Armed(Pin<Box<Sleep>>),
-}
-
-impl Timer {
-    #[inline]
-    fn sleep(&mut self) -> Pin<&mut Sleep> {
-        if let Timer::Unarmed(deadline) = *self {
-            self.arm(deadline);
-        }
-        match self {
-            Timer::Armed(sleep) => sleep.as_mut(),
-            Timer::Unarmed(_) => unreachable!("armed above"),
-        }
-    }
-
-    #[cold]
-    fn arm(&mut self, deadline: Instant) {
-        let mut sleep = Box::pin(tokio::time::sleep_until(deadline));
-        // `reset` registers the timer with the driver now, so `is_elapsed` works on a busy
-        // connection that never gets to poll it.
-        probe::reset(sleep.as_mut(), deadline);
-        *self = Timer::Armed(sleep);
-    }
-}
-
 /// One item read ahead by the writing side, waiting for the reader. Type-erased because
 /// `Heartbeat<S>` is also the tower `Service` wrapper, where `S` has no item type.
 #[derive(Default)]
@@ -197,7 +172,8 @@ impl<S> Heartbeat<S> {
             shared: Arc::new(Shared::new(config.interval)),
             conn: Conn {
                 config,
-                timer: Timer::Unarmed(first_tick),
+                deadline: first_tick,
+                ticker: None,
                 pacemaker: Pacemaker::new(&config, random::first_seq(), now.into_std()),
                 phase: Phase::Live,
                 ping_due: false,
@@ -298,8 +274,8 @@ impl Conn {
         S: Sink<M, Error = E>,
         M: WsMessage,
     {
-        if self.timer.sleep().is_elapsed() {
-            self.tick(shared);
+        if let Some(now) = self.due(shared) {
+            self.tick(shared, now);
         }
         // Only while live: once a Close went out, the library refuses further frames.
         if (self.ping_due || self.pending_answer.is_some() || self.unflushed)
@@ -310,8 +286,48 @@ impl Conn {
         Ok(())
     }
 
-    fn tick(&mut self, shared: &Arc<Shared>) {
+    /// The deadline is filed with the runtime's ticker, at the first poll.
+    #[inline]
+    fn ensure_filed(&mut self, shared: &Arc<Shared>) {
+        if self.ticker.is_none() {
+            self.file_first(shared);
+        }
+    }
+
+    #[cold]
+    fn file_first(&mut self, shared: &Arc<Shared>) {
+        self.ticker = Some(Ticker::current());
+        self.file(shared);
+    }
+
+    fn file(&self, shared: &Arc<Shared>) {
+        if let Some(ticker) = &self.ticker {
+            probe::filed();
+            ticker.file(self.deadline, shared);
+        }
+    }
+
+    /// `Some(now)` if the deadline has passed: the ticker marked the connection due and the
+    /// clock agrees (a filing from before the deadline moved later can fire early). Per
+    /// message this is one relaxed load.
+    #[inline]
+    fn due(&mut self, shared: &Arc<Shared>) -> Option<Instant> {
+        self.ensure_filed(shared);
+        if shared.due.is_set() {
+            self.due_now(shared)
+        } else {
+            None
+        }
+    }
+
+    #[cold]
+    fn due_now(&self, shared: &Shared) -> Option<Instant> {
+        shared.due.clear();
         let now = probe::now();
+        (now >= self.deadline).then_some(now)
+    }
+
+    fn tick(&mut self, shared: &Arc<Shared>, now: Instant) {
         if let Some(interval) = shared.take_interval_change() {
             self.config.interval = interval;
         }
@@ -326,18 +342,15 @@ impl Conn {
             // While closing the ping cannot be written: it counts as unanswered.
             Tick::Ping(_) | Tick::Skip => {}
         }
-        let sleep = self.timer.sleep();
-        let next = sleep.deadline() + self.config.interval;
+        let next = self.deadline + self.config.interval;
         // After a stall longer than an interval, tick once and start a fresh schedule
         // rather than firing a burst of ticks that the peer had no chance to answer.
-        probe::reset(
-            sleep,
-            if next > now {
-                next
-            } else {
-                now + self.config.interval
-            },
-        );
+        self.deadline = if next > now {
+            next
+        } else {
+            now + self.config.interval
+        };
+        self.file(shared);
     }
 
     fn die(&mut self, dead: Dead, shared: &Arc<Shared>, now: Instant) {
@@ -353,23 +366,30 @@ impl Conn {
         };
         self.ping_due = false;
         self.pending_answer = None;
-        probe::reset(self.timer.sleep(), now + self.config.close_timeout);
+        self.deadline = now + self.config.close_timeout;
+        self.file(shared);
         // Whichever side is parked (a reader waiting for data, a writer waiting for room)
         // must learn at once.
         ArcWake::wake_by_ref(shared);
     }
 
-    /// Polls the timer, so that the task wakes for the next tick; applies an interval
-    /// changed through a handle first. `Ready` means a tick is due now.
-    fn poll_timer(&mut self, shared: &Shared, cx: &mut Context<'_>) -> Poll<()> {
+    /// Whether the ticker may have marked the connection due, after applying an interval
+    /// changed through a handle. `Pending` leaves the wake-up to the ticker, which wakes the
+    /// waker the caller registered in `shared` (reader or writer); `Ready` means: look
+    /// again (`drive` reads the clock).
+    fn poll_timer(&mut self, shared: &Arc<Shared>) -> Poll<()> {
+        self.ensure_filed(shared);
         if let Some(interval) = shared.take_interval_change() {
-            let sleep = self.timer.sleep();
-            let last_tick = sleep.deadline().checked_sub(self.config.interval);
-            let next = last_tick.unwrap_or_else(|| sleep.deadline()) + interval;
+            let last_tick = self.deadline.checked_sub(self.config.interval);
+            self.deadline = last_tick.unwrap_or(self.deadline) + interval;
             self.config.interval = interval;
-            probe::reset(sleep, next);
+            self.file(shared);
         }
-        self.timer.sleep().poll(cx)
+        if shared.due.is_set() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 
     fn send_heartbeats<S, M, E>(
@@ -601,20 +621,25 @@ impl Conn {
 
     /// Moves the best-effort Close frame to a dead peer along. `Ready` once it was flushed,
     /// failed, or ran out of time; it never waits past the close timeout.
-    fn poll_dead_close<S, M, E>(&mut self, mut inner: Pin<&mut S>, cx: &mut Context<'_>) -> Poll<()>
+    fn poll_dead_close<S, M, E>(
+        &mut self,
+        mut inner: Pin<&mut S>,
+        shared: &Arc<Shared>,
+        cx: &mut Context<'_>,
+    ) -> Poll<()>
     where
         S: Sink<M, Error = E>,
         M: WsMessage,
     {
-        let Phase::Dead { close, .. } = &mut self.phase else {
-            return Poll::Ready(());
-        };
-        if self.reserved {
+        if self.reserved && self.is_dead() {
             // The handler owns the next `start_send`; the Close frame goes after it.
             return Poll::Pending;
         }
         loop {
-            let progress = match *close {
+            let Phase::Dead { close, .. } = self.phase else {
+                return Poll::Ready(());
+            };
+            let progress = match close {
                 DeadClose::Done => return Poll::Ready(()),
                 DeadClose::Unsent => match inner.as_mut().poll_ready(cx) {
                     Poll::Ready(Ok(())) => {
@@ -629,12 +654,14 @@ impl Conn {
                 },
                 DeadClose::Sent => inner.as_mut().poll_close(cx).map(|_| DeadClose::Done),
             };
-            match progress {
-                Poll::Ready(next) => *close = next,
-                Poll::Pending if self.timer.sleep().poll(cx).is_ready() => {
-                    *close = DeadClose::Done;
-                }
+            let next = match progress {
+                Poll::Ready(next) => next,
+                // The close timeout ran out (the caller registered its waker in `shared`).
+                Poll::Pending if self.due(shared).is_some() => DeadClose::Done,
                 Poll::Pending => return Poll::Pending,
+            };
+            if let Phase::Dead { close, .. } = &mut self.phase {
+                *close = next;
             }
         }
     }
@@ -662,7 +689,7 @@ where
                 Phase::Ended => return Poll::Ready(None),
                 Phase::Dead { .. } => {
                     // Move the Close frame along, but never make the handler wait for it.
-                    let _ = conn.poll_dead_close(this.inner.as_mut(), cx);
+                    let _ = conn.poll_dead_close(this.inner.as_mut(), this.shared, cx);
                     return Poll::Ready(conn.report_death().map(|dead| Err(dead.into())));
                 }
             }
@@ -686,7 +713,7 @@ where
                     Poll::Ready(Ok(())) => {}
                     Poll::Ready(Err(err)) => return Poll::Ready(Some(Err(err))),
                     Poll::Pending => {
-                        if conn.poll_timer(this.shared, cx).is_pending() {
+                        if conn.poll_timer(this.shared).is_pending() {
                             return Poll::Pending;
                         }
                         continue;
@@ -711,7 +738,7 @@ where
                 }
                 Poll::Pending => {
                     this.shared.reader.register(cx.waker());
-                    if conn.poll_timer(this.shared, cx).is_pending() {
+                    if conn.poll_timer(this.shared).is_pending() {
                         return Poll::Pending;
                     }
                 }
@@ -782,7 +809,9 @@ impl<S> Heartbeat<S> {
                 Phase::Live | Phase::Closing => {}
                 Phase::Ended => return poll_inner(this.inner, cx, op),
                 Phase::Dead { dead, .. } => {
-                    let closed = conn.poll_dead_close(this.inner.as_mut(), cx);
+                    // The ticker wakes this waker when the close timeout runs out.
+                    this.shared.writer.register(cx.waker());
+                    let closed = conn.poll_dead_close(this.inner.as_mut(), this.shared, cx);
                     return match op {
                         SinkOp::Close => closed.map(Ok),
                         SinkOp::Ready | SinkOp::Flush => Poll::Ready(Err(dead.into())),
@@ -813,7 +842,7 @@ impl<S> Heartbeat<S> {
                 Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
                 Poll::Pending => {
                     this.shared.writer.register(cx.waker());
-                    if conn.poll_timer(this.shared, cx).is_pending() {
+                    if conn.poll_timer(this.shared).is_pending() {
                         return Poll::Pending;
                     }
                 }
@@ -893,13 +922,12 @@ where
 /// The clock and the timer, behind two functions that unit tests count, to prove that the
 /// per-message path uses neither.
 mod probe {
-    use std::pin::Pin;
-    use tokio::time::{Instant, Sleep};
+    use tokio::time::Instant;
 
     #[cfg(test)]
     thread_local! {
         pub(super) static CLOCK_READS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-        pub(super) static TIMER_RESETS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+        pub(super) static FILINGS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
     }
 
     #[inline]
@@ -909,11 +937,11 @@ mod probe {
         Instant::now()
     }
 
+    /// A deadline filed with the ticker: the timer (re-)armed.
     #[inline]
-    pub(super) fn reset(sleep: Pin<&mut Sleep>, deadline: Instant) {
+    pub(super) fn filed() {
         #[cfg(test)]
-        TIMER_RESETS.with(|n| n.set(n.get() + 1));
-        sleep.reset(deadline);
+        FILINGS.with(|n| n.set(n.get() + 1));
     }
 }
 
@@ -930,22 +958,19 @@ mod tests {
     use super::*;
     use crate::HeartbeatLayer;
 
-    /// The adapter's own fields, inline beside the inner stream. (Besides: tokio's `Sleep`,
-    /// boxed, and the `Arc` shared with handles; see BENCHMARKS.md.)
+    /// The adapter's own fields, inline beside the inner stream. (Besides: the `Arc` shared
+    /// with handles and the ticker, and 8 bytes in the ticker's list; see BENCHMARKS.md.)
     #[test]
-    fn the_adapter_adds_at_most_224_bytes_inline() {
-        assert!(
-            std::mem::size_of::<Heartbeat<()>>() <= 240,
-            "{}",
-            std::mem::size_of::<Heartbeat<()>>()
-        );
+    fn the_adapter_adds_at_most_232_bytes_inline() {
+        let added = std::mem::size_of::<Heartbeat<()>>();
+        assert!(added <= 232, "{added}");
     }
 
-    /// (clock reads, timer resets) by the adapter on this thread so far.
+    /// (clock reads, filings with the ticker) by the adapter on this thread so far.
     fn probes() -> (u64, u64) {
         (
             probe::CLOCK_READS.with(Cell::get),
-            probe::TIMER_RESETS.with(Cell::get),
+            probe::FILINGS.with(Cell::get),
         )
     }
 
@@ -969,7 +994,7 @@ mod tests {
                 );
             }
         };
-        // The first poll arms the timer: one reset per connection.
+        // The first poll files the first deadline with the ticker: one filing per connection.
         echo(1).await;
         let armed = probes();
         assert_eq!(armed, (0, 1));
@@ -978,11 +1003,11 @@ mod tests {
         assert_eq!(
             probes(),
             armed,
-            "10 000 echoed messages read the clock or reset the timer"
+            "10 000 echoed messages read the clock or filed a deadline"
         );
 
         // One tick: the clock is read for the tick and for the ping's send time, and the
-        // timer is re-armed once.
+        // next deadline is filed once.
         tokio::time::advance(Duration::from_secs(3600)).await;
         let waited = tokio::time::timeout(Duration::from_millis(1), ws.next()).await;
         assert!(waited.is_err(), "no message: {waited:?}");

@@ -170,6 +170,7 @@ pub mod protocol;
 mod random;
 pub mod reconnect;
 mod service;
+mod ticker;
 
 /// Cases per property test: `PROPTEST_CASES` if set (CI's fuzz step raises it), else
 /// `default`.
