@@ -38,6 +38,7 @@ static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 const INTERVAL: Duration = Duration::from_secs(2);
 const ROUNDS: u32 = 5;
+const ARRIVAL_BATCHES: usize = 1_000;
 
 type Ws = WebSocketStream<DuplexStream>;
 
@@ -89,7 +90,14 @@ async fn run(kind: Kind, n: usize) -> Run {
     let frozen_flag = Arc::new(AtomicBool::new(false));
     let (dead_tx, mut dead_rx) = mpsc::unbounded_channel::<Instant>();
     let mut tasks = Vec::with_capacity(2 * n);
+    // Connections arrive over one interval, in 1 000 batches, as on a server that has been
+    // up a while (all at once, the hand-written loop's ticks would coincide; real ones don't).
+    let batch = n.div_ceil(ARRIVAL_BATCHES);
+    let mut arrivals = tokio::time::interval(INTERVAL / ARRIVAL_BATCHES as u32);
     for id in 0..n {
+        if id % batch == 0 {
+            arrivals.tick().await;
+        }
         let (a, b) = tokio::io::duplex(4096);
         let server: Ws = WebSocketStream::from_raw_socket(a, Role::Server, config()).await;
         let mut client: Ws = WebSocketStream::from_raw_socket(b, Role::Client, config()).await;
