@@ -218,3 +218,126 @@ impl DueFlag {
         self.0.store(false, Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::poll_fn;
+    use std::task::Poll;
+
+    use super::*;
+
+    fn connection() -> Arc<Shared> {
+        Arc::new(Shared::new(Duration::from_secs(1)))
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// Resolves once the ticker marked `shared` due (it wakes the reader's waker).
+    async fn marked_due(shared: &Shared) {
+        poll_fn(|cx| {
+            shared.reader.register(cx.waker());
+            if shared.due.is_set() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+    }
+
+    fn tasks() -> usize {
+        Handle::current().metrics().num_alive_tasks()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn due_at_the_deadline_rounded_up_to_the_millisecond() {
+        // 0: a filed for 2 ms, b for 2.5 ms. 2 ms: a due, b not (never before its
+        // deadline). 3 ms: b due.
+        let ticker = Ticker::current();
+        let start = ticker.origin;
+        let (a, b) = (connection(), connection());
+        ticker.file(start + ms(2), &a);
+        ticker.file(start + Duration::from_micros(2_500), &b);
+        marked_due(&a).await;
+        assert_eq!(start.elapsed(), ms(2));
+        assert!(!b.due.is_set());
+        marked_due(&b).await;
+        assert_eq!(start.elapsed(), ms(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_earlier_filing_wakes_the_sleeping_task() {
+        // 0: a filed for 100 ms (the task sleeps until then), then b for 10 ms.
+        // 10 ms: b due, a not. 100 ms: a due.
+        let ticker = Ticker::current();
+        let start = ticker.origin;
+        let (a, b) = (connection(), connection());
+        ticker.file(start + ms(100), &a);
+        tokio::task::yield_now().await;
+        ticker.file(start + ms(10), &b);
+        marked_due(&b).await;
+        assert_eq!(start.elapsed(), ms(10));
+        assert!(!a.due.is_set());
+        marked_due(&a).await;
+        assert_eq!(start.elapsed(), ms(100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_task_for_all_connections_ending_when_nothing_is_filed() {
+        let ticker = Ticker::current();
+        let start = ticker.origin;
+        let conns: Vec<_> = (0..100).map(|_| connection()).collect();
+        for (i, conn) in (0..).zip(&conns) {
+            ticker.file(start + ms(1 + i % 7), conn);
+        }
+        assert_eq!(tasks(), 1);
+        for conn in &conns {
+            marked_due(conn).await;
+        }
+        assert_eq!(start.elapsed(), ms(7));
+        // Nothing filed: the task lingers, then ends.
+        tokio::time::sleep(LINGER - ms(1)).await;
+        assert_eq!(tasks(), 1);
+        tokio::time::sleep(ms(2)).await;
+        assert_eq!(tasks(), 0);
+        assert_eq!(ticker.lock().task_wakes_at, None);
+        // The next filing starts a task again.
+        let late = connection();
+        ticker.file(Instant::now() + ms(5), &late);
+        assert_eq!(tasks(), 1);
+        marked_due(&late).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_connection_is_skipped_and_its_list_reused() {
+        let ticker = Ticker::current();
+        let start = ticker.origin;
+        let gone = connection();
+        ticker.file(start + ms(5), &gone);
+        drop(gone);
+        let kept = connection();
+        ticker.file(start + ms(5), &kept);
+        marked_due(&kept).await;
+        let filed = ticker.lock();
+        assert!(filed.due_at.is_empty());
+        assert_eq!(filed.spare.len(), 1);
+    }
+
+    #[test]
+    fn one_ticker_per_runtime() {
+        let runtime = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .unwrap()
+        };
+        let (one, two) = (runtime(), runtime());
+        let a = one.block_on(async { Ticker::current() });
+        let b = one.block_on(async { Ticker::current() });
+        let c = two.block_on(async { Ticker::current() });
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &c));
+    }
+}
