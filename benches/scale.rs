@@ -14,9 +14,9 @@
 //! the freeze to each `Dead`.
 //!
 //! `cargo bench --bench scale -- 10000 100000` (defaults to both). Interval 2 s, 3 missed.
-//! Memory is taken once every connection has sent its first ping; `SCALE_SETTLE_MS=300`
-//! takes it before (the first write in each direction grows the stream's and the pipe's
-//! buffers, about 128 B per connection, for any keepalive).
+//! Connections arrive over one interval; memory is taken once every connection has sent its
+//! first ping (the first write in each direction grows the stream's and the pipe's buffers,
+//! about 128 B per connection, for any keepalive).
 
 use std::alloc::System;
 use std::sync::Arc;
@@ -170,11 +170,7 @@ async fn run(kind: Kind, n: usize) -> Run {
     }
     // Measure once every connection has sent its first ping (a jittered first tick comes
     // within one interval) and so grown whatever buffers a ping grows.
-    let settle = std::env::var("SCALE_SETTLE_MS")
-        .map_or(INTERVAL + Duration::from_millis(500), |v| {
-            Duration::from_millis(v.parse().unwrap())
-        });
-    tokio::time::sleep(settle).await;
+    tokio::time::sleep(INTERVAL + Duration::from_millis(500)).await;
     let memory = net_bytes(&region);
 
     let cpu_before = cpu();
