@@ -20,7 +20,7 @@
 
 use std::alloc::System;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -67,6 +67,18 @@ fn cpu() -> Duration {
     Duration::from_millis(ticks * 10) // USER_HZ = 100
 }
 
+/// The size of each kind's handler future (what its task holds inline; tokio rounds every
+/// task up to a multiple of 128 B on x86_64).
+static FUTURE_SIZE: [AtomicUsize; 3] = [const { AtomicUsize::new(0) }; 3];
+
+fn spawn_server<F>(kind: Kind, handler: F) -> tokio::task::JoinHandle<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    FUTURE_SIZE[kind as usize].store(std::mem::size_of_val(&handler), Ordering::Relaxed);
+    tokio::spawn(handler)
+}
+
 fn net_bytes(region: &Region<'_, System>) -> i64 {
     let change = region.change();
     change.bytes_allocated as i64 - change.bytes_deallocated as i64
@@ -107,7 +119,7 @@ async fn run(kind: Kind, n: usize) -> Run {
                 // nothing into a second local (an async block keeps both slots), so the
                 // difference in memory is the keepalive's alone.
                 let (mut ws, dead_tx) = (server, dead_tx.clone());
-                tokio::spawn(async move {
+                spawn_server(kind, async move {
                     while let Some(Ok(_)) = ws.next().await {}
                     drop(dead_tx);
                 })
@@ -115,7 +127,7 @@ async fn run(kind: Kind, n: usize) -> Run {
             Kind::Heartbeat => {
                 let mut ws = layer.layer(server);
                 let dead_tx = dead_tx.clone();
-                tokio::spawn(async move {
+                spawn_server(kind, async move {
                     while let Some(item) = ws.next().await {
                         if let Err(err) = item {
                             if Dead::find(&err).is_some() {
@@ -128,7 +140,7 @@ async fn run(kind: Kind, n: usize) -> Run {
             }
             Kind::Select => {
                 let (mut ws, dead_tx) = (server, dead_tx.clone());
-                tokio::spawn(async move {
+                spawn_server(kind, async move {
                     let mut ping = tokio::time::interval(INTERVAL);
                     let mut last_seen = tokio::time::Instant::now();
                     loop {
@@ -276,6 +288,13 @@ fn main() {
         println!(
             "N = {n:>6} bare     : {} B per connection in all (both ends, tasks, buffers)",
             bare.memory / n as i64
+        );
+        let size = |kind: Kind| FUTURE_SIZE[kind as usize].load(Ordering::Relaxed);
+        println!(
+            "handler futures: bare {} B, heartbeat {} B, select {} B (each task rounded up to 128 B)",
+            size(Kind::Bare),
+            size(Kind::Heartbeat),
+            size(Kind::Select)
         );
     }
 }
