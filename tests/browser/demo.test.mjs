@@ -6,7 +6,7 @@
 //
 // Real time, so every bound below states the slack it allows for scheduling.
 
-import { test, before, after } from 'node:test';
+import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -44,8 +44,13 @@ async function until(check, timeout, what) {
 
 const state = (page) => page.evaluate(() => window.demo.state);
 
+/// Pages still open: closed after each test, so that a failed test leaves no connection
+/// behind to disturb the counts of the next ones.
+const openPages = new Set();
+
 async function openPage(query = PAGE) {
   const page = await browser.newPage();
+  openPages.add(page);
   page.on('pageerror', (err) => assert.fail(`page error: ${err}`));
   await page.goto(`${base}/${query}`);
   await until(async () => (await state(page)) === 'connected', 5000, 'connected');
@@ -79,6 +84,11 @@ before(async () => {
   });
 });
 
+afterEach(async () => {
+  for (const page of openPages) await page.close().catch(() => {});
+  openPages.clear();
+});
+
 after(async () => {
   await browser?.close();
   server?.kill();
@@ -100,10 +110,18 @@ test('a kill from the server makes the page reconnect within its backoff bound',
   const page = await openPage();
   const kills = (await stats()).kills;
   await page.click('#kill');
-  await until(async () => (await state(page)) === 'reconnecting', 1000, 'reconnecting');
-  const took = await until(async () => (await state(page)) === 'connected', BACKOFF + SLACK, 'reconnected');
+  // The page may pass through 'reconnecting' faster than a poll (its delay is drawn from
+  // [0, BACKOFF]): wait for its reconnect count instead, then read the times from its log.
+  await until(async () => (await page.evaluate(() => window.demo.reconnects)) === 1, 1000, 'reconnecting');
+  await until(async () => (await state(page)) === 'connected', BACKOFF + SLACK, 'reconnected');
   assert.equal((await stats()).kills, kills + 1);
   assert.equal(await page.evaluate(() => window.demo.reconnects), 1);
+  const events = await page.evaluate(() => window.demo.events);
+  const died = events.findLast((e) => e.text.startsWith('reconnecting'));
+  const back = events.findLast((e) => e.text === 'connected');
+  assert.ok(died && back && back.t >= died.t, JSON.stringify(events.slice(-4)));
+  const took = back.t - died.t;
+  assert.ok(took <= BACKOFF + SLACK, `reconnected ${took} ms after the page saw the connection die`);
   console.log(`reconnected ${took} ms after the page saw the connection die`);
   await page.close();
 });
