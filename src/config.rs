@@ -15,24 +15,40 @@ pub(crate) const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
 /// Every setting of one heartbeat. Copied into each connection, so it stays small and `Copy`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Config {
-    pub(crate) interval: Duration,
+    pub(crate) interval: Nanos,
     pub(crate) max_missed: u32,
     pub(crate) any_inbound_is_alive: bool,
     pub(crate) idle_only: bool,
     pub(crate) forward_pings: bool,
     pub(crate) jitter: bool,
-    pub(crate) close_timeout: Duration,
+    pub(crate) close_timeout: Nanos,
+}
+
+/// A checked duration (at most `MAX_DURATION`) in 8 bytes, where a `Duration` takes 16:
+/// every connection keeps two.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Nanos(u64);
+
+impl Nanos {
+    /// `d` must have been checked against `MAX_DURATION`, which fits with room to spare.
+    pub(crate) const fn new(d: Duration) -> Self {
+        Self(d.as_nanos() as u64)
+    }
+
+    pub(crate) const fn get(self) -> Duration {
+        Duration::from_nanos(self.0)
+    }
 }
 
 impl Config {
     pub(crate) const DEFAULT: Config = Config {
-        interval: DEFAULT_INTERVAL,
+        interval: Nanos::new(DEFAULT_INTERVAL),
         max_missed: DEFAULT_MAX_MISSED,
         any_inbound_is_alive: true,
         idle_only: false,
         forward_pings: false,
         jitter: true,
-        close_timeout: DEFAULT_CLOSE_TIMEOUT,
+        close_timeout: Nanos::new(DEFAULT_CLOSE_TIMEOUT),
     };
 }
 
@@ -80,13 +96,13 @@ mod tests {
     #[test]
     fn defaults_are_the_documented_ones() {
         let c = Config::default();
-        assert_eq!(c.interval, Duration::from_secs(10));
+        assert_eq!(c.interval.get(), Duration::from_secs(10));
         assert_eq!(c.max_missed, 3);
         assert!(c.any_inbound_is_alive);
         assert!(!c.idle_only);
         assert!(!c.forward_pings);
         assert!(c.jitter);
-        assert_eq!(c.close_timeout, Duration::from_secs(1));
+        assert_eq!(c.close_timeout.get(), Duration::from_secs(1));
     }
 
     #[test]

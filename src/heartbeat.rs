@@ -17,7 +17,7 @@ use futures_util::task::{ArcWake, waker_ref};
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
-use crate::config::Config;
+use crate::config::{Config, Nanos};
 use crate::error::Dead;
 use crate::handle::{HeartbeatHandle, Shared};
 use crate::message::{MessageKind, WsMessage};
@@ -80,21 +80,28 @@ struct Conn {
     /// The latest ping is due but not yet handed to the sink (the sink was full or
     /// reserved). A newer tick replaces it.
     ping_due: bool,
-    /// The answer to the peer's latest application ping, not yet handed to the sink. One
-    /// slot: a newer ping replaces an unsent answer, so a flood of pings queues nothing.
-    /// (Boxed: rare, and it keeps every connection smaller.)
-    pending_answer: Option<Box<AppMessage>>,
     /// A heartbeat frame was handed to the sink but not flushed yet.
     unflushed: bool,
     /// The handler got `Ready` from `poll_ready` and owns the next `start_send`.
     reserved: bool,
-    /// Byte-level progress of the transport, if it is tracked.
-    progress: Option<Progress>,
     /// `poll_next` ran since the last ping went out. If not, the writing side reads the pong
     /// itself (a send-only handler), keeping at most one data message for the reader.
     reader_polled: bool,
     /// The peer pinged: the WebSocket library queued a pong that may not be flushed yet.
     pong_owed: bool,
+    /// What few connections need, allocated on first use.
+    rare: Option<Box<Rare>>,
+}
+
+/// The state that most connections never need: one pointer in each connection instead of
+/// 32 bytes, allocated the first time one of these is needed and kept.
+#[derive(Default)]
+struct Rare {
+    /// The answer to the peer's latest application ping, not yet handed to the sink. One
+    /// slot: a newer ping replaces an unsent answer, so a flood of pings queues nothing.
+    pending_answer: Option<AppMessage>,
+    /// Byte-level progress of the transport, if it is tracked.
+    progress: Option<Progress>,
     read_ahead: ReadAhead,
 }
 
@@ -165,14 +172,14 @@ impl<S> Heartbeat<S> {
     pub(crate) fn with_config(inner: S, config: Config, protocol: Protocol) -> Self {
         let now = Instant::now();
         let first_tick = if config.jitter {
-            random::first_tick(now, config.interval)
+            random::first_tick(now, config.interval.get())
         } else {
-            now + config.interval
+            now + config.interval.get()
         };
         Self {
             inner,
             protocol,
-            shared: Arc::new(Shared::new(config.interval)),
+            shared: Arc::new(Shared::new(config.interval.get())),
             conn: Conn {
                 config,
                 deadline: first_tick,
@@ -180,13 +187,11 @@ impl<S> Heartbeat<S> {
                 pacemaker: Pacemaker::new(&config, random::first_seq(), now.into_std()),
                 phase: Phase::Live,
                 ping_due: false,
-                pending_answer: None,
                 unflushed: false,
                 reserved: false,
                 reader_polled: false,
                 pong_owed: false,
-                progress: None,
-                read_ahead: ReadAhead::default(),
+                rare: None,
             },
         }
     }
@@ -195,7 +200,7 @@ impl<S> Heartbeat<S> {
     /// the middle of a huge, slow message is not declared dead, nor one slowly reading a huge
     /// message of ours. See [`Progress::track`].
     pub fn with_progress(mut self, progress: Progress) -> Self {
-        self.conn.progress = Some(progress);
+        self.conn.rare().progress = Some(progress);
         self
     }
 
@@ -250,7 +255,7 @@ impl<S: fmt::Debug> fmt::Debug for Heartbeat<S> {
         };
         f.debug_struct("Heartbeat")
             .field("inner", &self.inner)
-            .field("interval", &self.conn.config.interval)
+            .field("interval", &self.conn.config.interval.get())
             .field("max_missed", &self.conn.config.max_missed)
             .field("missed", &self.conn.pacemaker.missed())
             .field("phase", &phase)
@@ -259,6 +264,29 @@ impl<S: fmt::Debug> fmt::Debug for Heartbeat<S> {
 }
 
 impl Conn {
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    #[inline]
+    fn answer_pending(&self) -> bool {
+        self.rare
+            .as_ref()
+            .is_some_and(|rare| rare.pending_answer.is_some())
+    }
+
+    #[inline]
+    fn has_read_ahead(&self) -> bool {
+        self.rare
+            .as_ref()
+            .is_some_and(|rare| !rare.read_ahead.is_empty())
+    }
+
+    #[inline]
+    fn take_read_ahead<T: 'static>(&mut self) -> Option<T> {
+        self.rare.as_mut()?.read_ahead.take()
+    }
+
     fn is_dead(&self) -> bool {
         matches!(self.phase, Phase::Dead(_))
     }
@@ -281,7 +309,7 @@ impl Conn {
             self.tick(shared, now);
         }
         // Only while live: once a Close went out, the library refuses further frames.
-        if (self.ping_due || self.pending_answer.is_some() || self.unflushed)
+        if (self.ping_due || self.answer_pending() || self.unflushed)
             && matches!(self.phase, Phase::Live)
         {
             self.send_heartbeats(inner, shared, protocol, cx, side)?;
@@ -332,9 +360,10 @@ impl Conn {
 
     fn tick(&mut self, shared: &Arc<Shared>, now: Instant) {
         if let Some(interval) = shared.take_interval_change() {
-            self.config.interval = interval;
+            self.config.interval = Nanos::new(interval);
         }
-        if self.progress.as_ref().is_some_and(Progress::take) {
+        let progress = self.rare.as_ref().and_then(|rare| rare.progress.as_ref());
+        if progress.is_some_and(Progress::take) {
             self.pacemaker.on_progress();
         }
         let tick = self.pacemaker.on_tick(now.into_std());
@@ -345,14 +374,11 @@ impl Conn {
             // While closing the ping cannot be written: it counts as unanswered.
             Tick::Ping(_) | Tick::Skip => {}
         }
-        let next = self.deadline + self.config.interval;
+        let interval = self.config.interval.get();
+        let next = self.deadline + interval;
         // After a stall longer than an interval, tick once and start a fresh schedule
         // rather than firing a burst of ticks that the peer had no chance to answer.
-        self.deadline = if next > now {
-            next
-        } else {
-            now + self.config.interval
-        };
+        self.deadline = if next > now { next } else { now + interval };
         self.file(shared);
     }
 
@@ -368,8 +394,10 @@ impl Conn {
             close: DeadClose::Unsent,
         }));
         self.ping_due = false;
-        self.pending_answer = None;
-        self.deadline = now + self.config.close_timeout;
+        if let Some(rare) = &mut self.rare {
+            rare.pending_answer = None;
+        }
+        self.deadline = now + self.config.close_timeout.get();
         self.file(shared);
         // Whichever side is parked (a reader waiting for data, a writer waiting for room)
         // must learn at once.
@@ -383,9 +411,9 @@ impl Conn {
     fn poll_timer(&mut self, shared: &Arc<Shared>) -> Poll<()> {
         self.ensure_filed(shared);
         if let Some(interval) = shared.take_interval_change() {
-            let last_tick = self.deadline.checked_sub(self.config.interval);
+            let last_tick = self.deadline.checked_sub(self.config.interval.get());
             self.deadline = last_tick.unwrap_or(self.deadline) + interval;
-            self.config.interval = interval;
+            self.config.interval = Nanos::new(interval);
             self.file(shared);
         }
         if shared.due.is_set() {
@@ -437,14 +465,18 @@ impl Conn {
         S: Sink<M, Error = E>,
         M: WsMessage,
     {
-        while self.pending_answer.is_some() || self.ping_due {
+        while self.answer_pending() || self.ping_due {
             match inner.as_mut().poll_ready(cx) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(err)) => return Err(err),
                 Poll::Pending => return Ok(()),
             }
-            if let Some(answer) = self.pending_answer.take() {
-                inner.as_mut().start_send(M::from_app(*answer))?;
+            let answer = self
+                .rare
+                .as_mut()
+                .and_then(|rare| rare.pending_answer.take());
+            if let Some(answer) = answer {
+                inner.as_mut().start_send(M::from_app(answer))?;
             } else {
                 self.ping_due = false;
                 let seq = self.pacemaker.latest_seq();
@@ -533,7 +565,7 @@ impl Conn {
         match app.classify(frame) {
             Verdict::Data => false,
             Verdict::Ping { answer } => {
-                self.pending_answer = Some(Box::new(answer));
+                self.rare().pending_answer = Some(answer);
                 true
             }
             Verdict::Pong { seq } => {
@@ -562,7 +594,7 @@ impl Conn {
     {
         if !self.reader_polled
             && self.pacemaker.awaiting_pong()
-            && self.read_ahead.is_empty()
+            && !self.has_read_ahead()
             && matches!(self.phase, Phase::Live | Phase::Closing)
         {
             self.read_ahead_now(inner, shared, protocol, cx);
@@ -593,12 +625,12 @@ impl Conn {
             match inner.as_mut().poll_next(&mut cx) {
                 Poll::Ready(Some(Ok(msg))) => {
                     if !self.observe(&msg, protocol, shared) {
-                        self.read_ahead.put::<Result<M, E>>(Ok(msg));
+                        self.rare().read_ahead.put::<Result<M, E>>(Ok(msg));
                         break;
                     }
                 }
                 Poll::Ready(Some(Err(err))) => {
-                    self.read_ahead.put::<Result<M, E>>(Err(err));
+                    self.rare().read_ahead.put::<Result<M, E>>(Err(err));
                     break;
                 }
                 Poll::Ready(None) => {
@@ -683,7 +715,7 @@ where
         let mut this = self.project();
         let conn = this.conn;
         conn.reader_polled = true;
-        if let Some(item) = conn.read_ahead.take::<Self::Item>() {
+        if let Some(item) = conn.take_read_ahead::<Self::Item>() {
             return Poll::Ready(Some(item));
         }
         let mut hidden = 0;
@@ -762,7 +794,7 @@ where
             Phase::Ended => true,
             Phase::Dead(ref death) => death.reported,
             Phase::Live | Phase::Closing => {
-                self.conn.read_ahead.is_empty() && self.inner.is_terminated()
+                !self.conn.has_read_ahead() && self.inner.is_terminated()
             }
         }
     }
@@ -966,9 +998,9 @@ mod tests {
     /// The adapter's own fields, inline beside the inner stream. (Besides: the `Arc` shared
     /// with handles and the ticker, and 8 bytes in the ticker's list; see BENCHMARKS.md.)
     #[test]
-    fn the_adapter_adds_at_most_216_bytes_inline() {
+    fn the_adapter_adds_at_most_168_bytes_inline() {
         let added = std::mem::size_of::<Heartbeat<()>>();
-        assert!(added <= 216, "{added}");
+        assert!(added <= 168, "{added}");
     }
 
     /// (clock reads, filings with the ticker) by the adapter on this thread so far.

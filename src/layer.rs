@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tower_layer::Layer;
 
-use crate::config::{self, Config};
+use crate::config::{self, Config, Nanos};
 use crate::heartbeat::Heartbeat;
 use crate::protocol::{HeartbeatProtocol, Protocol};
 
@@ -66,7 +66,7 @@ impl HeartbeatLayer {
     /// let layer = HeartbeatLayer::new().protocol(Json::new());
     /// ```
     pub fn protocol(mut self, protocol: impl HeartbeatProtocol) -> Self {
-        self.protocol = Protocol::App(std::sync::Arc::new(protocol));
+        self.protocol = Protocol::App(std::sync::Arc::new(Box::new(protocol)));
         self
     }
 
@@ -84,7 +84,7 @@ impl HeartbeatLayer {
     /// If `interval` is zero or longer than 24 hours.
     #[track_caller]
     pub const fn interval(mut self, interval: Duration) -> Self {
-        self.config.interval = config::checked_interval(interval);
+        self.config.interval = Nanos::new(config::checked_interval(interval));
         self
     }
 
@@ -138,7 +138,7 @@ impl HeartbeatLayer {
     /// If `timeout` is longer than 24 hours.
     #[track_caller]
     pub const fn close_timeout(mut self, timeout: Duration) -> Self {
-        self.config.close_timeout = config::checked_close_timeout(timeout);
+        self.config.close_timeout = Nanos::new(config::checked_close_timeout(timeout));
         self
     }
 
@@ -146,13 +146,13 @@ impl HeartbeatLayer {
     /// `interval × (max_missed + 1)`, plus one interval with [`idle_only`](Self::idle_only).
     pub const fn detection_bound(&self) -> Duration {
         let ticks = self.config.max_missed as u64 + 1 + self.config.idle_only as u64;
-        let nanos = self.config.interval.as_nanos() * ticks as u128;
+        let nanos = self.config.interval.get().as_nanos() * ticks as u128;
         Duration::from_nanos(nanos as u64)
     }
 
     /// The configured interval.
     pub const fn get_interval(&self) -> Duration {
-        self.config.interval
+        self.config.interval.get()
     }
 
     /// The configured `max_missed`.
