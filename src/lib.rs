@@ -178,6 +178,7 @@ pub mod protocol;
 mod random;
 pub mod reconnect;
 mod service;
+mod stamp;
 mod ticker;
 
 /// Cases per property test: `PROPTEST_CASES` if set (CI's fuzz step raises it), else

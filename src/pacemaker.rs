@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::error::Dead;
+use crate::stamp::Stamp;
 
 /// What the caller must do after a tick.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,11 +55,11 @@ pub(crate) struct Pacemaker {
     /// Pings `counted_from..next_seq` were sent since the peer was last alive at a tick: they
     /// are the ones a silent tick counts as missed.
     counted_from: u64,
-    /// When the latest ping (`next_seq - 1`) was handed to the sink: only it gives an RTT
-    /// sample.
-    written_at: Option<Instant>,
+    /// When the latest ping (`next_seq - 1`) was handed to the sink (`UNKNOWN` if not yet):
+    /// only it gives an RTT sample. (Stamps: 8 bytes each instead of 16.)
+    written_at: Stamp,
     /// The tick at which the peer was last found alive (initially: the handshake).
-    last_alive: Instant,
+    last_alive: Stamp,
 }
 
 impl Pacemaker {
@@ -77,8 +78,8 @@ impl Pacemaker {
             next_seq: first_seq,
             first_unanswered: first_seq,
             counted_from: first_seq,
-            written_at: None,
-            last_alive: now,
+            written_at: Stamp::UNKNOWN,
+            last_alive: Stamp::new(now),
         }
     }
 
@@ -121,12 +122,12 @@ impl Pacemaker {
         }
         self.answered = true;
         self.first_unanswered = seq.wrapping_add(1);
-        match self.written_at {
-            Some(at) if seq == self.latest_seq() => {
-                self.written_at = None;
-                Pong::Rtt(now.saturating_duration_since(at))
-            }
-            _ => Pong::Answer,
+        if seq == self.latest_seq() && self.written_at != Stamp::UNKNOWN {
+            let rtt = Stamp::new(now).since(self.written_at);
+            self.written_at = Stamp::UNKNOWN;
+            Pong::Rtt(rtt)
+        } else {
+            Pong::Answer
         }
     }
 
@@ -140,7 +141,7 @@ impl Pacemaker {
     /// The ping `seq` was handed to the sink at `now`.
     pub(crate) fn on_ping_written(&mut self, seq: u64, now: Instant) {
         if seq == self.latest_seq() {
-            self.written_at = Some(now);
+            self.written_at = Stamp::new(now);
         }
     }
 
@@ -160,13 +161,13 @@ impl Pacemaker {
         if alive {
             self.missed = 0;
             self.counted_from = self.next_seq;
-            self.last_alive = now;
+            self.last_alive = Stamp::new(now);
         } else if self.counted_from != self.next_seq {
             self.missed += 1;
             if self.missed >= self.max_missed {
                 return Tick::Dead(Dead::new(
                     self.missed,
-                    now.saturating_duration_since(self.last_alive),
+                    Stamp::new(now).since(self.last_alive),
                 ));
             }
         }
@@ -180,7 +181,7 @@ impl Pacemaker {
         }
         let seq = self.next_seq;
         self.next_seq = seq.wrapping_add(1);
-        self.written_at = None;
+        self.written_at = Stamp::UNKNOWN;
         Tick::Ping(seq)
     }
 
