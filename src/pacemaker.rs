@@ -37,9 +37,6 @@ pub(crate) enum Pong {
 
 #[derive(Debug)]
 pub(crate) struct Pacemaker {
-    max_missed: u32,
-    any_inbound_is_alive: bool,
-    idle_only: bool,
     /// Any frame arrived since the last tick.
     heard: bool,
     /// A pong answering one of our pings arrived since the last tick.
@@ -66,11 +63,8 @@ impl Pacemaker {
     /// A pacemaker for a connection whose handshake completed at `now`. The handshake counts
     /// as the first sign of life. `first_seq` should be unpredictable, so that pongs forged
     /// or replayed by a peer do not match.
-    pub(crate) fn new(config: &Config, first_seq: u64, now: Instant) -> Self {
+    pub(crate) fn new(first_seq: u64, now: Instant) -> Self {
         Self {
-            max_missed: config.max_missed,
-            any_inbound_is_alive: config.any_inbound_is_alive,
-            idle_only: config.idle_only,
             heard: true,
             answered: true,
             progressed: false,
@@ -150,10 +144,10 @@ impl Pacemaker {
         self.next_seq.wrapping_sub(1)
     }
 
-    /// A tick happened at `now`.
-    pub(crate) fn on_tick(&mut self, now: Instant) -> Tick {
+    /// A tick happened at `now`. The settings are the caller's, kept once per connection.
+    pub(crate) fn on_tick(&mut self, config: &Config, now: Instant) -> Tick {
         let alive = self.progressed
-            || if self.any_inbound_is_alive {
+            || if config.any_inbound_is_alive {
                 self.heard
             } else {
                 self.answered
@@ -164,7 +158,7 @@ impl Pacemaker {
             self.last_alive = Stamp::new(now);
         } else if self.counted_from != self.next_seq {
             self.missed += 1;
-            if self.missed >= self.max_missed {
+            if self.missed >= config.max_missed {
                 return Tick::Dead(Dead::new(
                     self.missed,
                     Stamp::new(now).since(self.last_alive),
@@ -176,7 +170,7 @@ impl Pacemaker {
         self.progressed = false;
         // "Busy" is what proves life: with `any_inbound_is_alive` off, data alone must not
         // save pings, or a peer that talks but never answers could never be found dead.
-        if self.idle_only && alive {
+        if config.idle_only && alive {
             return Tick::Skip;
         }
         let seq = self.next_seq;
@@ -225,14 +219,15 @@ mod tests {
         // 2, 3. 40 s: missed 3: dead, silent for 30 s counted from the tick at 10 s that
         // last found it alive.
         let t0 = Instant::now();
-        let mut pm = Pacemaker::new(&config(3), 100, t0);
-        assert_eq!(pm.on_tick(at(t0, 10)), Tick::Ping(100));
-        assert_eq!(pm.on_tick(at(t0, 20)), Tick::Ping(101));
+        let cfg = config(3);
+        let mut pm = Pacemaker::new(100, t0);
+        assert_eq!(pm.on_tick(&cfg, at(t0, 10)), Tick::Ping(100));
+        assert_eq!(pm.on_tick(&cfg, at(t0, 20)), Tick::Ping(101));
         assert_eq!(pm.missed(), 1);
-        assert_eq!(pm.on_tick(at(t0, 30)), Tick::Ping(102));
+        assert_eq!(pm.on_tick(&cfg, at(t0, 30)), Tick::Ping(102));
         assert_eq!(pm.missed(), 2);
         assert_eq!(
-            pm.on_tick(at(t0, 40)),
+            pm.on_tick(&cfg, at(t0, 40)),
             Tick::Dead(Dead::new(3, Duration::from_secs(30)))
         );
     }
@@ -240,9 +235,10 @@ mod tests {
     #[test]
     fn answered_pings_keep_the_peer_alive_forever() {
         let t0 = Instant::now();
-        let mut pm = Pacemaker::new(&config(1), 7, t0);
+        let cfg = config(1);
+        let mut pm = Pacemaker::new(7, t0);
         for k in 1..=1000 {
-            let seq = ping(pm.on_tick(at(t0, 10 * k)));
+            let seq = ping(pm.on_tick(&cfg, at(t0, 10 * k)));
             pm.on_ping_written(seq, at(t0, 10 * k));
             let rtt = pm.on_pong(
                 &seq.to_be_bytes(),
@@ -256,12 +252,13 @@ mod tests {
     fn any_inbound_resets_the_count_by_default() {
         // 10 s: ping 1. 20 s: missed 1, ping 2. 25 s: data. 30 s: alive, missed 0.
         let t0 = Instant::now();
-        let mut pm = Pacemaker::new(&config(3), 0, t0);
-        ping(pm.on_tick(at(t0, 10)));
-        ping(pm.on_tick(at(t0, 20)));
+        let cfg = config(3);
+        let mut pm = Pacemaker::new(0, t0);
+        ping(pm.on_tick(&cfg, at(t0, 10)));
+        ping(pm.on_tick(&cfg, at(t0, 20)));
         assert_eq!(pm.missed(), 1);
         pm.on_inbound();
-        ping(pm.on_tick(at(t0, 30)));
+        ping(pm.on_tick(&cfg, at(t0, 30)));
         assert_eq!(pm.missed(), 0);
     }
 
@@ -272,26 +269,27 @@ mod tests {
             any_inbound_is_alive: false,
             ..config(2)
         };
-        let mut pm = Pacemaker::new(&cfg, 0, t0);
-        let first = ping(pm.on_tick(at(t0, 10)));
+        let mut pm = Pacemaker::new(0, t0);
+        let first = ping(pm.on_tick(&cfg, at(t0, 10)));
         pm.on_inbound();
         assert_eq!(pm.on_pong(b"not ours", at(t0, 11)), Pong::Unmatched);
-        ping(pm.on_tick(at(t0, 20)));
+        ping(pm.on_tick(&cfg, at(t0, 20)));
         assert_eq!(pm.missed(), 1);
         // An answer to the older, still outstanding ping counts.
         assert_eq!(pm.on_pong(&first.to_be_bytes(), at(t0, 21)), Pong::Answer);
-        ping(pm.on_tick(at(t0, 30)));
+        ping(pm.on_tick(&cfg, at(t0, 30)));
         assert_eq!(pm.missed(), 0);
         pm.on_inbound();
-        ping(pm.on_tick(at(t0, 40)));
-        assert!(matches!(pm.on_tick(at(t0, 50)), Tick::Dead(d) if d.missed() == 2));
+        ping(pm.on_tick(&cfg, at(t0, 40)));
+        assert!(matches!(pm.on_tick(&cfg, at(t0, 50)), Tick::Dead(d) if d.missed() == 2));
     }
 
     #[test]
     fn unmatched_and_replayed_pongs_give_no_sample() {
         let t0 = Instant::now();
-        let mut pm = Pacemaker::new(&config(3), u64::MAX, t0);
-        let seq = ping(pm.on_tick(at(t0, 10)));
+        let cfg = config(3);
+        let mut pm = Pacemaker::new(u64::MAX, t0);
+        let seq = ping(pm.on_tick(&cfg, at(t0, 10)));
         assert_eq!(seq, u64::MAX);
         pm.on_ping_written(seq, at(t0, 10));
         assert_eq!(pm.on_pong(&[], at(t0, 11)), Pong::Unmatched);
@@ -306,17 +304,18 @@ mod tests {
         // The same payload again is a replay.
         assert_eq!(pm.on_pong(&seq.to_be_bytes(), at(t0, 13)), Pong::Unmatched);
         // Sequence numbers wrap.
-        assert_eq!(ping(pm.on_tick(at(t0, 20))), 0);
+        assert_eq!(ping(pm.on_tick(&cfg, at(t0, 20))), 0);
     }
 
     #[test]
     fn ping_the_sink_could_not_take_counts_as_unanswered() {
         // The adapter never calls on_ping_written: the pings still count.
         let t0 = Instant::now();
-        let mut pm = Pacemaker::new(&config(2), 0, t0);
-        ping(pm.on_tick(at(t0, 10)));
-        ping(pm.on_tick(at(t0, 20)));
-        assert!(matches!(pm.on_tick(at(t0, 30)), Tick::Dead(_)));
+        let cfg = config(2);
+        let mut pm = Pacemaker::new(0, t0);
+        ping(pm.on_tick(&cfg, at(t0, 10)));
+        ping(pm.on_tick(&cfg, at(t0, 20)));
+        assert!(matches!(pm.on_tick(&cfg, at(t0, 30)), Tick::Dead(_)));
     }
 
     #[test]
@@ -327,12 +326,12 @@ mod tests {
             idle_only: true,
             ..config(3)
         };
-        let mut pm = Pacemaker::new(&cfg, 0, t0);
-        assert_eq!(pm.on_tick(at(t0, 10)), Tick::Skip);
-        ping(pm.on_tick(at(t0, 20)));
-        ping(pm.on_tick(at(t0, 30)));
-        ping(pm.on_tick(at(t0, 40)));
-        assert!(matches!(pm.on_tick(at(t0, 50)), Tick::Dead(_)));
+        let mut pm = Pacemaker::new(0, t0);
+        assert_eq!(pm.on_tick(&cfg, at(t0, 10)), Tick::Skip);
+        ping(pm.on_tick(&cfg, at(t0, 20)));
+        ping(pm.on_tick(&cfg, at(t0, 30)));
+        ping(pm.on_tick(&cfg, at(t0, 40)));
+        assert!(matches!(pm.on_tick(&cfg, at(t0, 50)), Tick::Dead(_)));
     }
 
     #[test]
@@ -344,24 +343,25 @@ mod tests {
             idle_only: true,
             ..config(1)
         };
-        let mut pm = Pacemaker::new(&cfg, 0, t0);
-        assert_eq!(pm.on_tick(at(t0, 10)), Tick::Skip);
-        ping(pm.on_tick(at(t0, 20)));
+        let mut pm = Pacemaker::new(0, t0);
+        assert_eq!(pm.on_tick(&cfg, at(t0, 10)), Tick::Skip);
+        ping(pm.on_tick(&cfg, at(t0, 20)));
         pm.on_inbound();
-        assert_eq!(pm.on_tick(at(t0, 30)), Tick::Skip);
-        ping(pm.on_tick(at(t0, 40)));
+        assert_eq!(pm.on_tick(&cfg, at(t0, 30)), Tick::Skip);
+        ping(pm.on_tick(&cfg, at(t0, 40)));
         assert_eq!(pm.missed(), 0);
-        assert!(matches!(pm.on_tick(at(t0, 50)), Tick::Dead(_)));
+        assert!(matches!(pm.on_tick(&cfg, at(t0, 50)), Tick::Dead(_)));
     }
 
     #[test]
     fn an_unnumbered_app_pong_answers_the_latest_ping_if_one_is_outstanding() {
         let t0 = Instant::now();
-        let mut pm = Pacemaker::new(&config(3), 0, t0);
+        let cfg = config(3);
+        let mut pm = Pacemaker::new(0, t0);
         assert_eq!(pm.on_app_pong(None, at(t0, 1)), Pong::Unmatched);
-        let a = ping(pm.on_tick(at(t0, 10)));
+        let a = ping(pm.on_tick(&cfg, at(t0, 10)));
         pm.on_ping_written(a, at(t0, 10));
-        let b = ping(pm.on_tick(at(t0, 20)));
+        let b = ping(pm.on_tick(&cfg, at(t0, 20)));
         pm.on_ping_written(b, at(t0, 20));
         assert_eq!(
             pm.on_app_pong(None, at(t0, 21)),
@@ -381,23 +381,24 @@ mod tests {
             any_inbound_is_alive: false,
             ..config(2)
         };
-        let mut pm = Pacemaker::new(&cfg, 0, t0);
+        let mut pm = Pacemaker::new(0, t0);
         for k in 1..=10 {
             pm.on_progress();
-            ping(pm.on_tick(at(t0, 10 * k)));
+            ping(pm.on_tick(&cfg, at(t0, 10 * k)));
             assert_eq!(pm.missed(), 0);
         }
-        ping(pm.on_tick(at(t0, 110)));
-        assert!(matches!(pm.on_tick(at(t0, 120)), Tick::Dead(_)));
+        ping(pm.on_tick(&cfg, at(t0, 110)));
+        assert!(matches!(pm.on_tick(&cfg, at(t0, 120)), Tick::Dead(_)));
     }
 
     #[test]
     fn rtt_sample_needs_the_latest_written_ping() {
         let t0 = Instant::now();
-        let mut pm = Pacemaker::new(&config(5), 0, t0);
-        let a = ping(pm.on_tick(at(t0, 10)));
+        let cfg = config(5);
+        let mut pm = Pacemaker::new(0, t0);
+        let a = ping(pm.on_tick(&cfg, at(t0, 10)));
         pm.on_ping_written(a, at(t0, 10));
-        let b = ping(pm.on_tick(at(t0, 20)));
+        let b = ping(pm.on_tick(&cfg, at(t0, 20)));
         pm.on_ping_written(b, at(t0, 20));
         // The answer to `a` arrives late: an answer, but its send time was overwritten.
         assert_eq!(pm.on_pong(&a.to_be_bytes(), at(t0, 21)), Pong::Answer);
@@ -483,7 +484,7 @@ mod properties {
             idle_only: s.idle_only,
             ..Config::default()
         };
-        let mut pm = Pacemaker::new(&config, 0, t0);
+        let mut pm = Pacemaker::new(0, t0);
         let mut queue: Vec<(u64, Event)> = s
             .data
             .iter()
@@ -505,7 +506,7 @@ mod properties {
             match event {
                 Event::Tick => {
                     next_tick += I;
-                    match pm.on_tick(ms(now)) {
+                    match pm.on_tick(&config, ms(now)) {
                         Tick::Dead(dead) => {
                             assert_eq!(dead.missed(), s.max_missed);
                             return (Some(now), last_life, unanswered_in_a_row);
