@@ -12,6 +12,11 @@
 //! is the ratio to `bare` in the same run (BENCHMARKS.md).
 //!
 //! `cargo bench --bench overhead`
+//!
+//! On a machine whose speed drifts (a VM), criterion's one-after-the-other runs move the
+//! ratio by several percent. `OVERHEAD_PAIRED=101 cargo bench --bench overhead` measures it
+//! paired instead: 101 rounds, each timing a batch of round trips through each end back to
+//! back (in a rotating order), and reports the per-round ratios to `bare`: min, median, max.
 
 use std::time::{Duration, Instant};
 
@@ -223,9 +228,72 @@ fn only(spec: &str) {
     });
 }
 
+/// Time ratios to `bare` measured in pairs: see the module docs.
+fn paired(rounds: usize) {
+    let small = Message::text("01234567890123456789");
+    let large = Message::binary(vec![7u8; 16 * 1024]);
+    paired_group("echo_20B", &small, duplex, rounds, 10_000);
+    paired_group("echo_16KiB", &large, duplex, rounds, 1_000);
+    paired_group("tcp_echo_20B", &small, tcp, rounds, 500);
+    paired_group("tcp_echo_16KiB", &large, tcp, rounds, 400);
+}
+
+fn paired_group<T: Transport, F: Future<Output = (T, T)>>(
+    name: &str,
+    message: &Message,
+    connect: fn() -> F,
+    rounds: usize,
+    batch: u32,
+) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // bare, heartbeat, select_loop: the order `pairs` makes them in.
+    let mut ends = pairs(&rt, connect);
+    let time_batch = |end: &mut (WebSocketStream<T>, Echo<T>)| {
+        rt.block_on(async {
+            let start = Instant::now();
+            for _ in 0..batch {
+                end.0.send(message.clone()).await.unwrap();
+                end.1.step().await;
+                end.0.next().await.unwrap().unwrap();
+            }
+            start.elapsed()
+        })
+    };
+    for end in &mut ends {
+        time_batch(end); // warm-up
+    }
+    let mut ratios = [Vec::new(), Vec::new()];
+    for round in 0..rounds {
+        let mut took = [Duration::ZERO; 3];
+        for k in 0..3 {
+            let i = (k + round) % 3;
+            took[i] = time_batch(&mut ends[i]);
+        }
+        for (ratio, end) in ratios.iter_mut().zip(1..) {
+            ratio.push(took[end].as_secs_f64() / took[0].as_secs_f64());
+        }
+    }
+    for (ratio, kind) in ratios.iter_mut().zip(["heartbeat", "select_loop"]) {
+        ratio.sort_by(f64::total_cmp);
+        let pct = |r: f64| (r - 1.0) * 100.0;
+        println!(
+            "{name:<15} {kind:<12} vs bare: min {:+.1}%  median {:+.1}%  max {:+.1}%  ({rounds} rounds of {batch})",
+            pct(ratio[0]),
+            pct(ratio[rounds / 2]),
+            pct(ratio[rounds - 1]),
+        );
+    }
+}
+
 fn main() {
     if let Ok(spec) = std::env::var("OVERHEAD_ONLY") {
         return only(&spec);
+    }
+    if let Ok(rounds) = std::env::var("OVERHEAD_PAIRED") {
+        return paired(rounds.parse().expect("OVERHEAD_PAIRED=rounds"));
     }
     benches();
     Criterion::default().configure_from_args().final_summary();

@@ -96,7 +96,8 @@ struct Conn {
 }
 
 /// The state that most connections never need: one pointer in each connection instead of
-/// 32 bytes, allocated the first time one of these is needed and kept.
+/// 80 bytes, allocated the first time one of these is needed (an application ping to
+/// answer, a message read ahead, progress tracking, a death) and kept.
 #[derive(Default)]
 struct Rare {
     /// The answer to the peer's latest application ping, not yet handed to the sink. One
