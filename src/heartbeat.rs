@@ -308,6 +308,19 @@ impl Conn {
         self.phase == Phase::Dead
     }
 
+    /// Nothing for the heartbeat to do before the inner sink is polled: live or closing, the
+    /// deadline filed and not passed, no frame of ours waiting, no read-ahead owed to a
+    /// send-only handler. Then `poll_sink` would only poll the inner sink.
+    #[inline]
+    fn quiet(&self, shared: &Shared) -> bool {
+        matches!(self.phase, Phase::Live | Phase::Closing)
+            && self.ticker.is_some()
+            && !shared.due.is_set()
+            && !self.ping_due
+            && !self.answer_pending()
+            && (self.reader_polled || !self.pacemaker.awaiting_pong() || self.has_read_ahead())
+    }
+
     /// Runs a due tick and moves a pending ping into the sink.
     #[inline]
     fn drive<S, M, E>(
@@ -842,7 +855,8 @@ enum SinkOp {
 impl<S> Heartbeat<S> {
     /// `poll_ready`, `poll_flush` and `poll_close` share everything but the inner call: run
     /// the heartbeat, read ahead for a send-only handler, then wait on the inner sink and the
-    /// timer together.
+    /// timer together. (Out of line: the per-message paths avoid it.)
+    #[inline(never)]
     fn poll_sink<M, E>(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -965,7 +979,20 @@ where
         this.inner.start_send(item)
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+    /// Every send ends here, so the common case is kept small: with nothing of the
+    /// heartbeat's to do, flush the inner sink directly; the full path runs otherwise.
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+        let this = self.as_mut().project();
+        if this.conn.quiet(this.shared) {
+            match this.inner.poll_flush(cx) {
+                Poll::Ready(Ok(())) => {
+                    this.conn.unflushed = false;
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                Poll::Pending => {}
+            }
+        }
         self.poll_sink(cx, SinkOp::Flush)
     }
 
