@@ -69,14 +69,22 @@ impl Ticker {
             .expect("a heartbeat must be polled inside a tokio runtime (it needs its timer)")
             .id();
         let mut tickers = TICKERS.lock().unwrap_or_else(PoisonError::into_inner);
-        tickers.retain(|(_, ticker)| ticker.strong_count() > 0);
+        // A runtime id is reused once its runtime is gone; a ticker kept alive by a connection
+        // of that old runtime may count from an origin this runtime's clock has not reached
+        // (a paused clock advanced far), and must not be shared: forget it here.
+        let now = Instant::now();
+        tickers.retain(|(id, ticker)| {
+            ticker
+                .upgrade()
+                .is_some_and(|ticker| *id != runtime || ticker.origin <= now)
+        });
         let found = tickers
             .iter()
             .find(|(id, _)| *id == runtime)
             .and_then(|(_, ticker)| ticker.upgrade());
         found.unwrap_or_else(|| {
             let ticker = Arc::new(Ticker {
-                origin: Instant::now(),
+                origin: now,
                 filed: Mutex::default(),
                 earlier: Notify::new(),
             });
