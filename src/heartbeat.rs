@@ -308,6 +308,31 @@ impl Conn {
         self.phase == Phase::Dead
     }
 
+    /// The inner sink's `op`, noting its success: the handler's reservation after `Ready`,
+    /// our frames flushed after `Flush` or `Close`.
+    #[inline(always)]
+    fn poll_inner<S, M>(
+        &mut self,
+        inner: Pin<&mut S>,
+        cx: &mut Context<'_>,
+        op: SinkOp,
+    ) -> Poll<Result<(), S::Error>>
+    where
+        S: Sink<M>,
+    {
+        let poll = match op {
+            SinkOp::Ready => inner.poll_ready(cx),
+            SinkOp::Flush => inner.poll_flush(cx),
+            SinkOp::Close => inner.poll_close(cx),
+        };
+        let done = matches!(poll, Poll::Ready(Ok(())));
+        match op {
+            SinkOp::Ready => self.reserved |= done,
+            SinkOp::Flush | SinkOp::Close => self.unflushed &= !done,
+        }
+        poll
+    }
+
     /// Nothing for the heartbeat to do before the inner sink is polled: live or closing, the
     /// deadline filed and not passed, no frame of ours waiting, no read-ahead owed to a
     /// send-only handler. Then `poll_sink` would only poll the inner sink.
@@ -364,7 +389,7 @@ impl Conn {
     fn file(&self, shared: &Arc<Shared>) {
         if let Some(ticker) = &self.ticker {
             probe::filed();
-            ticker.file(Instant::from_std(self.deadline.instant()), shared);
+            ticker.file(self.deadline, shared);
         }
     }
 
@@ -877,7 +902,7 @@ impl<S> Heartbeat<S> {
             match conn.phase {
                 Phase::Live if matches!(op, SinkOp::Close) => conn.phase = Phase::Closing,
                 Phase::Live | Phase::Closing => {}
-                Phase::Ended => return poll_inner(this.inner, cx, op),
+                Phase::Ended => return conn.poll_inner(this.inner, cx, op),
                 Phase::Dead => {
                     let dead = conn.rare().death.dead;
                     // The ticker wakes this waker when the close timeout runs out.
@@ -902,39 +927,14 @@ impl<S> Heartbeat<S> {
                 continue;
             }
             conn.read_ahead(this.inner.as_mut(), this.shared, this.protocol, cx);
-            match poll_inner(this.inner.as_mut(), cx, op) {
-                Poll::Ready(Ok(())) => {
-                    match op {
-                        SinkOp::Ready => conn.reserved = true,
-                        SinkOp::Flush | SinkOp::Close => conn.unflushed = false,
-                    }
-                    return Poll::Ready(Ok(()));
-                }
-                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
-                Poll::Pending => {
-                    this.shared.writer.register(cx.waker());
-                    if conn.poll_timer(this.shared).is_pending() {
-                        return Poll::Pending;
-                    }
-                }
+            if let Poll::Ready(result) = conn.poll_inner(this.inner.as_mut(), cx, op) {
+                return Poll::Ready(result);
+            }
+            this.shared.writer.register(cx.waker());
+            if conn.poll_timer(this.shared).is_pending() {
+                return Poll::Pending;
             }
         }
-    }
-}
-
-#[inline]
-fn poll_inner<S, M>(
-    inner: Pin<&mut S>,
-    cx: &mut Context<'_>,
-    op: SinkOp,
-) -> Poll<Result<(), S::Error>>
-where
-    S: Sink<M>,
-{
-    match op {
-        SinkOp::Ready => inner.poll_ready(cx),
-        SinkOp::Flush => inner.poll_flush(cx),
-        SinkOp::Close => inner.poll_close(cx),
     }
 }
 
@@ -951,13 +951,8 @@ where
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
         let this = self.as_mut().project();
         if let Phase::Live | Phase::Closing = this.conn.phase {
-            match this.inner.poll_ready(cx) {
-                Poll::Ready(Ok(())) => {
-                    this.conn.reserved = true;
-                    return Poll::Ready(Ok(()));
-                }
-                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
-                Poll::Pending => {}
+            if let Poll::Ready(result) = this.conn.poll_inner(this.inner, cx, SinkOp::Ready) {
+                return Poll::Ready(result);
             }
         }
         self.poll_sink(cx, SinkOp::Ready)
@@ -984,13 +979,8 @@ where
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
         let this = self.as_mut().project();
         if this.conn.quiet(this.shared) {
-            match this.inner.poll_flush(cx) {
-                Poll::Ready(Ok(())) => {
-                    this.conn.unflushed = false;
-                    return Poll::Ready(Ok(()));
-                }
-                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
-                Poll::Pending => {}
+            if let Poll::Ready(result) = this.conn.poll_inner(this.inner, cx, SinkOp::Flush) {
+                return Poll::Ready(result);
             }
         }
         self.poll_sink(cx, SinkOp::Flush)

@@ -25,6 +25,11 @@ impl Stamp {
         }
     }
 
+    /// Now, on tokio's clock (paused in tests).
+    pub(crate) fn now() -> Self {
+        Stamp::new(tokio::time::Instant::now().into_std())
+    }
+
     pub(crate) fn instant(self) -> Instant {
         let base = *BASE.get().expect("a stamp was made, so the base is set");
         let offset = Duration::from_nanos(self.0.unsigned_abs());

@@ -24,6 +24,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::handle::Shared;
+use crate::stamp::Stamp;
 
 /// Emptied lists kept for reuse, at most: enough for every distinct moment of a busy server
 /// (128 per interval in use), so that filing allocates nothing in steady state.
@@ -42,7 +43,7 @@ static TICKERS: Mutex<Vec<(Id, Weak<Ticker>)>> = Mutex::new(Vec::new());
 
 pub(crate) struct Ticker {
     /// Millisecond 0 of the filings.
-    origin: Instant,
+    origin: Stamp,
     filed: Mutex<Filed>,
     /// Tells the sleeping task that a connection filed itself before the moment it sleeps
     /// until.
@@ -72,7 +73,7 @@ impl Ticker {
         // A runtime id is reused once its runtime is gone; a ticker kept alive by a connection
         // of that old runtime may count from an origin this runtime's clock has not reached
         // (a paused clock advanced far), and must not be shared: forget it here.
-        let now = Instant::now();
+        let now = Stamp::now();
         tickers.retain(|(id, ticker)| {
             ticker
                 .upgrade()
@@ -94,9 +95,9 @@ impl Ticker {
     }
 
     /// Marks `shared` due (and wakes its connection) once `deadline` has passed.
-    pub(crate) fn file(self: &Arc<Self>, deadline: Instant, shared: &Arc<Shared>) {
+    pub(crate) fn file(self: &Arc<Self>, deadline: Stamp, shared: &Arc<Shared>) {
         // Rounded up, so that a connection is never due before its deadline.
-        let since = deadline.saturating_duration_since(self.origin);
+        let since = deadline.since(self.origin);
         let ms = millis(since + Duration::from_nanos(999_999));
         let mut filed = self.lock();
         let Filed {
@@ -130,8 +131,8 @@ impl Ticker {
 
     /// Marks due every connection filed at or before `now`. Returns the millisecond to sleep
     /// until next, or `None` if nothing is filed any more.
-    fn fire(&self, now: Instant, woken: &mut Vec<Arc<Shared>>) -> Option<u64> {
-        let now_ms = millis(now.saturating_duration_since(self.origin));
+    fn fire(&self, now: Stamp, woken: &mut Vec<Arc<Shared>>) -> Option<u64> {
+        let now_ms = millis(now.since(self.origin));
         let mut filed = self.lock();
         while let Some(entry) = filed.due_at.first_entry() {
             if *entry.key() > now_ms {
@@ -164,7 +165,7 @@ impl Ticker {
     }
 
     fn instant(&self, ms: u64) -> Instant {
-        self.origin + Duration::from_millis(ms)
+        Instant::from_std(self.origin.add(Duration::from_millis(ms)).instant())
     }
 }
 
@@ -192,7 +193,7 @@ async fn run(ticker: Arc<Ticker>) {
                 }
             }
         }
-        wakes_at = ticker.fire(Instant::now(), &mut woken);
+        wakes_at = ticker.fire(Stamp::now(), &mut woken);
     }
     on_drop.0 = None;
 }
@@ -266,13 +267,13 @@ mod tests {
         let ticker = Ticker::current();
         let start = ticker.origin;
         let (a, b) = (connection(), connection());
-        ticker.file(start + ms(2), &a);
-        ticker.file(start + Duration::from_micros(2_500), &b);
+        ticker.file(start.add(ms(2)), &a);
+        ticker.file(start.add(Duration::from_micros(2_500)), &b);
         marked_due(&a).await;
-        assert_eq!(start.elapsed(), ms(2));
+        assert_eq!(Stamp::now().since(start), ms(2));
         assert!(!b.due.is_set());
         marked_due(&b).await;
-        assert_eq!(start.elapsed(), ms(3));
+        assert_eq!(Stamp::now().since(start), ms(3));
     }
 
     #[tokio::test(start_paused = true)]
@@ -282,14 +283,14 @@ mod tests {
         let ticker = Ticker::current();
         let start = ticker.origin;
         let (a, b) = (connection(), connection());
-        ticker.file(start + ms(100), &a);
+        ticker.file(start.add(ms(100)), &a);
         tokio::task::yield_now().await;
-        ticker.file(start + ms(10), &b);
+        ticker.file(start.add(ms(10)), &b);
         marked_due(&b).await;
-        assert_eq!(start.elapsed(), ms(10));
+        assert_eq!(Stamp::now().since(start), ms(10));
         assert!(!a.due.is_set());
         marked_due(&a).await;
-        assert_eq!(start.elapsed(), ms(100));
+        assert_eq!(Stamp::now().since(start), ms(100));
     }
 
     #[tokio::test(start_paused = true)]
@@ -298,13 +299,13 @@ mod tests {
         let start = ticker.origin;
         let conns: Vec<_> = (0..100).map(|_| connection()).collect();
         for (i, conn) in (0..).zip(&conns) {
-            ticker.file(start + ms(1 + i % 7), conn);
+            ticker.file(start.add(ms(1 + i % 7)), conn);
         }
         assert_eq!(tasks(), 1);
         for conn in &conns {
             marked_due(conn).await;
         }
-        assert_eq!(start.elapsed(), ms(7));
+        assert_eq!(Stamp::now().since(start), ms(7));
         // Nothing filed: the task lingers, then ends.
         tokio::time::sleep(LINGER - ms(1)).await;
         assert_eq!(tasks(), 1);
@@ -313,7 +314,7 @@ mod tests {
         assert_eq!(ticker.lock().task_wakes_at, None);
         // The next filing starts a task again.
         let late = connection();
-        ticker.file(Instant::now() + ms(5), &late);
+        ticker.file(Stamp::now().add(ms(5)), &late);
         assert_eq!(tasks(), 1);
         marked_due(&late).await;
     }
@@ -323,10 +324,10 @@ mod tests {
         let ticker = Ticker::current();
         let start = ticker.origin;
         let gone = connection();
-        ticker.file(start + ms(5), &gone);
+        ticker.file(start.add(ms(5)), &gone);
         drop(gone);
         let kept = connection();
-        ticker.file(start + ms(5), &kept);
+        ticker.file(start.add(ms(5)), &kept);
         marked_due(&kept).await;
         let filed = ticker.lock();
         assert!(filed.due_at.is_empty());

@@ -98,6 +98,19 @@ async fn next_seen(seen: &mut Seen) -> (usize, String) {
         .unwrap()
 }
 
+/// The events a finished client emitted, after a second in which a wrong attempt would show.
+async fn events_after_a_second(events: &mut mpsc::UnboundedReceiver<Event>) -> Vec<Event> {
+    tokio::time::sleep(ms(1000)).await;
+    std::iter::from_fn(|| events.try_recv().ok()).collect()
+}
+
+fn connecting_count(events: &[Event]) -> usize {
+    events
+        .iter()
+        .filter(|e| matches!(e, Event::Connecting { .. }))
+        .count()
+}
+
 async fn wait_for(
     events: &mut mpsc::UnboundedReceiver<Event>,
     what: impl Fn(&Event) -> bool,
@@ -213,15 +226,8 @@ async fn a_kick_ends_the_client_and_no_attempt_follows() {
         matches!(&items[..], [Ok(hello), Err(Error::Rejected { code: 4000, .. })] if *hello == Message::text("hello")),
         "{items:?}"
     );
-    tokio::time::sleep(ms(1000)).await;
-    let events: Vec<Event> = std::iter::from_fn(|| events.try_recv().ok()).collect();
-    assert_eq!(
-        events
-            .iter()
-            .filter(|e| matches!(e, Event::Connecting { .. }))
-            .count(),
-        1
-    );
+    let events = events_after_a_second(&mut events).await;
+    assert_eq!(connecting_count(&events), 1, "{events:?}");
     assert!(matches!(
         events.last(),
         Some(Event::Closed {
@@ -251,15 +257,8 @@ async fn close_ends_the_client_and_no_attempt_follows() {
             .all(|m| *m == Message::text("hello") || *m == Message::text("bye")),
         "{rest:?}"
     );
-    tokio::time::sleep(ms(1000)).await;
-    let events: Vec<Event> = std::iter::from_fn(|| events.try_recv().ok()).collect();
-    assert_eq!(
-        events
-            .iter()
-            .filter(|e| matches!(e, Event::Connecting { .. }))
-            .count(),
-        1
-    );
+    let events = events_after_a_second(&mut events).await;
+    assert_eq!(connecting_count(&events), 1, "{events:?}");
     assert!(
         matches!(
             events.last(),
