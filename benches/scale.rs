@@ -237,16 +237,25 @@ fn main() {
             "select" => Kind::Select,
             _ => Kind::Bare,
         };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        // On one thread, unless SCALE_WORKERS asks for a multi-thread runtime.
+        let runtime = match std::env::var("SCALE_WORKERS") {
+            Ok(workers) => tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(workers.parse().unwrap())
+                .enable_all()
+                .build(),
+            Err(_) => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build(),
+        }
+        .unwrap();
         let r = runtime.block_on(run(kind, sizes[0]));
         println!("{kind:?}: {} B, {:?} CPU", r.memory, r.cpu);
         return;
     }
+    // SCALE_WORKERS=1: one worker instead of two (how the workers share the wake-ups).
+    let workers = std::env::var("SCALE_WORKERS").map_or(2, |v| v.parse().unwrap());
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(workers)
         .enable_all()
         .build()
         .unwrap();

@@ -19,7 +19,7 @@ use crate::protocol::{HeartbeatProtocol, Protocol};
 /// | [`any_inbound_is_alive`](Self::any_inbound_is_alive) | `true` | any frame proves life, not only a pong |
 /// | [`idle_only`](Self::idle_only) | `false` | skip the ping of a tick when the peer proved alive since the last one |
 /// | [`forward_pings`](Self::forward_pings) | `false` | hand the peer's pings to the handler too |
-/// | [`jitter`](Self::jitter) | `true` | first tick at a random point of the first interval |
+/// | [`jitter`](Self::jitter) | `true` | first tick at a random point of the first interval (shared by runs of 64 connections opened in a row) |
 /// | [`close_timeout`](Self::close_timeout) | 1 s | time allowed for the Close frame to a dead peer |
 /// | [`protocol`](Self::protocol) | control frames | what pings and pongs look like: WebSocket Ping/Pong frames, or application messages ([`crate::protocol`]) |
 ///
@@ -126,6 +126,12 @@ impl HeartbeatLayer {
     /// With `true` (the default) the first tick of each connection comes at a random point
     /// in `(0, interval]`, so connections opened together do not ping together. Later ticks
     /// follow every `interval`. With `false` the first tick comes after exactly one interval.
+    ///
+    /// The random points are one of 128 per interval, and runs of 64 connections opened in
+    /// a row on one thread share theirs: such connections sit together in memory, and a
+    /// tick that wakes them together finds them in the CPU's caches (a point of its own for
+    /// each cost 1.8 times the CPU per round at 100 000 connections, BENCHMARKS.md). A burst
+    /// of 100 000 connections still makes about 1 560 groups, pinging in 128 waves.
     pub const fn jitter(mut self, yes: bool) -> Self {
         self.config.jitter = yes;
         self

@@ -116,7 +116,8 @@
 //!   pings (with `idle_only`: one interval later on both bounds). Defaults: interval 10 s,
 //!   `max_missed` 3: dead 30 to 40 s after its last frame.
 //! - The handshake counts as the first sign of life. The first tick is jittered within the
-//!   first interval, so connections opened together do not ping together.
+//!   first interval, so connections opened together do not ping together (in groups of 64
+//!   opened in a row, see [`jitter`](HeartbeatLayer::jitter)).
 //! - A ping the sink cannot take (the peer stopped reading) counts as sent and unanswered:
 //!   backpressure does not hide a dead peer. Alive but slow is not dead, though: with
 //!   [`Progress::track`] under the WebSocket and [`Heartbeat::with_progress`], bytes moving on
