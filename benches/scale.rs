@@ -14,6 +14,9 @@
 //! the freeze to each `Dead`.
 //!
 //! `cargo bench --bench scale -- 10000 100000` (defaults to both). Interval 2 s, 3 missed.
+//! For profiling: `SCALE_ONLY=heartbeat` (or `select`, `bare`) runs one kind alone, on one
+//! thread unless `SCALE_WORKERS=n`; `SCALE_WORKERS` also sets the workers of the full run
+//! (default 2); `SCALE_JITTER=0` turns the heartbeat's jitter off.
 //! Connections arrive over one interval; memory is taken once every connection has sent its
 //! first ping (the first write in each direction grows the stream's and the pipe's buffers,
 //! about 128 B per connection, for any keepalive).
