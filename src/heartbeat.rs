@@ -810,10 +810,13 @@ where
                     }
                 }
             }
-            match this.inner.as_mut().poll_next(cx) {
+            // Returned as it came (not taken apart and rebuilt), so that the inner stream can
+            // write it straight into our caller's slot.
+            let poll = this.inner.as_mut().poll_next(cx);
+            match &poll {
                 Poll::Ready(Some(Ok(msg))) => {
-                    if !conn.observe(&msg, this.protocol, this.shared) {
-                        return Poll::Ready(Some(Ok(msg)));
+                    if !conn.observe(msg, this.protocol, this.shared) {
+                        return poll;
                     }
                     hidden += 1;
                     if hidden == HIDDEN_PER_POLL {
@@ -821,10 +824,10 @@ where
                         return Poll::Pending;
                     }
                 }
-                Poll::Ready(Some(Err(err))) => return Poll::Ready(Some(Err(err))),
+                Poll::Ready(Some(Err(_))) => return poll,
                 Poll::Ready(None) => {
                     conn.phase = Phase::Ended;
-                    return Poll::Ready(None);
+                    return poll;
                 }
                 Poll::Pending => {
                     this.shared.reader.register(cx.waker());
