@@ -346,6 +346,18 @@ impl Conn {
             && (self.reader_polled || !self.pacemaker.awaiting_pong() || self.has_read_ahead())
     }
 
+    /// Nothing for the heartbeat to do before the inner stream is read: live or closing, the
+    /// deadline filed and not passed, no frame of ours to send or flush, no pong owed, nothing
+    /// read ahead. Then the full `poll_next` would only read.
+    #[inline]
+    fn reads_quietly(&self, shared: &Shared) -> bool {
+        matches!(self.phase, Phase::Live | Phase::Closing)
+            && self.ticker.is_some()
+            && !shared.due.is_set()
+            && !(self.ping_due | self.unflushed | self.pong_owed)
+            && self.rare.is_none()
+    }
+
     /// Runs a due tick and moves a pending ping into the sink.
     #[inline]
     fn drive<S, M, E>(
@@ -765,11 +777,58 @@ where
 {
     type Item = Result<M, E>;
 
+    /// Every message comes through here, so the common case is kept small: with nothing of
+    /// the heartbeat's to do, read the inner stream directly and look at what comes; the full
+    /// path (out of line) runs otherwise.
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let mut this = self.project();
         let conn = this.conn;
+        if conn.reads_quietly(this.shared) {
+            conn.reader_polled = true;
+            // Returned as it came (not taken apart and rebuilt), so that the inner stream can
+            // write it straight into our caller's slot.
+            let poll = this.inner.as_mut().poll_next(cx);
+            match &poll {
+                Poll::Ready(Some(Ok(msg))) => {
+                    if !conn.observe(msg, this.protocol, this.shared) {
+                        return poll;
+                    }
+                }
+                Poll::Ready(Some(Err(_))) => return poll,
+                Poll::Ready(None) => {
+                    conn.phase = Phase::Ended;
+                    return poll;
+                }
+                Poll::Pending => {
+                    this.shared.reader.register(cx.waker());
+                    if conn.poll_timer(this.shared).is_pending() {
+                        return Poll::Pending;
+                    }
+                }
+            }
+        }
+        Heartbeat::poll_next_full(this.inner, this.protocol, this.shared, conn, cx)
+    }
+}
+
+impl<S> Heartbeat<S> {
+    /// `poll_next` when the heartbeat has something to do: a tick, a ping or an answer to
+    /// send, a pong to flush, a message read ahead, a death to report.
+    #[inline(never)]
+    fn poll_next_full<M, E>(
+        mut inner: Pin<&mut S>,
+        protocol: &Protocol,
+        shared: &Arc<Shared>,
+        conn: &mut Conn,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<M, E>>>
+    where
+        S: Stream<Item = Result<M, E>> + Sink<M, Error = E>,
+        M: WsMessage + Send + Sync + 'static,
+        E: From<Dead> + Send + Sync + 'static,
+    {
         conn.reader_polled = true;
-        if let Some(item) = conn.take_read_ahead::<Self::Item>() {
+        if let Some(item) = conn.take_read_ahead::<Result<M, E>>() {
             return Poll::Ready(Some(item));
         }
         let mut hidden = 0;
@@ -779,43 +838,34 @@ where
                 Phase::Ended => return Poll::Ready(None),
                 Phase::Dead => {
                     // Move the Close frame along, but never make the handler wait for it.
-                    let _ = conn.poll_dead_close(this.inner.as_mut(), this.shared, cx);
+                    let _ = conn.poll_dead_close(inner.as_mut(), shared, cx);
                     return Poll::Ready(conn.report_death().map(|dead| Err(dead.into())));
                 }
             }
-            if let Err(err) = conn.drive(
-                this.inner.as_mut(),
-                this.shared,
-                this.protocol,
-                cx,
-                Side::Reader,
-            ) {
+            if let Err(err) = conn.drive(inner.as_mut(), shared, protocol, cx, Side::Reader) {
                 return Poll::Ready(Some(Err(err)));
             }
             if conn.is_dead() {
                 continue;
             }
             if conn.pong_owed {
-                this.shared.reader.register(cx.waker());
-                let waker = waker_ref(this.shared);
-                match conn.poll_pong_flushed(this.inner.as_mut(), &mut Context::from_waker(&waker))
-                {
+                shared.reader.register(cx.waker());
+                let waker = waker_ref(shared);
+                match conn.poll_pong_flushed(inner.as_mut(), &mut Context::from_waker(&waker)) {
                     Poll::Ready(Ok(())) => {}
                     Poll::Ready(Err(err)) => return Poll::Ready(Some(Err(err))),
                     Poll::Pending => {
-                        if conn.poll_timer(this.shared).is_pending() {
+                        if conn.poll_timer(shared).is_pending() {
                             return Poll::Pending;
                         }
                         continue;
                     }
                 }
             }
-            // Returned as it came (not taken apart and rebuilt), so that the inner stream can
-            // write it straight into our caller's slot.
-            let poll = this.inner.as_mut().poll_next(cx);
+            let poll = inner.as_mut().poll_next(cx);
             match &poll {
                 Poll::Ready(Some(Ok(msg))) => {
-                    if !conn.observe(msg, this.protocol, this.shared) {
+                    if !conn.observe(msg, protocol, shared) {
                         return poll;
                     }
                     hidden += 1;
@@ -830,8 +880,8 @@ where
                     return poll;
                 }
                 Poll::Pending => {
-                    this.shared.reader.register(cx.waker());
-                    if conn.poll_timer(this.shared).is_pending() {
+                    shared.reader.register(cx.waker());
+                    if conn.poll_timer(shared).is_pending() {
                         return Poll::Pending;
                     }
                 }
