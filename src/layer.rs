@@ -127,11 +127,12 @@ impl HeartbeatLayer {
     /// in `(0, interval]`, so connections opened together do not ping together. Later ticks
     /// follow every `interval`. With `false` the first tick comes after exactly one interval.
     ///
-    /// The random points are one of 128 per interval, and runs of 64 connections opened in
-    /// a row on one thread share theirs: such connections sit together in memory, and a
-    /// tick that wakes them together finds them in the CPU's caches (a point of its own for
-    /// each cost 1.8 times the CPU per round at 100 000 connections, BENCHMARKS.md). A burst
-    /// of 100 000 connections still makes about 1 560 groups, pinging in 128 waves.
+    /// The random points are one of about 128 per interval, and runs of 64 connections
+    /// opened in a row on one thread share theirs: such connections sit together in memory,
+    /// and a tick that wakes them together finds them in the CPU's caches (a point of its
+    /// own for each cost 1.8 times the CPU per round at 100 000 connections, BENCHMARKS.md).
+    /// A burst of 100 000 connections still makes about 1 560 groups, pinging in about 128
+    /// waves.
     pub const fn jitter(mut self, yes: bool) -> Self {
         self.config.jitter = yes;
         self

@@ -142,8 +142,11 @@ impl Ticker {
     }
 
     /// Marks due, and wakes, every connection filed at or before `now`. Returns the
-    /// millisecond to sleep until next, or `None` if nothing is filed any more.
-    fn fire(&self, now: Stamp) -> Option<u64> {
+    /// millisecond to sleep until next, or `None` if nothing is filed any more. The task
+    /// notes that millisecond as the one it sleeps until (`Firing::Task`); the alarm must
+    /// not: it may run late, after the task ended, and would make the next filing believe
+    /// a task is running.
+    fn fire(&self, now: Stamp, by: Firing) -> Option<u64> {
         let now_ms = millis(now.since(self.origin));
         let mut filed = self.lock();
         let mut due = std::mem::take(&mut filed.due);
@@ -158,7 +161,9 @@ impl Ticker {
             }
         }
         let next = filed.due_at.first_key_value().map(|(&ms, _)| ms);
-        filed.task_wakes_at = Some(next.unwrap_or(IDLE));
+        if by == Firing::Task {
+            filed.task_wakes_at = Some(next.unwrap_or(IDLE));
+        }
         drop(filed);
         // Outside the lock: a woken connection may run at once and file again.
         for shared in due.drain(..) {
@@ -214,9 +219,15 @@ async fn run(ticker: Arc<Ticker>) {
             }
         }
         // Usually the alarm fired already, and this finds nothing due.
-        wakes_at = ticker.fire(Stamp::now());
+        wakes_at = ticker.fire(Stamp::now(), Firing::Task);
     }
     on_drop.0 = None;
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Firing {
+    Task,
+    Alarm,
 }
 
 /// The alarm: the task's sleep wakes this instead of the task, so that the connections are
@@ -227,7 +238,7 @@ async fn run(ticker: Arc<Ticker>) {
 /// (BENCHMARKS.md).
 impl ArcWake for Ticker {
     fn wake_by_ref(ticker: &Arc<Self>) {
-        ticker.fire(Stamp::now());
+        ticker.fire(Stamp::now(), Firing::Alarm);
         ticker.task.wake();
     }
 }
@@ -366,6 +377,19 @@ mod tests {
         let filed = ticker.lock();
         assert!(filed.due_at.is_empty());
         assert_eq!(filed.spare.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_late_alarm_does_not_keep_the_next_filing_from_starting_a_task() {
+        // The alarm of a sleep whose task has ended (it fired on one worker while the task
+        // lingered and stopped on another) runs only now, with no task.
+        let ticker = Ticker::current();
+        ArcWake::wake_by_ref(&ticker);
+        assert_eq!(ticker.lock().task_wakes_at, None);
+        let conn = connection();
+        ticker.file(Stamp::now().add(ms(5)), &conn);
+        assert_eq!(tasks(), 1);
+        marked_due(&conn).await;
     }
 
     #[test]

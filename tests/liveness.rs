@@ -265,8 +265,9 @@ async fn first_tick_is_jittered_within_one_interval_then_ticks_every_interval() 
     // In opening order, the moment changes only between groups.
     let changes = firsts.windows(2).filter(|w| w[0] != w[1]).count();
     assert!(changes <= 20, "{changes} changes of moment");
-    // The groups spread over the interval, not bunched: 20 draws among 128 moments give
-    // about 19 distinct ones (fewer than 10 with probability below 1e-9), and use both
+    // The groups spread over the interval, not bunched: 20 draws among the grid's 142
+    // moments (7 ms apart) give about 19 distinct ones (fewer than 10 with probability
+    // 2e-11), and use both
     // halves of the interval (all in one with probability 2^-19).
     firsts.sort();
     firsts.dedup();
