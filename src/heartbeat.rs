@@ -1011,6 +1011,7 @@ where
         self.poll_sink(cx, SinkOp::Ready)
     }
 
+    #[inline(always)]
     fn start_send(self: Pin<&mut Self>, item: M) -> Result<(), E> {
         let this = self.project();
         let conn = this.conn;
@@ -1029,6 +1030,7 @@ where
 
     /// Every send ends here, so the common case is kept small: with nothing of the
     /// heartbeat's to do, flush the inner sink directly; the full path runs otherwise.
+    #[inline(always)]
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
         let this = self.as_mut().project();
         if this.conn.quiet(this.shared) {
