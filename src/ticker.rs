@@ -14,13 +14,12 @@
 //! connection look at the clock and find that nothing is due (`Heartbeat` checks).
 
 use std::collections::BTreeMap;
+use std::future::{Future, poll_fn};
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-use std::time::Duration;
-
-use std::future::{Future, poll_fn};
 use std::task::Context;
+use std::time::Duration;
 
 use futures_util::future;
 use futures_util::task::{ArcWake, AtomicWaker};
@@ -224,6 +223,7 @@ async fn run(ticker: Arc<Ticker>) {
     on_drop.0 = None;
 }
 
+/// Who fires: the task, or the alarm from inside the runtime's timer.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Firing {
     Task,
