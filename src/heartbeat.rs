@@ -110,6 +110,14 @@ struct Rare {
     read_ahead: ReadAhead,
 }
 
+impl Rare {
+    /// No answer to send and no message kept for the reader: what is left here (progress
+    /// tracking, a death) does not concern reading.
+    fn nothing_owed(&self) -> bool {
+        self.pending_answer.is_none() && self.read_ahead.is_empty()
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Live,
@@ -347,15 +355,17 @@ impl Conn {
     }
 
     /// Nothing for the heartbeat to do before the inner stream is read: live or closing, the
-    /// deadline filed and not passed, no frame of ours to send or flush, no pong owed, nothing
-    /// read ahead. Then the full `poll_next` would only read.
+    /// deadline filed and not passed, no frame of ours to send or flush, no pong owed, no
+    /// answer owed, nothing read ahead. Then the full `poll_next` would only read. (A
+    /// browser's connection has the rare box from its first ping on: it reads directly too
+    /// between its pings.)
     #[inline]
     fn reads_quietly(&self, shared: &Shared) -> bool {
         matches!(self.phase, Phase::Live | Phase::Closing)
             && self.ticker.is_some()
             && !shared.due.is_set()
             && !(self.ping_due | self.unflushed | self.pong_owed)
-            && self.rare.is_none()
+            && self.rare.as_deref().is_none_or(Rare::nothing_owed)
     }
 
     /// Runs a due tick and moves a pending ping into the sink.
