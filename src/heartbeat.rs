@@ -2,8 +2,9 @@
 //!
 //! Its deadline is filed with the runtime's shared timer (`ticker`) once per tick. Per
 //! message it checks whether the ticker marked it due (one atomic load), classifies the
-//! message and sets a flag: no clock read, no timer reset, no allocation. Pings go out through the inner sink between the handler's
-//! messages, never inside a `poll_ready` .. `start_send` reservation.
+//! message and sets a flag: no clock read, no timer reset, no allocation. Pings go out
+//! through the inner sink between the handler's messages, never inside a `poll_ready` ..
+//! `start_send` reservation.
 
 use std::any::Any;
 use std::fmt;
@@ -341,14 +342,20 @@ impl Conn {
         poll
     }
 
+    /// Live or closing, the deadline filed with the ticker and not marked due.
+    #[inline]
+    fn nothing_due(&self, shared: &Shared) -> bool {
+        matches!(self.phase, Phase::Live | Phase::Closing)
+            && self.ticker.is_some()
+            && !shared.due.is_set()
+    }
+
     /// Nothing for the heartbeat to do before the inner sink is polled: live or closing, the
     /// deadline filed and not passed, no frame of ours waiting, no read-ahead owed to a
     /// send-only handler. Then `poll_sink` would only poll the inner sink.
     #[inline]
     fn quiet(&self, shared: &Shared) -> bool {
-        matches!(self.phase, Phase::Live | Phase::Closing)
-            && self.ticker.is_some()
-            && !shared.due.is_set()
+        self.nothing_due(shared)
             && !self.ping_due
             && !self.answer_pending()
             && (self.reader_polled || !self.pacemaker.awaiting_pong() || self.has_read_ahead())
@@ -361,9 +368,7 @@ impl Conn {
     /// between its pings.)
     #[inline]
     fn reads_quietly(&self, shared: &Shared) -> bool {
-        matches!(self.phase, Phase::Live | Phase::Closing)
-            && self.ticker.is_some()
-            && !shared.due.is_set()
+        self.nothing_due(shared)
             && !(self.ping_due | self.unflushed | self.pong_owed)
             && self.rare.as_deref().is_none_or(Rare::nothing_owed)
     }
@@ -500,6 +505,17 @@ impl Conn {
         } else {
             Poll::Pending
         }
+    }
+
+    /// `side` waits for the inner stream or sink: its waker goes where the ticker wakes it,
+    /// then `poll_timer`.
+    #[inline]
+    fn park(&mut self, shared: &Arc<Shared>, side: Side, cx: &Context<'_>) -> Poll<()> {
+        match side {
+            Side::Reader => shared.reader.register(cx.waker()),
+            Side::Writer => shared.writer.register(cx.waker()),
+        }
+        self.poll_timer(shared)
     }
 
     fn send_heartbeats<S, M, E>(
@@ -810,8 +826,7 @@ where
                     return poll;
                 }
                 Poll::Pending => {
-                    this.shared.reader.register(cx.waker());
-                    if conn.poll_timer(this.shared).is_pending() {
+                    if conn.park(this.shared, Side::Reader, cx).is_pending() {
                         return Poll::Pending;
                     }
                 }
@@ -890,8 +905,7 @@ impl<S> Heartbeat<S> {
                     return poll;
                 }
                 Poll::Pending => {
-                    shared.reader.register(cx.waker());
-                    if conn.poll_timer(shared).is_pending() {
+                    if conn.park(shared, Side::Reader, cx).is_pending() {
                         return Poll::Pending;
                     }
                 }
@@ -993,8 +1007,7 @@ impl<S> Heartbeat<S> {
             if let Poll::Ready(result) = conn.poll_inner(this.inner.as_mut(), cx, op) {
                 return Poll::Ready(result);
             }
-            this.shared.writer.register(cx.waker());
-            if conn.poll_timer(this.shared).is_pending() {
+            if conn.park(this.shared, Side::Writer, cx).is_pending() {
                 return Poll::Pending;
             }
         }

@@ -301,6 +301,16 @@ mod tests {
         .await;
     }
 
+    /// `first` is marked due at exactly its moment (since `start`) while `second` is not
+    /// yet, then `second` at exactly its own.
+    async fn due_in_order(start: Stamp, first: (&Shared, Duration), second: (&Shared, Duration)) {
+        marked_due(first.0).await;
+        assert_eq!(Stamp::now().since(start), first.1);
+        assert!(!second.0.due.is_set());
+        marked_due(second.0).await;
+        assert_eq!(Stamp::now().since(start), second.1);
+    }
+
     fn tasks() -> usize {
         Handle::current().metrics().num_alive_tasks()
     }
@@ -314,11 +324,7 @@ mod tests {
         let (a, b) = (connection(), connection());
         ticker.file(start.add(ms(2)), &a);
         ticker.file(start.add(Duration::from_micros(2_500)), &b);
-        marked_due(&a).await;
-        assert_eq!(Stamp::now().since(start), ms(2));
-        assert!(!b.due.is_set());
-        marked_due(&b).await;
-        assert_eq!(Stamp::now().since(start), ms(3));
+        due_in_order(start, (&a, ms(2)), (&b, ms(3))).await;
     }
 
     #[tokio::test(start_paused = true)]
@@ -331,11 +337,7 @@ mod tests {
         ticker.file(start.add(ms(100)), &a);
         tokio::task::yield_now().await;
         ticker.file(start.add(ms(10)), &b);
-        marked_due(&b).await;
-        assert_eq!(Stamp::now().since(start), ms(10));
-        assert!(!a.due.is_set());
-        marked_due(&a).await;
-        assert_eq!(Stamp::now().since(start), ms(100));
+        due_in_order(start, (&b, ms(10)), (&a, ms(100))).await;
     }
 
     #[tokio::test(start_paused = true)]
