@@ -181,6 +181,7 @@ pub mod reconnect;
 mod service;
 mod stamp;
 mod ticker;
+mod wake;
 
 /// Cases per property test: `PROPTEST_CASES` if set (CI's fuzz step raises it), else
 /// `default`.

@@ -43,6 +43,9 @@ pub(crate) struct Pacemaker {
     answered: bool,
     /// Bytes moved on the transport since the last tick (a slow peer mid-message).
     progressed: bool,
+    /// A Close frame went out or came in: pings can no longer be written, and the ones a
+    /// tick asks for count as unanswered (kept here, in a byte the other flags leave free).
+    closing: bool,
     /// Ticks in a row without life while a ping was outstanding.
     missed: u32,
     /// Sequence number of the next ping.
@@ -68,6 +71,7 @@ impl Pacemaker {
             heard: true,
             answered: true,
             progressed: false,
+            closing: false,
             missed: 0,
             next_seq: first_seq,
             first_unanswered: first_seq,
@@ -183,6 +187,15 @@ impl Pacemaker {
     #[inline]
     pub(crate) fn awaiting_pong(&self) -> bool {
         self.first_unanswered != self.next_seq
+    }
+
+    /// The connection started closing: see `closing`.
+    pub(crate) fn close(&mut self) {
+        self.closing = true;
+    }
+
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing
     }
 
     /// Silent ticks in a row so far.

@@ -16,7 +16,6 @@
 use std::collections::BTreeMap;
 use std::future::{Future, poll_fn};
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::Context;
 use std::time::Duration;
@@ -27,8 +26,8 @@ use tokio::runtime::{Handle, Id};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::handle::Shared;
 use crate::stamp::Stamp;
+use crate::wake::Shared;
 
 /// Emptied lists kept for reuse, at most: enough for every distinct moment of a busy server
 /// (128 per interval in use), so that filing allocates nothing in steady state.
@@ -250,26 +249,6 @@ impl Drop for Restart<'_> {
         if let Some(ticker) = self.0 {
             ticker.lock().task_wakes_at = None;
         }
-    }
-}
-
-/// Whether a connection's filing has fired since it last looked.
-#[derive(Debug, Default)]
-pub(crate) struct DueFlag(AtomicBool);
-
-impl DueFlag {
-    pub(crate) fn set(&self) {
-        self.0.store(true, Relaxed);
-    }
-
-    /// One relaxed load: cheap enough for every message.
-    #[inline]
-    pub(crate) fn is_set(&self) -> bool {
-        self.0.load(Relaxed)
-    }
-
-    pub(crate) fn clear(&self) {
-        self.0.store(false, Relaxed);
     }
 }
 

@@ -1,0 +1,173 @@
+//! The read side: what the peer sent, seen by the heartbeat (pongs, pings, data, a Close,
+//! application heartbeats), the rule that a pong is flushed before reading on, and the
+//! read-ahead that lets a send-only handler see its pongs.
+
+use std::task::Poll;
+
+use futures_core::Stream;
+use futures_sink::Sink;
+
+use super::state::Flags;
+use super::{Conn, Io, probe};
+use crate::message::{MessageKind, WsMessage};
+use crate::pacemaker::Pong;
+use crate::protocol::{Protocol, Verdict};
+use crate::wake::Shared;
+
+/// Heartbeat frames (pongs, hidden pings) read in one poll before yielding to the executor,
+/// so a peer flooding them cannot monopolise the task.
+pub(super) const HIDDEN_PER_POLL: u32 = 64;
+
+impl Conn {
+    /// Reads what the peer sent, for the heartbeat's sake. Returns `true` if the message is
+    /// heartbeat traffic to hide from the handler.
+    #[inline(always)]
+    /// Only a running heartbeat reads.
+    pub(super) fn observe<S, M: WsMessage>(&mut self, msg: &M, io: &Io<'_, '_, S>) -> bool {
+        let Some(running) = self.state.running() else {
+            return false;
+        };
+        match msg.kind() {
+            MessageKind::Pong(payload) => {
+                let verdict = running.pacemaker.on_pong(payload, probe::now().into_std());
+                record_pong(verdict, io.shared);
+                true
+            }
+            MessageKind::Ping => {
+                // The WebSocket library has queued the pong; it must go out before we read on
+                // (see `poll_pong_flushed`).
+                running.pacemaker.on_inbound();
+                self.flags.set(Flags::PONG_OWED);
+                !self.config.forward_pings
+            }
+            MessageKind::Data => {
+                running.pacemaker.on_inbound();
+                match io.protocol {
+                    Protocol::Control => false,
+                    Protocol::App(_) => self.observe_app(msg, io.protocol, io.shared),
+                }
+            }
+            MessageKind::Close(_) => {
+                // The peer started (or finished) the closing handshake: no more pings; ticks
+                // go on, so a peer that then never ends the connection is still found dead.
+                running.pacemaker.on_inbound();
+                running.pacemaker.close();
+                false
+            }
+        }
+    }
+
+    /// An application heartbeat looks at a text or binary message: the peer's ping gets an
+    /// answer, a pong counts like a control pong; both are hidden.
+    #[inline(never)]
+    fn observe_app<M: WsMessage>(&mut self, msg: &M, protocol: &Protocol, shared: &Shared) -> bool {
+        let (Protocol::App(app), Some(frame)) = (protocol, msg.as_app()) else {
+            return false;
+        };
+        match app.classify(frame) {
+            Verdict::Data => false,
+            Verdict::Ping { answer } => {
+                self.rare().pending_answer = Some(answer);
+                true
+            }
+            Verdict::Pong { seq } => {
+                let Some(running) = self.state.running() else {
+                    return true;
+                };
+                let verdict = running.pacemaker.on_app_pong(seq, probe::now().into_std());
+                record_pong(verdict, shared);
+                true
+            }
+        }
+    }
+
+    /// The WebSocket library answered the peer's last ping with a pong that may still sit in
+    /// its write buffer. Reading on would queue one more pong per ping, and tungstenite's
+    /// write buffer has no bound: a peer flooding pings without reading could grow it
+    /// forever. So nothing more is read until that pong is flushed; a flood then meets
+    /// backpressure instead of memory. `io` must wake both sides (`Io::for_both_sides`).
+    pub(super) fn poll_pong_flushed<S, M, E>(
+        &mut self,
+        io: &mut Io<'_, '_, S>,
+    ) -> Poll<Result<(), E>>
+    where
+        S: Sink<M, Error = E>,
+    {
+        if self.flags.any(Flags::PONG_OWED) {
+            std::task::ready!(io.inner.as_mut().poll_flush(io.cx))?;
+            self.flags.clear(Flags::PONG_OWED);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// A handler that only writes never reads the pongs. While a ping waits for its answer
+    /// and the reader has not polled since the ping, the writing side reads: heartbeat
+    /// frames are consumed, the first data message is kept for the reader, and reading
+    /// stops there (nothing a peer sends can grow a queue).
+    #[inline]
+    pub(super) fn read_ahead<S, M, E>(&mut self, io: &mut Io<'_, '_, S>)
+    where
+        S: Stream<Item = Result<M, E>> + Sink<M, Error = E>,
+        M: WsMessage + Send + Sync + 'static,
+        E: Send + Sync + 'static,
+    {
+        let awaiting_pong = self
+            .state
+            .running()
+            .is_some_and(|running| running.pacemaker.awaiting_pong());
+        if awaiting_pong && !self.flags.any(Flags::READER_POLLED) && !self.has_read_ahead() {
+            // Reading on the writer's behalf must not steal a parked reader's wake-up.
+            io.shared.writer.register(io.cx.waker());
+            io.for_both_sides(|io| self.read_ahead_now(io));
+        }
+    }
+
+    #[inline(never)]
+    fn read_ahead_now<S, M, E>(&mut self, io: &mut Io<'_, '_, S>)
+    where
+        S: Stream<Item = Result<M, E>> + Sink<M, Error = E>,
+        M: WsMessage + Send + Sync + 'static,
+        E: Send + Sync + 'static,
+    {
+        for _ in 0..HIDDEN_PER_POLL {
+            match self.poll_pong_flushed(io) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(_)) | Poll::Pending => return, // the reader will see it
+            }
+            match io.inner.as_mut().poll_next(io.cx) {
+                Poll::Ready(Some(Ok(msg))) => {
+                    if !self.observe(&msg, io) {
+                        self.rare().read_ahead.put::<Result<M, E>>(Ok(msg));
+                        break;
+                    }
+                }
+                Poll::Ready(Some(Err(err))) => {
+                    self.rare().read_ahead.put::<Result<M, E>>(Err(err));
+                    break;
+                }
+                Poll::Ready(None) => {
+                    self.state.end();
+                    break;
+                }
+                Poll::Pending => return,
+            }
+        }
+        io.shared.reader.wake();
+    }
+
+    #[inline]
+    pub(super) fn take_read_ahead<T: 'static>(&mut self) -> Option<T> {
+        self.rare.as_mut()?.read_ahead.take()
+    }
+}
+
+fn record_pong(verdict: Pong, shared: &Shared) {
+    let rtt = match verdict {
+        Pong::Rtt(rtt) => Some(rtt),
+        Pong::Answer | Pong::Unmatched => None,
+    };
+    if let Some(rtt) = rtt {
+        tracing::debug!(?rtt, "websocket heartbeat round trip");
+    }
+    shared.pong_received(rtt);
+}

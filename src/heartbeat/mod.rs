@@ -1,0 +1,369 @@
+//! [`Heartbeat<S>`]: the `Stream + Sink` adapter that runs the pacemaker over a WebSocket.
+//!
+//! The connection's state is [`State`] (where it is in its life) and [`Flags`] (what the
+//! heartbeat owes it); `schedule` runs the outbound side (ticks, pings, answers), `inbound`
+//! the read side (what the peer sent, the pong-flush rule, read-ahead), `stream` and `sink`
+//! the two traits with their direct per-message paths. ARCHITECTURE.md ("The adapter")
+//! describes the whole.
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Context;
+
+use futures_util::task::waker_ref;
+use pin_project_lite::pin_project;
+use tokio::time::Instant;
+
+use crate::config::Config;
+use crate::handle::HeartbeatHandle;
+use crate::pacemaker::Pacemaker;
+use crate::progress::Progress;
+use crate::protocol::Protocol;
+use crate::random;
+use crate::stamp::Stamp;
+use crate::ticker::Ticker;
+use crate::wake::Shared;
+
+mod inbound;
+mod rare;
+mod schedule;
+mod sink;
+mod state;
+mod stream;
+
+use rare::Rare;
+use state::{Flags, State};
+
+pin_project! {
+    /// A WebSocket with a heartbeat: sends pings on a schedule, hides the pongs, and ends
+    /// with a [`Dead`](crate::Dead) error when the peer stops answering.
+    ///
+    /// Same `Item` and same `Sink` error as `S`, so a handler written for `S` takes a
+    /// `Heartbeat<S>` unchanged; it is `Unpin` when `S` is. Built by [`HeartbeatLayer`]
+    /// (`layer.layer(ws)`) or [`Heartbeat::new`] with the defaults.
+    ///
+    /// The heartbeat runs while the connection is polled: reading (`poll_next`) or writing
+    /// (`poll_ready`, `poll_flush`, `poll_close`) both drive it, and both report the death.
+    /// A handler that stops polling for longer than the dead bound (a long `await` on
+    /// something else) holds the heartbeat still; `split()` the stream and keep a reader
+    /// loop running if the handler waits elsewhere.
+    ///
+    /// Wrapped in a tower [`Service`](tower_service::Service) (through
+    /// [`ServiceBuilder::layer`](https://docs.rs/tower/latest/tower/struct.ServiceBuilder.html#method.layer)),
+    /// `Heartbeat<Svc>` is a connection-handler service that wraps each WebSocket it is
+    /// called with before handing it to `Svc`.
+    ///
+    /// [`HeartbeatLayer`]: crate::HeartbeatLayer
+    #[must_use = "streams do nothing unless polled"]
+    pub struct Heartbeat<S> {
+        #[pin]
+        inner: S,
+        protocol: Protocol,
+        shared: Arc<Shared>,
+        conn: Conn,
+    }
+}
+
+/// The per-connection heartbeat state, apart from the inner stream.
+struct Conn {
+    /// The settings; `config.interval` is the interval in force (a handle may change it).
+    config: Config,
+    /// The runtime's shared timer, with which `deadline` is filed; `None` until the first
+    /// poll (it needs a runtime, the constructor does not).
+    ticker: Option<Arc<Ticker>>,
+    state: State,
+    flags: Flags,
+    /// What few connections need, allocated on first use.
+    rare: Option<Box<Rare>>,
+}
+
+/// What one poll of the adapter works with besides the connection's state: the inner
+/// stream, the hub it shares with the ticker and the handles, the application protocol and
+/// the task's context.
+struct Io<'a, 'cx, S> {
+    inner: Pin<&'a mut S>,
+    shared: &'a Arc<Shared>,
+    protocol: &'a Protocol,
+    cx: &'a mut Context<'cx>,
+}
+
+impl<S> Io<'_, '_, S> {
+    /// `f` on the same stream with a waker that wakes both the reader and the writer: for a
+    /// poll that one side makes on the other's behalf, so that neither side's wake-up is lost
+    /// when the inner stream keeps only the latest waker.
+    fn for_both_sides<R>(&mut self, f: impl FnOnce(&mut Io<'_, '_, S>) -> R) -> R {
+        let waker = waker_ref(self.shared);
+        let mut cx = Context::from_waker(&waker);
+        f(&mut Io {
+            inner: self.inner.as_mut(),
+            shared: self.shared,
+            protocol: self.protocol,
+            cx: &mut cx,
+        })
+    }
+}
+
+/// The side of the handler a poll comes from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Reader,
+    Writer,
+}
+
+impl<S> Heartbeat<S> {
+    /// Wraps `inner` with the default settings (interval 10 s, `max_missed` 3). Use
+    /// [`HeartbeatLayer`](crate::HeartbeatLayer) to choose others.
+    pub fn new(inner: S) -> Self {
+        Self::with_config(inner, Config::DEFAULT, Protocol::Control)
+    }
+
+    pub(crate) fn with_config(inner: S, config: Config, protocol: Protocol) -> Self {
+        let now = Instant::now();
+        let first_tick = if config.jitter {
+            random::first_tick(now, config.interval.get())
+        } else {
+            now + config.interval.get()
+        };
+        Self {
+            inner,
+            protocol,
+            shared: Arc::new(Shared::new(config.interval.get())),
+            conn: Conn {
+                config,
+                ticker: None,
+                state: State::start(
+                    Pacemaker::new(random::first_seq(), now.into_std()),
+                    Stamp::new(first_tick.into_std()),
+                ),
+                flags: Flags::default(),
+                rare: None,
+            },
+        }
+    }
+
+    /// Counts bytes moving on the transport under the WebSocket as life, so that a peer in
+    /// the middle of a huge, slow message is not declared dead, nor one slowly reading a huge
+    /// message of ours. See [`Progress::track`].
+    pub fn with_progress(mut self, progress: Progress) -> Self {
+        self.conn.rare().progress = Some(progress);
+        self
+    }
+
+    /// A handle to this connection's heartbeat: RTT, counters, and the interval.
+    pub fn handle(&self) -> HeartbeatHandle {
+        HeartbeatHandle::new(self.shared.clone())
+    }
+
+    /// The wrapped stream.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped stream, mutably. Reading from or writing to it directly bypasses the
+    /// heartbeat.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The wrapped stream, pinned.
+    pub fn get_pin_mut(self: Pin<&mut Self>) -> Pin<&mut S> {
+        self.project().inner
+    }
+
+    /// Stops the heartbeat and returns the wrapped stream. A message the writing side read
+    /// ahead for the reader (see [`Heartbeat`]) is lost.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    /// `other` wrapped with the same settings, as a fresh connection.
+    pub(crate) fn wrap_like<W>(&self, other: W) -> Heartbeat<W> {
+        Heartbeat::with_config(other, self.conn.config, self.protocol.clone())
+    }
+
+    /// The connection's state and the context of one poll, apart.
+    fn split<'a, 'cx>(
+        self: Pin<&'a mut Self>,
+        cx: &'a mut Context<'cx>,
+    ) -> (&'a mut Conn, Io<'a, 'cx, S>) {
+        let this = self.project();
+        let io = Io {
+            inner: this.inner,
+            shared: this.shared,
+            protocol: this.protocol,
+            cx,
+        };
+        (this.conn, io)
+    }
+}
+
+impl<S: Clone> Clone for Heartbeat<S> {
+    /// A clone wraps a clone of the inner value with the same settings and a fresh
+    /// heartbeat (this is what a cloned connection-handler service needs).
+    fn clone(&self) -> Self {
+        self.wrap_like(self.inner.clone())
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for Heartbeat<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Heartbeat")
+            .field("inner", &self.inner)
+            .field("interval", &self.conn.config.interval.get())
+            .field("max_missed", &self.conn.config.max_missed)
+            .field("missed", &self.conn.state.missed())
+            .field("state", &self.conn.state.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Conn {
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    #[inline]
+    fn answer_pending(&self) -> bool {
+        self.rare
+            .as_ref()
+            .is_some_and(|rare| rare.pending_answer.is_some())
+    }
+
+    #[inline]
+    fn has_read_ahead(&self) -> bool {
+        self.rare
+            .as_ref()
+            .is_some_and(|rare| !rare.read_ahead.is_empty())
+    }
+
+    /// Nothing for the heartbeat to do before the inner stream or sink is polled, but
+    /// possibly the `flags` named: the connection runs, its deadline is filed and not marked
+    /// due. The direct per-message paths start here.
+    #[inline(always)]
+    fn idle_but(&self, shared: &Shared, flags: u8) -> bool {
+        self.state.runs() && self.ticker.is_some() && !shared.due.is_set() && !self.flags.any(flags)
+    }
+
+    /// The full `poll_next` would only read: nothing due, no frame of ours to send or flush,
+    /// no pong owed, no answer owed, nothing read ahead. (A browser's connection has the rare
+    /// box from its first ping on: it reads directly too between its pings.)
+    #[inline(always)]
+    fn reads_directly(&self, shared: &Shared) -> bool {
+        self.idle_but(
+            shared,
+            Flags::PING_DUE | Flags::UNFLUSHED | Flags::PONG_OWED,
+        ) && self.rare.as_deref().is_none_or(Rare::nothing_owed)
+    }
+
+    /// The full sink path would only poll the inner sink: nothing due, no ping or answer
+    /// waiting, no read-ahead owed to a send-only handler.
+    #[inline(always)]
+    fn writes_directly(&self, shared: &Shared) -> bool {
+        let State::Running(running) = &self.state else {
+            return false;
+        };
+        self.idle_but(shared, Flags::PING_DUE)
+            && !self.answer_pending()
+            && (self.flags.any(Flags::READER_POLLED)
+                || !running.pacemaker.awaiting_pong()
+                || self.has_read_ahead())
+    }
+}
+
+/// The clock and the timer, behind two functions that unit tests count, to prove that the
+/// per-message path uses neither.
+mod probe {
+    use tokio::time::Instant;
+
+    #[cfg(test)]
+    thread_local! {
+        pub(super) static CLOCK_READS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+        pub(super) static FILINGS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+
+    #[inline]
+    pub(super) fn now() -> Instant {
+        #[cfg(test)]
+        CLOCK_READS.with(|n| n.set(n.get() + 1));
+        Instant::now()
+    }
+
+    /// A deadline filed with the ticker: the timer (re-)armed.
+    #[inline]
+    pub(super) fn filed() {
+        #[cfg(test)]
+        FILINGS.with(|n| n.set(n.get() + 1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::time::Duration;
+
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::WebSocketStream;
+    use tower_layer::Layer;
+    use tungstenite::{Message, protocol::Role};
+
+    use super::*;
+    use crate::HeartbeatLayer;
+
+    /// The adapter's own fields, inline beside the inner stream. (Besides: the `Arc` shared
+    /// with handles and the ticker, and 8 bytes in the ticker's list; see BENCHMARKS.md.)
+    #[test]
+    fn the_adapter_adds_at_most_120_bytes_inline() {
+        let added = std::mem::size_of::<Heartbeat<()>>();
+        assert!(added <= 120, "{added}");
+    }
+
+    /// (clock reads, filings with the ticker) by the adapter on this thread so far.
+    fn probes() -> (u64, u64) {
+        (
+            probe::CLOCK_READS.with(Cell::get),
+            probe::FILINGS.with(Cell::get),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn messages_read_no_clock_and_reset_no_timer_only_ticks_do() {
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let server = WebSocketStream::from_raw_socket(a, Role::Server, None).await;
+        let mut peer = WebSocketStream::from_raw_socket(b, Role::Client, None).await;
+        let layer = HeartbeatLayer::new()
+            .interval(Duration::from_secs(3600))
+            .jitter(false);
+        let mut ws = layer.layer(server);
+        let mut echo = async |n: usize| {
+            for i in 0..n {
+                peer.send(Message::text(i.to_string())).await.unwrap();
+                let msg = ws.next().await.unwrap().unwrap();
+                ws.send(msg).await.unwrap();
+                assert_eq!(
+                    peer.next().await.unwrap().unwrap(),
+                    Message::text(i.to_string())
+                );
+            }
+        };
+        // The first poll files the first deadline with the ticker: one filing per connection.
+        echo(1).await;
+        let armed = probes();
+        assert_eq!(armed, (0, 1));
+
+        echo(10_000).await;
+        assert_eq!(
+            probes(),
+            armed,
+            "10 000 echoed messages read the clock or filed a deadline"
+        );
+
+        // One tick: the clock is read for the tick and for the ping's send time, and the
+        // next deadline is filed once.
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        let waited = tokio::time::timeout(Duration::from_millis(1), ws.next()).await;
+        assert!(waited.is_err(), "no message: {waited:?}");
+        assert_eq!(ws.handle().stats().pings_sent, 1);
+        assert_eq!(probes(), (armed.0 + 2, armed.1 + 1));
+    }
+}

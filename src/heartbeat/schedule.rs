@@ -1,0 +1,236 @@
+//! The outbound side: the deadline filed with the runtime's ticker, ticks, and the heartbeat
+//! frames (pings, answers to application pings) handed to the sink between the handler's
+//! messages.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_sink::Sink;
+use futures_util::task::ArcWake;
+use tokio::time::Instant;
+
+use super::state::{Flags, Phase};
+use super::{Conn, Io, Side, probe};
+use crate::config::Nanos;
+use crate::error::Dead;
+use crate::message::WsMessage;
+use crate::pacemaker::Tick;
+use crate::progress::Progress;
+use crate::protocol::Protocol;
+use crate::stamp::Stamp;
+use crate::ticker::Ticker;
+use crate::wake::Shared;
+
+impl Conn {
+    /// Runs a due tick and moves a pending ping or answer into the sink.
+    #[inline]
+    pub(super) fn drive<S, M, E>(&mut self, io: &mut Io<'_, '_, S>, side: Side) -> Result<(), E>
+    where
+        S: Sink<M, Error = E>,
+        M: WsMessage,
+    {
+        if let Some(now) = self.due(io.shared) {
+            self.tick(io.shared, now);
+        }
+        // Only while live: once a Close went out, the library refuses further frames.
+        if (self.flags.any(Flags::PING_DUE | Flags::UNFLUSHED) || self.answer_pending())
+            && self.state.is_live()
+        {
+            self.send_heartbeats(io, side)?;
+        }
+        Ok(())
+    }
+
+    /// The deadline is filed with the runtime's ticker, at the first poll.
+    #[inline]
+    fn ensure_filed(&mut self, shared: &Arc<Shared>) {
+        if self.ticker.is_none() {
+            self.file_first(shared);
+        }
+    }
+
+    #[cold]
+    fn file_first(&mut self, shared: &Arc<Shared>) {
+        self.ticker = Some(Ticker::current());
+        self.file(shared);
+    }
+
+    fn file(&self, shared: &Arc<Shared>) {
+        if let (Some(ticker), Some(deadline)) = (&self.ticker, self.state.deadline()) {
+            probe::filed();
+            ticker.file(deadline, shared);
+        }
+    }
+
+    /// `Some(now)` if the deadline has passed: the ticker marked the connection due and the
+    /// clock agrees (a filing from before the deadline moved later can fire early). Per
+    /// message this is one relaxed load.
+    #[inline]
+    pub(super) fn due(&mut self, shared: &Arc<Shared>) -> Option<Instant> {
+        self.ensure_filed(shared);
+        if shared.due.is_set() {
+            self.due_now(shared)
+        } else {
+            None
+        }
+    }
+
+    #[cold]
+    fn due_now(&self, shared: &Shared) -> Option<Instant> {
+        shared.due.clear();
+        let now = probe::now();
+        let deadline = self.state.deadline()?;
+        (Stamp::new(now.into_std()) >= deadline).then_some(now)
+    }
+
+    fn tick(&mut self, shared: &Arc<Shared>, now: Instant) {
+        if let Some(interval) = shared.take_interval_change() {
+            self.config.interval = Nanos::new(interval);
+        }
+        let progressed = self
+            .rare
+            .as_ref()
+            .and_then(|rare| rare.progress.as_ref())
+            .is_some_and(Progress::take);
+        let Some(running) = self.state.running() else {
+            return;
+        };
+        if progressed {
+            running.pacemaker.on_progress();
+        }
+        let tick = running.pacemaker.on_tick(&self.config, now.into_std());
+        shared.set_missed(running.pacemaker.missed());
+        match tick {
+            Tick::Dead(dead) => return self.die(dead, shared, now),
+            Tick::Ping(_) if running.phase() == Phase::Live => self.flags.set(Flags::PING_DUE),
+            // While closing the ping cannot be written: it counts as unanswered.
+            Tick::Ping(_) | Tick::Skip => {}
+        }
+        let interval = self.config.interval.get();
+        let next = running.next_tick.add(interval);
+        let now = Stamp::new(now.into_std());
+        // After a stall longer than an interval, tick once and start a fresh schedule
+        // rather than firing a burst of ticks that the peer had no chance to answer.
+        running.next_tick = if next > now { next } else { now.add(interval) };
+        self.file(shared);
+    }
+
+    /// The transition to `Dead`, with what it owes: nothing more to send but the Close frame,
+    /// which has until the close timeout.
+    fn die(&mut self, dead: Dead, shared: &Arc<Shared>, now: Instant) {
+        tracing::warn!(
+            missed = dead.missed(),
+            silent_for = ?dead.silent_for(),
+            "websocket peer is dead"
+        );
+        let close_by = Stamp::new(now.into_std()).add(self.config.close_timeout.get());
+        self.state.die(dead, close_by);
+        self.flags.clear(Flags::PING_DUE);
+        if let Some(rare) = &mut self.rare {
+            rare.pending_answer = None;
+        }
+        self.file(shared);
+        // Whichever side is parked (a reader waiting for data, a writer waiting for room)
+        // must learn at once.
+        ArcWake::wake_by_ref(shared);
+    }
+
+    /// Whether the ticker may have marked the connection due, after applying an interval
+    /// changed through a handle. `Pending` leaves the wake-up to the ticker, which wakes the
+    /// waker the caller registered in `shared` (reader or writer); `Ready` means: look
+    /// again (`drive` reads the clock).
+    pub(super) fn poll_timer(&mut self, shared: &Arc<Shared>) -> Poll<()> {
+        self.ensure_filed(shared);
+        if let Some(interval) = shared.take_interval_change() {
+            let old = std::mem::replace(&mut self.config.interval, Nanos::new(interval));
+            // Only a running heartbeat has a tick to move; a dead one keeps its close timeout.
+            if let Some(running) = self.state.running() {
+                running.next_tick = running.next_tick.sub(old.get()).add(interval);
+                self.file(shared);
+            }
+        }
+        if shared.due.is_set() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// `side` waits for the inner stream or sink: its waker goes where the ticker wakes it,
+    /// then `poll_timer`.
+    #[inline]
+    pub(super) fn park(&mut self, shared: &Arc<Shared>, side: Side, cx: &Context<'_>) -> Poll<()> {
+        match side {
+            Side::Reader => shared.reader.register(cx.waker()),
+            Side::Writer => shared.writer.register(cx.waker()),
+        }
+        self.poll_timer(shared)
+    }
+
+    fn send_heartbeats<S, M, E>(&mut self, io: &mut Io<'_, '_, S>, side: Side) -> Result<(), E>
+    where
+        S: Sink<M, Error = E>,
+        M: WsMessage,
+    {
+        // The handler owns the sink's readiness until its `start_send`: a ping now could
+        // make that `start_send` fail. The ping waits for the next poll.
+        if self.flags.any(Flags::RESERVED) {
+            return Ok(());
+        }
+        match side {
+            Side::Writer => self.push_heartbeats(io),
+            // The reader polls the sink for the writer's sake: let a wake-up reach both, or
+            // a writer parked on a full sink would miss the moment it drains.
+            Side::Reader => {
+                io.shared.reader.register(io.cx.waker());
+                io.for_both_sides(|io| self.push_heartbeats(io))
+            }
+        }
+    }
+
+    /// Hands the pending answer and the pending ping to the sink, each after a `Ready` of
+    /// its `poll_ready`, then flushes.
+    fn push_heartbeats<S, M, E>(&mut self, io: &mut Io<'_, '_, S>) -> Result<(), E>
+    where
+        S: Sink<M, Error = E>,
+        M: WsMessage,
+    {
+        while self.answer_pending() || self.flags.any(Flags::PING_DUE) {
+            match io.inner.as_mut().poll_ready(io.cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(err)) => return Err(err),
+                Poll::Pending => return Ok(()),
+            }
+            let answer = self
+                .rare
+                .as_mut()
+                .and_then(|rare| rare.pending_answer.take());
+            if let Some(answer) = answer {
+                io.inner.as_mut().start_send(M::from_app(answer))?;
+            } else if let Some(running) = self.state.running() {
+                self.flags.clear(Flags::PING_DUE);
+                let seq = running.pacemaker.latest_seq();
+                let ping = match io.protocol {
+                    Protocol::Control => M::ping(seq.to_be_bytes()),
+                    Protocol::App(app) => M::from_app(app.ping(seq)),
+                };
+                io.inner.as_mut().start_send(ping)?;
+                self.flags.clear(Flags::READER_POLLED);
+                running
+                    .pacemaker
+                    .on_ping_written(seq, probe::now().into_std());
+                io.shared.ping_sent();
+            } else {
+                // Only a running heartbeat owes pings (`die` drops the one due).
+                break;
+            }
+            self.flags.set(Flags::UNFLUSHED);
+        }
+        match io.inner.as_mut().poll_flush(io.cx) {
+            Poll::Ready(Ok(())) => self.flags.clear(Flags::UNFLUSHED),
+            Poll::Ready(Err(err)) => return Err(err),
+            Poll::Pending => {}
+        }
+        Ok(())
+    }
+}

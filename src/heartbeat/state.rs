@@ -1,0 +1,220 @@
+//! Where a connection is in its life ([`State`], with named transitions), and what the
+//! heartbeat owes it between two polls ([`Flags`]).
+
+use crate::error::Dead;
+use crate::pacemaker::Pacemaker;
+use crate::stamp::Stamp;
+
+/// The life of a connection. Every change happens in one of the named transitions below,
+/// and the data of each state lives in it.
+///
+/// ```text
+///   Running(Live) ──close()──▶ Running(Closing)
+///        │                          │
+///        └────────die()──▶ Dead ◀───┘        Running ──end()──▶ Ended
+/// ```
+pub(super) enum State {
+    /// The heartbeat runs: ticks count, pings go out while live.
+    Running(Running),
+    /// The peer was found dead. The stream reports it once; the sink every time.
+    Dead(Box<Death>),
+    /// The inner stream ended: the heartbeat has stopped.
+    Ended,
+}
+
+/// The data of a running heartbeat.
+pub(super) struct Running {
+    /// The timing rules: what the peer said since the last tick, the pings out, the misses,
+    /// and the phase (it keeps that in a spare byte: a connection's size is counted).
+    pub(super) pacemaker: Pacemaker,
+    /// When the next tick is due.
+    pub(super) next_tick: Stamp,
+}
+
+impl Running {
+    pub(super) fn phase(&self) -> Phase {
+        if self.pacemaker.is_closing() {
+            Phase::Closing
+        } else {
+            Phase::Live
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Phase {
+    /// Pings go out on schedule.
+    Live,
+    /// A Close frame went out or came in: ticks go on, but pings cannot be written any more,
+    /// so they count as unanswered, and a peer that never completes the close is still found
+    /// dead.
+    Closing,
+}
+
+/// How a dead peer was found, and what is left to do about it. Boxed: a connection carries
+/// one pointer for it, and only after a death.
+pub(super) struct Death {
+    pub(super) dead: Dead,
+    /// The stream returned the error.
+    pub(super) reported: bool,
+    pub(super) close: DeadClose,
+    /// The end of the close timeout: the Close frame is given up then.
+    pub(super) close_by: Stamp,
+}
+
+/// The best-effort Close frame to a dead peer, bounded by the close timeout.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum DeadClose {
+    Unsent,
+    Sent,
+    Done,
+}
+
+impl State {
+    /// A running heartbeat, live, whose first tick is due at `first_tick`.
+    pub(super) fn start(pacemaker: Pacemaker, first_tick: Stamp) -> Self {
+        State::Running(Running {
+            pacemaker,
+            next_tick: first_tick,
+        })
+    }
+
+    /// The heartbeat runs (live or closing): ticks count.
+    #[inline(always)]
+    pub(super) fn runs(&self) -> bool {
+        matches!(self, State::Running(_))
+    }
+
+    #[inline(always)]
+    pub(super) fn running(&mut self) -> Option<&mut Running> {
+        match self {
+            State::Running(running) => Some(running),
+            _ => None,
+        }
+    }
+
+    /// Running and not closing: heartbeat frames can be written.
+    #[inline]
+    pub(super) fn is_live(&self) -> bool {
+        matches!(self, State::Running(running) if !running.pacemaker.is_closing())
+    }
+
+    /// The details of the death, once the peer is dead.
+    pub(super) fn death(&mut self) -> Option<&mut Death> {
+        match self {
+            State::Dead(death) => Some(death),
+            _ => None,
+        }
+    }
+
+    /// The moment the ticker should wake the connection: the next tick while running, the
+    /// end of the close timeout once dead.
+    pub(super) fn deadline(&self) -> Option<Stamp> {
+        match self {
+            State::Running(running) => Some(running.next_tick),
+            State::Dead(death) => Some(death.close_by),
+            State::Ended => None,
+        }
+    }
+
+    /// A Close frame went out or came in.
+    #[inline]
+    pub(super) fn close(&mut self) {
+        if let Some(running) = self.running() {
+            running.pacemaker.close();
+        }
+    }
+
+    /// The peer missed too many ticks; the Close frame to it may take until `close_by`.
+    pub(super) fn die(&mut self, dead: Dead, close_by: Stamp) {
+        *self = State::Dead(Box::new(Death {
+            dead,
+            reported: false,
+            close: DeadClose::Unsent,
+            close_by,
+        }));
+    }
+
+    /// The inner stream ended.
+    pub(super) fn end(&mut self) {
+        *self = State::Ended;
+    }
+
+    /// The death, the first time the stream is asked after it; `None` after that.
+    pub(super) fn report_death(&mut self) -> Option<Dead> {
+        let death = self.death()?;
+        (!death.reported).then(|| {
+            death.reported = true;
+            death.dead
+        })
+    }
+
+    /// Ticks in a row the peer missed so far.
+    pub(super) fn missed(&self) -> u32 {
+        match self {
+            State::Running(running) => running.pacemaker.missed(),
+            State::Dead(death) => death.dead.missed(),
+            State::Ended => 0,
+        }
+    }
+
+    pub(super) fn name(&self) -> &'static str {
+        match self {
+            State::Running(running) => match running.phase() {
+                Phase::Live => "live",
+                Phase::Closing => "closing",
+            },
+            State::Dead(_) => "dead",
+            State::Ended => "ended",
+        }
+    }
+}
+
+/// What the heartbeat owes the connection between two polls, and who holds the sink and the
+/// pongs. One byte, so that a per-message path tests everything it cares about at once.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Flags(u8);
+
+impl Flags {
+    /// The latest ping is due but not yet handed to the sink (the sink was full or reserved).
+    /// A newer tick replaces it.
+    pub(super) const PING_DUE: u8 = 1;
+    /// A heartbeat frame was handed to the sink but not flushed yet.
+    pub(super) const UNFLUSHED: u8 = 1 << 1;
+    /// The peer pinged: the WebSocket library queued a pong that may not be flushed yet.
+    /// Nothing more is read until it is (see `inbound`).
+    pub(super) const PONG_OWED: u8 = 1 << 2;
+    /// The handler got `Ready` from `poll_ready` and owns the next `start_send`.
+    pub(super) const RESERVED: u8 = 1 << 3;
+    /// `poll_next` ran since the last ping went out. If not, the writing side reads the pong
+    /// itself (a send-only handler; see `inbound`).
+    pub(super) const READER_POLLED: u8 = 1 << 4;
+
+    /// Whether any of `bits` is set.
+    #[inline(always)]
+    pub(super) fn any(self, bits: u8) -> bool {
+        self.0 & bits != 0
+    }
+
+    #[inline(always)]
+    pub(super) fn set(&mut self, bits: u8) {
+        self.0 |= bits;
+    }
+
+    #[inline(always)]
+    pub(super) fn clear(&mut self, bits: u8) {
+        self.0 &= !bits;
+    }
+
+    /// Sets `bits` if `on`, without a branch.
+    #[inline(always)]
+    pub(super) fn set_if(&mut self, bits: u8, on: bool) {
+        self.0 |= bits & 0u8.wrapping_sub(u8::from(on));
+    }
+
+    /// Clears `bits` if `on`, without a branch.
+    #[inline(always)]
+    pub(super) fn clear_if(&mut self, bits: u8, on: bool) {
+        self.0 &= !(bits & 0u8.wrapping_sub(u8::from(on)));
+    }
+}

@@ -1,0 +1,148 @@
+//! `Stream` for [`Heartbeat`]: the handler's reads, with a direct path for the common case.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_core::{FusedStream, Stream};
+use futures_sink::Sink;
+
+use super::inbound::HIDDEN_PER_POLL;
+use super::state::{Flags, State};
+use super::{Conn, Heartbeat, Io, Side};
+use crate::error::Dead;
+use crate::message::WsMessage;
+
+impl<S, M, E> Stream for Heartbeat<S>
+where
+    S: Stream<Item = Result<M, E>> + Sink<M, Error = E>,
+    M: WsMessage + Send + Sync + 'static,
+    E: From<Dead> + Send + Sync + 'static,
+{
+    type Item = Result<M, E>;
+
+    /// Every message comes through here, so the common case is kept small: with nothing of
+    /// the heartbeat's to do, read the inner stream directly and look at what comes; the full
+    /// path (out of line) runs otherwise.
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let (conn, mut io) = self.split(cx);
+        if conn.reads_directly(io.shared) {
+            conn.flags.set(Flags::READER_POLLED);
+            // Returned as it came, so that the inner stream's value moves straight into our
+            // caller's slot.
+            let poll = io.inner.as_mut().poll_next(io.cx);
+            match &poll {
+                Poll::Ready(Some(Ok(msg))) => {
+                    if !conn.observe(msg, &io) {
+                        return poll;
+                    }
+                }
+                Poll::Ready(Some(Err(_))) => return poll,
+                Poll::Ready(None) => {
+                    conn.state.end();
+                    return poll;
+                }
+                Poll::Pending => {
+                    if conn.park(io.shared, Side::Reader, io.cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                }
+            }
+        }
+        conn.poll_next_full(&mut io)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let kept = usize::from(self.conn.has_read_ahead());
+        let (lower, upper) = self.inner.size_hint();
+        (
+            lower.saturating_add(kept),
+            upper.and_then(|upper| upper.checked_add(kept)),
+        )
+    }
+}
+
+impl Conn {
+    /// `poll_next` when the heartbeat has something to do: a tick, a ping or an answer to
+    /// send, a pong to flush, a message read ahead, a death to report.
+    #[inline(never)]
+    fn poll_next_full<S, M, E>(&mut self, io: &mut Io<'_, '_, S>) -> Poll<Option<Result<M, E>>>
+    where
+        S: Stream<Item = Result<M, E>> + Sink<M, Error = E>,
+        M: WsMessage + Send + Sync + 'static,
+        E: From<Dead> + Send + Sync + 'static,
+    {
+        self.flags.set(Flags::READER_POLLED);
+        if let Some(item) = self.take_read_ahead::<Result<M, E>>() {
+            return Poll::Ready(Some(item));
+        }
+        let mut hidden = 0;
+        loop {
+            match self.state {
+                State::Running(_) => {}
+                State::Ended => return Poll::Ready(None),
+                State::Dead(_) => {
+                    // Move the Close frame along, but never make the handler wait for it.
+                    let _ = self.poll_dead_close(io);
+                    return Poll::Ready(self.state.report_death().map(|dead| Err(dead.into())));
+                }
+            }
+            if let Err(err) = self.drive(io, Side::Reader) {
+                return Poll::Ready(Some(Err(err)));
+            }
+            if !self.state.runs() {
+                continue;
+            }
+            if self.flags.any(Flags::PONG_OWED) {
+                io.shared.reader.register(io.cx.waker());
+                match io.for_both_sides(|io| self.poll_pong_flushed(io)) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(err)) => return Poll::Ready(Some(Err(err))),
+                    Poll::Pending => {
+                        if self.poll_timer(io.shared).is_pending() {
+                            return Poll::Pending;
+                        }
+                        continue;
+                    }
+                }
+            }
+            let poll = io.inner.as_mut().poll_next(io.cx);
+            match &poll {
+                Poll::Ready(Some(Ok(msg))) => {
+                    if !self.observe(msg, io) {
+                        return poll;
+                    }
+                    hidden += 1;
+                    if hidden == HIDDEN_PER_POLL {
+                        io.cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                }
+                Poll::Ready(Some(Err(_))) => return poll,
+                Poll::Ready(None) => {
+                    self.state.end();
+                    return poll;
+                }
+                Poll::Pending => {
+                    if self.park(io.shared, Side::Reader, io.cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<S, M, E> FusedStream for Heartbeat<S>
+where
+    S: FusedStream<Item = Result<M, E>> + Sink<M, Error = E>,
+    M: WsMessage + Send + Sync + 'static,
+    E: From<Dead> + Send + Sync + 'static,
+{
+    fn is_terminated(&self) -> bool {
+        match &self.conn.state {
+            State::Ended => true,
+            State::Dead(death) => death.reported,
+            State::Running(_) => !self.conn.has_read_ahead() && self.inner.is_terminated(),
+        }
+    }
+}
