@@ -67,7 +67,7 @@ impl Conn {
         match app.classify(frame) {
             Verdict::Data => false,
             Verdict::Ping { answer } => {
-                self.rare().pending_answer = Some(answer);
+                self.owe_answer(answer);
                 true
             }
             Verdict::Pong { seq } => {
@@ -111,11 +111,7 @@ impl Conn {
         M: WsMessage + Send + Sync + 'static,
         E: Send + Sync + 'static,
     {
-        let awaiting_pong = self
-            .state
-            .running()
-            .is_some_and(|running| running.pacemaker.awaiting_pong());
-        if awaiting_pong && !self.flags.any(Flags::READER_POLLED) && !self.has_read_ahead() {
+        if self.flags.any(Flags::UNREAD) && !self.has_read_ahead() && self.awaiting_pong() {
             // Reading on the writer's behalf must not steal a parked reader's wake-up.
             io.shared.writer.register(io.cx.waker());
             io.for_both_sides(|io| self.read_ahead_now(io));
@@ -137,12 +133,12 @@ impl Conn {
             match io.inner.as_mut().poll_next(io.cx) {
                 Poll::Ready(Some(Ok(msg))) => {
                     if !self.observe(&msg, io) {
-                        self.rare().read_ahead.put::<Result<M, E>>(Ok(msg));
+                        self.keep::<Result<M, E>>(Ok(msg));
                         break;
                     }
                 }
                 Poll::Ready(Some(Err(err))) => {
-                    self.rare().read_ahead.put::<Result<M, E>>(Err(err));
+                    self.keep::<Result<M, E>>(Err(err));
                     break;
                 }
                 Poll::Ready(None) => {
@@ -153,11 +149,6 @@ impl Conn {
             }
         }
         io.shared.reader.wake();
-    }
-
-    #[inline]
-    pub(super) fn take_read_ahead<T: 'static>(&mut self) -> Option<T> {
-        self.rare.as_mut()?.read_ahead.take()
     }
 }
 

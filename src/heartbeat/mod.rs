@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::handle::HeartbeatHandle;
 use crate::pacemaker::Pacemaker;
 use crate::progress::Progress;
-use crate::protocol::Protocol;
+use crate::protocol::{AppMessage, Protocol};
 use crate::random;
 use crate::stamp::Stamp;
 use crate::ticker::Ticker;
@@ -136,7 +136,7 @@ impl<S> Heartbeat<S> {
                     Pacemaker::new(random::first_seq(), now.into_std()),
                     Stamp::new(first_tick.into_std()),
                 ),
-                flags: Flags::default(),
+                flags: Flags::new(),
                 rare: None,
             },
         }
@@ -225,49 +225,77 @@ impl Conn {
 
     #[inline]
     fn answer_pending(&self) -> bool {
-        self.rare
-            .as_ref()
-            .is_some_and(|rare| rare.pending_answer.is_some())
+        self.flags.any(Flags::ANSWER_OWED)
     }
 
     #[inline]
     fn has_read_ahead(&self) -> bool {
-        self.rare
-            .as_ref()
-            .is_some_and(|rare| !rare.read_ahead.is_empty())
+        self.flags.any(Flags::KEPT)
+    }
+
+    /// The answer to the peer's latest application ping, to send; it replaces an unsent one.
+    fn owe_answer(&mut self, answer: AppMessage) {
+        self.rare().pending_answer = Some(answer);
+        self.flags.set(Flags::ANSWER_OWED);
+    }
+
+    fn take_answer(&mut self) -> Option<AppMessage> {
+        self.flags.clear(Flags::ANSWER_OWED);
+        self.rare.as_mut()?.pending_answer.take()
+    }
+
+    /// An item read ahead, kept for the reader.
+    fn keep<T: Send + Sync + 'static>(&mut self, item: T) {
+        self.rare().read_ahead.put(item);
+        self.flags.set(Flags::KEPT);
+    }
+
+    #[inline]
+    fn take_kept<T: 'static>(&mut self) -> Option<T> {
+        if !self.has_read_ahead() {
+            return None;
+        }
+        self.flags.clear(Flags::KEPT);
+        self.rare.as_mut()?.read_ahead.take()
     }
 
     /// Nothing for the heartbeat to do before the inner stream or sink is polled, but
-    /// possibly the `flags` named: the connection runs, its deadline is filed and not marked
-    /// due. The direct per-message paths start here.
+    /// possibly the `flags` not named: the connection runs, its deadline is filed and not
+    /// marked due. The direct per-message paths start here.
     #[inline(always)]
     fn idle_but(&self, shared: &Shared, flags: u8) -> bool {
-        self.state.runs() && self.ticker.is_some() && !shared.due.is_set() && !self.flags.any(flags)
+        self.state.runs() && !shared.due.is_set() && !self.flags.any(Flags::UNFILED | flags)
     }
 
     /// The full `poll_next` would only read: nothing due, no frame of ours to send or flush,
-    /// no pong owed, no answer owed, nothing read ahead. (A browser's connection has the rare
-    /// box from its first ping on: it reads directly too between its pings.)
+    /// no pong owed, no answer owed, nothing read ahead.
     #[inline(always)]
     fn reads_directly(&self, shared: &Shared) -> bool {
         self.idle_but(
             shared,
-            Flags::PING_DUE | Flags::UNFLUSHED | Flags::PONG_OWED,
-        ) && self.rare.as_deref().is_none_or(Rare::nothing_owed)
+            Flags::PING_DUE
+                | Flags::UNFLUSHED
+                | Flags::PONG_OWED
+                | Flags::ANSWER_OWED
+                | Flags::KEPT,
+        )
     }
 
     /// The full sink path would only poll the inner sink: nothing due, no ping or answer
     /// waiting, no read-ahead owed to a send-only handler.
     #[inline(always)]
     fn writes_directly(&self, shared: &Shared) -> bool {
-        let State::Running(running) = &self.state else {
-            return false;
-        };
-        self.idle_but(shared, Flags::PING_DUE)
-            && !self.answer_pending()
-            && (self.flags.any(Flags::READER_POLLED)
-                || !running.pacemaker.awaiting_pong()
-                || self.has_read_ahead())
+        // Tested with `UNREAD` first: one test for a connection whose handler reads.
+        self.idle_but(shared, Flags::PING_DUE | Flags::ANSWER_OWED | Flags::UNREAD)
+            || (self.idle_but(shared, Flags::PING_DUE | Flags::ANSWER_OWED)
+                && (self.has_read_ahead() || !self.awaiting_pong()))
+    }
+
+    fn awaiting_pong(&self) -> bool {
+        match &self.state {
+            State::Running(running) => running.pacemaker.awaiting_pong(),
+            State::Dead(_) | State::Ended => false,
+        }
     }
 }
 

@@ -7,7 +7,8 @@ use crate::protocol::AppMessage;
 
 /// One pointer in each connection instead of these fields, allocated the first time one of
 /// them is needed (an application ping to answer, a message read ahead, progress tracking)
-/// and kept.
+/// and kept. Whether a slot is full is also in the connection's `Flags` (`ANSWER_OWED`,
+/// `KEPT`), so that the per-message paths need not look in here.
 #[derive(Default)]
 pub(super) struct Rare {
     /// The answer to the peer's latest application ping, not yet handed to the sink. One
@@ -18,24 +19,12 @@ pub(super) struct Rare {
     pub(super) read_ahead: ReadAhead,
 }
 
-impl Rare {
-    /// No answer to send and no message kept for the reader: what is left here (progress
-    /// tracking) does not concern reading.
-    pub(super) fn nothing_owed(&self) -> bool {
-        self.pending_answer.is_none() && self.read_ahead.is_empty()
-    }
-}
-
 /// One item read ahead by the writing side, waiting for the reader. Type-erased because
 /// `Heartbeat<S>` is also the tower `Service` wrapper, where `S` has no item type.
 #[derive(Default)]
 pub(super) struct ReadAhead(Option<Box<dyn Any + Send + Sync>>);
 
 impl ReadAhead {
-    pub(super) fn is_empty(&self) -> bool {
-        self.0.is_none()
-    }
-
     pub(super) fn put<T: Send + Sync + 'static>(&mut self, item: T) {
         self.0 = Some(Box::new(item));
     }

@@ -44,7 +44,7 @@ impl Conn {
     /// The deadline is filed with the runtime's ticker, at the first poll.
     #[inline]
     fn ensure_filed(&mut self, shared: &Arc<Shared>) {
-        if self.ticker.is_none() {
+        if self.flags.any(Flags::UNFILED) {
             self.file_first(shared);
         }
     }
@@ -52,6 +52,7 @@ impl Conn {
     #[cold]
     fn file_first(&mut self, shared: &Arc<Shared>) {
         self.ticker = Some(Ticker::current());
+        self.flags.clear(Flags::UNFILED);
         self.file(shared);
     }
 
@@ -126,9 +127,7 @@ impl Conn {
         let close_by = Stamp::new(now.into_std()).add(self.config.close_timeout.get());
         self.state.die(dead, close_by);
         self.flags.clear(Flags::PING_DUE);
-        if let Some(rare) = &mut self.rare {
-            rare.pending_answer = None;
-        }
+        self.take_answer();
         self.file(shared);
         // Whichever side is parked (a reader waiting for data, a writer waiting for room)
         // must learn at once.
@@ -201,11 +200,7 @@ impl Conn {
                 Poll::Ready(Err(err)) => return Err(err),
                 Poll::Pending => return Ok(()),
             }
-            let answer = self
-                .rare
-                .as_mut()
-                .and_then(|rare| rare.pending_answer.take());
-            if let Some(answer) = answer {
+            if let Some(answer) = self.take_answer() {
                 io.inner.as_mut().start_send(M::from_app(answer))?;
             } else if let Some(running) = self.state.running() {
                 self.flags.clear(Flags::PING_DUE);
@@ -215,7 +210,7 @@ impl Conn {
                     Protocol::App(app) => M::from_app(app.ping(seq)),
                 };
                 io.inner.as_mut().start_send(ping)?;
-                self.flags.clear(Flags::READER_POLLED);
+                self.flags.set(Flags::UNREAD);
                 running
                     .pacemaker
                     .on_ping_written(seq, probe::now().into_std());

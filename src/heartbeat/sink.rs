@@ -35,14 +35,15 @@ where
 
     /// Runs the heartbeat only when it has to wait: a send ends with a `poll_flush`, which
     /// runs it, so the timer is checked once per message, not twice.
-    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
-        let (conn, mut io) = self.split(cx);
+    #[inline(always)]
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+        let (conn, mut io) = self.as_mut().split(cx);
         if conn.state.runs() {
             if let Poll::Ready(result) = conn.poll_inner(&mut io, SinkOp::Ready) {
                 return Poll::Ready(result);
             }
         }
-        conn.poll_sink(&mut io, SinkOp::Ready)
+        self.poll_sink(cx, SinkOp::Ready)
     }
 
     // Inlined by force, with `poll_flush`: every send goes through both, and as calls they
@@ -60,7 +61,7 @@ where
             }
         }
         conn.flags.clear(Flags::RESERVED);
-        if conn.state.is_live() && matches!(item.kind(), MessageKind::Close(_)) {
+        if let MessageKind::Close(_) = item.kind() {
             conn.state.close();
         }
         this.inner.start_send(item)
@@ -69,21 +70,39 @@ where
     /// Every send ends here, so the common case is kept small: with nothing of the
     /// heartbeat's to do, flush the inner sink directly; the full path runs otherwise.
     #[inline(always)]
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
-        let (conn, mut io) = self.split(cx);
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+        let (conn, mut io) = self.as_mut().split(cx);
         if conn.writes_directly(io.shared) {
             if let Poll::Ready(result) = conn.poll_inner(&mut io, SinkOp::Flush) {
                 return Poll::Ready(result);
             }
         }
-        conn.poll_sink(&mut io, SinkOp::Flush)
+        self.poll_sink(cx, SinkOp::Flush)
     }
 
     /// Closes the inner sink. After the peer was found dead, this finishes the best-effort
     /// Close frame (within the close timeout) and returns `Ok`.
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+        self.poll_sink(cx, SinkOp::Close)
+    }
+}
+
+impl<S> Heartbeat<S> {
+    /// The full sink path, out of line so that the direct paths stay small. It takes the
+    /// adapter rather than an `Io`: the direct paths then build no context in memory.
+    #[inline(never)]
+    fn poll_sink<M, E>(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        op: SinkOp,
+    ) -> Poll<Result<(), E>>
+    where
+        S: Stream<Item = Result<M, E>> + Sink<M, Error = E>,
+        M: WsMessage + Send + Sync + 'static,
+        E: From<Dead> + Send + Sync + 'static,
+    {
         let (conn, mut io) = self.split(cx);
-        conn.poll_sink(&mut io, SinkOp::Close)
+        conn.poll_sink(&mut io, op)
     }
 }
 
@@ -110,8 +129,7 @@ impl Conn {
 
     /// `poll_ready`, `poll_flush` and `poll_close` share everything but the inner call: run
     /// the heartbeat, read ahead for a send-only handler, then wait on the inner sink and the
-    /// timer together. (Out of line: the per-message paths avoid it.)
-    #[inline(never)]
+    /// timer together.
     fn poll_sink<S, M, E>(&mut self, io: &mut Io<'_, '_, S>, op: SinkOp) -> Poll<Result<(), E>>
     where
         S: Stream<Item = Result<M, E>> + Sink<M, Error = E>,

@@ -172,7 +172,7 @@ impl State {
 
 /// What the heartbeat owes the connection between two polls, and who holds the sink and the
 /// pongs. One byte, so that a per-message path tests everything it cares about at once.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 pub(super) struct Flags(u8);
 
 impl Flags {
@@ -186,9 +186,21 @@ impl Flags {
     pub(super) const PONG_OWED: u8 = 1 << 2;
     /// The handler got `Ready` from `poll_ready` and owns the next `start_send`.
     pub(super) const RESERVED: u8 = 1 << 3;
-    /// `poll_next` ran since the last ping went out. If not, the writing side reads the pong
-    /// itself (a send-only handler; see `inbound`).
-    pub(super) const READER_POLLED: u8 = 1 << 4;
+    /// `poll_next` has not run since the last ping went out (nor ever, at first). While the
+    /// ping waits for its answer, the writing side reads the pong itself (a send-only
+    /// handler; see `inbound`).
+    pub(super) const UNREAD: u8 = 1 << 4;
+    /// The rare box holds an answer to the peer's application ping, not yet sent.
+    pub(super) const ANSWER_OWED: u8 = 1 << 5;
+    /// The rare box holds a message read ahead for the reader.
+    pub(super) const KEPT: u8 = 1 << 6;
+    /// The deadline is not filed with the runtime's ticker yet (before the first poll).
+    pub(super) const UNFILED: u8 = 1 << 7;
+
+    /// A new connection's: nothing owed, nothing read, nothing filed.
+    pub(super) const fn new() -> Self {
+        Flags(Self::UNREAD | Self::UNFILED)
+    }
 
     /// Whether any of `bits` is set.
     #[inline(always)]

@@ -23,10 +23,10 @@ where
     /// Every message comes through here, so the common case is kept small: with nothing of
     /// the heartbeat's to do, read the inner stream directly and look at what comes; the full
     /// path (out of line) runs otherwise.
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let (conn, mut io) = self.split(cx);
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let (conn, mut io) = self.as_mut().split(cx);
         if conn.reads_directly(io.shared) {
-            conn.flags.set(Flags::READER_POLLED);
+            conn.flags.clear(Flags::UNREAD);
             // Returned as it came, so that the inner stream's value moves straight into our
             // caller's slot.
             let poll = io.inner.as_mut().poll_next(io.cx);
@@ -48,7 +48,7 @@ where
                 }
             }
         }
-        conn.poll_next_full(&mut io)
+        self.poll_next_full(cx)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -61,18 +61,35 @@ where
     }
 }
 
-impl Conn {
+impl<S> Heartbeat<S> {
     /// `poll_next` when the heartbeat has something to do: a tick, a ping or an answer to
-    /// send, a pong to flush, a message read ahead, a death to report.
+    /// send, a pong to flush, a message read ahead, a death to report. Out of line, and
+    /// taking the adapter rather than an `Io`, so that the direct path builds no context in
+    /// memory.
     #[inline(never)]
+    fn poll_next_full<M, E>(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<M, E>>>
+    where
+        S: Stream<Item = Result<M, E>> + Sink<M, Error = E>,
+        M: WsMessage + Send + Sync + 'static,
+        E: From<Dead> + Send + Sync + 'static,
+    {
+        let (conn, mut io) = self.split(cx);
+        conn.poll_next_full(&mut io)
+    }
+}
+
+impl Conn {
     fn poll_next_full<S, M, E>(&mut self, io: &mut Io<'_, '_, S>) -> Poll<Option<Result<M, E>>>
     where
         S: Stream<Item = Result<M, E>> + Sink<M, Error = E>,
         M: WsMessage + Send + Sync + 'static,
         E: From<Dead> + Send + Sync + 'static,
     {
-        self.flags.set(Flags::READER_POLLED);
-        if let Some(item) = self.take_read_ahead::<Result<M, E>>() {
+        self.flags.clear(Flags::UNREAD);
+        if let Some(item) = self.take_kept::<Result<M, E>>() {
             return Poll::Ready(Some(item));
         }
         let mut hidden = 0;
