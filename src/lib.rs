@@ -196,6 +196,6 @@ fn cases(default: u32) -> u32 {
 pub use error::Dead;
 pub use handle::{HeartbeatHandle, Stats};
 pub use heartbeat::Heartbeat;
-pub use layer::HeartbeatLayer;
+pub use layer::{HeartbeatLayer, Settings};
 pub use message::{MessageKind, WsMessage};
 pub use progress::{Progress, Tracked};
