@@ -177,11 +177,16 @@ mod pacemaker;
 mod progress;
 pub mod protocol;
 mod random;
+#[cfg(feature = "reconnect")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reconnect")))]
 pub mod reconnect;
 mod service;
 mod stamp;
 mod ticker;
 mod wake;
+
+#[cfg(test)]
+mod auto_traits;
 
 /// Cases per property test: `PROPTEST_CASES` if set (CI's fuzz step raises it), else
 /// `default`.

@@ -41,7 +41,13 @@ enum State<S: Connection> {
 }
 
 /// A reconnecting WebSocket client: a `Stream + Sink` of `S::Message`. See the
-/// [module documentation](self).
+/// [module documentation](super).
+///
+/// It is `Send` (it can move to another task or thread) but not `Sync`: the connect function
+/// is only required to be `Send`, and so is the connect attempt in progress, which the client
+/// owns. Nothing needs a shared `&Reconnect` anyway: reading and writing take `&mut`. To read
+/// and write from two tasks, [`split`](futures_util::StreamExt::split) it (both halves are
+/// `Send`); to share it, put it in a `Mutex`.
 #[must_use = "streams do nothing unless polled"]
 pub struct Reconnect<S: Connection> {
     settings: ReconnectBuilder<S>,
