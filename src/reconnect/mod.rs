@@ -1,5 +1,5 @@
 //! A client that survives its server: [`Reconnect`] is a `Stream + Sink` of messages that
-//! connects through a function of yours, wraps every connection in a [`Heartbeat`], and
+//! connects through a function of yours, wraps every connection in a [`Heartbeat`](crate::Heartbeat), and
 //! reconnects with exponential backoff and full jitter when a connection dies.
 //!
 //! ```no_run
@@ -59,7 +59,7 @@
 //!   then `None`; a client that ends otherwise yields one [`Error`] (`GaveUp`, `Rejected`),
 //!   then `None`.
 //!
-//! Like [`Heartbeat`], it runs inside `poll`: keep reading (or sending) for it to make
+//! Like [`Heartbeat`](crate::Heartbeat), it runs inside `poll`: keep reading (or sending) for it to make
 //! progress. The event callback runs inside those polls, so keep it short (a channel send).
 
 mod backoff;
