@@ -89,7 +89,14 @@ async fn main() {
     match run(url, seconds, |event| println!("event: {event:?}")).await {
         Ok(echoes) => println!("done: {echoes} echoes"),
         Err(err) => {
-            eprintln!("ended: {err}");
+            // Each error in the chain says only its own part: print them all.
+            let mut message = format!("ended: {err}");
+            let mut cause = std::error::Error::source(&err);
+            while let Some(next) = cause {
+                message += &format!(": {next}");
+                cause = next.source();
+            }
+            eprintln!("{message}");
             std::process::exit(1);
         }
     }

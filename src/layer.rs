@@ -1,5 +1,5 @@
-//! [`HeartbeatLayer`]: the tower `Layer` that adds a heartbeat, and the builder of its
-//! settings.
+//! [`HeartbeatLayer`]: the tower `Layer` that adds a heartbeat, the builder of its
+//! settings, and [`Settings`], their read-only view.
 
 use std::time::Duration;
 
@@ -23,6 +23,9 @@ use crate::protocol::{HeartbeatProtocol, Protocol};
 /// | [`close_timeout`](Self::close_timeout) | 1 s | time allowed for the Close frame to a dead peer |
 /// | [`protocol`](Self::protocol) | control frames | what pings and pongs look like: WebSocket Ping/Pong frames, or application messages ([`crate::protocol`]) |
 ///
+/// Each setting is read back under the same name from [`settings`](Self::settings):
+/// `layer.settings().interval()`.
+///
 /// A peer silent since `t0` is declared dead strictly after `t0 + interval × max_missed` and
 /// no later than `t0 + interval × (max_missed + 1)` ([`detection_bound`](Self::detection_bound));
 /// with `idle_only`, up to one interval later.
@@ -42,6 +45,7 @@ use crate::protocol::{HeartbeatProtocol, Protocol};
 /// # }
 /// ```
 #[derive(Clone, Debug, Default)]
+#[must_use = "a HeartbeatLayer does nothing until it wraps a WebSocket or a service"]
 pub struct HeartbeatLayer {
     config: Config,
     protocol: Protocol,
@@ -101,8 +105,8 @@ impl HeartbeatLayer {
     /// With `true` (the default) any frame from the peer proves it alive. With `false` only
     /// a pong answering one of our pings does: a peer whose application keeps talking while
     /// its WebSocket layer no longer answers pings is then found dead too.
-    pub const fn any_inbound_is_alive(mut self, yes: bool) -> Self {
-        self.config.any_inbound_is_alive = yes;
+    pub const fn any_inbound_is_alive(mut self, any_frame_counts: bool) -> Self {
+        self.config.any_inbound_is_alive = any_frame_counts;
         self
     }
 
@@ -110,16 +114,16 @@ impl HeartbeatLayer {
     /// previous tick (see [`any_inbound_is_alive`](Self::any_inbound_is_alive)). Saves the
     /// pings of busy connections, and their RTT samples; detection takes up to one interval
     /// longer. Default `false`: every tick pings.
-    pub const fn idle_only(mut self, yes: bool) -> Self {
-        self.config.idle_only = yes;
+    pub const fn idle_only(mut self, only_when_idle: bool) -> Self {
+        self.config.idle_only = only_when_idle;
         self
     }
 
     /// With `true`, the peer's pings also reach the handler (they are answered by the
     /// WebSocket library either way, exactly once). Default `false`: hidden, like pongs,
     /// which never reach the handler.
-    pub const fn forward_pings(mut self, yes: bool) -> Self {
-        self.config.forward_pings = yes;
+    pub const fn forward_pings(mut self, forward: bool) -> Self {
+        self.config.forward_pings = forward;
         self
     }
 
@@ -133,8 +137,8 @@ impl HeartbeatLayer {
     /// own for each cost 1.8 times the CPU per round at 100 000 connections, BENCHMARKS.md).
     /// A burst of 100 000 connections still makes about 1 560 groups, pinging in about 128
     /// waves.
-    pub const fn jitter(mut self, yes: bool) -> Self {
-        self.config.jitter = yes;
+    pub const fn jitter(mut self, enabled: bool) -> Self {
+        self.config.jitter = enabled;
         self
     }
 
@@ -152,19 +156,108 @@ impl HeartbeatLayer {
     /// The longest time from a peer's last frame to its `Dead`:
     /// `interval × (max_missed + 1)`, plus one interval with [`idle_only`](Self::idle_only).
     pub const fn detection_bound(&self) -> Duration {
-        let ticks = self.config.max_missed as u64 + 1 + self.config.idle_only as u64;
-        let nanos = self.config.interval.get().as_nanos() * ticks as u128;
-        Duration::from_nanos(nanos as u64)
+        self.settings().detection_bound()
+    }
+
+    /// Every setting, read back under its own name: `layer.settings().interval()`.
+    ///
+    /// The setters take the layer by value and are named after the setting, so the getters
+    /// live on this view instead of beside them (with the same names and no `get_` prefix).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ws_heartbeat::HeartbeatLayer;
+    ///
+    /// let layer = HeartbeatLayer::new().interval(Duration::from_secs(20)).jitter(false);
+    /// let settings = layer.settings();
+    /// assert_eq!(settings.interval(), Duration::from_secs(20));
+    /// assert_eq!(settings.max_missed(), 3);
+    /// assert!(!settings.jitter());
+    /// assert!(settings.protocol().is_none()); // WebSocket Ping/Pong frames
+    /// ```
+    pub const fn settings(&self) -> Settings<'_> {
+        Settings {
+            config: self.config,
+            protocol: &self.protocol,
+        }
     }
 
     /// The configured interval.
+    #[deprecated(since = "0.1.0", note = "use `settings().interval()`")]
     pub const fn get_interval(&self) -> Duration {
         self.config.interval.get()
     }
 
     /// The configured `max_missed`.
+    #[deprecated(since = "0.1.0", note = "use `settings().max_missed()`")]
     pub const fn get_max_missed(&self) -> u32 {
         self.config.max_missed
+    }
+}
+
+/// The settings of a [`HeartbeatLayer`], read back: made by [`HeartbeatLayer::settings`].
+/// Each getter is named after the setter of the layer that sets it.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings<'a> {
+    config: Config,
+    protocol: &'a Protocol,
+}
+
+impl<'a> Settings<'a> {
+    /// Time between two ticks ([`HeartbeatLayer::interval`]).
+    pub const fn interval(&self) -> Duration {
+        self.config.interval.get()
+    }
+
+    /// Unanswered pings in a row that make the peer dead ([`HeartbeatLayer::max_missed`]).
+    pub const fn max_missed(&self) -> u32 {
+        self.config.max_missed
+    }
+
+    /// Whether any frame proves the peer alive, not only a pong
+    /// ([`HeartbeatLayer::any_inbound_is_alive`]).
+    pub const fn any_inbound_is_alive(&self) -> bool {
+        self.config.any_inbound_is_alive
+    }
+
+    /// Whether a tick skips its ping when the peer proved alive since the previous one
+    /// ([`HeartbeatLayer::idle_only`]).
+    pub const fn idle_only(&self) -> bool {
+        self.config.idle_only
+    }
+
+    /// Whether the peer's pings reach the handler ([`HeartbeatLayer::forward_pings`]).
+    pub const fn forward_pings(&self) -> bool {
+        self.config.forward_pings
+    }
+
+    /// Whether the first tick comes at a random point of the first interval
+    /// ([`HeartbeatLayer::jitter`]).
+    pub const fn jitter(&self) -> bool {
+        self.config.jitter
+    }
+
+    /// Time allowed for the Close frame to a dead peer ([`HeartbeatLayer::close_timeout`]).
+    pub const fn close_timeout(&self) -> Duration {
+        self.config.close_timeout.get()
+    }
+
+    /// The application heartbeat ([`HeartbeatLayer::protocol`]), or `None` for WebSocket
+    /// Ping/Pong control frames (the default, [`HeartbeatLayer::control_frames`]).
+    pub fn protocol(&self) -> Option<&'a dyn HeartbeatProtocol> {
+        match self.protocol {
+            Protocol::Control => None,
+            Protocol::App(protocol) => Some(&***protocol),
+        }
+    }
+
+    /// The longest time from a peer's last frame to its `Dead`:
+    /// `interval × (max_missed + 1)`, plus one interval with `idle_only`
+    /// ([`HeartbeatLayer::detection_bound`]).
+    pub const fn detection_bound(&self) -> Duration {
+        let ticks = self.config.max_missed as u64 + 1 + self.config.idle_only as u64;
+        let nanos = self.config.interval.get().as_nanos() * ticks as u128;
+        Duration::from_nanos(nanos as u64)
     }
 }
 
@@ -173,5 +266,56 @@ impl<S> Layer<S> for HeartbeatLayer {
 
     fn layer(&self, inner: S) -> Heartbeat<S> {
         Heartbeat::with_config(inner, self.config, self.protocol.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Text;
+
+    #[test]
+    fn every_setting_reads_back() {
+        let layer = HeartbeatLayer::new()
+            .interval(Duration::from_secs(7))
+            .max_missed(5)
+            .any_inbound_is_alive(false)
+            .idle_only(true)
+            .forward_pings(true)
+            .jitter(false)
+            .close_timeout(Duration::from_millis(250))
+            .protocol(Text::new());
+        let settings = layer.settings();
+        assert_eq!(settings.interval(), Duration::from_secs(7));
+        assert_eq!(settings.max_missed(), 5);
+        assert!(!settings.any_inbound_is_alive());
+        assert!(settings.idle_only());
+        assert!(settings.forward_pings());
+        assert!(!settings.jitter());
+        assert_eq!(settings.close_timeout(), Duration::from_millis(250));
+        assert_eq!(
+            format!(
+                "{:?}",
+                settings.protocol().expect("an application protocol")
+            ),
+            format!("{:?}", Text::new())
+        );
+        assert_eq!(settings.detection_bound(), Duration::from_secs(7 * 7));
+        assert_eq!(layer.detection_bound(), settings.detection_bound());
+        assert!(layer.control_frames().settings().protocol().is_none());
+    }
+
+    #[test]
+    fn the_defaults_read_back() {
+        let layer = HeartbeatLayer::new();
+        let settings = layer.settings();
+        assert_eq!(settings.interval(), Duration::from_secs(10));
+        assert_eq!(settings.max_missed(), 3);
+        assert!(settings.any_inbound_is_alive());
+        assert!(!settings.idle_only());
+        assert!(!settings.forward_pings());
+        assert!(settings.jitter());
+        assert_eq!(settings.close_timeout(), Duration::from_secs(1));
+        assert!(settings.protocol().is_none());
     }
 }

@@ -159,10 +159,21 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `tungstenite` | yes | [`WsMessage`] for `tungstenite::Message` and `From<Dead>` for `tungstenite::Error`: tokio-tungstenite, hyper-tungstenite and everything else on tungstenite 0.30 |
+//! | `json` | yes | `protocol::Json`, the JSON application heartbeat (brings in `serde` and `serde_json`) |
+//! | `reconnect` | yes | `ws_heartbeat::reconnect`, the reconnecting client |
 //! | `axum` | no | `ws_heartbeat::axum`: drop-ins for axum 0.8's `WebSocketUpgrade` and `WebSocket`, [`WsMessage`] for its `Message`, `From<Dead>` for `axum::Error` |
 //!
 //! Other message types plug in by implementing [`WsMessage`]; their error type needs
-//! `From<Dead>` (`std::io::Error` has it).
+//! `From<Dead>` (`std::io::Error` has it). The [`protocol::Text`] and
+//! [`protocol::BinaryCommand`] heartbeats need no feature.
+//!
+//! # Reading the settings back, taking the stream apart
+//!
+//! Each setting of a [`HeartbeatLayer`] is set by its method of that name and read back
+//! under the same name from [`HeartbeatLayer::settings`] (`layer.settings().interval()`); a
+//! live connection's interval is on its [`HeartbeatHandle`]. [`Heartbeat::into_parts`] stops
+//! the heartbeat and returns the wrapped stream with the message the writing side may have
+//! read ahead for a send-only handler ([`Heartbeat::into_inner`] drops it).
 
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
@@ -177,11 +188,16 @@ mod pacemaker;
 mod progress;
 pub mod protocol;
 mod random;
+#[cfg(feature = "reconnect")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reconnect")))]
 pub mod reconnect;
 mod service;
 mod stamp;
 mod ticker;
 mod wake;
+
+#[cfg(test)]
+mod auto_traits;
 
 /// Cases per property test: `PROPTEST_CASES` if set (CI's fuzz step raises it), else
 /// `default`.
@@ -196,6 +212,6 @@ fn cases(default: u32) -> u32 {
 pub use error::Dead;
 pub use handle::{HeartbeatHandle, Stats};
 pub use heartbeat::Heartbeat;
-pub use layer::HeartbeatLayer;
+pub use layer::{HeartbeatLayer, Settings};
 pub use message::{MessageKind, WsMessage};
 pub use progress::{Progress, Tracked};

@@ -86,8 +86,8 @@ impl App {
             "kills": self.totals.kills.load(Relaxed),
             "kicks": self.totals.kicks.load(Relaxed),
             "last_silent_ms": self.totals.last_silent_ms.load(Relaxed),
-            "interval_ms": self.json.get_interval().as_millis() as u64,
-            "max_missed": self.json.get_max_missed(),
+            "interval_ms": self.json.settings().interval().as_millis() as u64,
+            "max_missed": self.json.settings().max_missed(),
         })
     }
 }

@@ -26,6 +26,7 @@ use crate::ticker::Ticker;
 use crate::wake::Shared;
 
 mod inbound;
+mod parts;
 mod rare;
 mod schedule;
 mod sink;
@@ -172,7 +173,8 @@ impl<S> Heartbeat<S> {
     }
 
     /// Stops the heartbeat and returns the wrapped stream. A message the writing side read
-    /// ahead for the reader (see [`Heartbeat`]) is lost.
+    /// ahead for the reader (see [`Heartbeat`]) is dropped: use
+    /// [`into_parts`](Heartbeat::into_parts) to get it too.
     pub fn into_inner(self) -> S {
         self.inner
     }

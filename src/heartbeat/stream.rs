@@ -52,12 +52,7 @@ where
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let kept = usize::from(self.conn.has_read_ahead());
-        let (lower, upper) = self.inner.size_hint();
-        (
-            lower.saturating_add(kept),
-            upper.and_then(|upper| upper.checked_add(kept)),
-        )
+        self.items_left()
     }
 }
 

@@ -22,6 +22,7 @@ use super::{AppFrame, AppMessage, HeartbeatProtocol, MAX_HEARTBEAT_LEN, Verdict}
 /// assert_eq!(cmd.classify(AppFrame::Binary(&[0, 100, 0, 0, 0, 3, 1, 2])), Verdict::Data);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use = "a protocol does nothing until it is handed to `HeartbeatLayer::protocol`"]
 pub struct BinaryCommand {
     ping: u16,
     pong: u16,

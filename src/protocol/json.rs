@@ -30,6 +30,7 @@ use super::{AppFrame, AppMessage, HeartbeatProtocol, MAX_HEARTBEAT_LEN, Verdict}
 /// assert!(matches!(custom.classify(AppFrame::Text(r#"{"op":"hb_ack"}"#)), Verdict::Pong { seq: None }));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use = "a protocol does nothing until it is handed to `HeartbeatLayer::protocol`"]
 pub struct Json {
     field: String,
     ping: String,

@@ -19,6 +19,7 @@
 //! [`HeartbeatLayer::protocol`]: crate::HeartbeatLayer::protocol
 
 mod binary;
+#[cfg(feature = "json")]
 mod json;
 mod text;
 
@@ -26,6 +27,8 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use binary::BinaryCommand;
+#[cfg(feature = "json")]
+#[cfg_attr(docsrs, doc(cfg(feature = "json")))]
 pub use json::Json;
 pub use text::Text;
 

@@ -19,6 +19,7 @@ use super::{AppFrame, AppMessage, HeartbeatProtocol, Verdict};
 /// assert_eq!(Text::with("hb", "hb-ack").classify(AppFrame::Text("hb-ack")), Verdict::Pong { seq: None });
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use = "a protocol does nothing until it is handed to `HeartbeatLayer::protocol`"]
 pub struct Text {
     ping: String,
     pong: String,
@@ -85,6 +86,6 @@ mod tests {
     #[test]
     #[should_panic(expected = "must differ")]
     fn equal_strings_are_rejected() {
-        Text::with("hb", "hb");
+        let _ = Text::with("hb", "hb");
     }
 }

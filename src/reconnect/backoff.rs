@@ -26,6 +26,7 @@ use std::time::Duration;
 /// assert_eq!(backoff.ceiling(10), Duration::from_secs(1));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[must_use = "a Backoff does nothing until it is handed to `ReconnectBuilder::backoff`"]
 pub struct Backoff {
     initial: Duration,
     factor: f64,

@@ -1,56 +1,8 @@
-//! What a reconnecting client reports: its events, the reasons connections end, and the
-//! errors that end it.
+//! What a reconnecting client reports as it goes: its events.
 
-use std::error::Error as StdError;
-use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::Dead;
-
-/// A shareable error from a connection or a connect attempt.
-pub type SharedError = Arc<dyn StdError + Send + Sync>;
-
-/// Why a connection (or an attempt at one) ended.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub enum Reason {
-    /// The heartbeat found the server dead.
-    Dead(Dead),
-    /// The connect function failed.
-    ConnectFailed(SharedError),
-    /// The connect function did not finish within the connect timeout.
-    ConnectTimedOut(Duration),
-    /// The on-connect hook failed.
-    OnConnectFailed(SharedError),
-    /// The server closed with a Close frame (`code` 1005 if it gave none).
-    ServerClosed {
-        /// The close code.
-        code: u16,
-        /// The close reason.
-        reason: String,
-    },
-    /// The connection ended without a Close frame (abnormal closure, 1006).
-    Ended,
-    /// The connection failed with an error.
-    Failed(SharedError),
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Reason::Dead(dead) => dead.fmt(f),
-            Reason::ConnectFailed(err) => write!(f, "connect failed: {err}"),
-            Reason::ConnectTimedOut(after) => write!(f, "connect timed out after {after:?}"),
-            Reason::OnConnectFailed(err) => write!(f, "on-connect hook failed: {err}"),
-            Reason::ServerClosed { code, reason } => {
-                write!(f, "server closed with {code} {reason:?}")
-            }
-            Reason::Ended => f.write_str("connection ended without a Close frame"),
-            Reason::Failed(err) => write!(f, "connection failed: {err}"),
-        }
-    }
-}
+use super::Reason;
 
 /// What happens to a reconnecting client, in this order:
 ///
@@ -106,51 +58,3 @@ pub enum Event {
         unsent: usize,
     },
 }
-
-/// How a reconnecting client ends, or why a send was refused.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub enum Error {
-    /// The maximum number of retries was reached.
-    GaveUp {
-        /// Retries made.
-        retries: u32,
-        /// Why the last one failed.
-        last: Reason,
-    },
-    /// The server closed with a code or reason the configuration marks as final (a kick).
-    Rejected {
-        /// The close code.
-        code: u16,
-        /// The close reason.
-        reason: String,
-    },
-    /// The send buffer is full and the client is configured to fail rather than wait. The
-    /// message was not taken; the client goes on.
-    BufferFull,
-    /// The client has ended; nothing more can be sent.
-    Closed,
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::GaveUp { retries, last } => {
-                write!(
-                    f,
-                    "gave up reconnecting after {retries} retries; the last failed: {last}"
-                )
-            }
-            Error::Rejected { code, reason } => {
-                write!(
-                    f,
-                    "the server closed with {code} {reason:?}, marked final: not reconnecting"
-                )
-            }
-            Error::BufferFull => f.write_str("send buffer full"),
-            Error::Closed => f.write_str("the reconnecting client has ended"),
-        }
-    }
-}
-
-impl StdError for Error {}

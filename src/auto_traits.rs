@@ -1,0 +1,52 @@
+//! Which public types are `Send`, `Sync` and `Unpin`, checked at compile time: a change of
+//! fields that loses one of these fails the build here rather than in a user's `spawn`.
+
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::{Dead, Heartbeat, HeartbeatHandle, HeartbeatLayer, Progress, Settings, Stats};
+
+type Ws = WebSocketStream<TcpStream>;
+
+fn send_sync_unpin<T: Send + Sync + Unpin>() {}
+
+#[test]
+fn the_heartbeat_types_are_send_sync_and_unpin() {
+    send_sync_unpin::<Heartbeat<Ws>>();
+    send_sync_unpin::<HeartbeatLayer>();
+    send_sync_unpin::<HeartbeatHandle>();
+    send_sync_unpin::<Settings<'static>>();
+    send_sync_unpin::<Stats>();
+    send_sync_unpin::<Dead>();
+    send_sync_unpin::<Progress>();
+}
+
+#[cfg(feature = "reconnect")]
+#[test]
+fn the_reconnecting_client_is_send_and_unpin_but_not_sync() {
+    use crate::reconnect::{Backoff, Error, Event, Reason, Reconnect, ReconnectBuilder};
+
+    fn send_unpin<T: Send + Unpin>() {}
+
+    /// Compiles only when `T` is not `Sync` (with a `Sync` type both impls apply and the call
+    /// is ambiguous), the trick of the `static_assertions` crate.
+    fn not_sync<T, Marker>()
+    where
+        T: NotSync<Marker>,
+    {
+    }
+
+    trait NotSync<Marker> {}
+    impl<T> NotSync<()> for T {}
+    impl<T: Sync> NotSync<u8> for T {}
+
+    send_unpin::<Reconnect<Ws>>();
+    send_unpin::<ReconnectBuilder<Ws>>();
+    not_sync::<Reconnect<Ws>, _>();
+    not_sync::<ReconnectBuilder<Ws>, _>();
+    // The errors and events go anywhere, `Box<dyn Error + Send + Sync>` included.
+    send_sync_unpin::<Error>();
+    send_sync_unpin::<Reason>();
+    send_sync_unpin::<Event>();
+    send_sync_unpin::<Backoff>();
+}
