@@ -28,7 +28,7 @@ where
     pub fn into_parts(self) -> (S, Option<S::Item>) {
         let mut conn = self.conn;
         // The read-ahead slot only ever holds an item of the inner stream, `S::Item`.
-        let read_ahead = conn.take_read_ahead::<S::Item>();
+        let read_ahead = conn.take_kept::<S::Item>();
         (self.inner, read_ahead)
     }
 }
