@@ -133,8 +133,8 @@ impl HeartbeatLayer {
     ///
     /// The random points are one of about 128 per interval, and runs of 64 connections
     /// opened in a row on one thread share theirs: such connections sit together in memory,
-    /// and a tick that wakes them together finds them in the CPU's caches (a point of its
-    /// own for each cost 1.8 times the CPU per round at 100 000 connections, BENCHMARKS.md).
+    /// and a tick that wakes them together finds them in the CPU's caches (measured in
+    /// BENCHMARKS.md, "Measurements behind design choices").
     /// A burst of 100 000 connections still makes about 1 560 groups, pinging in about 128
     /// waves.
     pub const fn jitter(mut self, enabled: bool) -> Self {

@@ -40,15 +40,14 @@ const JITTER_GROUP: u32 = 64;
 /// Not any moment, though: one of a process-wide grid of moments `JITTER_SLOTS` per interval
 /// apart (in whole milliseconds, the timer's resolution). Later ticks follow every interval,
 /// so they stay on the grid. Connections then ping in 128 waves per interval, not all at
-/// once, while the runtime's timer wakes at most 128 times per interval instead of once per
-/// connection: at 10 000 connections on a 2 s interval, jitter to the nanosecond cost 3.6
-/// times the CPU of no jitter at all (BENCHMARKS.md).
+/// once, while the runtime's timer wakes about 128 times per interval instead of once per
+/// connection (BENCHMARKS.md, "Measurements behind design choices").
 ///
 /// And not a moment of its own: runs of `JITTER_GROUP` connections started in a row on one
 /// thread draw the same moment (if they start within one grid step), because they were
 /// allocated together and a tick that wakes neighbours in memory finds them in the caches.
-/// A random moment for each connection cost 1.8 times the CPU per round at 100 000
-/// connections (BENCHMARKS.md). A burst of arrivals is still spread: 100 000 connections
+/// A random moment for each connection costs far more CPU at scale (BENCHMARKS.md,
+/// "Measurements behind design choices"). A burst of arrivals is still spread: 100 000 connections
 /// opened at once make about 1 560 groups over the 128 moments.
 pub(crate) fn first_tick(now: Instant, interval: Duration) -> Instant {
     thread_local! {

@@ -1,6 +1,6 @@
 //! One timer per runtime, shared by every heartbeat on it.
 //!
-//! A tokio `Sleep` costs 112 bytes, as much as the rest of a connection's heartbeat state.
+//! A tokio `Sleep` per connection would nearly double the adapter's own fields.
 //! Yet ticks fall on few distinct moments (first ticks on a grid of 128 per interval, see
 //! `random`, then every interval), so connections share timers instead: each connection
 //! files itself under the millisecond at which it is next due, and one task per runtime
@@ -232,9 +232,8 @@ enum Firing {
 /// The alarm: the task's sleep wakes this instead of the task, so that the connections are
 /// woken from inside the runtime's timer, as a `tokio::time::Sleep` of their own would be.
 /// The difference is the runtime's: a wake-up from a task tells an idle worker at once, one
-/// from the timer tells it once for the whole batch. Woken from the task, 780 connections
-/// due at once on two workers made about 4 000 wake-ups of the idle worker per second
-/// (BENCHMARKS.md).
+/// from the timer tells it once for the whole batch (ARCHITECTURE.md, "The shared timer";
+/// counts in BENCHMARKS.md, "Measurements behind design choices").
 impl ArcWake for Ticker {
     fn wake_by_ref(ticker: &Arc<Self>) {
         ticker.fire(Stamp::now(), Firing::Alarm);
