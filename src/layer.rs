@@ -181,18 +181,6 @@ impl HeartbeatLayer {
             protocol: &self.protocol,
         }
     }
-
-    /// The configured interval.
-    #[deprecated(since = "0.1.0", note = "use `settings().interval()`")]
-    pub const fn get_interval(&self) -> Duration {
-        self.config.interval.get()
-    }
-
-    /// The configured `max_missed`.
-    #[deprecated(since = "0.1.0", note = "use `settings().max_missed()`")]
-    pub const fn get_max_missed(&self) -> u32 {
-        self.config.max_missed
-    }
 }
 
 /// The settings of a [`HeartbeatLayer`], read back: made by [`HeartbeatLayer::settings`].

@@ -230,3 +230,75 @@ impl Flags {
         self.0 &= !(bits & 0u8.wrapping_sub(u8::from(on)));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    fn running() -> State {
+        let now = Instant::now();
+        State::start(Pacemaker::new(7, now), Stamp::new(now))
+    }
+
+    #[test]
+    fn a_connection_starts_live_and_closes_once() {
+        let mut state = running();
+        assert_eq!(state.name(), "live");
+        assert!(state.runs() && state.is_live());
+        state.close();
+        assert_eq!(state.name(), "closing");
+        assert!(state.runs() && !state.is_live());
+        state.close();
+        assert_eq!(state.name(), "closing");
+    }
+
+    #[test]
+    fn death_carries_its_details_and_is_reported_once() {
+        let mut state = running();
+        let close_by = Stamp::new(Instant::now()).add(Duration::from_secs(1));
+        state.die(Dead::new(3, Duration::from_secs(4)), close_by);
+        assert_eq!(state.name(), "dead");
+        assert!(!state.runs());
+        assert_eq!(state.deadline(), Some(close_by));
+        assert_eq!(state.missed(), 3);
+        // Closing a dead connection changes nothing.
+        state.close();
+        assert_eq!(state.name(), "dead");
+        let dead = state.report_death().unwrap();
+        assert_eq!(
+            (dead.missed(), dead.silent_for()),
+            (3, Duration::from_secs(4))
+        );
+        assert!(state.report_death().is_none());
+    }
+
+    #[test]
+    fn an_ended_connection_has_no_deadline() {
+        let mut state = running();
+        state.end();
+        assert_eq!(state.name(), "ended");
+        assert_eq!(state.deadline(), None);
+        assert!(state.report_death().is_none());
+    }
+
+    #[test]
+    fn flags_start_unread_and_unfiled_and_change_only_the_bits_named() {
+        let mut flags = Flags::new();
+        assert!(flags.any(Flags::UNREAD) && flags.any(Flags::UNFILED));
+        assert!(!flags.any(Flags::PING_DUE | Flags::UNFLUSHED | Flags::PONG_OWED));
+        flags.set(Flags::PING_DUE | Flags::KEPT);
+        flags.clear(Flags::UNFILED);
+        assert!(flags.any(Flags::PING_DUE) && flags.any(Flags::KEPT));
+        assert!(!flags.any(Flags::UNFILED));
+        flags.set_if(Flags::RESERVED, false);
+        assert!(!flags.any(Flags::RESERVED));
+        flags.set_if(Flags::RESERVED, true);
+        assert!(flags.any(Flags::RESERVED));
+        flags.clear_if(Flags::RESERVED, false);
+        assert!(flags.any(Flags::RESERVED));
+        flags.clear_if(Flags::RESERVED, true);
+        assert!(!flags.any(Flags::RESERVED) && flags.any(Flags::UNREAD | Flags::PING_DUE));
+    }
+}
