@@ -1,4 +1,6 @@
 //! The settings of a heartbeat, their defaults, and the one place they are checked.
+//!
+//! The design: ARCHITECTURE.md, "Liveness: life, misses, death".
 
 use std::time::Duration;
 

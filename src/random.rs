@@ -1,6 +1,8 @@
 //! Unpredictable numbers for the first tick's jitter and the first ping's sequence number,
 //! from the standard library's randomly keyed SipHash: no extra dependency, no shared state
 //! beyond one counter.
+//!
+//! The design: ARCHITECTURE.md, "Ticks and the schedule".
 
 use std::cell::Cell;
 use std::collections::hash_map::RandomState;

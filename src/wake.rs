@@ -2,6 +2,8 @@
 //! the connection's handles meet. The ticker marks the connection due and wakes it here;
 //! handles read the counters and change the interval here; the adapter parks its reader and
 //! writer wakers here.
+//!
+//! The design: ARCHITECTURE.md, "The wake hub".
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};

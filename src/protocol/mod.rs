@@ -17,6 +17,8 @@
 //! data: it reaches the handler unchanged and is never answered.
 //!
 //! [`HeartbeatLayer::protocol`]: crate::HeartbeatLayer::protocol
+//!
+//! The design: ARCHITECTURE.md, "Application heartbeats".
 
 mod binary;
 #[cfg(feature = "json")]

@@ -61,6 +61,8 @@
 //!
 //! Like [`Heartbeat`](crate::Heartbeat), it runs inside `poll`: keep reading (or sending) for it to make
 //! progress. The event callback runs inside those polls, so keep it short (a channel send).
+//!
+//! The design: ARCHITECTURE.md, "The reconnecting client".
 
 mod backoff;
 mod builder;
