@@ -10,8 +10,13 @@
 #   benches/instructions.sh        (needs valgrind: apt-get install valgrind)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo bench --bench overhead --no-run 2>/dev/null
-bin=$(ls -t target/release/deps/overhead-* | grep -v '\.d$' | head -n 1)
+# The bench's executable as cargo reports it (CARGO_TARGET_DIR may put it anywhere).
+bin=$(cargo bench --bench overhead --no-run --message-format=json 2>/dev/null | python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line) if line.startswith("{") else {}
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "overhead" and m.get("executable"):
+        print(m["executable"])')
 
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT

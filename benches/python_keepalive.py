@@ -3,7 +3,7 @@ memory per connection and CPU per ping round per connection, with the server's k
 (ping every 2 s) and off. Server and clients run in two processes (file descriptor limits);
 CPU is counted in both, as scale.rs counts both ends.
 
-    target/peers-venv/bin/python benches/python_keepalive.py 10000
+    $WS_HEARTBEAT_PYTHON benches/python_keepalive.py 10000   (the venv of .ci/run)
 """
 import asyncio
 import logging

@@ -7,11 +7,16 @@
 //! The last frame before the rule went in came at most one interval earlier, and real time
 //! adds scheduling delay: from the rule, a death is expected in (400 ms, 800 ms + 300 ms].
 //!
-//! Needs root, `ip` and `iptables` (`.ci/run` installs iptables). Without root the test says
-//! so and passes.
+//! Needs root, and `ip` and `iptables` on `PATH` with `iptables -L` working (the kernel's
+//! netfilter reachable): `apt-get install iptables iproute2`, run as root (`.ci/run` does
+//! both). Without them the test is reported as ignored, with that reason; under `CI=true`
+//! it fails instead. A `harness = false` test (see `support::trials`). The server is the
+//! example's executable as cargo builds and reports it (`support::trials::example`), so
+//! `CARGO_TARGET_DIR` is respected.
 
 mod support;
 
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -24,39 +29,68 @@ use ws_heartbeat::reconnect::{Backoff, Event, Reason, Reconnect};
 use ws_heartbeat::{Dead, HeartbeatLayer};
 
 use support::ms;
+use support::trials::{self, Flavor, Requirement, Suite};
+
+fn main() {
+    let tools = tools();
+    let mut suite = Suite::new();
+    suite.test(
+        "silently_dropped_packets_are_found_dead_on_both_ends_and_the_client_comes_back",
+        &tools,
+        // As `#[tokio::test(flavor = "multi_thread", worker_threads = 2)]`.
+        Flavor::MultiThread { workers: 2 },
+        silently_dropped_packets_are_found_dead_on_both_ends_and_the_client_comes_back,
+    );
+    suite.run()
+}
 
 const INTERVAL: Duration = ms(200);
 const EARLIEST: Duration = ms(400);
 const LATEST: Duration = ms(1100);
 
-fn run(args: &[&str]) {
-    let status = std::process::Command::new(args[0])
-        .args(&args[1..])
+/// `ip` and `iptables`, usable: found on `PATH`, run as root, and `iptables -L` works.
+#[derive(Clone, Debug)]
+struct Tools {
+    ip: PathBuf,
+    iptables: PathBuf,
+}
+
+fn tools() -> Requirement<Tools> {
+    let needs = |why: &str| {
+        format!("needs root and iptables: apt-get install iptables iproute2, run as root ({why})")
+    };
+    if !trials::is_root() {
+        return Err(needs("not root here"));
+    }
+    let ip = trials::on_path("ip").ok_or_else(|| needs("no ip on PATH"))?;
+    let iptables = trials::on_path("iptables").ok_or_else(|| needs("no iptables on PATH"))?;
+    trials::check_output(&iptables, &["-w", "-n", "-L"], std::path::Path::new("/"))
+        .map_err(|why| needs(&format!("iptables -L fails: {why}")))?;
+    Ok(Tools { ip, iptables })
+}
+
+fn run(program: &std::path::Path, args: &[&str]) {
+    let status = std::process::Command::new(program)
+        .args(args)
         .status()
-        .expect(args[0]);
-    assert!(status.success(), "{args:?}");
+        .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
+    assert!(status.success(), "{} {args:?}", program.display());
 }
 
 /// A namespace with one end of a veth pair; the other end stays with the test. Removed
 /// (both ends with it) when dropped.
 struct Namespace {
+    tools: Tools,
     name: String,
     host: String,
     guest: String,
 }
 
 impl Namespace {
-    fn create() -> Option<Self> {
-        let is_root = std::process::Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| o.stdout == b"0\n");
-        if !is_root {
-            eprintln!("skipped: network namespaces need root");
-            return None;
-        }
+    fn create(tools: Tools) -> Self {
         let id = std::process::id() % 200 + 20;
         let ns = Namespace {
+            tools,
             name: format!("wsh{}", std::process::id()),
             host: format!("10.213.{id}.1"),
             guest: format!("10.213.{id}.2"),
@@ -65,41 +99,53 @@ impl Namespace {
             format!("wshh{}", std::process::id() % 100_000),
             format!("wshg{}", std::process::id() % 100_000),
         );
-        run(&["ip", "netns", "add", &ns.name]);
-        run(&["ip", "link", "add", &h, "type", "veth", "peer", "name", &g]);
-        run(&["ip", "link", "set", &g, "netns", &ns.name]);
-        run(&["ip", "addr", "add", &format!("{}/24", ns.host), "dev", &h]);
-        run(&["ip", "link", "set", &h, "up"]);
-        ns.exec(&["ip", "addr", "add", &format!("{}/24", ns.guest), "dev", &g]);
-        ns.exec(&["ip", "link", "set", &g, "up"]);
-        ns.exec(&["ip", "link", "set", "lo", "up"]);
-        Some(ns)
+        let ip = &ns.tools.ip;
+        run(ip, &["netns", "add", &ns.name]);
+        run(ip, &["link", "add", &h, "type", "veth", "peer", "name", &g]);
+        run(ip, &["link", "set", &g, "netns", &ns.name]);
+        run(ip, &["addr", "add", &format!("{}/24", ns.host), "dev", &h]);
+        run(ip, &["link", "set", &h, "up"]);
+        ns.ip(&["addr", "add", &format!("{}/24", ns.guest), "dev", &g]);
+        ns.ip(&["link", "set", &g, "up"]);
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
     }
 
-    fn exec(&self, args: &[&str]) {
-        let mut full = vec!["ip", "netns", "exec", &self.name];
+    /// `ip args...` inside the namespace.
+    fn ip(&self, args: &[&str]) {
+        self.exec(&self.tools.ip, args);
+    }
+
+    /// `iptables args...` inside the namespace.
+    fn iptables(&self, args: &[&str]) {
+        self.exec(&self.tools.iptables, args);
+    }
+
+    fn exec(&self, program: &std::path::Path, args: &[&str]) {
+        let program = program.to_str().expect("a UTF-8 path");
+        let mut full = vec!["netns", "exec", &self.name, program];
         full.extend_from_slice(args);
-        run(&full);
+        run(&self.tools.ip, &full);
     }
 
     /// Drops, silently, what the host sends (`to_server`) and what the server sends back.
     fn drop_packets(&self, to_server: bool, to_client: bool) {
         if to_server {
-            self.exec(&["iptables", "-A", "INPUT", "-s", &self.host, "-j", "DROP"]);
+            self.iptables(&["-w", "-A", "INPUT", "-s", &self.host, "-j", "DROP"]);
         }
         if to_client {
-            self.exec(&["iptables", "-A", "OUTPUT", "-d", &self.host, "-j", "DROP"]);
+            self.iptables(&["-w", "-A", "OUTPUT", "-d", &self.host, "-j", "DROP"]);
         }
     }
 
     fn restore(&self) {
-        self.exec(&["iptables", "-F"]);
+        self.iptables(&["-w", "-F"]);
     }
 }
 
 impl Drop for Namespace {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("ip")
+        let _ = std::process::Command::new(&self.tools.ip)
             .args(["netns", "del", &self.name])
             .status();
     }
@@ -115,22 +161,14 @@ struct Server {
 
 impl Server {
     async fn start(ns: &Namespace) -> Self {
-        let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "-q", "--example", "hyper_server"])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let bin = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/target/debug/examples/hyper_server"
-        );
+        let bin = trials::example("hyper_server");
         let addr = format!("{}:9000", ns.guest);
-        let mut child = Command::new("ip")
+        let mut child = Command::new(&ns.tools.ip)
             .args([
                 "netns",
                 "exec",
                 &ns.name,
-                bin,
+                bin.to_str().expect("a UTF-8 path"),
                 &addr,
                 "--no-demo",
                 "--interval-ms",
@@ -181,11 +219,10 @@ fn assert_in_window(what: &str, after: Duration) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn silently_dropped_packets_are_found_dead_on_both_ends_and_the_client_comes_back() {
-    let Some(ns) = Namespace::create() else {
-        return;
-    };
+async fn silently_dropped_packets_are_found_dead_on_both_ends_and_the_client_comes_back(
+    tools: Tools,
+) {
+    let ns = Namespace::create(tools);
     let mut server = Server::start(&ns).await;
     let layer = HeartbeatLayer::new().interval(INTERVAL).max_missed(3);
 

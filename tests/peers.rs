@@ -8,10 +8,16 @@
 //! SIGSTOP, and real processes on a loaded machine add scheduling delay, so from the SIGSTOP
 //! the test accepts (400 ms, 800 ms + 300 ms].
 //!
-//! Needs the peers installed (`.ci/run` does it): a virtual environment with
-//! `tests/peers/requirements.txt` at `target/peers-venv` (or `WS_HEARTBEAT_PYTHON`), and
-//! `npm ci` in `tests/peers`. Without them the tests say so and pass, except under CI=true,
-//! where they fail.
+//! Needs the peers installed (`.ci/run` does it), each found the way the OS finds programs:
+//! - Python: `WS_HEARTBEAT_PYTHON` if set, else `python3` on `PATH`, which must be able to
+//!   import `websockets` (the asyncio client and server): `python3 -m venv VENV &&
+//!   VENV/bin/pip install -r tests/peers/requirements.txt`, then set
+//!   `WS_HEARTBEAT_PYTHON=VENV/bin/python`;
+//! - Node: `node` on `PATH`, which must be able to import `ws` from `tests/peers`:
+//!   `(cd tests/peers && npm ci)`.
+//!
+//! A test whose peer is missing is reported as ignored, with what to install; under
+//! `CI=true` it fails instead. A `harness = false` test (see `support::trials`).
 
 mod support;
 
@@ -32,16 +38,44 @@ use ws_heartbeat::{Dead, HeartbeatLayer};
 mod hyper_server;
 
 use support::ms;
+use support::trials::{self, Flavor, Requirement, Suite};
 
 const INTERVAL: Duration = ms(200);
 const SLACK: Duration = ms(300);
+
+/// As `#[tokio::test(flavor = "multi_thread", worker_threads = 2)]`.
+const RUNTIME: Flavor = Flavor::MultiThread { workers: 2 };
+
+fn main() {
+    let python = python();
+    let node = node();
+    let mut suite = Suite::new();
+    for role in ["client", "server"] {
+        for (peer, kind) in [(&python, "python"), (&node, "node")] {
+            for keepalive in ["on", "off"] {
+                let with = if keepalive == "on" { "with" } else { "without" };
+                let name = format!("{kind}_{role}_{with}_keepalive");
+                if role == "client" {
+                    suite.test(&name, peer, RUNTIME, move |peer| {
+                        peer_client_of_our_server(peer, keepalive)
+                    });
+                } else {
+                    suite.test(&name, peer, RUNTIME, move |peer| {
+                        our_client_of_peer_server(peer, keepalive)
+                    });
+                }
+            }
+        }
+    }
+    suite.run()
+}
 
 fn layer() -> HeartbeatLayer {
     HeartbeatLayer::new().interval(INTERVAL).max_missed(3)
 }
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+fn peers_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers")
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -50,33 +84,70 @@ enum Kind {
     Node,
 }
 
-/// The program and script that run a peer, if installed.
-fn peer_command(kind: Kind, role: &str) -> Option<(PathBuf, PathBuf)> {
-    let peers = root().join("tests/peers");
-    let found = match kind {
-        Kind::Python => {
-            let python = std::env::var_os("WS_HEARTBEAT_PYTHON")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| root().join("target/peers-venv/bin/python"));
-            python
-                .exists()
-                .then(|| (python, peers.join(format!("py_{role}.py"))))
+/// An installed peer: the interpreter that runs its scripts.
+#[derive(Clone, Debug)]
+struct PeerProgram {
+    kind: Kind,
+    program: PathBuf,
+}
+
+impl PeerProgram {
+    /// The script of `role` ("client" or "server").
+    fn script(&self, role: &str) -> PathBuf {
+        match self.kind {
+            Kind::Python => peers_dir().join(format!("py_{role}.py")),
+            Kind::Node => peers_dir().join(format!("node_{role}.mjs")),
         }
-        Kind::Node => peers.join("node_modules/ws").exists().then(|| {
-            (
-                PathBuf::from("node"),
-                peers.join(format!("node_{role}.mjs")),
-            )
-        }),
-    };
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{kind:?} peers are not installed (see .ci/run)"
-        );
-        eprintln!("skipped: {kind:?} peers are not installed (see .ci/run)");
     }
-    found
+
+    /// The keepalive interval argument of the peer scripts: seconds or milliseconds.
+    fn interval(&self) -> &'static str {
+        match self.kind {
+            Kind::Python => "0.2",
+            Kind::Node => "200",
+        }
+    }
+}
+
+/// Python with `websockets`: `WS_HEARTBEAT_PYTHON`, else `python3` on `PATH`.
+fn python() -> Requirement<PeerProgram> {
+    const INSTALL: &str = "python3 -m venv VENV && VENV/bin/pip install -r \
+                           tests/peers/requirements.txt, then set WS_HEARTBEAT_PYTHON=VENV/bin/python";
+    let program = match std::env::var_os("WS_HEARTBEAT_PYTHON") {
+        Some(set) => PathBuf::from(set),
+        None => trials::on_path("python3")
+            .ok_or_else(|| format!("needs python3 with websockets: {INSTALL}"))?,
+    };
+    let import =
+        "import websockets.asyncio.client, websockets.asyncio.server, websockets.exceptions";
+    trials::check_output(&program, &["-c", import], &peers_dir()).map_err(|why| {
+        format!(
+            "needs python websockets ({} says: {why}): {INSTALL}",
+            program.display()
+        )
+    })?;
+    Ok(PeerProgram {
+        kind: Kind::Python,
+        program,
+    })
+}
+
+/// Node with `ws` installed in tests/peers.
+fn node() -> Requirement<PeerProgram> {
+    const INSTALL: &str = "(cd tests/peers && npm ci)";
+    let program = trials::on_path("node").ok_or_else(|| {
+        format!("needs node and its ws: apt-get install nodejs npm, then {INSTALL}")
+    })?;
+    trials::check_output(
+        &program,
+        &["--input-type=module", "-e", "import 'ws'"],
+        &peers_dir(),
+    )
+    .map_err(|why| format!("needs node ws ({why}): {INSTALL}"))?;
+    Ok(PeerProgram {
+        kind: Kind::Node,
+        program,
+    })
 }
 
 struct Peer {
@@ -115,19 +186,17 @@ impl Peer {
 }
 
 /// Our hyper example server, the peer its client.
-async fn peer_client_of_our_server(kind: Kind, keepalive: &str) {
-    let Some((program, script)) = peer_command(kind, "client") else {
-        return;
-    };
+async fn peer_client_of_our_server(peer: PeerProgram, keepalive: &str) {
+    let kind = peer.kind;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}", listener.local_addr().unwrap());
     let (tx, mut ended) = mpsc::unbounded_channel();
     tokio::spawn(hyper_server::serve(listener, layer(), tx));
-    let interval = match kind {
-        Kind::Python => "0.2",
-        Kind::Node => "200",
-    };
-    let mut peer = Peer::spawn(&program, &script, &[&url, keepalive, interval]);
+    let mut peer = Peer::spawn(
+        &peer.program,
+        &peer.script("client"),
+        &[&url, keepalive, peer.interval()],
+    );
     assert_eq!(peer.line().await, "connected");
 
     // Alive for 20 intervals, whichever side pings.
@@ -167,15 +236,13 @@ async fn peer_client_of_our_server(kind: Kind, keepalive: &str) {
 }
 
 /// The peer a server, our tokio-tungstenite client with a heartbeat.
-async fn our_client_of_peer_server(kind: Kind, keepalive: &str) {
-    let Some((program, script)) = peer_command(kind, "server") else {
-        return;
-    };
-    let interval = match kind {
-        Kind::Python => "0.2",
-        Kind::Node => "200",
-    };
-    let mut peer = Peer::spawn(&program, &script, &[keepalive, interval]);
+async fn our_client_of_peer_server(peer: PeerProgram, keepalive: &str) {
+    let kind = peer.kind;
+    let mut peer = Peer::spawn(
+        &peer.program,
+        &peer.script("server"),
+        &[keepalive, peer.interval()],
+    );
     let listening = peer.line().await;
     let port = listening.strip_prefix("listening ").expect("a port");
     let (ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}"))
@@ -211,44 +278,4 @@ async fn our_client_of_peer_server(kind: Kind, keepalive: &str) {
         "a resumed peer does not revive the connection: {resumed:?}"
     );
     println!("{kind:?} server, keepalive {keepalive}: dead {after:?} after SIGSTOP");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_client_with_keepalive() {
-    peer_client_of_our_server(Kind::Python, "on").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_client_without_keepalive() {
-    peer_client_of_our_server(Kind::Python, "off").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn node_client_with_keepalive() {
-    peer_client_of_our_server(Kind::Node, "on").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn node_client_without_keepalive() {
-    peer_client_of_our_server(Kind::Node, "off").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_server_with_keepalive() {
-    our_client_of_peer_server(Kind::Python, "on").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_server_without_keepalive() {
-    our_client_of_peer_server(Kind::Python, "off").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn node_server_with_keepalive() {
-    our_client_of_peer_server(Kind::Node, "on").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn node_server_without_keepalive() {
-    our_client_of_peer_server(Kind::Node, "off").await;
 }

@@ -1,8 +1,11 @@
-// The demo page in a real browser: headless Chromium (Debian's /usr/bin/chromium) driven by
-// playwright-core, against `cargo run --example demo` with a 300 ms server heartbeat and
-// 3 missed pings (dead within 1 200 ms). Run from the repository root:
+// The demo page in a real browser: headless Chromium (Debian's `chromium`, found on PATH, or
+// the program CHROMIUM names) driven by playwright-core, against the demo example with a
+// 300 ms server heartbeat and 3 missed pings (dead within 1 200 ms). The example is built
+// with `cargo build --example demo` and started from the path cargo reports for it, so
+// CARGO_TARGET_DIR is respected. Run from the repository root:
 //
-//   node --test tests/browser/demo.test.mjs      (after `npm ci` in tests/browser)
+//   node --test tests/browser/demo.test.mjs      (after `npm ci` in tests/browser and
+//                                                 `apt-get install chromium`)
 //
 // Real time, so every bound below states the slack it allows for scheduling.
 
@@ -11,6 +14,7 @@ import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import fs from 'node:fs';
 import { chromium } from 'playwright-core';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -24,6 +28,40 @@ const PAGE = `?interval=${INTERVAL}&deadline=${5 * INTERVAL}&backoff=${BACKOFF}&
 let server;
 let base;
 let browser;
+
+/// The executable of the example `name`, as cargo builds it and reports it (JSON messages).
+function example(name) {
+  const out = execFileSync('cargo', ['build', '-q', '--message-format=json', '--example', name], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  for (const line of out.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    const msg = JSON.parse(line);
+    if (msg.reason === 'compiler-artifact' && msg.target.name === name && msg.target.kind.includes('example') && msg.executable) {
+      return msg.executable;
+    }
+  }
+  throw new Error(`cargo reported no executable for the example ${name}`);
+}
+
+/// Chromium: the program CHROMIUM names, else `chromium` (or `chromium-browser`) on PATH.
+function chromiumPath() {
+  if (process.env.CHROMIUM) return process.env.CHROMIUM;
+  for (const name of ['chromium', 'chromium-browser']) {
+    for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+      if (!dir) continue;
+      const file = path.join(dir, name);
+      try {
+        fs.accessSync(file, fs.constants.X_OK);
+        return file;
+      } catch {}
+    }
+  }
+  throw new Error('needs chromium: apt-get install chromium (or set CHROMIUM to its path)');
+}
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -58,8 +96,7 @@ async function openPage(query = PAGE) {
 }
 
 before(async () => {
-  execFileSync('cargo', ['build', '-q', '--example', 'demo'], { cwd: ROOT, stdio: 'inherit' });
-  const bin = path.join(ROOT, 'target', 'debug', 'examples', 'demo');
+  const bin = example('demo');
   server = spawn(bin, ['127.0.0.1:0', '--interval-ms', String(INTERVAL), '--max-missed', String(MAX_MISSED)], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -75,7 +112,7 @@ before(async () => {
   server.stdout.on('data', (chunk) => process.stderr.write(`  [demo] ${chunk}`));
   // playwright-core starts Chromium headless with a new, empty profile of its own.
   browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    executablePath: chromiumPath(),
     args: [
       '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',

@@ -3,6 +3,7 @@
 
 pub mod mock;
 pub mod throttle;
+pub mod trials;
 
 use std::time::Duration;
 
