@@ -112,7 +112,8 @@ impl PeerProgram {
 /// Python with `websockets`: `WS_HEARTBEAT_PYTHON`, else `python3` on `PATH`.
 fn python() -> Requirement<PeerProgram> {
     const INSTALL: &str = "python3 -m venv VENV && VENV/bin/pip install -r \
-                           tests/peers/requirements.txt, then set WS_HEARTBEAT_PYTHON=VENV/bin/python";
+                           tests/peers/requirements.txt, then set \
+                           WS_HEARTBEAT_PYTHON=VENV/bin/python";
     let program = match std::env::var_os("WS_HEARTBEAT_PYTHON") {
         Some(set) => PathBuf::from(set),
         None => trials::on_path("python3")
