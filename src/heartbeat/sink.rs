@@ -35,6 +35,8 @@ where
 
     /// Runs the heartbeat only when it has to wait: a send ends with a `poll_flush`, which
     /// runs it, so the timer is checked once per message, not twice.
+    // Inlined by force, like `start_send` and `poll_flush`: as a call it made the caller's
+    // send future (`futures_util`'s `Feed`) too large for the compiler to inline into `Send`.
     #[inline(always)]
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
         let (conn, mut io) = self.as_mut().split(cx);
@@ -47,7 +49,7 @@ where
     }
 
     // Inlined by force, with `poll_flush`: every send goes through both, and as calls they
-    // cost a send two calls and a move of the message.
+    // would cost each send two calls and a move of the message.
     #[inline(always)]
     fn start_send(self: Pin<&mut Self>, item: M) -> Result<(), E> {
         let this = self.project();
