@@ -177,9 +177,10 @@ export class HeartbeatSocket extends EventTarget {
 
   #connect(state, why, fields = {}) {
     const { WebSocket, protocols, connectTimeout } = this.#options;
+    if (state !== this.#state || why !== 'start') this.#setState(state, why, fields);
+    if (this.#final) return; // a listener of that event called close()
     const conn = { ws: null, beat: false, tickTimer: null, connectTimer: null, closeTimer: null, onClose: null };
     this.#conn = conn;
-    if (state !== this.#state || why !== 'start') this.#setState(state, why, fields);
     try {
       conn.ws = protocols === undefined ? new WebSocket(this.#url) : new WebSocket(this.#url, protocols);
     } catch (error) {
@@ -263,7 +264,7 @@ export class HeartbeatSocket extends EventTarget {
   /** Gives up on a connection that is still open or opening, and tries again. */
   #fail(conn, why, reason, error) {
     if (!this.#current(conn)) return;
-    this.#drop(conn, TIMEOUT_CODE, reason.slice(0, 120));
+    this.#drop(conn, TIMEOUT_CODE, clip(reason));
     this.#lost(conn, why, { code: TIMEOUT_CODE, reason, error });
   }
 
@@ -304,12 +305,13 @@ export class HeartbeatSocket extends EventTarget {
     }
     const ceiling = Math.min(max, initial * factor ** (this.#retries - 1));
     const delay = Math.random() * ceiling; // full jitter
-    this.#setState('reconnecting', why, { ...detail, delay });
+    // Timer first, event second: a listener that calls close() cancels the retry.
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = null;
       this.#stats.reconnects += 1;
       this.#connect('reconnecting', 'retry', { attempt: this.#retries });
     }, delay);
+    this.#setState('reconnecting', why, { ...detail, delay });
   }
 
   /** After close(): the close handshake finished, or took too long. */
@@ -456,6 +458,11 @@ function classify(kind, shape, data) {
   // Our pings carry 12 bytes (sequence number, interval); the server's own, 8.
   const seq = bytes.length === 14 || bytes.length === 18 ? Number(view.getBigUint64(6)) : undefined;
   return { seq };
+}
+
+/** A close reason a browser accepts: at most 123 bytes of UTF-8, cut between characters. */
+function clip(reason) {
+  return reason.slice(0, new TextEncoder().encodeInto(reason, new Uint8Array(123)).read);
 }
 
 function checkInterval(ms, name) {

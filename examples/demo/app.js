@@ -1,48 +1,46 @@
-// A careful browser WebSocket client, without dependencies.
+// The demo page. The heartbeat, the dead-server check, the round trips and the reconnects are
+// all `HeartbeatSocket`'s (served by the demo at /ws-heartbeat.js, the crate's
+// `ws_heartbeat::browser::SCRIPT`); this file only draws the page and wires its buttons.
 //
-// - Heartbeat: every `interval` ms a JSON ping {"type":"ping","id","ts"}; the server answers
-//   with the same fields and "type":"pong", which gives the round trip. The page answers the
-//   server's pings the same way. Its own read deadline: nothing heard for `deadline` ms means
-//   the connection is dead, whatever the browser thinks.
-// - Reconnect: exponential backoff with full jitter (a random delay in [0, min(cap, base·2^n)]),
-//   one reconnect in flight at a time, the attempt count reset once connected.
-// - No reconnect after a log-out (the page closes with 1000) or a kick (the server closes
-//   with 4000).
-//
-// Settings come from the query string: heartbeat (json | control), interval, deadline,
-// backoff (base) and cap, in ms. With heartbeat=control the page sends no pings of its own:
-// the server pings with WebSocket Ping frames, which the browser answers by itself.
+// Settings come from the query string: heartbeat (json | text | binary | control), interval
+// and maxMissed (the page's own heartbeat), backoff and cap (its reconnect delays), in ms.
 
-'use strict';
+import { HeartbeatSocket } from '/ws-heartbeat.js';
 
 const params = new URLSearchParams(location.search);
-const config = {
-  heartbeat: params.get('heartbeat') === 'control' ? 'control' : 'json',
-  interval: Number(params.get('interval') ?? 2000),
-  deadline: Number(params.get('deadline') ?? 7000),
-  backoffBase: Number(params.get('backoff') ?? 500),
-  backoffCap: Number(params.get('cap') ?? 15000),
-};
-const KICKED = 4000;
-const LOGGED_OUT = 1000;
+const number = (name, fallback) => Number(params.get(name) ?? fallback);
+const heartbeat = params.get('heartbeat') ?? 'json';
 
-// Everything the page knows, also read by the browser test.
-const demo = {
-  config,
-  state: 'closed',
-  socket: null,
-  retryTimer: null,
-  attempt: 0,
-  reconnects: 0,
-  final: false, // logged out or kicked: never reconnect
-  frozen: false,
-  pendingClose: null, // a close that happened while frozen
-  lastHeard: 0,
-  seq: 0,
-  rtts: [],
-  server: null,
-  events: [],
-};
+// "Freeze" makes the page deaf and mute, like a tab the browser has put to sleep: while frozen
+// the socket below sends nothing and delivers nothing, and a close waits until the page thaws.
+let frozen = false;
+const held = [];
+class FreezableWebSocket extends WebSocket {
+  addEventListener(type, listener, options) {
+    super.addEventListener(type, (event) => {
+      if (!frozen) listener(event);
+      else if (type === 'close' || type === 'error') held.push(() => listener(event));
+    }, options);
+  }
+
+  send(data) {
+    if (!frozen) super.send(data);
+  }
+}
+
+const url = new URL('/ws', location.href);
+url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+url.searchParams.set('heartbeat', heartbeat);
+const socket = new HeartbeatSocket(url, {
+  heartbeat,
+  interval: number('interval', 2000),
+  maxMissed: number('maxMissed', 3),
+  backoff: { initial: number('backoff', 500), max: number('cap', 15000) },
+  WebSocket: FreezableWebSocket,
+});
+
+// Everything the page shows, also read by the browser test.
+const demo = { socket, events: [], rtts: [], server: null, freeze, thaw };
 window.demo = demo;
 
 const $ = (id) => document.getElementById(id);
@@ -55,120 +53,52 @@ function log(text) {
   while ($('log').children.length > 200) $('log').lastChild.remove();
 }
 
-function setState(state, why) {
-  demo.state = state;
-  log(why ? `${state}: ${why}` : state);
+socket.addEventListener('state', (e) => {
+  const details = [e.why, e.code && `code ${e.code}`, e.reason, e.delay !== undefined && `next try in ${Math.round(e.delay)} ms`];
+  log(`${e.state}: ${details.filter(Boolean).join(', ')}`);
+  render();
+});
+socket.addEventListener('rtt', (e) => {
+  demo.rtts.push(e.rtt);
+  if (demo.rtts.length > 120) demo.rtts.shift();
+  render();
+});
+socket.addEventListener('message', (e) => {
+  let message;
+  try {
+    message = JSON.parse(e.data);
+  } catch {
+    return log(`message: ${e.data}`);
+  }
+  if (message.type === 'stats') {
+    demo.server = message;
+    render();
+  } else {
+    log(`message: ${e.data}`);
+  }
+});
+
+function freeze() {
+  frozen = true;
+  log('frozen: no longer hearing or answering');
   render();
 }
 
-function send(message) {
-  const socket = demo.socket;
-  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
-}
-
-function connect() {
-  if (demo.socket || demo.final) return; // one connection or attempt at a time
-  if (demo.state !== 'reconnecting') setState('connecting');
-  const url = new URL('/ws', location.href);
-  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
-  url.searchParams.set('heartbeat', config.heartbeat);
-  const socket = new WebSocket(url);
-  demo.socket = socket;
-  socket.onopen = () => {
-    demo.attempt = 0;
-    demo.lastHeard = performance.now();
-    setState('connected');
-  };
-  socket.onmessage = (event) => onMessage(event.data);
-  socket.onclose = (event) => onClose(socket, event);
-}
-
-function onMessage(data) {
-  if (demo.frozen) return; // a frozen page hears nothing and answers nothing
-  demo.lastHeard = performance.now();
-  let message;
-  try {
-    message = JSON.parse(data);
-  } catch {
-    log(`text: ${data}`);
-    return;
-  }
-  switch (message.type) {
-    case 'ping': // the server's heartbeat: echo every field back
-      send({ ...message, type: 'pong' });
-      break;
-    case 'pong':
-      if (typeof message.ts === 'number') addRtt(performance.now() - message.ts);
-      break;
-    case 'stats':
-      demo.server = message;
-      render();
-      break;
-    default:
-      log(`message: ${data}`);
-  }
-}
-
-function onClose(socket, event) {
-  if (demo.socket !== socket) return; // an old socket we already gave up on
-  demo.socket = null;
-  if (demo.frozen) demo.pendingClose = event; // handled when the page thaws, as a frozen tab would
-  else afterClose(event);
-}
-
-function afterClose(event) {
-  if (event.code === KICKED) {
-    demo.final = true;
-    setState('closed', `kicked by the server (${event.code} ${event.reason})`);
-  } else if (demo.final) {
-    setState('closed', 'logged out');
-  } else {
-    scheduleReconnect(`connection closed (${event.code}${event.reason ? ' ' + event.reason : ''})`);
-  }
-}
-
-function scheduleReconnect(why) {
-  if (demo.retryTimer !== null || demo.final) return; // a single reconnect in flight
-  const ceiling = Math.min(config.backoffCap, config.backoffBase * 2 ** demo.attempt);
-  const delay = Math.random() * ceiling; // full jitter
-  demo.attempt += 1;
-  demo.reconnects += 1;
-  setState('reconnecting', `${why}; attempt ${demo.attempt} in ${Math.round(delay)} ms`);
-  demo.retryTimer = setTimeout(() => {
-    demo.retryTimer = null;
-    connect();
-  }, delay);
-}
-
-// The page's own heartbeat and read deadline.
-setInterval(() => {
-  const socket = demo.socket;
-  if (demo.frozen || !socket || socket.readyState !== WebSocket.OPEN) return;
-  const silent = performance.now() - demo.lastHeard;
-  if (silent > config.deadline) {
-    demo.socket = null; // forget it first, so its close does not schedule a second reconnect
-    socket.close();
-    scheduleReconnect(`nothing heard for ${Math.round(silent)} ms`);
-    return;
-  }
-  if (config.heartbeat === 'json') send({ type: 'ping', id: ++demo.seq, ts: performance.now() });
-}, config.interval);
-
-function addRtt(ms) {
-  demo.rtts.push(ms);
-  if (demo.rtts.length > 120) demo.rtts.shift();
+function thaw() {
+  frozen = false;
+  log('thawed');
+  for (const deliver of held.splice(0)) deliver();
   render();
 }
 
 function render() {
-  $('state').textContent = demo.state;
-  $('state').dataset.state = demo.state;
-  $('mode').textContent = config.heartbeat;
-  $('reconnects').textContent = demo.reconnects;
-  const last = demo.rtts[demo.rtts.length - 1];
-  $('rtt').textContent = last === undefined ? '–' : `${last.toFixed(1)} ms`;
-  $('freeze').setAttribute('aria-pressed', String(demo.frozen));
-  $('freeze').textContent = demo.frozen ? 'Thaw' : 'Freeze';
+  $('state').textContent = socket.state;
+  $('state').dataset.state = socket.state;
+  $('mode').textContent = heartbeat;
+  $('reconnects').textContent = socket.stats.reconnects;
+  $('rtt').textContent = socket.rtt === undefined ? '–' : `${socket.rtt} ms`;
+  $('freeze').setAttribute('aria-pressed', String(frozen));
+  $('freeze').textContent = frozen ? 'Thaw' : 'Freeze';
   const s = demo.server;
   if (s) {
     $('s-connected').textContent = s.connected;
@@ -210,31 +140,13 @@ function drawChart() {
   ctx.stroke();
 }
 
-$('freeze').onclick = () => {
-  demo.frozen = !demo.frozen;
-  log(demo.frozen ? 'frozen: no longer hearing or answering' : 'thawed');
-  if (!demo.frozen) {
-    demo.lastHeard = performance.now();
-    const closed = demo.pendingClose;
-    demo.pendingClose = null;
-    if (closed) afterClose(closed);
-  }
-  render();
+$('freeze').onclick = () => (frozen ? thaw() : freeze());
+$('kill').onclick = () => socket.send(JSON.stringify({ type: 'kill' }));
+$('kick').onclick = () => socket.send(JSON.stringify({ type: 'kick' }));
+$('logout').onclick = () => socket.close(1000, 'logout');
+// Going to the background: a slower heartbeat, which the server follows (seed 004).
+$('background').onclick = () => {
+  socket.setInterval(socket.interval * 4);
+  log(`interval now ${socket.interval} ms`);
 };
-$('kill').onclick = () => send({ type: 'kill' });
-$('kick').onclick = () => send({ type: 'kick' });
-$('logout').onclick = () => {
-  demo.final = true;
-  clearTimeout(demo.retryTimer);
-  demo.retryTimer = null;
-  if (demo.socket) demo.socket.close(LOGGED_OUT, 'logout');
-  else setState('closed', 'logged out');
-};
-$('login').onclick = () => {
-  if (!demo.final) return;
-  demo.final = false;
-  demo.attempt = 0;
-  connect();
-};
-
-connect();
+render();

@@ -6,15 +6,18 @@
 //! cargo run --example demo -- 0.0.0.0:8080 --interval-ms 1000 --max-missed 3
 //! ```
 //!
-//! The page (`examples/demo/index.html`, `app.js`, `style.css`) sends JSON pings with its own
-//! read deadline, answers the server's JSON pings, reconnects with exponential backoff and
-//! full jitter, and stays closed after a log-out or a kick. Its buttons freeze it (the server
-//! declares it dead within `interval × (max_missed + 1)`), kill its connection from the
-//! server side (it reconnects), kick it (it does not), and log it out. Open the page with
-//! `?heartbeat=control` to have the server use WebSocket Ping frames instead, which the
-//! browser answers by itself.
+//! The page (`examples/demo/index.html`, `app.js`, `style.css`) talks through the crate's
+//! browser module, `HeartbeatSocket`, served at `/ws-heartbeat.js` by
+//! `ws_heartbeat::browser::script`: it pings, answers the server's pings, finds a silent
+//! server dead, reconnects with exponential backoff and full jitter, and stays closed after a
+//! log-out or a kick. Its buttons freeze it (the server declares it dead within
+//! `interval × (max_missed + 1)`), kill its connection from the server side (it reconnects),
+//! kick it (it does not), log it out, and slow its heartbeat down as a phone app in the
+//! background would (the server follows the interval its pings carry). Open the page with
+//! `?heartbeat=text`, `binary` or `control` for the other shapes; with `control` the server
+//! uses WebSocket Ping frames, which the browser answers by itself.
 //!
-//! `GET /stats` returns the server's counters as JSON (the browser test reads it).
+//! `GET /stats` returns the server's counters as JSON (the browser tests read it).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -37,10 +40,11 @@ use ws_heartbeat::{Dead, HeartbeatHandle, HeartbeatLayer, protocol};
 const KICKED: u16 = 4000;
 
 struct App {
-    /// Heartbeat settings of JSON-mode connections.
-    json: HeartbeatLayer,
-    /// Heartbeat settings of control-frame connections.
+    /// Heartbeat settings of control-frame connections; the other shapes add a protocol.
     control: HeartbeatLayer,
+    json: HeartbeatLayer,
+    text: HeartbeatLayer,
+    binary: HeartbeatLayer,
     next_id: AtomicU64,
     live: Mutex<HashMap<u64, HeartbeatHandle>>,
     totals: Totals,
@@ -86,6 +90,7 @@ impl App {
             "kills": self.totals.kills.load(Relaxed),
             "kicks": self.totals.kicks.load(Relaxed),
             "last_silent_ms": self.totals.last_silent_ms.load(Relaxed),
+            "intervals_ms": live.values().map(|h| h.interval().as_millis() as u64).collect::<Vec<_>>(),
             "interval_ms": self.json.settings().interval().as_millis() as u64,
             "max_missed": self.json.settings().max_missed(),
         })
@@ -104,6 +109,8 @@ async fn upgrade(
 ) -> Response {
     let layer = match params.heartbeat.as_deref() {
         Some("control") => app.control.clone(),
+        Some("text") => app.text.clone(),
+        Some("binary") => app.binary.clone(),
         _ => app.json.clone(),
     };
     ws.heartbeat(layer)
@@ -143,6 +150,11 @@ async fn session(mut socket: WebSocket, app: Arc<App>) {
                         }
                     }
                 },
+                Some(Ok(Message::Binary(bytes))) => {
+                    if socket.send(Message::Binary(bytes)).await.is_err() {
+                        break "send failed";
+                    }
+                }
                 Some(Ok(_)) => {}
                 Some(Err(err)) => {
                     if let Some(dead) = Dead::find(&err) {
@@ -207,11 +219,15 @@ async fn main() -> std::io::Result<()> {
         .expect("an address such as 127.0.0.1:3000");
     let interval = Duration::from_millis(arg(&args, "--interval-ms").unwrap_or(2000));
     let max_missed = arg(&args, "--max-missed").map_or(3, |n| n as u32);
+    // Pages may ask for their own interval (a phone app in the background), within limits.
     let control = HeartbeatLayer::new()
         .interval(interval)
-        .max_missed(max_missed);
+        .max_missed(max_missed)
+        .follow_peer_interval(Duration::from_millis(100), Duration::from_secs(600));
     let app = Arc::new(App {
         json: control.clone().protocol(protocol::Json::new()),
+        text: control.clone().protocol(protocol::Text::new()),
+        binary: control.clone().protocol(protocol::BinaryCommand::new()),
         control,
         next_id: AtomicU64::new(0),
         live: Mutex::new(HashMap::new()),
@@ -226,6 +242,7 @@ async fn main() -> std::io::Result<()> {
             "/app.js",
             get(|| async { file("text/javascript", include_str!("app.js")) }),
         )
+        .route("/ws-heartbeat.js", get(ws_heartbeat::browser::script))
         .route(
             "/style.css",
             get(|| async { file("text/css", include_str!("style.css")) }),

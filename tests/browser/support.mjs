@@ -1,0 +1,105 @@
+// What the browser suites share: the demo server (built by cargo, started and restarted on
+// one port), its counters, and polling with a deadline. Real time: each bound a test states
+// includes the slack it allows for scheduling.
+
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** The server's heartbeat in every suite: 300 ms, 3 missed, so dead within 1 200 ms. */
+export const INTERVAL = 300;
+export const MAX_MISSED = 3;
+export const DEAD_BOUND = INTERVAL * (MAX_MISSED + 1);
+/** Scheduling, connection set-up, and the 25 ms polling of `until`. */
+export const SLACK = 300;
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The executable of the example `name`, as cargo builds it and reports it (JSON messages). */
+export function example(name) {
+  const out = execFileSync('cargo', ['build', '-q', '--message-format=json', '--example', name], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  for (const line of out.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    const msg = JSON.parse(line);
+    if (msg.reason === 'compiler-artifact' && msg.target.name === name && msg.target.kind.includes('example') && msg.executable) {
+      return msg.executable;
+    }
+  }
+  throw new Error(`cargo reported no executable for the example ${name}`);
+}
+
+/** The demo server on 127.0.0.1, which can be killed, restarted on the same port, frozen. */
+export class DemoServer {
+  #bin = example('demo');
+  #child = null;
+  base = null;
+
+  async start(addr = '127.0.0.1:0') {
+    const child = spawn(this.#bin, [addr, '--interval-ms', String(INTERVAL), '--max-missed', String(MAX_MISSED)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    this.#child = child;
+    this.base = await new Promise((resolve, reject) => {
+      let out = '';
+      const onData = (chunk) => {
+        out += chunk;
+        const found = out.match(/demo on (http:\/\/\S+)/);
+        if (found) {
+          child.stdout.off('data', onData);
+          resolve(found[1]);
+        }
+      };
+      child.stdout.on('data', onData);
+      child.on('exit', (code) => reject(new Error(`demo exited with ${code}`)));
+    });
+    child.stdout.on('data', (chunk) => process.stderr.write(`  [demo] ${chunk}`));
+    return this.base;
+  }
+
+  get ws() {
+    return this.base.replace('http:', 'ws:') + '/ws';
+  }
+
+  /** Kills the server at once (no Close frames) and starts it again on the same port. */
+  async kill() {
+    const child = this.#child;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+  }
+
+  async restart() {
+    await this.start(new URL(this.base).host);
+  }
+
+  signal(name) {
+    this.#child.kill(name);
+  }
+
+  stop() {
+    this.#child?.kill('SIGKILL');
+  }
+
+  async stats() {
+    const response = await fetch(`${this.base}/stats`);
+    return response.json();
+  }
+}
+
+/** Polls `check` every 25 ms until it returns a truthy value; returns the elapsed ms. */
+export async function until(check, timeout, what) {
+  const start = Date.now();
+  while (Date.now() - start < timeout) {
+    if (await check()) return Date.now() - start;
+    await sleep(25);
+  }
+  assert.fail(`${what}: not within ${timeout} ms`);
+}
