@@ -84,9 +84,10 @@
 //! [`HeartbeatLayer::protocol`] the layer heartbeats with ordinary messages instead
 //! ([`protocol::Json`], [`protocol::Text`], [`protocol::BinaryCommand`], or your own
 //! [`protocol::HeartbeatProtocol`]): it answers and hides the page's pings and pings the page
-//! the same way. With the `axum` feature, `ws_heartbeat::axum` has drop-ins for axum's
-//! `WebSocketUpgrade` and `WebSocket`, so an axum handler gets keepalive by changing one `use`
-//! line.
+//! the same way. A page that slows its heartbeat can ask the server to follow
+//! ([`HeartbeatLayer::follow_peer_interval`]). With the `axum` feature, `ws_heartbeat::axum`
+//! has drop-ins for axum's `WebSocketUpgrade` and `WebSocket`, so an axum handler gets
+//! keepalive by changing one `use` line.
 //!
 //! ```
 //! use std::time::Duration;
