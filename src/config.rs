@@ -74,6 +74,41 @@ pub(crate) const fn checked_interval(interval: Duration) -> Duration {
     interval
 }
 
+/// The bounds within which a connection follows the interval its peer's application pings
+/// ask for (`HeartbeatLayer::follow_peer_interval`). Kept with the application protocol, not
+/// in `Config`: only such connections need it, and `Config` is copied into every one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Follow {
+    min: Nanos,
+    max: Nanos,
+}
+
+impl Follow {
+    /// The bounds, each checked like an interval, `min` at most `max`.
+    #[track_caller]
+    pub(crate) const fn new(min: Duration, max: Duration) -> Self {
+        let (min, max) = (checked_interval(min), checked_interval(max));
+        assert!(
+            min.as_nanos() <= max.as_nanos(),
+            "the peer's interval bounds must have min <= max"
+        );
+        Self {
+            min: Nanos::new(min),
+            max: Nanos::new(max),
+        }
+    }
+
+    pub(crate) const fn bounds(self) -> (Duration, Duration) {
+        (self.min.get(), self.max.get())
+    }
+
+    /// The interval a peer's request comes to: a peer may not ask for an hour, nor for a
+    /// microsecond.
+    pub(crate) fn clamp(self, requested: Duration) -> Duration {
+        requested.clamp(self.min.get(), self.max.get())
+    }
+}
+
 /// Checks the number of unanswered pings that make a peer dead.
 #[track_caller]
 pub(crate) const fn checked_max_missed(max_missed: u32) -> u32 {
@@ -122,6 +157,47 @@ mod tests {
     #[test]
     fn day_long_interval_is_accepted() {
         assert_eq!(checked_interval(MAX_DURATION), MAX_DURATION);
+    }
+
+    #[test]
+    fn a_peer_interval_is_clamped_into_the_bounds() {
+        let follow = Follow::new(Duration::from_millis(100), Duration::from_secs(2));
+        assert_eq!(
+            follow.bounds(),
+            (Duration::from_millis(100), Duration::from_secs(2))
+        );
+        assert_eq!(follow.clamp(Duration::from_secs(1)), Duration::from_secs(1));
+        assert_eq!(
+            follow.clamp(Duration::from_secs(3600)),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            follow.clamp(Duration::from_nanos(1)),
+            Duration::from_millis(100)
+        );
+        let exact = Follow::new(Duration::from_secs(1), Duration::from_secs(1));
+        assert_eq!(exact.clamp(Duration::from_secs(9)), Duration::from_secs(1));
+    }
+
+    #[test]
+    #[should_panic(expected = "min <= max")]
+    fn peer_interval_bounds_in_the_wrong_order_are_rejected() {
+        Follow::new(Duration::from_secs(2), Duration::from_secs(1));
+    }
+
+    #[test]
+    #[should_panic(expected = "greater than zero")]
+    fn a_zero_peer_interval_minimum_is_rejected() {
+        Follow::new(Duration::ZERO, Duration::from_secs(1));
+    }
+
+    #[test]
+    #[should_panic(expected = "at most 24 hours")]
+    fn a_peer_interval_maximum_over_a_day_is_rejected() {
+        Follow::new(
+            Duration::from_secs(1),
+            MAX_DURATION + Duration::from_nanos(1),
+        );
     }
 
     #[test]

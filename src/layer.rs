@@ -1,13 +1,14 @@
 //! [`HeartbeatLayer`]: the tower `Layer` that adds a heartbeat, the builder of its
 //! settings, and [`Settings`], their read-only view.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tower_layer::Layer;
 
-use crate::config::{self, Config, Nanos};
+use crate::config::{self, Config, Follow, Nanos};
 use crate::heartbeat::Heartbeat;
-use crate::protocol::{HeartbeatProtocol, Protocol};
+use crate::protocol::{App, HeartbeatProtocol, Protocol};
 
 /// Adds a heartbeat to a WebSocket, or to every WebSocket a connection-handler service is
 /// called with. Holds the settings; cheap to clone (an application protocol is shared).
@@ -22,6 +23,7 @@ use crate::protocol::{HeartbeatProtocol, Protocol};
 /// | [`jitter`](Self::jitter) | `true` | first tick at a random point of the first interval (shared by runs of 64 connections opened in a row) |
 /// | [`close_timeout`](Self::close_timeout) | 1 s | time allowed for the Close frame to a dead peer |
 /// | [`protocol`](Self::protocol) | control frames | what pings and pongs look like: WebSocket Ping/Pong frames, or application messages ([`crate::protocol`]) |
+/// | [`follow_peer_interval`](Self::follow_peer_interval) | off | follow the interval the peer's application pings ask for, clamped into `[min, max]` |
 ///
 /// Each setting is read back under the same name from [`settings`](Self::settings):
 /// `layer.settings().interval()`.
@@ -49,6 +51,9 @@ use crate::protocol::{HeartbeatProtocol, Protocol};
 pub struct HeartbeatLayer {
     config: Config,
     protocol: Protocol,
+    /// As set, whatever the protocol; an application protocol carries a copy to its
+    /// connections.
+    follow: Option<Follow>,
 }
 
 impl HeartbeatLayer {
@@ -57,6 +62,7 @@ impl HeartbeatLayer {
         Self {
             config: Config::DEFAULT,
             protocol: Protocol::Control,
+            follow: None,
         }
     }
 
@@ -70,7 +76,57 @@ impl HeartbeatLayer {
     /// let layer = HeartbeatLayer::new().protocol(Json::new());
     /// ```
     pub fn protocol(mut self, protocol: impl HeartbeatProtocol) -> Self {
-        self.protocol = Protocol::App(std::sync::Arc::new(Box::new(protocol)));
+        self.protocol = Protocol::App(Arc::new(App {
+            protocol: Arc::new(protocol),
+            follow: self.follow,
+        }));
+        self
+    }
+
+    /// Follows the interval the peer's application pings ask for, clamped into
+    /// `[min, max]`: a browser page that slows its heartbeat in the background is then
+    /// neither found dead at the old bound nor waited for longer than its new one. Default:
+    /// off, the field is ignored.
+    ///
+    /// When a ping arrives whose request ([`HeartbeatProtocol::peer_interval`]: the
+    /// `"interval"` field of a [`Json`](crate::protocol::Json) ping, in milliseconds; the
+    /// 12-byte payload of a [`BinaryCommand`](crate::protocol::BinaryCommand) ping), once
+    /// clamped, differs from the interval in force, it applies like
+    /// [`HeartbeatHandle::set_interval`](crate::HeartbeatHandle::set_interval): the next tick
+    /// moves to the previous tick plus the new interval, the missed count and `max_missed`
+    /// carry over, and [`HeartbeatHandle::interval`](crate::HeartbeatHandle::interval)
+    /// reports it. A handle's change and the peer's apply in the order they come: the
+    /// latest wins. Pings without a request change nothing. With WebSocket control frames
+    /// (no [`protocol`](Self::protocol)) this has no effect: a Ping frame carries no
+    /// interval.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ws_heartbeat::{HeartbeatLayer, protocol::Json};
+    ///
+    /// // {"type":"ping","seq":7,"interval":30000} moves this page's connection to 30 s.
+    /// let layer = HeartbeatLayer::new()
+    ///     .interval(Duration::from_secs(10))
+    ///     .protocol(Json::new())
+    ///     .follow_peer_interval(Duration::from_secs(1), Duration::from_secs(60));
+    /// assert_eq!(
+    ///     layer.settings().follow_peer_interval(),
+    ///     Some((Duration::from_secs(1), Duration::from_secs(60)))
+    /// );
+    /// ```
+    ///
+    /// # Panics
+    /// If `min` is zero, `min` is greater than `max`, or `max` is longer than 24 hours.
+    #[track_caller]
+    pub fn follow_peer_interval(mut self, min: Duration, max: Duration) -> Self {
+        let follow = Follow::new(min, max);
+        self.follow = Some(follow);
+        if let Protocol::App(app) = &self.protocol {
+            self.protocol = Protocol::App(Arc::new(App {
+                protocol: app.protocol.clone(),
+                follow: Some(follow),
+            }));
+        }
         self
     }
 
@@ -179,6 +235,7 @@ impl HeartbeatLayer {
         Settings {
             config: self.config,
             protocol: &self.protocol,
+            follow: self.follow,
         }
     }
 }
@@ -189,6 +246,7 @@ impl HeartbeatLayer {
 pub struct Settings<'a> {
     config: Config,
     protocol: &'a Protocol,
+    follow: Option<Follow>,
 }
 
 impl<'a> Settings<'a> {
@@ -235,7 +293,17 @@ impl<'a> Settings<'a> {
     pub fn protocol(&self) -> Option<&'a dyn HeartbeatProtocol> {
         match self.protocol {
             Protocol::Control => None,
-            Protocol::App(protocol) => Some(&***protocol),
+            Protocol::App(app) => Some(&*app.protocol),
+        }
+    }
+
+    /// The bounds `(min, max)` within which the interval follows the peer's requests, or
+    /// `None` when off (the default; [`HeartbeatLayer::follow_peer_interval`]). Read back as
+    /// set, also under control frames, where it has no effect.
+    pub const fn follow_peer_interval(&self) -> Option<(Duration, Duration)> {
+        match self.follow {
+            Some(follow) => Some(follow.bounds()),
+            None => None,
         }
     }
 
@@ -272,6 +340,7 @@ mod tests {
             .forward_pings(true)
             .jitter(false)
             .close_timeout(Duration::from_millis(250))
+            .follow_peer_interval(Duration::from_millis(100), Duration::from_secs(2))
             .protocol(Text::new());
         let settings = layer.settings();
         assert_eq!(settings.interval(), Duration::from_secs(7));
@@ -281,6 +350,10 @@ mod tests {
         assert!(settings.forward_pings());
         assert!(!settings.jitter());
         assert_eq!(settings.close_timeout(), Duration::from_millis(250));
+        assert_eq!(
+            settings.follow_peer_interval(),
+            Some((Duration::from_millis(100), Duration::from_secs(2)))
+        );
         assert_eq!(
             format!(
                 "{:?}",
@@ -305,5 +378,39 @@ mod tests {
         assert!(settings.jitter());
         assert_eq!(settings.close_timeout(), Duration::from_secs(1));
         assert!(settings.protocol().is_none());
+        assert_eq!(settings.follow_peer_interval(), None);
+    }
+
+    /// The bounds reach the connections whichever of `protocol` and `follow_peer_interval`
+    /// comes first, and only through an application protocol.
+    #[test]
+    fn the_peer_interval_bounds_travel_with_the_protocol_in_either_order() {
+        let follow = |layer: &HeartbeatLayer| match &layer.protocol {
+            Protocol::Control => None,
+            Protocol::App(app) => Some(app.follow.map(Follow::bounds)),
+        };
+        let bounds = (Duration::from_millis(100), Duration::from_secs(2));
+        let before = HeartbeatLayer::new()
+            .follow_peer_interval(bounds.0, bounds.1)
+            .protocol(Text::new());
+        let after = HeartbeatLayer::new()
+            .protocol(Text::new())
+            .follow_peer_interval(bounds.0, bounds.1);
+        assert_eq!(follow(&before), Some(Some(bounds)));
+        assert_eq!(follow(&after), Some(Some(bounds)));
+        assert_eq!(
+            follow(&HeartbeatLayer::new().protocol(Text::new())),
+            Some(None)
+        );
+        let control = after.control_frames();
+        assert_eq!(follow(&control), None);
+        assert_eq!(control.settings().follow_peer_interval(), Some(bounds));
+    }
+
+    #[test]
+    #[should_panic(expected = "min <= max")]
+    fn peer_interval_bounds_are_checked() {
+        let _ = HeartbeatLayer::new()
+            .follow_peer_interval(Duration::from_secs(2), Duration::from_secs(1));
     }
 }

@@ -84,9 +84,12 @@
 //! [`HeartbeatLayer::protocol`] the layer heartbeats with ordinary messages instead
 //! ([`protocol::Json`], [`protocol::Text`], [`protocol::BinaryCommand`], or your own
 //! [`protocol::HeartbeatProtocol`]): it answers and hides the page's pings and pings the page
-//! the same way. With the `axum` feature, `ws_heartbeat::axum` has drop-ins for axum's
-//! `WebSocketUpgrade` and `WebSocket`, so an axum handler gets keepalive by changing one `use`
-//! line.
+//! the same way. A page that slows its heartbeat can ask the server to follow
+//! ([`HeartbeatLayer::follow_peer_interval`]). With the `axum` feature, `ws_heartbeat::axum`
+//! has drop-ins for axum's `WebSocketUpgrade` and `WebSocket`, so an axum handler gets
+//! keepalive by changing one `use` line. The page's side ships with the crate:
+//! [`browser::SCRIPT`], the `ws-heartbeat.js` module (with the `axum` feature,
+//! `browser::script` serves it).
 //!
 //! ```
 //! use std::time::Duration;
@@ -162,11 +165,12 @@
 //! | `tungstenite` | yes | [`WsMessage`] for `tungstenite::Message` and `From<Dead>` for `tungstenite::Error`: tokio-tungstenite, hyper-tungstenite and everything else on tungstenite 0.30 |
 //! | `json` | yes | `protocol::Json`, the JSON application heartbeat (brings in `serde` and `serde_json`) |
 //! | `reconnect` | yes | `ws_heartbeat::reconnect`, the reconnecting client |
-//! | `axum` | no | `ws_heartbeat::axum`: drop-ins for axum 0.8's `WebSocketUpgrade` and `WebSocket`, [`WsMessage`] for its `Message`, `From<Dead>` for `axum::Error` |
+//! | `axum` | no | `ws_heartbeat::axum`: drop-ins for axum 0.8's `WebSocketUpgrade` and `WebSocket`, [`WsMessage`] for its `Message`, `From<Dead>` for `axum::Error`; `browser::script`, the handler that serves the browser module |
 //!
 //! Other message types plug in by implementing [`WsMessage`]; their error type needs
 //! `From<Dead>` (`std::io::Error` has it). The [`protocol::Text`] and
-//! [`protocol::BinaryCommand`] heartbeats need no feature.
+//! [`protocol::BinaryCommand`] heartbeats, and the browser module's text ([`browser`]),
+//! need no feature.
 //!
 //! # Reading the settings back, taking the stream apart
 //!
@@ -179,6 +183,7 @@
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
+pub mod browser;
 mod config;
 mod error;
 mod handle;

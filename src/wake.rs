@@ -81,6 +81,13 @@ impl Shared {
         ArcWake::wake_by_ref(self);
     }
 
+    /// The adapter itself changed the interval (the peer asked for it): handles read it. A
+    /// handle's change not yet applied then applies this value (a no-op): the later of the
+    /// two wins.
+    pub(crate) fn note_interval(&self, interval: Duration) {
+        self.interval_nanos.store(nanos(interval), Relaxed);
+    }
+
     /// The new interval, if a handle changed it since the last call.
     pub(crate) fn take_interval_change(&self) -> Option<Duration> {
         // Acquire pairs with the Release in `set_interval`: the new value is visible.

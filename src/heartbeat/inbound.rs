@@ -2,6 +2,7 @@
 //! application heartbeats), the rule that a pong is flushed before reading on, and the
 //! read-ahead that lets a send-only handler see its pongs.
 
+use std::sync::Arc;
 use std::task::Poll;
 
 use futures_core::Stream;
@@ -60,14 +61,23 @@ impl Conn {
     /// An application heartbeat looks at a text or binary message: the peer's ping gets an
     /// answer, a pong counts like a control pong; both are hidden.
     #[inline(never)]
-    fn observe_app<M: WsMessage>(&mut self, msg: &M, protocol: &Protocol, shared: &Shared) -> bool {
+    fn observe_app<M: WsMessage>(
+        &mut self,
+        msg: &M,
+        protocol: &Protocol,
+        shared: &Arc<Shared>,
+    ) -> bool {
         let (Protocol::App(app), Some(frame)) = (protocol, msg.as_app()) else {
             return false;
         };
-        match app.classify(frame) {
+        match app.protocol.classify(frame) {
             Verdict::Data => false,
             Verdict::Ping { answer } => {
                 self.owe_answer(answer);
+                // Only here, and only when opted in: the per-message path stays as it was.
+                if let Some(follow) = app.follow {
+                    self.follow_peer(app.protocol.peer_interval(frame), follow, shared);
+                }
                 true
             }
             Verdict::Pong { seq } => {

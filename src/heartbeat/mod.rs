@@ -396,4 +396,41 @@ mod tests {
         assert_eq!(ws.handle().stats().pings_sent, 1);
         assert_eq!(probes(), (armed.0 + 2, armed.1 + 1));
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_interval_files_a_deadline_only_when_it_changes_the_interval() {
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let server = WebSocketStream::from_raw_socket(a, Role::Server, None).await;
+        let mut peer = WebSocketStream::from_raw_socket(b, Role::Client, None).await;
+        let layer = HeartbeatLayer::new()
+            .interval(Duration::from_secs(3600))
+            .jitter(false)
+            .protocol(crate::protocol::Json::new())
+            .follow_peer_interval(Duration::from_millis(1), Duration::from_secs(7200));
+        let mut ws = layer.layer(server);
+        let handle = ws.handle();
+        // A ping (hidden from the handler), then a data message, read by the handler.
+        let mut ping_then_data = async |ping: &str| {
+            peer.send(Message::text(ping)).await.unwrap();
+            peer.send(Message::text("data")).await.unwrap();
+            assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("data"));
+        };
+        ping_then_data(r#"{"type":"ping"}"#).await;
+        let armed = probes();
+        assert_eq!(armed, (0, 1), "the first poll's filing only");
+
+        // The request moves the next tick: one filing, no clock read.
+        ping_then_data(r#"{"type":"ping","interval":1800000}"#).await;
+        assert_eq!(probes(), (armed.0, armed.1 + 1));
+        assert_eq!(handle.interval(), Duration::from_secs(1800));
+
+        // The same request again, no request, data that looks like one: nothing.
+        ping_then_data(r#"{"type":"ping","interval":1800000}"#).await;
+        ping_then_data(r#"{"type":"ping"}"#).await;
+        let lookalike = Message::text(r#"{"type":"chat","interval":1}"#);
+        peer.send(lookalike.clone()).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), lookalike);
+        assert_eq!(probes(), (armed.0, armed.1 + 1));
+        assert_eq!(handle.interval(), Duration::from_secs(1800));
+    }
 }

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use futures_sink::Sink;
 use futures_util::task::ArcWake;
@@ -11,7 +12,7 @@ use tokio::time::Instant;
 
 use super::state::{Flags, Phase};
 use super::{Conn, Io, Side, probe};
-use crate::config::Nanos;
+use crate::config::{Follow, Nanos};
 use crate::error::Dead;
 use crate::message::WsMessage;
 use crate::pacemaker::Tick;
@@ -141,17 +142,43 @@ impl Conn {
     pub(super) fn poll_timer(&mut self, shared: &Arc<Shared>) -> Poll<()> {
         self.ensure_filed(shared);
         if let Some(interval) = shared.take_interval_change() {
-            let old = std::mem::replace(&mut self.config.interval, Nanos::new(interval));
-            // Only a running heartbeat has a tick to move; a dead one keeps its close timeout.
-            if let Some(running) = self.state.running() {
-                running.next_tick = running.next_tick.sub(old.get()).add(interval);
-                self.file(shared);
-            }
+            self.move_interval(interval, shared);
         }
         if shared.due.is_set() {
             Poll::Ready(())
         } else {
             Poll::Pending
+        }
+    }
+
+    /// The interval becomes `interval`: the next tick moves to the previous tick plus the new
+    /// interval (at once, if that has passed); the missed count carries over.
+    fn move_interval(&mut self, interval: Duration, shared: &Arc<Shared>) {
+        let old = std::mem::replace(&mut self.config.interval, Nanos::new(interval));
+        // Only a running heartbeat has a tick to move; a dead one keeps its close timeout.
+        if let Some(running) = self.state.running() {
+            running.next_tick = running.next_tick.sub(old.get()).add(interval);
+            self.file(shared);
+        }
+    }
+
+    /// The peer's application ping asked for `requested` (`HeartbeatLayer::follow_peer_interval`):
+    /// clamped into the bounds, it applies like a handle's change, but at once, since the
+    /// connection is running anyway. An unchanged interval costs nothing more: a page
+    /// repeats its request in every ping.
+    pub(super) fn follow_peer(
+        &mut self,
+        requested: Option<Duration>,
+        follow: Follow,
+        shared: &Arc<Shared>,
+    ) {
+        let Some(requested) = requested.filter(|d| !d.is_zero()) else {
+            return;
+        };
+        let interval = follow.clamp(requested);
+        if interval != self.config.interval.get() {
+            shared.note_interval(interval);
+            self.move_interval(interval, shared);
         }
     }
 
@@ -207,7 +234,7 @@ impl Conn {
                 let seq = running.pacemaker.latest_seq();
                 let ping = match io.protocol {
                     Protocol::Control => M::ping(seq.to_be_bytes()),
-                    Protocol::App(app) => M::from_app(app.ping(seq)),
+                    Protocol::App(app) => M::from_app(app.protocol.ping(seq)),
                 };
                 io.inner.as_mut().start_send(ping)?;
                 self.flags.set(Flags::UNREAD);

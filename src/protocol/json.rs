@@ -1,6 +1,7 @@
 //! JSON text heartbeats: `{"type":"ping"}` answered by `{"type":"pong"}`.
 
 use std::fmt;
+use std::time::Duration;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
@@ -11,6 +12,13 @@ use super::{AppFrame, AppMessage, HeartbeatProtocol, MAX_HEARTBEAT_LEN, Verdict}
 /// ping, answered with the same object (every other field, such as an `id` or a `ts`, echoed
 /// back in its place) with `type` set to `"pong"`. Our own pings are `{"type":"ping","seq":N}`; a pong that
 /// echoes `seq` gives a round-trip sample.
+///
+/// A ping may ask us to heartbeat at another interval with a numeric `"interval"` field in
+/// milliseconds, `{"type":"ping","seq":7,"interval":30000}`, on layers that opted in with
+/// [`HeartbeatLayer::follow_peer_interval`](crate::HeartbeatLayer::follow_peer_interval).
+/// Only a non-negative integer that fits a `u64` is a request (zero is none); a string, a
+/// float, a negative number, or no field at all is none, and the ping is answered all the
+/// same.
 ///
 /// The field name and both values are configurable. Anything else (invalid JSON, an array,
 /// trailing bytes, another value, a message over 1 KiB) is data. Every text message of at
@@ -25,6 +33,11 @@ use super::{AppFrame, AppMessage, HeartbeatProtocol, MAX_HEARTBEAT_LEN, Verdict}
 ///     Verdict::Ping { answer: AppMessage::Text(r#"{"type":"pong","id":7}"#.into()) }
 /// );
 /// assert_eq!(json.classify(AppFrame::Text(r#"{"type":"chat"}"#)), Verdict::Data);
+///
+/// assert_eq!(
+///     json.peer_interval(AppFrame::Text(r#"{"type":"ping","seq":7,"interval":30000}"#)),
+///     Some(std::time::Duration::from_secs(30))
+/// );
 ///
 /// let custom = Json::with("op", "hb", "hb_ack");
 /// assert!(matches!(custom.classify(AppFrame::Text(r#"{"op":"hb_ack"}"#)), Verdict::Pong { seq: None }));
@@ -107,7 +120,23 @@ impl HeartbeatProtocol for Json {
             None => Verdict::Data,
         }
     }
+
+    fn peer_interval(&self, ping: AppFrame<'_>) -> Option<Duration> {
+        let AppFrame::Text(text) = ping else {
+            return None;
+        };
+        if text.len() > MAX_HEARTBEAT_LEN {
+            return None;
+        }
+        let mut de = serde_json::Deserializer::from_str(text);
+        let millis = IntervalOf.deserialize(&mut de).ok()?;
+        de.end().ok()?;
+        millis.filter(|&ms| ms > 0).map(Duration::from_millis)
+    }
 }
+
+/// The name of the field in which a ping asks for an interval, in milliseconds.
+const INTERVAL: &str = "interval";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -145,6 +174,85 @@ impl<'de> Visitor<'de> for FieldOf<'_> {
             }
         }
         Ok(kind)
+    }
+}
+
+/// Deserializes a JSON object, looking only at its `"interval"` field (the last one, like
+/// `serde_json::Value`): `Some` if it is an integer that fits a `u64`, exactly when
+/// `Value::as_u64` would be. Nothing is allocated unless the text has escapes.
+struct IntervalOf;
+
+impl<'de> DeserializeSeed<'de> for IntervalOf {
+    type Value = Option<u64>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
+        de.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for IntervalOf {
+    type Value = Option<u64>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut millis = None;
+        while let Some(is_field) = map.next_key_seed(KeyIs(INTERVAL))? {
+            if is_field {
+                millis = map.next_value_seed(U64Of)?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(millis)
+    }
+}
+
+/// Any JSON value: `Some` for an integer that fits a `u64` (serde_json hands negative ones
+/// to `visit_i64`, and integers too large for 64 bits to `visit_f64`), `None` for the rest.
+struct U64Of;
+
+impl<'de> DeserializeSeed<'de> for U64Of {
+    type Value = Option<u64>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
+        de.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for U64Of {
+    type Value = Option<u64>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Some(v))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(None)
     }
 }
 
@@ -307,6 +415,81 @@ mod tests {
             text(r#"{"type":"pong","type":"ping"}"#),
             Verdict::Ping { .. }
         ));
+    }
+
+    fn interval(s: &str) -> Option<Duration> {
+        Json::new().peer_interval(AppFrame::Text(s))
+    }
+
+    #[test]
+    fn a_ping_asks_for_an_interval_in_milliseconds() {
+        let ping = r#"{"type":"ping","seq":7,"interval":30000}"#;
+        assert_eq!(interval(ping), Some(Duration::from_secs(30)));
+        // The request changes nothing in the answer: every field echoed, as without one.
+        assert_eq!(
+            text(ping),
+            Verdict::Ping {
+                answer: AppMessage::Text(r#"{"type":"pong","seq":7,"interval":30000}"#.into())
+            }
+        );
+        assert_eq!(
+            interval(r#" { "interval" : 1 , "type" : "ping" } "#),
+            Some(Duration::from_millis(1))
+        );
+        assert_eq!(
+            interval(r#"{"type":"ping","interval":18446744073709551615}"#),
+            Some(Duration::from_millis(u64::MAX))
+        );
+        // The last duplicate wins, like serde_json's `Value`.
+        assert_eq!(
+            interval(r#"{"type":"ping","interval":"x","interval":250}"#),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            interval(r#"{"type":"ping","interval":250,"interval":"x"}"#),
+            None
+        );
+        assert_eq!(
+            interval(r#"{"type":"ping","interv\u0061l":250}"#),
+            Some(Duration::from_millis(250))
+        );
+    }
+
+    #[test]
+    fn anything_but_a_positive_u64_interval_is_no_request() {
+        for s in [
+            r#"{"type":"ping"}"#,
+            r#"{"type":"ping","interval":0}"#,
+            r#"{"type":"ping","interval":30000.0}"#,
+            r#"{"type":"ping","interval":1.5}"#,
+            r#"{"type":"ping","interval":3e4}"#,
+            r#"{"type":"ping","interval":-30000}"#,
+            r#"{"type":"ping","interval":"30000"}"#,
+            r#"{"type":"ping","interval":18446744073709551616}"#,
+            r#"{"type":"ping","interval":100000000000000000000000000000}"#,
+            r#"{"type":"ping","interval":null}"#,
+            r#"{"type":"ping","interval":true}"#,
+            r#"{"type":"ping","interval":[30000]}"#,
+            r#"{"type":"ping","interval":{"ms":30000}}"#,
+            r#"{"type":"ping","Interval":30000}"#,
+            r#"{"type":"ping","data":{"interval":30000}}"#,
+            r#"{"type":"ping","interval":30000"#,
+            r#"{"type":"ping","interval":30000}x"#,
+            r#"[{"type":"ping","interval":30000}]"#,
+            "30000",
+            "",
+        ] {
+            assert_eq!(interval(s), None, "{s}");
+        }
+        let long = format!(
+            r#"{{"type":"ping","interval":1000,"pad":"{}"}}"#,
+            "x".repeat(2000)
+        );
+        assert_eq!(interval(&long), None);
+        assert_eq!(
+            Json::new().peer_interval(AppFrame::Binary(br#"{"type":"ping","interval":1000}"#)),
+            None
+        );
     }
 
     #[test]

@@ -16,9 +16,22 @@
 //! A message that only looks like a heartbeat (truncated, too long, malformed) is ordinary
 //! data: it reaches the handler unchanged and is never answered.
 //!
-//! [`HeartbeatLayer::protocol`]: crate::HeartbeatLayer::protocol
+//! A peer's ping can also ask for another heartbeat interval, which a layer that opted in
+//! with [`HeartbeatLayer::follow_peer_interval`] follows within its bounds
+//! ([`HeartbeatProtocol::peer_interval`]):
 //!
-//! The design: ARCHITECTURE.md, "Application heartbeats".
+//! | protocol | the ping asks with | example |
+//! |---|---|---|
+//! | [`Json`] | a field `"interval"` in milliseconds, an integer that fits a `u64` (anything else: no request) | `{"type":"ping","seq":7,"interval":30000}` |
+//! | [`BinaryCommand`] | a payload of exactly 12 bytes: the 8-byte big-endian sequence number, then a big-endian `u32` in milliseconds | command 100, length 12, `seq`, `0x00007530` |
+//! | [`Text`] | cannot ask | |
+//!
+//! Zero is no request. The answer echoes the request like any other field or payload.
+//!
+//! [`HeartbeatLayer::protocol`]: crate::HeartbeatLayer::protocol
+//! [`HeartbeatLayer::follow_peer_interval`]: crate::HeartbeatLayer::follow_peer_interval
+//!
+//! The design: ARCHITECTURE.md, "Application heartbeats" and "Peer-chosen interval".
 
 mod binary;
 #[cfg(feature = "json")]
@@ -27,6 +40,9 @@ mod text;
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Follow;
 
 pub use binary::BinaryCommand;
 #[cfg(feature = "json")]
@@ -110,6 +126,24 @@ pub trait HeartbeatProtocol: fmt::Debug + Send + Sync + 'static {
     fn ping(&self, seq: u64) -> AppMessage;
     /// What a received text or binary message is.
     fn classify(&self, frame: AppFrame<'_>) -> Verdict;
+
+    /// The heartbeat interval the peer asks for in its ping `ping`: a browser page that
+    /// slows its own heartbeat (in the background, say) asks the server to follow, so that
+    /// the server neither finds it dead at the old bound nor waits longer than the new one.
+    ///
+    /// Called only for a message `classify` judged a ping, and only on connections whose
+    /// layer opted in with
+    /// [`HeartbeatLayer::follow_peer_interval`](crate::HeartbeatLayer::follow_peer_interval),
+    /// which clamps the request into its bounds. `None` (the default) or zero: no request,
+    /// the interval stays as it is. Like `classify`, it must never panic, whatever the
+    /// bytes.
+    ///
+    /// [`Json`] reads the ping's `"interval"` field (milliseconds), [`BinaryCommand`] a
+    /// 4-byte interval after the 8-byte sequence number; [`Text`] cannot carry one.
+    fn peer_interval(&self, ping: AppFrame<'_>) -> Option<Duration> {
+        let _ = ping;
+        None
+    }
 }
 
 /// The protocol a connection heartbeats with.
@@ -118,10 +152,18 @@ pub(crate) enum Protocol {
     /// WebSocket Ping and Pong control frames.
     #[default]
     Control,
-    /// Text or binary messages. (The box makes the pointer thin: 8 bytes per connection
-    /// instead of 16, for one more indirection per application message.)
-    #[allow(clippy::redundant_allocation)]
-    App(Arc<Box<dyn HeartbeatProtocol>>),
+    /// Text or binary messages. (The `App` between makes the pointer thin: 8 bytes per
+    /// connection instead of 16, for one more indirection per application message.)
+    App(Arc<App>),
+}
+
+/// An application protocol as a layer hands it to its connections, with what only such
+/// connections need.
+#[derive(Debug)]
+pub(crate) struct App {
+    pub(crate) protocol: Arc<dyn HeartbeatProtocol>,
+    /// Follow the interval the peer's pings ask for, within these bounds; `None`: ignore it.
+    pub(crate) follow: Option<Follow>,
 }
 
 /// Heartbeat messages longer than this are data: answering them would let a peer make us
@@ -169,9 +211,37 @@ mod properties {
         }
     }
 
+    /// The interval a built-in protocol's ping asks for, written independently of
+    /// `peer_interval`: Json's `"interval"` as `serde_json::Value::as_u64` reads it, the last
+    /// 4 of a binary ping's 12 payload bytes; zero is none.
+    fn requested_interval(protocol: usize, frame: AppFrame<'_>) -> Option<Duration> {
+        let millis = match (protocol, frame) {
+            (0, AppFrame::Text(t)) => serde_json::from_str::<serde_json::Value>(t)
+                .ok()?
+                .get("interval")?
+                .as_u64()?,
+            (2, AppFrame::Binary(b)) if b.len() == 6 + 12 => {
+                u64::from(u32::from_be_bytes([b[14], b[15], b[16], b[17]]))
+            }
+            _ => return None,
+        };
+        (millis > 0).then(|| Duration::from_millis(millis))
+    }
+
     fn check(frame: AppFrame<'_>) -> Result<(), TestCaseError> {
         for (i, protocol) in protocols().iter().enumerate() {
             let verdict = protocol.classify(frame);
+            if matches!(verdict, Verdict::Ping { .. }) {
+                let (expected, got) = (requested_interval(i, frame), protocol.peer_interval(frame));
+                if expected != got {
+                    return Err(TestCaseError::fail(format!(
+                        "{protocol:?} on {frame:?}: expected interval {expected:?}, got {got:?}"
+                    )));
+                }
+            } else {
+                // Never asked for by the adapter; it must not panic all the same.
+                let _ = protocol.peer_interval(frame);
+            }
             match (is_heartbeat(i, frame), &verdict) {
                 (Some(true), Verdict::Ping { .. }) => {}
                 (Some(false), Verdict::Pong { .. }) => {}
@@ -194,6 +264,8 @@ mod properties {
             Just("pingpong".to_string()),
             Just(r#"{"type":"ping"}"#.to_string()),
             Just(r#"{"type":"ping","id":7,"ts":1.5}"#.to_string()),
+            Just(r#"{"type":"ping","seq":7,"interval":30000}"#.to_string()),
+            Just(r#"{"type":"ping","interval":-1,"interval":1.0}"#.to_string()),
             Just(r#"{"type":"pong","seq":3}"#.to_string()),
             Just(r#"{"type":"ping""#.to_string()),
             Just(r#"{"type":["ping"]}"#.to_string()),
@@ -215,7 +287,7 @@ mod properties {
 
         #[test]
         fn json_like_text_is_classified_exactly(
-            text in r#"\{ ?("(type|id|seq)" ?: ?("(ping|pong)"|[0-9]{1,3}|null|\[\]) ?,? ?){0,3}\}?"#
+            text in r#"\{ ?("(type|id|seq|interval)" ?: ?("(ping|pong)"|-?[0-9]{1,21}(\.[0-9])?|null|\[\]) ?,? ?){0,3}\}?"#
         ) {
             check(AppFrame::Text(&text))?;
         }
@@ -232,6 +304,18 @@ mod properties {
 
         #[test]
         fn arbitrary_bytes_are_classified_exactly(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+            check(AppFrame::Binary(&bytes))?;
+        }
+
+        #[test]
+        fn binary_pings_with_an_interval_are_classified_exactly(
+            cmd in prop_oneof![Just(100u16), any::<u16>()],
+            declared in prop_oneof![Just(12u32), 8u32..16],
+            payload in prop::collection::vec(any::<u8>(), 8..16),
+        ) {
+            let mut bytes = cmd.to_be_bytes().to_vec();
+            bytes.extend(declared.to_be_bytes());
+            bytes.extend(&payload);
             check(AppFrame::Binary(&bytes))?;
         }
 

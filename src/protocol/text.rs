@@ -5,7 +5,10 @@ use super::{AppFrame, AppMessage, HeartbeatProtocol, Verdict};
 /// Plain text heartbeats: a text message that is exactly `ping` is a ping, answered with
 /// `pong`; exactly `pong` is an answer. Both strings are configurable. A text that merely
 /// starts with `ping` is data. The messages carry no sequence number, so a pong answers the
-/// latest of our pings.
+/// latest of our pings. Nor can they ask for an interval
+/// ([`HeartbeatLayer::follow_peer_interval`](crate::HeartbeatLayer::follow_peer_interval)
+/// has no effect): use [`Json`](super::Json) or [`BinaryCommand`](super::BinaryCommand) for
+/// that.
 ///
 /// ```
 /// use ws_heartbeat::protocol::{AppFrame, AppMessage, HeartbeatProtocol, Text, Verdict};
@@ -81,6 +84,11 @@ mod tests {
             assert_eq!(t.classify(AppFrame::Text(data)), Verdict::Data, "{data:?}");
         }
         assert_eq!(t.classify(AppFrame::Binary(b"ping")), Verdict::Data);
+    }
+
+    #[test]
+    fn a_text_ping_asks_for_no_interval() {
+        assert_eq!(Text::new().peer_interval(AppFrame::Text("ping")), None);
     }
 
     #[test]

@@ -1,0 +1,190 @@
+//! The browser side of the heartbeat, shipped with the crate: `ws-heartbeat.js`, an ES
+//! module for pages that talk to a server using this crate's application heartbeats
+//! ([`crate::protocol`]), and its TypeScript declarations.
+//!
+//! The files are compiled into the crate, so the server serves the very version it was built
+//! with: no npm package to keep in step. With the `axum` feature, `script` is a ready
+//! handler:
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//!
+//! let app: Router = Router::new().route("/ws-heartbeat.js", get(ws_heartbeat::browser::script));
+//! ```
+//!
+//! and a page imports it as a module:
+//!
+//! ```html
+//! <script type="module">
+//!   import { HeartbeatSocket } from "/ws-heartbeat.js";
+//! </script>
+//! ```
+//!
+//! Another server framework serves [`SCRIPT`] the same way: `Content-Type: text/javascript;
+//! charset=utf-8`, `ETag:` [`ETAG`], `Cache-Control: no-cache` (browsers revalidate on every
+//! load, so a new build of the server reaches every page at once), and `304 Not Modified`
+//! when the request's `If-None-Match` holds [`ETAG`].
+
+/// `ws-heartbeat.js`: the browser module, an ES module (serve it as
+/// `text/javascript; charset=utf-8`, see the [module docs](self)).
+pub const SCRIPT: &str = include_str!("../js/ws-heartbeat.js");
+
+/// `ws-heartbeat.d.ts`: TypeScript declarations for [`SCRIPT`], for a TypeScript page that
+/// imports it (write it next to the page's sources, or serve it beside the script).
+pub const TYPES: &str = include_str!("../js/ws-heartbeat.d.ts");
+
+/// The value of the `ETag` header for [`SCRIPT`], quotes included: a strong validator, the
+/// 64-bit FNV-1a hash of the script's bytes in lowercase hexadecimal
+/// (`"cbf29ce484222325"`-shaped), computed at compile time. It changes whenever the script
+/// does, and only then.
+pub const ETAG: &str = match std::str::from_utf8(&ETAG_BYTES) {
+    Ok(etag) => etag,
+    Err(_) => panic!("the ETag is ASCII"),
+};
+
+const ETAG_BYTES: [u8; 18] = quoted_hex(fnv1a(SCRIPT.as_bytes()));
+
+/// 64-bit FNV-1a: simple enough for a `const fn`, and a content hash is all a validator needs
+/// (nothing here is secret or adversarial).
+const fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
+    }
+    hash
+}
+
+/// `n` as 16 lowercase hex digits between double quotes: an entity-tag (RFC 9110, 8.8.3).
+const fn quoted_hex(n: u64) -> [u8; 18] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut tag = [b'"'; 18];
+    let mut i = 0;
+    while i < 16 {
+        tag[1 + i] = DIGITS[((n >> (60 - 4 * i)) & 0xf) as usize];
+        i += 1;
+    }
+    tag
+}
+
+/// Serves [`SCRIPT`]: `200` with `Content-Type: text/javascript; charset=utf-8`, the
+/// [`ETAG`] and `Cache-Control: no-cache`; or `304 Not Modified` with no body (and the same
+/// `ETag` and `Cache-Control`) when `If-None-Match` matches: `*`, or a list holding [`ETAG`],
+/// weak (`W/`) or not, on one or several header lines (RFC 9110, 13.1.2: the weak
+/// comparison).
+///
+/// ```
+/// use axum::{Router, routing::get};
+///
+/// let app: Router = Router::new().route("/ws-heartbeat.js", get(ws_heartbeat::browser::script));
+/// ```
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub async fn script(headers: ::axum::http::HeaderMap) -> ::axum::response::Response {
+    use ::axum::http::{HeaderValue, StatusCode, header};
+    use ::axum::response::IntoResponse;
+
+    let cached = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .any(|value| if_none_match(value.as_bytes(), ETAG.as_bytes()));
+    let mut response = if cached {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut response = SCRIPT.into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/javascript; charset=utf-8"),
+        );
+        response
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::ETAG, HeaderValue::from_static(ETAG));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// Whether one `If-None-Match` field value matches `etag` (quotes included): `*`, or an
+/// entity-tag of the comma-separated list whose opaque-tag equals it, weak or not. An
+/// opaque-tag may itself hold commas, so the list is read tag by tag, not split. A malformed
+/// rest of the list matches nothing: the script is served in full.
+#[cfg(any(feature = "axum", test))]
+fn if_none_match(mut list: &[u8], etag: &[u8]) -> bool {
+    loop {
+        while let [b' ' | b'\t' | b',', rest @ ..] = list {
+            list = rest;
+        }
+        if list.is_empty() {
+            return false;
+        }
+        if list.starts_with(b"*") {
+            return true;
+        }
+        let tag = list.strip_prefix(b"W/").unwrap_or(list);
+        let [b'"', inside @ ..] = tag else {
+            return false;
+        };
+        let Some(end) = inside.iter().position(|&b| b == b'"') else {
+            return false;
+        };
+        // The tag with both quotes.
+        if &tag[..end + 2] == etag {
+            return true;
+        }
+        list = &inside[end + 1..];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a_gives_the_published_test_vectors() {
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn the_etag_is_the_quoted_hash_of_the_script() {
+        assert_eq!(ETAG, format!("\"{:016x}\"", fnv1a(SCRIPT.as_bytes())));
+        assert_eq!(quoted_hex(0x0123_4567_89ab_cdef), *b"\"0123456789abcdef\"");
+        assert_eq!(quoted_hex(0), *b"\"0000000000000000\"");
+    }
+
+    #[test]
+    fn if_none_match_compares_weakly_and_reads_lists_tag_by_tag() {
+        let ours = br#""0123456789abcdef""#;
+        let matches = |value: &str| if_none_match(value.as_bytes(), ours);
+        for value in [
+            r#""0123456789abcdef""#,
+            r#"W/"0123456789abcdef""#,
+            "*",
+            " * ",
+            r#""x", "0123456789abcdef""#,
+            r#"W/"x",W/"0123456789abcdef""#,
+            r#""a,b", "0123456789abcdef""#,
+            r#"	,, "0123456789abcdef" ,"#,
+        ] {
+            assert!(matches(value), "{value}");
+        }
+        for value in [
+            "",
+            " , ",
+            r#""0123456789ABCDEF""#,
+            r#""0123456789abcde""#,
+            r#""0123456789abcdef"#,
+            "0123456789abcdef",
+            r#"w/"0123456789abcdef""#,
+            r#""x"y, "0123456789abcdef""#,
+            r#""0123456789abcdef,x""#,
+            r#"W/ "0123456789abcdef""#,
+            r#"x, "0123456789abcdef""#,
+        ] {
+            assert!(!matches(value), "{value}");
+        }
+    }
+}
