@@ -333,7 +333,14 @@ export class HeartbeatSocket extends EventTarget {
     const event = new HeartbeatEvent(type, fields);
     this.dispatchEvent(event);
     const handler = this[`on${type}`];
-    if (typeof handler === 'function') handler.call(this, event);
+    if (typeof handler !== 'function') return;
+    try {
+      handler.call(this, event);
+    } catch (error) {
+      queueMicrotask(() => {
+        throw error; // reported like a listener's error, without cutting our own work short
+      });
+    }
   }
 
   // --- the heartbeat -------------------------------------------------------------------

@@ -238,6 +238,19 @@ describe('death bound: silence for more than interval × maxMissed, found within
     });
   }
 
+  it('silence of exactly interval × maxMissed is not death, even with maxMissed pings out for an interval', () => {
+    // t=0 open, setInterval(1000) at once → ping at t=0; pings 1000, 2000; t=3000 silent exactly 3000 with 3 pings
+    // out, the latest 1000 ms old: alive (it sends ping 4); dead by t=4000
+    const s = start();
+    s.ws.open();
+    s.hb.setInterval(1000);
+    to(3000);
+    assert.deepEqual(deaths(s), []);
+    assert.deepEqual(pingsOf(s.ws).map((p) => p.t), [0, 1000, 2000, 3000]);
+    to(4000);
+    assert.equal(deaths(s).length, 1);
+  });
+
   it('a server that answers every ping within 10 ms is never dead over 60 s, and every rtt is exactly 10', () => {
     // t=0 open; t=k×1000 ping k, its pong at +10 ms; t=60010: 60 pings, 60 rtt events of 10, no death
     const s = start();
@@ -704,6 +717,26 @@ describe('buffer', () => {
     assert.equal(s.hb.stats.buffered, 0);
   });
 
+  it('a throwing onstate handler is reported, and the buffer still flushes on connect', async () => {
+    // t=0 send a (kept); onstate throws on 'connected'; open → a goes out, b goes straight out, the error is reported once
+    const reported = [];
+    process.setUncaughtExceptionCaptureCallback((error) => reported.push(error.message));
+    try {
+      const s = start();
+      s.hb.send('a');
+      s.hb.onstate = (e) => {
+        if (e.state === 'connected') throw new Error('app bug');
+      };
+      s.ws.open();
+      s.hb.send('b');
+      await settle();
+      assert.deepEqual(dataOf(s.ws), ['a', 'b']);
+      assert.deepEqual(reported, ['app bug']);
+    } finally {
+      process.setUncaughtExceptionCaptureCallback(null);
+    }
+  });
+
   it('when the buffer is full, send returns false and stats.dropped counts it', () => {
     // buffer 2; t=0 fail; t=10 send a, b, c → true, true, false; t=50 socket 1 opens: a, b sent
     const s = start({ buffer: 2 });
@@ -828,6 +861,26 @@ describe('throttled timers (a background tab)', () => {
     assert.deepEqual(pingsOf(s.ws).map((p) => p.t), [1000, 61000, 62000, 63000]);
     assert.deepEqual(deaths(s), []);
     to(64000);
+    assert.equal(deaths(s).length, 1);
+  });
+
+  it('a late tick keeps the schedule, and the ping it sent still gets a full interval before death', () => {
+    // t=0 open; t=1000 ping, t=1010 pong, then silence; pings 2000, 3000; the t=4000 tick fires at 4900 (ping),
+    // the next tick keeps its deadline t=5000: silent for 3990 ms with 3 pings out, but the latest had 100 ms,
+    // so it pings again; t=5899 alive; dead by t=5900 + one interval at most (t=6900)
+    const s = start();
+    s.ws.autoPong = 10;
+    s.ws.open();
+    to(1010);
+    s.ws.autoPong = null;
+    to(3999);
+    mock.timers.setTime(4900);
+    mock.timers.tick(0);
+    assert.deepEqual(pingsOf(s.ws).map((p) => p.t), [1000, 2000, 3000, 4900]);
+    to(5899);
+    assert.deepEqual(deaths(s), []);
+    assert.deepEqual(pingsOf(s.ws).map((p) => p.t), [1000, 2000, 3000, 4900, 5000]);
+    to(6900);
     assert.equal(deaths(s).length, 1);
   });
 });

@@ -1,8 +1,7 @@
-// The demo page in a real browser: headless Chromium (Debian's `chromium`, found on PATH, or
-// the program CHROMIUM names) driven by playwright-core, against the demo example with a
-// 300 ms server heartbeat and 3 missed pings (dead within 1 200 ms). The example is built
-// with `cargo build --example demo` and started from the path cargo reports for it, so
-// CARGO_TARGET_DIR is respected. Run from the repository root:
+// The demo page, built on HeartbeatSocket (js/ws-heartbeat.js), in a real browser: headless
+// Chromium (Debian's `chromium`, found on PATH, or the program CHROMIUM names) driven by
+// playwright-core, against the demo example with a 300 ms server heartbeat and 3 missed pings
+// (dead within 1 200 ms). The page heartbeats at 300 ms too. Run from the repository root:
 //
 //   node --test tests/browser/demo.test.mjs      (after `npm ci` in tests/browser and
 //                                                 `apt-get install chromium`)
@@ -11,41 +10,16 @@
 
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import fs from 'node:fs';
 import { chromium } from 'playwright-core';
+import { DemoServer, INTERVAL, MAX_MISSED, DEAD_BOUND, SLACK, sleep, until } from './support.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const INTERVAL = 300;
-const MAX_MISSED = 3;
-const DEAD_BOUND = INTERVAL * (MAX_MISSED + 1);
-const BACKOFF = 200; // the page's first reconnect waits a random time in [0, 200 ms]
-const SLACK = 300; // scheduling, connection set-up, and the 25 ms polling below
-const PAGE = `?interval=${INTERVAL}&deadline=${5 * INTERVAL}&backoff=${BACKOFF}&cap=2000`;
+const BACKOFF = 200; // the page's first reconnect waits a random time in [0, 200 ms)
+const PAGE = `?interval=${INTERVAL}&maxMissed=${MAX_MISSED}&backoff=${BACKOFF}&cap=2000`;
 
-let server;
-let base;
+const server = new DemoServer();
 let browser;
-
-/// The executable of the example `name`, as cargo builds it and reports it (JSON messages).
-function example(name) {
-  const out = execFileSync('cargo', ['build', '-q', '--message-format=json', '--example', name], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'inherit'],
-    encoding: 'utf8',
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  for (const line of out.split('\n')) {
-    if (!line.startsWith('{')) continue;
-    const msg = JSON.parse(line);
-    if (msg.reason === 'compiler-artifact' && msg.target.name === name && msg.target.kind.includes('example') && msg.executable) {
-      return msg.executable;
-    }
-  }
-  throw new Error(`cargo reported no executable for the example ${name}`);
-}
 
 /// Chromium: the program CHROMIUM names, else `chromium` (or `chromium-browser`) on PATH.
 function chromiumPath() {
@@ -63,24 +37,8 @@ function chromiumPath() {
   throw new Error('needs chromium: apt-get install chromium (or set CHROMIUM to its path)');
 }
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function stats() {
-  const response = await fetch(`${base}/stats`);
-  return response.json();
-}
-
-/// Polls `check` every 25 ms until it returns a truthy value; returns the elapsed ms.
-async function until(check, timeout, what) {
-  const start = Date.now();
-  while (Date.now() - start < timeout) {
-    if (await check()) return Date.now() - start;
-    await sleep(25);
-  }
-  assert.fail(`${what}: not within ${timeout} ms`);
-}
-
-const state = (page) => page.evaluate(() => window.demo.state);
+const state = (page) => page.evaluate(() => window.demo.socket.state);
+const socketStats = (page) => page.evaluate(() => window.demo.socket.stats);
 
 /// Pages still open: closed after each test, so that a failed test leaves no connection
 /// behind to disturb the counts of the next ones.
@@ -90,26 +48,13 @@ async function openPage(query = PAGE) {
   const page = await browser.newPage();
   openPages.add(page);
   page.on('pageerror', (err) => assert.fail(`page error: ${err}`));
-  await page.goto(`${base}/${query}`);
+  await page.goto(`${server.base}/${query}`);
   await until(async () => (await state(page)) === 'connected', 5000, 'connected');
   return page;
 }
 
 before(async () => {
-  const bin = example('demo');
-  server = spawn(bin, ['127.0.0.1:0', '--interval-ms', String(INTERVAL), '--max-missed', String(MAX_MISSED)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  base = await new Promise((resolve, reject) => {
-    let out = '';
-    server.stdout.on('data', (chunk) => {
-      out += chunk;
-      const found = out.match(/demo on (http:\/\/\S+)/);
-      if (found) resolve(found[1]);
-    });
-    server.on('exit', (code) => reject(new Error(`demo exited with ${code}`)));
-  });
-  server.stdout.on('data', (chunk) => process.stderr.write(`  [demo] ${chunk}`));
+  await server.start();
   // playwright-core starts Chromium headless with a new, empty profile of its own.
   browser = await chromium.launch({
     executablePath: chromiumPath(),
@@ -128,111 +73,156 @@ afterEach(async () => {
 
 after(async () => {
   await browser?.close();
-  server?.kill();
+  server.stop();
 });
 
-test('the page connects and draws round-trip samples', async () => {
-  const before = await stats();
-  const page = await openPage();
-  await until(() => page.evaluate(() => window.demo.rtts.length >= 3), 5 * INTERVAL + SLACK, 'three RTT samples');
-  // The server times its JSON pings too: the page echoes the sequence number exactly.
-  await until(async () => (await stats()).rtt_samples >= before.rtt_samples + 2, 4 * INTERVAL, 'server RTT samples');
-  const rtts = await page.evaluate(() => window.demo.rtts);
-  assert.ok(rtts.every((ms) => ms >= 0 && ms < 100), `loopback round trips: ${rtts}`);
-  assert.match(await page.textContent('#rtt'), /^\d+\.\d ms$/);
-  await page.close();
+test('the module is served with its validator, and revalidation gets 304', async () => {
+  const first = await fetch(`${server.base}/ws-heartbeat.js`);
+  assert.equal(first.status, 200);
+  assert.match(first.headers.get('content-type'), /^text\/javascript/);
+  const etag = first.headers.get('etag');
+  assert.equal(await first.text(), fs.readFileSync(new URL('../../js/ws-heartbeat.js', import.meta.url), 'utf8'));
+  const again = await fetch(`${server.base}/ws-heartbeat.js`, { headers: { 'if-none-match': etag } });
+  assert.equal(again.status, 304);
+});
+
+for (const heartbeat of ['json', 'text', 'binary']) {
+  test(`${heartbeat}: the page and the server each measure round trips, nothing dies`, async () => {
+    const before = await server.stats();
+    const page = await openPage(`${PAGE}&heartbeat=${heartbeat}`);
+    await until(() => page.evaluate(() => window.demo.rtts.length >= 3), 5 * INTERVAL + SLACK, 'three RTT samples');
+    const rtts = await page.evaluate(() => window.demo.rtts);
+    assert.ok(rtts.every((ms) => ms >= 0 && ms < 100), `loopback round trips: ${rtts}`);
+    assert.match(await page.textContent('#rtt'), /^\d+ ms$/);
+    // The server's pings are answered by the page: counted as pongs by the server.
+    await until(async () => (await server.stats()).pongs >= before.pongs + 3, 5 * INTERVAL, 'server pongs');
+    // Heartbeats never reach the page's message handler: its log shows only the counters.
+    const logged = await page.evaluate(() => window.demo.events.map((e) => e.text));
+    assert.ok(!logged.some((t) => t.startsWith('message')), logged.join('\n'));
+    assert.equal((await server.stats()).deaths, before.deaths);
+  });
+}
+
+test('control: Chromium answers protocol pings by itself, the page sends none, 20 intervals alive', async () => {
+  const page = await openPage(`${PAGE}&heartbeat=control`);
+  const before = await server.stats();
+  await sleep(20 * INTERVAL);
+  const after = await server.stats();
+  assert.equal(await state(page), 'connected');
+  const stats = await socketStats(page);
+  assert.equal(stats.reconnects, 0);
+  assert.equal(stats.pings, 0);
+  assert.equal(after.deaths, before.deaths);
+  // 20 ticks: at least 18 pongs counted while the page sent no ping of its own.
+  assert.ok(after.pongs - before.pongs >= 18, `${after.pongs - before.pongs} pongs`);
 });
 
 test('a kill from the server makes the page reconnect within its backoff bound', async () => {
   const page = await openPage();
-  const kills = (await stats()).kills;
+  const kills = (await server.stats()).kills;
   await page.click('#kill');
-  // The page may pass through 'reconnecting' faster than a poll (its delay is drawn from
-  // [0, BACKOFF]): wait for its reconnect count instead, then read the times from its log.
-  await until(async () => (await page.evaluate(() => window.demo.reconnects)) === 1, 1000, 'reconnecting');
+  await until(async () => (await socketStats(page)).reconnects === 1, 1000, 'reconnecting');
   await until(async () => (await state(page)) === 'connected', BACKOFF + SLACK, 'reconnected');
-  assert.equal((await stats()).kills, kills + 1);
-  assert.equal(await page.evaluate(() => window.demo.reconnects), 1);
+  assert.equal((await server.stats()).kills, kills + 1);
   const events = await page.evaluate(() => window.demo.events);
-  const died = events.findLast((e) => e.text.startsWith('reconnecting'));
-  const back = events.findLast((e) => e.text === 'connected');
-  assert.ok(died && back && back.t >= died.t, JSON.stringify(events.slice(-4)));
-  const took = back.t - died.t;
+  const lost = events.findLast((e) => e.text.startsWith('reconnecting: closed'));
+  const back = events.findLast((e) => e.text.startsWith('connected'));
+  assert.ok(lost && back && back.t >= lost.t, JSON.stringify(events.slice(-4)));
+  const took = back.t - lost.t;
   assert.ok(took <= BACKOFF + SLACK, `reconnected ${took} ms after the page saw the connection die`);
   console.log(`reconnected ${took} ms after the page saw the connection die`);
-  await page.close();
 });
 
-test('a frozen page is declared dead by the server within interval x (max_missed + 1)', async () => {
+test('a frozen page (Freeze: deaf and mute) is declared dead by the server within the bound, and reconnects when thawed', async () => {
   const page = await openPage();
   await sleep(2 * INTERVAL); // a few heartbeats in both directions
-  const deaths = (await stats()).deaths;
+  const deaths = (await server.stats()).deaths;
   await page.click('#freeze');
-  const took = await until(async () => (await stats()).deaths === deaths + 1, DEAD_BOUND + SLACK, 'death');
-  // Its last frame came at most one interval before the click: dead more than
-  // interval x max_missed after that frame.
+  const took = await until(async () => (await server.stats()).deaths === deaths + 1, DEAD_BOUND + SLACK, 'death');
+  // Its last frame came at most one interval before the click.
   assert.ok(took > INTERVAL * (MAX_MISSED - 1), `dead only ${took} ms after the freeze`);
-  console.log(`declared dead ${took} ms after the freeze (bound ${DEAD_BOUND} ms)`);
-  // Thawed, it finds its connection closed and reconnects.
+  console.log(`frozen page declared dead ${took} ms after the freeze (bound ${DEAD_BOUND} ms)`);
   await page.click('#freeze');
   await until(async () => (await state(page)) === 'connected', BACKOFF + SLACK + 500, 'reconnected after thawing');
-  await page.close();
 });
 
-test("a frozen server is caught by the page's own read deadline; one reconnect at a time", async () => {
+test('a page whose script is paused (CDP Debugger.pause) is declared dead by the server within the bound', async () => {
   const page = await openPage();
-  const { connections } = await stats();
-  server.kill('SIGSTOP');
+  await sleep(2 * INTERVAL);
+  const deaths = (await server.stats()).deaths;
+  const cdp = await page.context().newCDPSession(page);
+  // Chromium's lifecycle 'frozen' state leaves a visible headless page running; a paused
+  // script is what a frozen tab is to the server: nothing is answered.
+  await cdp.send('Debugger.enable');
+  await cdp.send('Debugger.pause');
   try {
-    // Nothing heard for the deadline (5 intervals), noticed at the next interval check.
-    const deadline = 5 * INTERVAL;
-    const took = await until(async () => (await state(page)) === 'reconnecting', deadline + INTERVAL + SLACK, 'read deadline');
-    assert.ok(took >= deadline - INTERVAL, `gave up after only ${took} ms`);
-    await sleep(2000); // attempts against the frozen server hang in the handshake
+    const took = await until(async () => (await server.stats()).deaths === deaths + 1, DEAD_BOUND + SLACK, 'death');
+    assert.ok(took > INTERVAL * (MAX_MISSED - 1), `dead only ${took} ms after the freeze`);
+    console.log(`page paused in the debugger declared dead ${took} ms after the pause (bound ${DEAD_BOUND} ms)`);
   } finally {
-    server.kill('SIGCONT');
+    await cdp.send('Debugger.resume');
   }
+  await until(async () => (await state(page)) === 'connected', 3000, 'reconnected after resuming');
+});
+
+test('a frozen server (SIGSTOP) is found dead by the page within the bound; one attempt in flight', async () => {
+  const page = await openPage();
+  await sleep(2 * INTERVAL);
+  const { connections } = await server.stats();
+  const frozenAt = Date.now();
+  server.signal('SIGSTOP');
+  let took;
+  try {
+    took = await until(
+      () => page.evaluate(() => window.demo.events.some((e) => e.text.startsWith('reconnecting: dead'))),
+      DEAD_BOUND + SLACK,
+      'found dead',
+    );
+    await sleep(1500); // attempts against the frozen server hang in the handshake
+  } finally {
+    server.signal('SIGCONT');
+  }
+  assert.ok(took > INTERVAL * (MAX_MISSED - 1), `dead only ${took} ms after SIGSTOP`);
+  console.log(`frozen server found dead by the page ${took} ms after SIGSTOP (bound ${DEAD_BOUND} ms)`);
   await until(async () => (await state(page)) === 'connected', 3000, 'reconnected after the server thawed');
   // One attempt was in flight, so exactly one new connection reached the server.
-  assert.equal((await stats()).connections, connections + 1);
-  await page.close();
+  assert.equal((await server.stats()).connections, connections + 1);
+  void frozenAt;
 });
 
 test('after logging out the page stays closed', async () => {
   const page = await openPage();
   await page.click('#logout');
   await until(async () => (await state(page)) === 'closed', 1000, 'closed');
-  const { connections } = await stats();
+  const { connections } = await server.stats();
   await sleep(10 * INTERVAL);
   assert.equal(await state(page), 'closed');
-  const after = await stats();
+  const after = await server.stats();
   assert.equal(after.connections, connections, 'no new connection');
   assert.equal(after.connected, 0);
-  await page.close();
 });
 
 test('after a kick the page stays closed', async () => {
   const page = await openPage();
   await page.click('#kick');
   await until(async () => (await state(page)) === 'closed', 2000, 'closed');
-  const { connections } = await stats();
+  const { connections } = await server.stats();
   await sleep(10 * INTERVAL);
   assert.equal(await state(page), 'closed');
-  assert.equal((await stats()).connections, connections, 'no new connection');
-  assert.match(await page.evaluate(() => window.demo.events.at(-1).text), /kicked by the server \(4000/);
-  await page.close();
+  assert.equal((await server.stats()).connections, connections, 'no new connection');
+  assert.match(await page.evaluate(() => window.demo.events.at(-1).text), /closed: final-code, code 4000/);
 });
 
-test('with protocol pings, Chromium answers by itself and stays connected for 20 intervals', async () => {
-  const page = await openPage(`?heartbeat=control&interval=${INTERVAL}&deadline=${5 * INTERVAL}`);
-  const before = await stats();
-  await sleep(20 * INTERVAL);
-  const after = await stats();
-  assert.equal(await state(page), 'connected');
-  assert.equal(await page.evaluate(() => window.demo.reconnects), 0);
-  assert.equal(after.deaths, before.deaths);
-  // 20 ticks: at least 18 pongs counted while the page sent no ping of its own.
-  assert.ok(after.pongs - before.pongs >= 18, `${after.pongs - before.pongs} pongs`);
-  assert.equal(await page.evaluate(() => window.demo.rtts.length), 0);
-  await page.close();
+test('Background (a 4x longer interval): the server follows, keeps the page past the old bound, finds it dead within the new one', async () => {
+  const page = await openPage();
+  await page.click('#background');
+  const longer = 4 * INTERVAL;
+  await until(async () => (await server.stats()).intervals_ms.includes(longer), 2 * INTERVAL, 'server follows');
+  await sleep(longer);
+  const deaths = (await server.stats()).deaths;
+  await page.click('#freeze');
+  const bound = longer * (MAX_MISSED + 1);
+  const took = await until(async () => (await server.stats()).deaths === deaths + 1, bound + SLACK, 'dead within the new bound');
+  assert.ok(took > longer * (MAX_MISSED - 1) && took > DEAD_BOUND, `dead ${took} ms after the freeze`);
+  console.log(`after Background: declared dead ${took} ms after the freeze (old bound ${DEAD_BOUND}, new ${bound})`);
 });

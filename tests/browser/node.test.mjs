@@ -48,7 +48,7 @@ for (const heartbeat of ['json', 'text', 'binary']) {
     const { socket, seen } = connect(heartbeat);
     await connected(socket);
     const before = await server.stats();
-    const payload = heartbeat === 'binary' ? new Uint8Array([0, 100, 0, 0, 0, 1, 7]) : heartbeat === 'json' ? '{"type":"chat"}' : 'ping me';
+    const payload = heartbeat === 'binary' ? new Uint8Array([0, 100, 0, 0, 0, 2, 7]) /* declares 2 bytes, has 1 */ : heartbeat === 'json' ? '{"type":"chat"}' : 'ping me';
     socket.send(payload); // looks like a heartbeat, is not one: echoed back as data
     await sleep(6 * INTERVAL);
     const after = await server.stats();
