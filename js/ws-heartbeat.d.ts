@@ -64,7 +64,8 @@ export interface HeartbeatSocketOptions {
   /** First tick at a random point of the first interval (true). */
   jitter?: boolean;
   backoff?: Backoff;
-  /** A connection up this long (ms) restarts the retry count (30 000). */
+  /** A connection whose server was heard from for this long (ms) after it connected restarts
+   *  the retry count when it ends (30 000); with `control`, one up this long. */
   stableAfter?: number;
   /** An attempt not connected (open and `onConnect` done) within this many ms fails (10 000). */
   connectTimeout?: number;
@@ -151,6 +152,8 @@ export interface HeartbeatSocketEventMap {
 }
 
 export declare class HeartbeatSocket extends EventTarget {
+  /** Throws what the WebSocket constructor throws on the first attempt (a bad URL), and
+   *  RangeError or TypeError for a bad option. */
   constructor(url: string | URL, options?: HeartbeatSocketOptions);
   readonly state: HeartbeatState;
   /** The latest round trip in ms, undefined before the first. */
@@ -165,7 +168,8 @@ export declare class HeartbeatSocket extends EventTarget {
   send(data: SendData): boolean;
   /** Changes the page's interval now; the server is told in the next ping (sent at once). */
   setInterval(ms: number): void;
-  /** Ends the socket: no reconnect after. `code` is 1000 or 3000–4999. */
+  /** Ends the socket: no reconnect after. `code` is 1000 or 3000–4999 (else RangeError),
+   *  `reason` at most 123 bytes of UTF-8 (else SyntaxError). */
   close(code?: number, reason?: string): void;
   addEventListener<K extends keyof HeartbeatSocketEventMap>(
     type: K,

@@ -148,6 +148,7 @@ export class HeartbeatSocket extends EventTarget {
     if (code !== 1000 && !(Number.isInteger(code) && code >= 3000 && code <= 4999)) {
       throw new RangeError('close code: 1000 or 3000-4999');
     }
+    if (clip(String(reason)) !== String(reason)) throw new SyntaxError('close reason: at most 123 bytes of UTF-8');
     if (this.#final) return;
     this.#final = true;
     clearTimeout(this.#retryTimer);
@@ -184,6 +185,13 @@ export class HeartbeatSocket extends EventTarget {
     try {
       conn.ws = protocols === undefined ? new WebSocket(this.#url) : new WebSocket(this.#url, protocols);
     } catch (error) {
+      // The constructor throws only for what no retry can mend (a bad URL, bad protocols):
+      // the first attempt passes it to the page, later ones give up with it.
+      if (why === 'start') {
+        this.#final = true;
+        this.#state = 'closed';
+        throw error;
+      }
       this.#lost(conn, 'error', { error });
       return;
     }
@@ -291,7 +299,11 @@ export class HeartbeatSocket extends EventTarget {
     const unconfirmed = conn.sentSinceHeard ?? 0;
     this.#stats.unconfirmed += unconfirmed;
     if (this.#final) return;
-    if (conn.connectedAt !== undefined && Date.now() - conn.connectedAt >= this.#options.stableAfter) this.#retries = 0;
+    // Stable: connected, and heard from, for `stableAfter`. A server that accepts and then
+    // says nothing is found dead after interval × maxMissed, which may exceed the window: that
+    // must not restart the count. (With control frames the page hears no heartbeat: up is enough.)
+    const upTo = this.#options.heartbeat === 'control' ? Date.now() : conn.lastHeard;
+    if (conn.connectedAt !== undefined && upTo - conn.connectedAt >= this.#options.stableAfter) this.#retries = 0;
     this.#retries += 1;
     const { initial, factor, max, maxRetries } = this.#options.backoff;
     const detail = { ...fields, unconfirmed, attempt: this.#retries };

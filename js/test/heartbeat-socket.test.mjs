@@ -829,6 +829,63 @@ describe('stability window (stableAfter 30000)', () => {
   }
 });
 
+describe('stability window: heard from, not only up', () => {
+  it('a server that accepts and then says nothing is found dead after the window: the count still grows', () => {
+    // stableAfter 3000, interval 1000, maxMissed 3, Math.random = 0.999999.
+    // t=0 open (heard: the handshake), silence; t=4000 dead: up 4000 ms ≥ the window, but heard for 0 ms → attempt 1;
+    // t≈4100 socket 1 opens, silent again; dead at t≈8100 → attempt 2, ceiling 200 (a reset would give 1, ceiling 100)
+    draws = 0.999999;
+    const s = start({ stableAfter: 3000 });
+    s.ws.open();
+    to(4000);
+    assert.deepEqual(s.last, { ...s.last, why: 'dead', attempt: 1 });
+    to(4100);
+    s.ws.open();
+    to(8100);
+    assert.equal(s.last.why, 'dead');
+    assert.equal(s.last.attempt, 2);
+    assert.ok(s.last.delay < 200 && s.last.delay >= 0.999 * 200);
+  });
+
+  it('a server heard from for the whole window restarts the count when it later goes silent', () => {
+    // stableAfter 3000, Math.random = 0.999999. t=0 socket 0 fails (attempt 1); t=100 socket 1
+    // opens; pings every 1000 ms answered after 10 ms until the pong at t=3110 (heard 3010 ms
+    // after connecting), then silence; pings 4100, 5100, 6100; t=7100 dead → attempt 1 again
+    // (without the reset it would be 2)
+    draws = 0.999999;
+    const s = start({ stableAfter: 3000 });
+    s.ws.fail();
+    to(100);
+    s.ws.autoPong = 10;
+    s.ws.open();
+    to(3110);
+    s.ws.autoPong = null;
+    to(7100);
+    assert.deepEqual(deaths(s).map((e) => [e.t, e.attempt]), [[7100, 1]]);
+  });
+});
+
+describe('what no retry can mend', () => {
+  it('a WebSocket constructor that throws on the first attempt throws from new HeartbeatSocket', () => {
+    class Refusing {
+      constructor(url) {
+        throw new SyntaxError(`bad url ${url}`);
+      }
+    }
+    assert.throws(() => new HeartbeatSocket('not a url', { WebSocket: Refusing }), SyntaxError);
+  });
+
+  it('close() with a reason over 123 bytes of UTF-8 throws SyntaxError and changes nothing', () => {
+    const s = start();
+    s.ws.open();
+    assert.throws(() => s.hb.close(1000, '心'.repeat(42)), SyntaxError); // 126 bytes
+    assert.equal(s.hb.state, 'connected');
+    s.hb.close(1000, '心'.repeat(41)); // 123 bytes
+    assert.equal(s.hb.state, 'closing');
+    assert.deepEqual(s.ws.closes, [{ code: 1000, reason: '心'.repeat(41) }]);
+  });
+});
+
 describe('throttled timers (a background tab)', () => {
   it('a tick that fires 60 s late does not condemn a server that answered every ping it received', () => {
     // t=0 open; t=1000 ping 1, t=1010 pong; the tab is throttled: the t=2000 tick fires at t=61000
