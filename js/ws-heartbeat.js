@@ -254,6 +254,7 @@ export class HeartbeatSocket extends EventTarget {
     const fields = { code: e.code, reason: e.reason, unconfirmed: conn.sentSinceHeard ?? 0 };
     if (conn.openedAt !== undefined && this.#isFinal(e.code)) {
       this.#drop(conn);
+      this.#conn = null;
       this.#final = true;
       this.#stats.unconfirmed += fields.unconfirmed;
       fields.unsent = this.#queue.length;
@@ -446,7 +447,8 @@ function classify(kind, shape, data) {
     return data === shape.pong ? { seq: undefined } : null;
   }
   if (kind === 'json') {
-    if (typeof data !== 'string' || data.length > MAX_HEARTBEAT_BYTES || data.trimStart()[0] !== '{') return null;
+    if (typeof data !== 'string' || data.length > MAX_HEARTBEAT_BYTES) return null;
+    if (data[0] !== '{' && data.trimStart()[0] !== '{') return null;
     if (data.length * 3 > MAX_HEARTBEAT_BYTES && new TextEncoder().encode(data).length > MAX_HEARTBEAT_BYTES) return null;
     let message;
     try {
