@@ -78,14 +78,21 @@ socket.addEventListener('message', (e) => {
   }
 });
 
+// A sleeping tab's timers stop too: the page's heartbeat is put off for a day, so that the page
+// does not give up on its server while it cannot hear it (its ping, like everything it
+// sends while frozen, never leaves). Thawing restores the interval.
+let awakeInterval;
 function freeze() {
   frozen = true;
+  awakeInterval = socket.interval;
+  socket.setInterval(24 * 60 * 60 * 1000);
   log('frozen: no longer hearing or answering');
   render();
 }
 
 function thaw() {
   frozen = false;
+  socket.setInterval(awakeInterval);
   log('thawed');
   for (const deliver of held.splice(0)) deliver();
   render();
