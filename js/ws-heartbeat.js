@@ -214,7 +214,7 @@ export class HeartbeatSocket extends EventTarget {
   async #opened(conn) {
     if (!this.#current(conn)) return;
     const now = Date.now();
-    Object.assign(conn, { openedAt: now, lastHeard: now, pingsSinceHeard: 0, lastPingAt: -Infinity, sentSinceHeard: 0 });
+    Object.assign(conn, { openedAt: now, lastHeard: now, pingsSinceHeard: 0, lastPingDue: -Infinity, sentSinceHeard: 0 });
     conn.seq = Math.floor(Math.random() * 2 ** 40); // random start: a forged answer seldom matches
     conn.firstUnanswered = conn.seq;
     conn.latestSentAt = null;
@@ -361,16 +361,19 @@ export class HeartbeatSocket extends EventTarget {
   /**
    * One tick. Silence is measured from timestamps, not timer counts: the server is dead when
    * nothing came for more than interval × maxMissed, at least maxMissed pings went unanswered
-   * since, and the latest of them had a whole interval to be answered. A timer that fired late
-   * (a hidden tab) therefore never condemns a server that answers, it only delays the verdict.
+   * since, and the latest of them was sent by a tick one interval or more earlier on the
+   * schedule (as on the server, a ping counts from its tick's deadline). A timer that fires
+   * more than an interval late (a hidden tab) starts a fresh schedule, so its ping still gets a
+   * whole interval: the page's own lateness never condemns a server that answers.
    */
   #tick(conn) {
     if (!this.#current(conn)) return;
     const now = Date.now();
+    const due = conn.nextTick; // the deadline this tick ran for: ticks count on the schedule
     const interval = this.#interval;
     const silent = now - conn.lastHeard;
     const { maxMissed } = this.#options;
-    if (silent > interval * maxMissed && conn.pingsSinceHeard >= maxMissed && now - conn.lastPingAt >= interval) {
+    if (silent > interval * maxMissed && conn.pingsSinceHeard >= maxMissed && due - conn.lastPingDue >= interval) {
       this.#stats.deaths += 1;
       this.#fail(conn, 'dead', `server silent for ${silent} ms, ${conn.pingsSinceHeard} pings unanswered`);
       return;
@@ -378,7 +381,7 @@ export class HeartbeatSocket extends EventTarget {
     conn.seq += 1;
     conn.latestSentAt = now;
     conn.pingsSinceHeard += 1;
-    conn.lastPingAt = now;
+    conn.lastPingDue = due;
     this.#stats.pings += 1;
     if (conn.ws.readyState === OPEN) conn.ws.send(this.#ping(conn.seq, interval));
     // Next tick one interval after this one's deadline; after a stall, a fresh schedule.

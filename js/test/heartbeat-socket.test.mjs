@@ -921,10 +921,11 @@ describe('throttled timers (a background tab)', () => {
     assert.equal(deaths(s).length, 1);
   });
 
-  it('a late tick keeps the schedule, and the ping it sent still gets a full interval before death', () => {
-    // t=0 open; t=1000 ping, t=1010 pong, then silence; pings 2000, 3000; the t=4000 tick fires at 4900 (ping),
-    // the next tick keeps its deadline t=5000: silent for 3990 ms with 3 pings out, but the latest had 100 ms,
-    // so it pings again; t=5899 alive; dead by t=5900 + one interval at most (t=6900)
+  it('a tick late by less than an interval keeps the schedule, and its ping counts from its deadline, as on the server', () => {
+    // t=0 open; t=1000 ping, t=1010 pong (t0), then silence; pings 2000, 3000; the t=4000 tick
+    // fires at 4900 (ping 4); the next tick keeps its deadline t=5000, one interval after the
+    // late tick's deadline: dead there, within the bound (t0 + 3000, t0 + 4000] = (4010, 5010]
+    // (counting the late ping from 4900 would have waited until t=6000, past the bound)
     const s = start();
     s.ws.autoPong = 10;
     s.ws.open();
@@ -934,11 +935,11 @@ describe('throttled timers (a background tab)', () => {
     mock.timers.setTime(4900);
     mock.timers.tick(0);
     assert.deepEqual(pingsOf(s.ws).map((p) => p.t), [1000, 2000, 3000, 4900]);
-    to(5899);
+    to(4999);
     assert.deepEqual(deaths(s), []);
-    assert.deepEqual(pingsOf(s.ws).map((p) => p.t), [1000, 2000, 3000, 4900, 5000]);
-    to(6900);
-    assert.equal(deaths(s).length, 1);
+    to(5000);
+    assert.deepEqual(deaths(s).map((e) => e.t), [5000]);
+    assert.deepEqual(pingsOf(s.ws).map((p) => p.t), [1000, 2000, 3000, 4900]);
   });
 });
 

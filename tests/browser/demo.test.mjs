@@ -133,6 +133,18 @@ test('a kill from the server makes the page reconnect within its backoff bound',
   console.log(`reconnected ${took} ms after the page saw the connection die`);
 });
 
+test('server killed and restarted: the page reconnects within its backoff cap once the server listens again', async () => {
+  const cap = 1000;
+  const page = await openPage(`?interval=${INTERVAL}&maxMissed=${MAX_MISSED}&backoff=${BACKOFF}&cap=${cap}`);
+  await server.kill();
+  await until(async () => (await state(page)) === 'reconnecting', DEAD_BOUND + SLACK, 'noticed');
+  await sleep(1500); // refused attempts: the ceiling reaches the cap
+  await server.restart();
+  const took = await until(async () => (await state(page)) === 'connected', cap + SLACK, 'reconnected');
+  assert.ok((await socketStats(page)).reconnects >= 2);
+  console.log(`page reconnected ${took} ms after the server listened again (backoff cap ${cap} ms)`);
+});
+
 test('a frozen page (Freeze: deaf and mute) is declared dead by the server within the bound, and reconnects when thawed', async () => {
   const page = await openPage();
   await sleep(2 * INTERVAL); // a few heartbeats in both directions
@@ -169,25 +181,28 @@ test('a frozen server (SIGSTOP) is found dead by the page within the bound; one 
   const page = await openPage();
   await sleep(2 * INTERVAL);
   const { connections } = await server.stats();
-  const frozenAt = Date.now();
+  // Timed on the page's clock, from just before the signal to the page's own log entry.
+  const frozenAt = await page.evaluate(() => performance.now());
   server.signal('SIGSTOP');
-  let took;
+  let dead;
   try {
-    took = await until(
+    await until(
       () => page.evaluate(() => window.demo.events.some((e) => e.text.startsWith('reconnecting: dead'))),
       DEAD_BOUND + SLACK,
       'found dead',
     );
+    dead = await page.evaluate(() => window.demo.events.find((e) => e.text.startsWith('reconnecting: dead')));
     await sleep(1500); // attempts against the frozen server hang in the handshake
   } finally {
     server.signal('SIGCONT');
   }
-  assert.ok(took > INTERVAL * (MAX_MISSED - 1), `dead only ${took} ms after SIGSTOP`);
-  console.log(`frozen server found dead by the page ${took} ms after SIGSTOP (bound ${DEAD_BOUND} ms)`);
+  const took = dead.t - frozenAt;
+  // Last heard at most one interval before the signal: dead more than interval x (max_missed - 1) after it.
+  assert.ok(took > INTERVAL * (MAX_MISSED - 1) && took <= DEAD_BOUND + SLACK, `dead ${took} ms after SIGSTOP: ${dead.text}`);
+  console.log(`frozen server found dead by the page ${Math.round(took)} ms after SIGSTOP (bound ${DEAD_BOUND} ms): ${dead.text}`);
   await until(async () => (await state(page)) === 'connected', 3000, 'reconnected after the server thawed');
   // One attempt was in flight, so exactly one new connection reached the server.
   assert.equal((await server.stats()).connections, connections + 1);
-  void frozenAt;
 });
 
 test('after logging out the page stays closed', async () => {
