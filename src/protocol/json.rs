@@ -73,7 +73,11 @@ impl Json {
     /// our two strings; `None` for anything else, including invalid JSON.
     fn kind_of(&self, text: &str) -> Option<Kind> {
         let mut de = serde_json::Deserializer::from_str(text);
-        let kind = FieldOf(self).deserialize(&mut de).ok()?;
+        let field = FieldOf {
+            key: &self.field,
+            pick: KindPick(self),
+        };
+        let kind = field.deserialize(&mut de).ok()?;
         de.end().ok()?;
         kind
     }
@@ -129,7 +133,11 @@ impl HeartbeatProtocol for Json {
             return None;
         }
         let mut de = serde_json::Deserializer::from_str(text);
-        let millis = IntervalOf.deserialize(&mut de).ok()?;
+        let field = FieldOf {
+            key: INTERVAL,
+            pick: U64Pick,
+        };
+        let millis = field.deserialize(&mut de).ok()?;
         de.end().ok()?;
         millis.filter(|&ms| ms > 0).map(Duration::from_millis)
     }
@@ -144,115 +152,80 @@ enum Kind {
     Pong,
 }
 
-/// Deserializes a JSON object, looking only at one field (the last one, like
-/// `serde_json::Value`): is it our ping or our pong string? Nothing is allocated unless the
+/// What a visitor wants of one JSON value: a string, or an unsigned integer. Every other
+/// value, and a string or number it does not want, is skipped as `None`.
+trait Pick: Copy {
+    type Out;
+    fn str(self, _: &str) -> Option<Self::Out> {
+        None
+    }
+    fn u64(self, _: u64) -> Option<Self::Out> {
+        None
+    }
+}
+
+/// Our ping or our pong string.
+#[derive(Clone, Copy)]
+struct KindPick<'j>(&'j Json);
+
+impl Pick for KindPick<'_> {
+    type Out = Kind;
+    fn str(self, v: &str) -> Option<Kind> {
+        if v == self.0.ping {
+            Some(Kind::Ping)
+        } else if v == self.0.pong {
+            Some(Kind::Pong)
+        } else {
+            None
+        }
+    }
+}
+
+/// An integer that fits a `u64`, exactly when `Value::as_u64` would give one (serde_json
+/// hands negative integers to `visit_i64`, and those too large for 64 bits to `visit_f64`).
+#[derive(Clone, Copy)]
+struct U64Pick;
+
+impl Pick for U64Pick {
+    type Out = u64;
+    fn u64(self, v: u64) -> Option<u64> {
+        Some(v)
+    }
+}
+
+/// Deserializes a JSON object, looking only at the field `key` (the last one, like
+/// `serde_json::Value`) and what `pick` wants of its value. Nothing is allocated unless the
 /// text has escapes.
-struct FieldOf<'j>(&'j Json);
+struct FieldOf<'k, P> {
+    key: &'k str,
+    pick: P,
+}
 
-impl<'de> DeserializeSeed<'de> for FieldOf<'_> {
-    type Value = Option<Kind>;
+impl<'de, P: Pick> DeserializeSeed<'de> for FieldOf<'_, P> {
+    type Value = Option<P::Out>;
 
     fn deserialize<D: de::Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
         de.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for FieldOf<'_> {
-    type Value = Option<Kind>;
+impl<'de, P: Pick> Visitor<'de> for FieldOf<'_, P> {
+    type Value = Option<P::Out>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut kind = None;
-        while let Some(is_field) = map.next_key_seed(KeyIs(&self.0.field))? {
+        let mut found = None;
+        while let Some(is_field) = map.next_key_seed(KeyIs(self.key))? {
             if is_field {
-                kind = map.next_value_seed(KindOf(self.0))?;
+                found = map.next_value_seed(ValueOf(self.pick))?;
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
         }
-        Ok(kind)
-    }
-}
-
-/// Deserializes a JSON object, looking only at its `"interval"` field (the last one, like
-/// `serde_json::Value`): `Some` if it is an integer that fits a `u64`, exactly when
-/// `Value::as_u64` would be. Nothing is allocated unless the text has escapes.
-struct IntervalOf;
-
-impl<'de> DeserializeSeed<'de> for IntervalOf {
-    type Value = Option<u64>;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
-        de.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for IntervalOf {
-    type Value = Option<u64>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut millis = None;
-        while let Some(is_field) = map.next_key_seed(KeyIs(INTERVAL))? {
-            if is_field {
-                millis = map.next_value_seed(U64Of)?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(millis)
-    }
-}
-
-/// Any JSON value: `Some` for an integer that fits a `u64` (serde_json hands negative ones
-/// to `visit_i64`, and integers too large for 64 bits to `visit_f64`), `None` for the rest.
-struct U64Of;
-
-impl<'de> DeserializeSeed<'de> for U64Of {
-    type Value = Option<u64>;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
-        de.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for U64Of {
-    type Value = Option<u64>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(Some(v))
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(None)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(None)
+        Ok(found)
     }
 }
 
@@ -279,39 +252,33 @@ impl<'de> Visitor<'de> for KeyIs<'_> {
     }
 }
 
-/// The field's value: our ping string, our pong string, or anything else (skipped).
-struct KindOf<'j>(&'j Json);
+/// The field's value, whatever it is: what the pick wants of it, or `None` (skipped).
+struct ValueOf<P>(P);
 
-impl<'de> DeserializeSeed<'de> for KindOf<'_> {
-    type Value = Option<Kind>;
+impl<'de, P: Pick> DeserializeSeed<'de> for ValueOf<P> {
+    type Value = Option<P::Out>;
 
     fn deserialize<D: de::Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
         de.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for KindOf<'_> {
-    type Value = Option<Kind>;
+impl<'de, P: Pick> Visitor<'de> for ValueOf<P> {
+    type Value = Option<P::Out>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(if v == self.0.ping {
-            Some(Kind::Ping)
-        } else if v == self.0.pong {
-            Some(Kind::Pong)
-        } else {
-            None
-        })
+        Ok(self.0.str(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(self.0.u64(v))
     }
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
         Ok(None)
     }
     fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
         Ok(None)
     }
     fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
