@@ -317,11 +317,20 @@ impl<'a> Settings<'a> {
     }
 }
 
+impl HeartbeatLayer {
+    /// `inner` with a heartbeat of these settings. What `layer` does, with no bound on `S`
+    /// whatever bounds the trait impls may need: the actix wrapper's inner stream is not
+    /// `Send`.
+    pub(crate) fn wrap<S>(&self, inner: S) -> Heartbeat<S> {
+        Heartbeat::with_config(inner, self.config, self.protocol.clone())
+    }
+}
+
 impl<S> Layer<S> for HeartbeatLayer {
     type Service = Heartbeat<S>;
 
     fn layer(&self, inner: S) -> Heartbeat<S> {
-        Heartbeat::with_config(inner, self.config, self.protocol.clone())
+        self.wrap(inner)
     }
 }
 

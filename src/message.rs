@@ -19,9 +19,11 @@ pub enum MessageKind<'a> {
 
 /// A WebSocket message type the heartbeat can build pings and Close frames of, and classify.
 ///
-/// Implemented for `tungstenite::Message` (feature `tungstenite`, on by default) and
-/// `axum::extract::ws::Message` (feature `axum`). Implement it for the message type of
-/// another WebSocket library to heartbeat that library's streams.
+/// Implemented for `tungstenite::Message` (feature `tungstenite`, on by default),
+/// `axum::extract::ws::Message` (feature `axum`), `actix_ws::Message` (feature `actix`) and
+/// `tokio_websockets::Message` (feature `tokio-websockets`). Implement it for the message type
+/// of another WebSocket library to heartbeat that library's streams; if that library does not
+/// answer the peer's pings itself, also [`answer_ping`](WsMessage::answer_ping).
 ///
 /// [`kind`](WsMessage::kind) runs once for every message in each direction, so it should be a
 /// plain `match`: no allocation, no parsing.
@@ -69,6 +71,48 @@ pub trait WsMessage: Sized {
     fn kind(&self) -> MessageKind<'_>;
     /// The text or the bytes of a text or binary message, for application heartbeats.
     fn as_app(&self) -> Option<AppFrame<'_>>;
+
+    /// The pong that answers this message, a ping from the peer, for a WebSocket library that
+    /// leaves answering pings to the application (actix-ws). The heartbeat then sends it
+    /// itself, exactly once per ping, before it reads the next frame (ARCHITECTURE.md,
+    /// "Answering pings for libraries that do not").
+    ///
+    /// Called only for messages whose [`kind`](WsMessage::kind) is [`MessageKind::Ping`].
+    /// The default, `None`, means the library answers pings itself (tungstenite, axum,
+    /// tokio-websockets): then nothing is sent and no ping pays anything for this.
+    ///
+    /// ```
+    /// # use ws_heartbeat::protocol::{AppFrame, AppMessage};
+    /// # use ws_heartbeat::{MessageKind, WsMessage};
+    /// # #[derive(Clone)]
+    /// enum Frame { Ping(Vec<u8>), Pong(Vec<u8>), Text(String) }
+    ///
+    /// impl WsMessage for Frame {
+    ///     // ...
+    /// #   fn ping(payload: [u8; 8]) -> Self { Frame::Ping(payload.to_vec()) }
+    /// #   fn close(_code: u16, _reason: &'static str) -> Self { Frame::Text(String::new()) }
+    /// #   fn from_app(_msg: AppMessage) -> Self { Frame::Text(String::new()) }
+    /// #   fn kind(&self) -> MessageKind<'_> {
+    /// #       match self {
+    /// #           Frame::Ping(_) => MessageKind::Ping,
+    /// #           Frame::Pong(p) => MessageKind::Pong(p),
+    /// #           Frame::Text(_) => MessageKind::Data,
+    /// #       }
+    /// #   }
+    /// #   fn as_app(&self) -> Option<AppFrame<'_>> { None }
+    ///     // This library does not answer pings: the heartbeat does, with the same payload.
+    ///     fn answer_ping(&self) -> Option<Self> {
+    ///         match self {
+    ///             Frame::Ping(payload) => Some(Frame::Pong(payload.clone())),
+    ///             _ => None,
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    #[inline(always)]
+    fn answer_ping(&self) -> Option<Self> {
+        None
+    }
 }
 
 #[cfg(feature = "tungstenite")]
@@ -158,6 +202,96 @@ mod tungstenite_message {
             };
             assert_eq!(frame.code, CloseCode::Error);
             assert_eq!(frame.reason.as_str(), "keepalive timeout");
+        }
+    }
+}
+
+#[cfg(feature = "tokio-websockets")]
+mod tokio_websockets_message {
+    use super::{AppFrame, AppMessage, MessageKind, WsMessage};
+    use tokio_websockets::{CloseCode, Message};
+
+    /// tokio-websockets answers the peer's pings itself (it queues the pong while reading,
+    /// like tungstenite) and hands pings and pongs to the reader: the defaults apply.
+    impl WsMessage for Message {
+        fn ping(payload: [u8; 8]) -> Self {
+            Message::ping(payload.to_vec())
+        }
+
+        fn close(code: u16, reason: &'static str) -> Self {
+            // Only a code tokio-websockets accepts carries the reason; ours (1011) is one.
+            Message::close(CloseCode::try_from(code).ok(), reason)
+        }
+
+        fn from_app(msg: AppMessage) -> Self {
+            match msg {
+                AppMessage::Text(text) => Message::text(text),
+                AppMessage::Binary(bytes) => Message::binary(bytes),
+            }
+        }
+
+        #[inline]
+        fn kind(&self) -> MessageKind<'_> {
+            if self.is_ping() {
+                MessageKind::Ping
+            } else if self.is_pong() {
+                MessageKind::Pong(self.as_payload())
+            } else if self.is_close() {
+                // An empty Close carries no code (`as_close` would report 1005 for it).
+                MessageKind::Close(if self.as_payload().is_empty() {
+                    None
+                } else {
+                    self.as_close()
+                        .map(|(code, reason)| (u16::from(code), reason))
+                })
+            } else {
+                MessageKind::Data
+            }
+        }
+
+        #[inline]
+        fn as_app(&self) -> Option<AppFrame<'_>> {
+            // Only called on received messages, which tokio-websockets has checked to be
+            // UTF-8 if text: `as_text` cannot panic here.
+            if let Some(text) = self.as_text() {
+                Some(AppFrame::Text(text))
+            } else if self.is_binary() {
+                Some(AppFrame::Binary(self.as_payload()))
+            } else {
+                None
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn classifies_and_builds() {
+            assert_eq!(
+                <Message as WsMessage>::ping([0, 0, 0, 0, 0, 0, 0, 5]).kind(),
+                MessageKind::Ping
+            );
+            assert_eq!(
+                <Message as WsMessage>::ping([0, 0, 0, 0, 0, 0, 0, 5])
+                    .as_payload()
+                    .as_ref(),
+                &[0, 0, 0, 0, 0, 0, 0, 5]
+            );
+            assert_eq!(Message::pong(&b"ab"[..]).kind(), MessageKind::Pong(b"ab"));
+            assert_eq!(Message::close(None, "").kind(), MessageKind::Close(None));
+            assert_eq!(
+                <Message as WsMessage>::close(1011, "keepalive timeout").kind(),
+                MessageKind::Close(Some((1011, "keepalive timeout")))
+            );
+            assert_eq!(Message::text("ping").kind(), MessageKind::Data);
+            assert_eq!(Message::text("ping").as_app(), Some(AppFrame::Text("ping")));
+            assert_eq!(
+                Message::from_app(AppMessage::Binary(vec![1, 2])).as_app(),
+                Some(AppFrame::Binary(&[1, 2]))
+            );
+            assert_eq!(Message::ping(&b"x"[..]).answer_ping().map(|_| ()), None);
         }
     }
 }

@@ -24,7 +24,10 @@ impl Conn {
     /// heartbeat traffic to hide from the handler.
     #[inline(always)]
     /// Only a running heartbeat reads.
-    pub(super) fn observe<S, M: WsMessage>(&mut self, msg: &M, io: &Io<'_, '_, S>) -> bool {
+    pub(super) fn observe<S, M>(&mut self, msg: &M, io: &Io<'_, '_, S>) -> bool
+    where
+        M: WsMessage + Send + Sync + 'static,
+    {
         let Some(running) = self.state.running() else {
             return false;
         };
@@ -35,10 +38,15 @@ impl Conn {
                 true
             }
             MessageKind::Ping => {
-                // The WebSocket library has queued the pong; it must go out before we read on
-                // (see `poll_pong_flushed`).
+                // The WebSocket library has queued the pong, or, if it leaves that to us,
+                // gives it to us to send; either way it must go out before we read on (see
+                // `poll_pong_flushed`). For a library that answers, `answer_ping` is the
+                // default `None`, and this branch is what it was.
                 running.pacemaker.on_inbound();
                 self.flags.set(Flags::PONG_OWED);
+                if let Some(pong) = msg.answer_ping() {
+                    self.owe_pong(pong);
+                }
                 !self.config.forward_pings
             }
             MessageKind::Data => {
@@ -96,6 +104,10 @@ impl Conn {
     /// write buffer has no bound: a peer flooding pings without reading could grow it
     /// forever. So nothing more is read until that pong is flushed; a flood then meets
     /// backpressure instead of memory. `io` must wake both sides (`Io::for_both_sides`).
+    ///
+    /// For a library that leaves answering to us, the pong is ours to hand to the sink
+    /// first (`send_heartbeats`, which wakes the reader when the writer hands it over): so
+    /// each ping gets its own pong, exactly once, and a flood meets the same backpressure.
     pub(super) fn poll_pong_flushed<S, M, E>(
         &mut self,
         io: &mut Io<'_, '_, S>,
@@ -104,6 +116,13 @@ impl Conn {
         S: Sink<M, Error = E>,
     {
         if self.flags.any(Flags::PONG_OWED) {
+            if self.pong_unsent() {
+                if self.state.is_live() {
+                    return Poll::Pending;
+                }
+                // Once a Close went out or came in, no more frames of ours are written.
+                self.drop_owed();
+            }
             std::task::ready!(io.inner.as_mut().poll_flush(io.cx))?;
             self.flags.clear(Flags::PONG_OWED);
         }

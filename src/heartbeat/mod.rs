@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::handle::HeartbeatHandle;
+use crate::message::WsMessage;
 use crate::pacemaker::Pacemaker;
 use crate::progress::Progress;
 use crate::protocol::{AppMessage, Protocol};
@@ -179,6 +180,24 @@ impl<S> Heartbeat<S> {
         self.inner
     }
 
+    /// The same connection, heartbeat and all, around `f(inner)`: for a wrapped stream's
+    /// builder methods that take it by value (actix-ws's `max_frame_size`).
+    #[cfg_attr(not(feature = "actix"), allow(dead_code))]
+    pub(crate) fn map_inner<T>(self, f: impl FnOnce(S) -> T) -> Heartbeat<T> {
+        let Heartbeat {
+            inner,
+            protocol,
+            shared,
+            conn,
+        } = self;
+        Heartbeat {
+            inner: f(inner),
+            protocol,
+            shared,
+            conn,
+        }
+    }
+
     /// `other` wrapped with the same settings, as a fresh connection.
     pub(crate) fn wrap_like<W>(&self, other: W) -> Heartbeat<W> {
         Heartbeat::with_config(other, self.conn.config, self.protocol.clone())
@@ -241,9 +260,42 @@ impl Conn {
         self.flags.set(Flags::ANSWER_OWED);
     }
 
-    fn take_answer(&mut self) -> Option<AppMessage> {
+    /// The pong to the peer's control ping, for a WebSocket library that does not answer
+    /// pings itself (`WsMessage::answer_ping`). Out of line: only such pings come here.
+    #[inline(never)]
+    fn owe_pong<M: Send + Sync + 'static>(&mut self, pong: M) {
+        self.rare().pong.put(pong);
+        self.flags.set(Flags::ANSWER_OWED);
+    }
+
+    /// A pong of ours to the peer's control ping waits in the rare box.
+    fn pong_unsent(&self) -> bool {
+        self.rare.as_ref().is_some_and(|rare| rare.pong.is_owed())
+    }
+
+    /// The next frame owed to the peer, if any: the pong to its control ping first (reading
+    /// waits for it, see `poll_pong_flushed`), then the answer to its application ping.
+    fn take_owed<M: WsMessage + 'static>(&mut self) -> Option<M> {
+        let Some(rare) = self.rare.as_mut() else {
+            self.flags.clear(Flags::ANSWER_OWED);
+            return None;
+        };
+        let owed = match rare.pong.take::<M>() {
+            Some(pong) => Some(pong),
+            None => rare.pending_answer.take().map(M::from_app),
+        };
+        let more = rare.pong.is_owed() || rare.pending_answer.is_some();
+        self.flags.clear_if(Flags::ANSWER_OWED, !more);
+        owed
+    }
+
+    /// Nothing owed is sent any more (the peer is dead).
+    fn drop_owed(&mut self) {
         self.flags.clear(Flags::ANSWER_OWED);
-        self.rare.as_mut()?.pending_answer.take()
+        if let Some(rare) = self.rare.as_mut() {
+            rare.pending_answer = None;
+            rare.pong.discard();
+        }
     }
 
     /// An item read ahead, kept for the reader.

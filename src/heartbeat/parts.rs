@@ -43,7 +43,7 @@ where
     /// sending a ping (so its upper bound is not ours either). What is known: an item read
     /// ahead is still to come, and once the peer is dead or the inner stream has ended,
     /// exactly what is left is.
-    pub(super) fn items_left(&self) -> (usize, Option<usize>) {
+    pub(crate) fn items_left(&self) -> (usize, Option<usize>) {
         let held = usize::from(self.conn.has_read_ahead());
         match &self.conn.state {
             State::Running(_) => (held, None),

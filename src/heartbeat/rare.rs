@@ -6,14 +6,18 @@ use crate::progress::Progress;
 use crate::protocol::AppMessage;
 
 /// One pointer in each connection instead of these fields, allocated the first time one of
-/// them is needed (an application ping to answer, a message read ahead, progress tracking)
-/// and kept. Whether a slot is full is also in the connection's `Flags` (`ANSWER_OWED`,
-/// `KEPT`), so that the per-message paths need not look in here.
+/// them is needed (an application ping to answer, a control ping to answer for a library
+/// that does not, a message read ahead, progress tracking) and kept. Whether a slot is full
+/// is also in the connection's `Flags` (`ANSWER_OWED`, `KEPT`), so that the per-message paths
+/// need not look in here.
 #[derive(Default)]
 pub(super) struct Rare {
     /// The answer to the peer's latest application ping, not yet handed to the sink. One
     /// slot: a newer ping replaces an unsent answer, so a flood of pings queues nothing.
     pub(super) pending_answer: Option<AppMessage>,
+    /// The pong to the peer's latest control ping, for a WebSocket library that leaves
+    /// answering pings to the application (`WsMessage::answer_ping`).
+    pub(super) pong: OwedPong,
     /// Byte-level progress of the transport, if it is tracked.
     pub(super) progress: Option<Progress>,
     pub(super) read_ahead: ReadAhead,
@@ -36,5 +40,50 @@ impl ReadAhead {
             .take()
             .and_then(|item| item.downcast().ok())
             .map(|item| *item)
+    }
+}
+
+/// The pong owed to the peer's control ping, not yet handed to the sink. Type-erased like
+/// [`ReadAhead`] (the message type is not a parameter of the connection); the box holds an
+/// `Option<M>` and is kept once allocated, so answering pings allocates once per connection,
+/// not once per ping. One slot: the pong-flush rule reads no further frame while it is full.
+#[derive(Default)]
+pub(super) struct OwedPong {
+    slot: Option<Box<dyn Any + Send + Sync>>,
+    owed: bool,
+}
+
+impl OwedPong {
+    pub(super) fn put<M: Send + Sync + 'static>(&mut self, pong: M) {
+        match self
+            .slot
+            .as_mut()
+            .and_then(|slot| slot.downcast_mut::<Option<M>>())
+        {
+            Some(slot) => *slot = Some(pong),
+            None => self.slot = Some(Box::new(Some(pong))),
+        }
+        self.owed = true;
+    }
+
+    pub(super) fn take<M: 'static>(&mut self) -> Option<M> {
+        if !self.owed {
+            return None;
+        }
+        self.owed = false;
+        // Only one type is ever put, so the downcast cannot fail.
+        self.slot.as_mut()?.downcast_mut::<Option<M>>()?.take()
+    }
+
+    pub(super) fn is_owed(&self) -> bool {
+        self.owed
+    }
+
+    /// Drops the owed pong, whatever its type (the box knows how to drop what it holds).
+    pub(super) fn discard(&mut self) {
+        if self.owed {
+            self.owed = false;
+            self.slot = None;
+        }
     }
 }

@@ -28,7 +28,7 @@ impl Conn {
     pub(super) fn drive<S, M, E>(&mut self, io: &mut Io<'_, '_, S>, side: Side) -> Result<(), E>
     where
         S: Sink<M, Error = E>,
-        M: WsMessage,
+        M: WsMessage + 'static,
     {
         if let Some(now) = self.due(io.shared) {
             self.tick(io.shared, now);
@@ -128,7 +128,7 @@ impl Conn {
         let close_by = Stamp::new(now.into_std()).add(self.config.close_timeout.get());
         self.state.die(dead, close_by);
         self.flags.clear(Flags::PING_DUE);
-        self.take_answer();
+        self.drop_owed();
         self.file(shared);
         // Whichever side is parked (a reader waiting for data, a writer waiting for room)
         // must learn at once.
@@ -196,7 +196,7 @@ impl Conn {
     fn send_heartbeats<S, M, E>(&mut self, io: &mut Io<'_, '_, S>, side: Side) -> Result<(), E>
     where
         S: Sink<M, Error = E>,
-        M: WsMessage,
+        M: WsMessage + 'static,
     {
         // The handler owns the sink's readiness until its `start_send`: a ping now could
         // make that `start_send` fail. The ping waits for the next poll.
@@ -204,6 +204,15 @@ impl Conn {
             return Ok(());
         }
         match side {
+            Side::Writer if self.pong_unsent() => {
+                // A reader waits for this pong (the pong-flush rule) and may have found the
+                // sink reserved: nothing else would wake it once the pong is handed over.
+                self.push_heartbeats(io)?;
+                if !self.pong_unsent() {
+                    io.shared.reader.wake();
+                }
+                Ok(())
+            }
             Side::Writer => self.push_heartbeats(io),
             // The reader polls the sink for the writer's sake: let a wake-up reach both, or
             // a writer parked on a full sink would miss the moment it drains.
@@ -214,12 +223,13 @@ impl Conn {
         }
     }
 
-    /// Hands the pending answer and the pending ping to the sink, each after a `Ready` of
-    /// its `poll_ready`, then flushes.
+    /// Hands the pending answers (our pong to the peer's ping first, then the answer to its
+    /// application ping) and the pending ping to the sink, each after a `Ready` of its
+    /// `poll_ready`, then flushes.
     fn push_heartbeats<S, M, E>(&mut self, io: &mut Io<'_, '_, S>) -> Result<(), E>
     where
         S: Sink<M, Error = E>,
-        M: WsMessage,
+        M: WsMessage + 'static,
     {
         while self.answer_pending() || self.flags.any(Flags::PING_DUE) {
             match io.inner.as_mut().poll_ready(io.cx) {
@@ -227,8 +237,8 @@ impl Conn {
                 Poll::Ready(Err(err)) => return Err(err),
                 Poll::Pending => return Ok(()),
             }
-            if let Some(answer) = self.take_answer() {
-                io.inner.as_mut().start_send(M::from_app(answer))?;
+            if let Some(answer) = self.take_owed::<M>() {
+                io.inner.as_mut().start_send(answer)?;
             } else if let Some(running) = self.state.running() {
                 self.flags.clear(Flags::PING_DUE);
                 let seq = running.pacemaker.latest_seq();

@@ -20,10 +20,34 @@ where
 {
     type Item = Result<M, E>;
 
+    /// Every message comes through here: see [`Heartbeat::poll_next_msg`].
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.poll_next_msg(cx)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.items_left()
+    }
+}
+
+impl<S> Heartbeat<S> {
+    /// The stream's `poll_next`, as a method with only the bounds its logic needs, so that a
+    /// wrapper whose inner stream is not `Send` (actix-ws) reads through the same code.
+    ///
     /// Every message comes through here, so the common case is kept small: with nothing of
     /// the heartbeat's to do, read the inner stream directly and look at what comes; the full
-    /// path (out of line) runs otherwise.
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+    /// path (out of line) runs otherwise. Inlined by force into `poll_next`: as a call, the
+    /// message would be returned through one more slot.
+    #[inline(always)]
+    pub(crate) fn poll_next_msg<M, E>(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<M, E>>>
+    where
+        S: Stream<Item = Result<M, E>> + Sink<M, Error = E>,
+        M: WsMessage + Send + Sync + 'static,
+        E: From<Dead> + Send + Sync + 'static,
+    {
         let (conn, mut io) = self.as_mut().split(cx);
         if conn.reads_directly(io.shared) {
             conn.flags.clear(Flags::UNREAD);
@@ -52,12 +76,6 @@ where
         self.poll_next_full(cx)
     }
 
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.items_left()
-    }
-}
-
-impl<S> Heartbeat<S> {
     /// `poll_next` when the heartbeat has something to do: a tick, a ping or an answer to
     /// send, a pong to flush, a message read ahead, a death to report. Out of line, and
     /// taking the adapter rather than an `Io`, so that the direct path builds no context in
