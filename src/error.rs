@@ -9,8 +9,9 @@ use std::time::Duration;
 /// The peer stopped answering: `missed` pings in a row went unanswered.
 ///
 /// A [`Heartbeat`](crate::Heartbeat) yields it once, wrapped in the inner stream's own error
-/// type (for tungstenite an [`io::Error`] of kind [`TimedOut`](io::ErrorKind::TimedOut) inside
-/// `tungstenite::Error::Io`), so handlers keep their error type. [`Dead::find`] recognises it
+/// type (an [`io::Error`] of kind [`TimedOut`](io::ErrorKind::TimedOut) inside
+/// `tungstenite::Error::Io`, `tokio_websockets::Error::Io` or `actix_ws::ProtocolError::Io`;
+/// inside `axum::Error`), so handlers keep their error type. [`Dead::find`] recognises it
 /// in any such error.
 ///
 /// ```
@@ -100,6 +101,13 @@ impl From<Dead> for tungstenite::Error {
     }
 }
 
+#[cfg(feature = "tokio-websockets")]
+impl From<Dead> for tokio_websockets::Error {
+    fn from(dead: Dead) -> Self {
+        tokio_websockets::Error::Io(dead.into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +131,16 @@ mod tests {
     fn found_inside_tungstenite_error() {
         let err: tungstenite::Error = DEAD.into();
         assert!(matches!(&err, tungstenite::Error::Io(e) if e.kind() == io::ErrorKind::TimedOut));
+        assert_eq!(Dead::find(&err), Some(&DEAD));
+    }
+
+    #[cfg(feature = "tokio-websockets")]
+    #[test]
+    fn found_inside_tokio_websockets_error() {
+        let err: tokio_websockets::Error = DEAD.into();
+        assert!(
+            matches!(&err, tokio_websockets::Error::Io(e) if e.kind() == io::ErrorKind::TimedOut)
+        );
         assert_eq!(Dead::find(&err), Some(&DEAD));
     }
 

@@ -180,6 +180,9 @@
 //! the heartbeat and returns the wrapped stream with the message the writing side may have
 //! read ahead for a send-only handler ([`Heartbeat::into_inner`] drops it).
 
+#[cfg(feature = "actix")]
+#[cfg_attr(docsrs, doc(cfg(feature = "actix")))]
+pub mod actix;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
