@@ -50,3 +50,18 @@ fn the_reconnecting_client_is_send_and_unpin_but_not_sync() {
     send_sync_unpin::<Event>();
     send_sync_unpin::<Backoff>();
 }
+
+#[cfg(feature = "tokio-websockets")]
+#[test]
+fn a_tokio_websockets_heartbeat_is_send_sync_and_unpin() {
+    send_sync_unpin::<Heartbeat<tokio_websockets::WebSocketStream<TcpStream>>>();
+}
+
+#[cfg(feature = "actix")]
+#[test]
+fn the_actix_stream_is_unpin_like_actix_ws_own() {
+    // Not `Send`: actix-ws's stream is not (actix keeps a connection on one thread).
+    fn unpin<T: Unpin>() {}
+    unpin::<crate::actix::MessageStream>();
+    unpin::<::actix_ws::MessageStream>();
+}

@@ -87,7 +87,8 @@
 //! the same way. A page that slows its heartbeat can ask the server to follow
 //! ([`HeartbeatLayer::follow_peer_interval`]). With the `axum` feature, `ws_heartbeat::axum`
 //! has drop-ins for axum's `WebSocketUpgrade` and `WebSocket`, so an axum handler gets
-//! keepalive by changing one `use` line. The page's side ships with the crate:
+//! keepalive by changing one `use` line; with the `actix` feature,
+//! `ws_heartbeat::actix::handle` stands in for `actix_ws::handle` the same way. The page's side ships with the crate:
 //! [`browser::SCRIPT`], the `ws-heartbeat.js` module (with the `axum` feature,
 //! `browser::script` serves it).
 //!
@@ -125,10 +126,13 @@
 //!   backpressure does not hide a dead peer. Alive but slow is not dead, though: with
 //!   [`Progress::track`] under the WebSocket and [`Heartbeat::with_progress`], bytes moving on
 //!   the transport count as life while a huge message crawls either way.
-//! - Pongs never reach the handler. The peer's pings are answered by the WebSocket library
-//!   itself (exactly once) and hidden unless [`forward_pings`](HeartbeatLayer::forward_pings).
+//! - Pongs never reach the handler. The peer's pings are answered exactly once, by the
+//!   WebSocket library itself, or by the heartbeat for a library that leaves that to the
+//!   application (actix-ws, see [`WsMessage::answer_ping`]), and hidden unless
+//!   [`forward_pings`](HeartbeatLayer::forward_pings).
 //! - On death the stream yields one `Err` carrying [`Dead`] (inside the inner error type:
-//!   `tungstenite::Error::Io` of kind `TimedOut`), then ends; the sink reports it on every
+//!   `tungstenite::Error::Io` of kind `TimedOut`, and likewise for the other libraries), then
+//!   ends; the sink reports it on every
 //!   call. A Close frame (1011, "keepalive timeout") is attempted within
 //!   [`close_timeout`](HeartbeatLayer::close_timeout), never delaying the error.
 //! - Round trips: each pong answering the latest ping gives a sample, read through
@@ -166,6 +170,8 @@
 //! | `json` | yes | `protocol::Json`, the JSON application heartbeat (brings in `serde` and `serde_json`) |
 //! | `reconnect` | yes | `ws_heartbeat::reconnect`, the reconnecting client |
 //! | `axum` | no | `ws_heartbeat::axum`: drop-ins for axum 0.8's `WebSocketUpgrade` and `WebSocket`, [`WsMessage`] for its `Message`, `From<Dead>` for `axum::Error`; `browser::script`, the handler that serves the browser module |
+//! | `actix` | no | `ws_heartbeat::actix`: `handle`, a drop-in for actix-ws 0.4's (actix-web 4), whose `MessageStream` heartbeats and answers the client's pings; [`WsMessage`] for `actix_ws::Message`, `From<Dead>` for `actix_ws::ProtocolError`. Needs Rust 1.88 (actix-ws's own minimum) |
+//! | `tokio-websockets` | no | [`WsMessage`] for `tokio_websockets::Message`, `From<Dead>` for `tokio_websockets::Error`: `HeartbeatLayer::layer` takes its `WebSocketStream`, server or client. Needs Rust 1.89 (tokio-websockets' own minimum) |
 //!
 //! Other message types plug in by implementing [`WsMessage`]; their error type needs
 //! `From<Dead>` (`std::io::Error` has it). The [`protocol::Text`] and

@@ -20,7 +20,7 @@ where
 {
     type Item = Result<M, E>;
 
-    /// Every message comes through here: see [`Heartbeat::poll_next_msg`].
+    // Every message comes through here: see `Heartbeat::poll_next_msg`.
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.poll_next_msg(cx)
     }
