@@ -160,3 +160,40 @@ fn no_allocation_per_message_or_per_heartbeat_in_steady_state() {
         );
     });
 }
+
+#[test]
+fn answering_the_peers_pings_allocates_once_per_connection_not_per_ping() {
+    // A library that leaves answering to the application (the mock's `UnansweredPing`, as
+    // actix-ws): the pong waits in a box allocated at the first ping and kept.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut hb = HeartbeatLayer::new()
+            .interval(ms(3_600_000))
+            .jitter(false)
+            .layer(MockWs::with_capacity(64));
+        let waker = noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut ping_then_data = |hb: &mut ws_heartbeat::Heartbeat<MockWs>, i: u32| {
+            hb.get_mut().push_inbound(Frame::UnansweredPing(i));
+            hb.get_mut().push_inbound(Frame::Data(i));
+            match Pin::new(&mut *hb).poll_next(&mut cx) {
+                Poll::Ready(Some(Ok(frame))) => assert_eq!(frame, Frame::Data(i)),
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(hb.get_ref().sent, [Frame::PeerPong(i)]);
+            hb.get_mut().sent.clear();
+        };
+        // Warm up: the timer armed, the rare box and the pong's box allocated.
+        ping_then_data(&mut hb, 0);
+        let start = allocations();
+        for i in 1..=1000 {
+            ping_then_data(&mut hb, i);
+        }
+        let allocs = allocations() - start;
+        assert_eq!(allocs, 0, "{allocs} allocations for 1 000 pings answered");
+    });
+}

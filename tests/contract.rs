@@ -2,7 +2,8 @@
 //! and sends, the peer's data and heartbeat frames, stalls of either direction, and ticks:
 //! every `start_send` of the adapter (ping or data) follows a `Ready` of the inner
 //! `poll_ready`; the handler's `start_send` after its `Ready` succeeds; data arrives in
-//! order, once, in both directions; heartbeat frames never reach the handler.
+//! order, once, in both directions; heartbeat frames never reach the handler; the pings of a
+//! library that leaves answering to the application get one pong each, in order.
 
 mod support;
 
@@ -22,6 +23,8 @@ use support::ms;
 enum Op {
     PeerData,
     PeerPing,
+    /// A ping the library does not answer (`WsMessage::answer_ping`): the adapter must.
+    UnansweredPing,
     PeerPong([u8; 8]),
     Read,
     Send,
@@ -38,6 +41,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => Just(Op::PeerData),
         1 => Just(Op::PeerPing),
+        1 => Just(Op::UnansweredPing),
         1 => any::<[u8; 8]>().prop_map(Op::PeerPong),
         4 => Just(Op::Read),
         4 => Just(Op::Send),
@@ -52,6 +56,7 @@ fn op() -> impl Strategy<Value = Op> {
 struct Run {
     hb: Heartbeat<MockWs>,
     peer_data: u32,
+    unanswered_pings: u32,
     received: Vec<u32>,
     sent: u32,
     dead_reported: bool,
@@ -113,6 +118,7 @@ async fn run(layer: HeartbeatLayer, answer_pings: bool, ops: Vec<Op>) -> Result<
     let mut r = Run {
         hb: layer.layer(mock),
         peer_data: 0,
+        unanswered_pings: 0,
         received: Vec::new(),
         sent: 0,
         dead_reported: false,
@@ -128,6 +134,11 @@ async fn run(layer: HeartbeatLayer, answer_pings: bool, ops: Vec<Op>) -> Result<
                 r.peer_data += 1;
             }
             Op::PeerPing => r.hb.get_mut().push_inbound(Frame::PeerPing(7)),
+            Op::UnansweredPing => {
+                let n = r.unanswered_pings;
+                r.hb.get_mut().push_inbound(Frame::UnansweredPing(n));
+                r.unanswered_pings += 1;
+            }
             Op::PeerPong(payload) => r.hb.get_mut().push_inbound(Frame::Pong(payload)),
             Op::Read => {
                 r.read(&mut cx)?;
@@ -175,6 +186,23 @@ async fn run(layer: HeartbeatLayer, answer_pings: bool, ops: Vec<Op>) -> Result<
         (0..r.sent).collect::<Vec<_>>(),
         "handler data lost, doubled or reordered"
     );
+    // Our pongs: one per ping, in order; every ping read got its own unless the peer died
+    // (a death drops an unsent pong).
+    let pongs: Vec<u32> =
+        r.hb.get_ref()
+            .sent
+            .iter()
+            .filter_map(|f| match f {
+                Frame::PeerPong(n) => Some(*n),
+                _ => None,
+            })
+            .collect();
+    if r.dead_reported {
+        prop_assert!(pongs.windows(2).all(|w| w[0] < w[1]), "pongs: {:?}", pongs);
+        prop_assert!(pongs.iter().all(|&n| n < r.unanswered_pings));
+    } else {
+        prop_assert_eq!(pongs, (0..r.unanswered_pings).collect::<Vec<_>>());
+    }
     prop_assert_eq!(r.hb.get_ref().violations, 0);
     Ok(())
 }

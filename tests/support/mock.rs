@@ -20,6 +20,11 @@ pub enum Frame {
     PeerPing(u32),
     Pong([u8; 8]),
     Close(u16),
+    /// A ping from the peer that the library leaves to the application to answer (as
+    /// actix-ws does): the adapter answers it with `PeerPong` of the same number.
+    UnansweredPing(u32),
+    /// The adapter's answer to an `UnansweredPing`.
+    PeerPong(u32),
 }
 
 impl WsMessage for Frame {
@@ -38,9 +43,16 @@ impl WsMessage for Frame {
     fn kind(&self) -> MessageKind<'_> {
         match self {
             Frame::Data(_) => MessageKind::Data,
-            Frame::Ping(_) | Frame::PeerPing(_) => MessageKind::Ping,
+            Frame::Ping(_) | Frame::PeerPing(_) | Frame::UnansweredPing(_) => MessageKind::Ping,
             Frame::Pong(payload) => MessageKind::Pong(payload),
+            Frame::PeerPong(_) => MessageKind::Pong(&[]),
             Frame::Close(code) => MessageKind::Close(Some((*code, ""))),
+        }
+    }
+    fn answer_ping(&self) -> Option<Self> {
+        match self {
+            Frame::UnansweredPing(n) => Some(Frame::PeerPong(*n)),
+            _ => None,
         }
     }
 }
