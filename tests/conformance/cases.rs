@@ -53,8 +53,8 @@ async fn silent<B: Backend>(program: Program) -> Silent {
 
 /// The death of a silent peer within its bounds, as the handler saw it (at `ended`) and on
 /// the wire (the Close frame's arrival); `late` is what the program may add to the upper
-/// bound. Returns the detection time: the handshake's answer to the handler's error.
-fn assert_dead_in_bound(name: &str, silent: &Silent, late: Duration) -> Duration {
+/// bound. Prints the detection times, from the handshake's answer.
+fn assert_dead_in_bound(name: &str, silent: &Silent, late: Duration) {
     let Silent {
         peer,
         frames,
@@ -88,15 +88,14 @@ fn assert_dead_in_bound(name: &str, silent: &Silent, late: Duration) -> Duration
         lasted <= UPPER + late + SLACK,
         "{name}: the handler lasted {lasted:?}"
     );
-    let detected = report.ended - peer.connected;
     eprintln!(
-        "{name}: silent peer dead after {detected:?} (Close frame read after {:?}; bound {:?}, \
+        "{name}: {:?}: silent peer dead after {:?}, Close frame read after {:?} (bound {UPPER:?}; \
          silent for at least {:?})",
+        report.program,
+        report.ended - peer.connected,
         close.at - peer.connected,
-        UPPER,
         dead.silent_for()
     );
-    detected
 }
 
 pub async fn a_silent_peer_is_dead_within_the_bound<B: Backend>(name: &str) {

@@ -129,6 +129,7 @@ impl Outcome {
 /// What one connection's handler saw, sent when its program ends.
 #[derive(Debug)]
 pub struct Report {
+    pub program: Program,
     /// When the handler got its connection (the heartbeat was made just before).
     pub started: Instant,
     /// When its program ended.
@@ -155,6 +156,7 @@ pub async fn run<C: Conn>(program: Program, mut conn: C, reports: Reports) {
     let ended = Instant::now();
     drop(conn);
     let _ = reports.send(Report {
+        program,
         started,
         ended,
         seen,
