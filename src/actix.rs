@@ -356,6 +356,23 @@ mod tests {
     }
 
     #[test]
+    fn settings_come_from_the_app_data_as_data_or_bare() {
+        use ::actix_web::test::TestRequest;
+        use std::time::Duration;
+
+        let layer = HeartbeatLayer::new().interval(Duration::from_secs(7));
+        let interval = |req: &HttpRequest| layer_of(req).map(|l| l.settings().interval());
+        let req = TestRequest::default()
+            .app_data(web::Data::new(layer.clone()))
+            .to_http_request();
+        assert_eq!(interval(&req), Some(Duration::from_secs(7)));
+        let req = TestRequest::default().app_data(layer).to_http_request();
+        assert_eq!(interval(&req), Some(Duration::from_secs(7)));
+        // None: `handle` then uses the defaults.
+        assert_eq!(interval(&TestRequest::default().to_http_request()), None);
+    }
+
+    #[test]
     fn messages_are_classified_built_and_pings_answered() {
         assert_eq!(
             Message::Ping(Bytes::from_static(b"a")).kind(),

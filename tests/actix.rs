@@ -67,6 +67,75 @@ fn serve(layer: HeartbeatLayer) -> String {
     format!("ws://{}/", rx.recv().unwrap())
 }
 
+/// A handler with its own settings (`handle_with`) and actix-ws's frame limit set through
+/// our stream (`max_frame_size`): it echoes texts and closes with 1009 on an oversized frame.
+async fn small_frames(req: HttpRequest, body: web::Payload) -> actix_web::Result<impl Responder> {
+    let layer = HeartbeatLayer::new().interval(INTERVAL);
+    let (response, mut session, msg_stream) = ws_heartbeat::actix::handle_with(&layer, &req, body)?;
+    let mut msg_stream = msg_stream.max_frame_size(16);
+    actix_web::rt::spawn(async move {
+        while let Some(msg) = msg_stream.recv().await {
+            match msg {
+                Ok(Message::Text(text)) => {
+                    let _ = session.text(text).await;
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    let reason = actix_ws::CloseReason {
+                        code: actix_ws::CloseCode::Size,
+                        description: Some(err.to_string()),
+                    };
+                    let _ = session.close(Some(reason)).await;
+                    return;
+                }
+            }
+        }
+    });
+    Ok(response)
+}
+
+#[tokio::test]
+async fn handle_with_takes_its_settings_and_max_frame_size_reaches_actix_ws() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            // No app data: without `handle_with`'s layer, the defaults (10 s) would send no
+            // ping within this test.
+            let server = HttpServer::new(|| App::new().route("/", web::get().to(small_frames)))
+                .workers(1)
+                .disable_signals()
+                .bind(("127.0.0.1", 0))
+                .unwrap();
+            tx.send(server.addrs()[0]).unwrap();
+            server.run().await
+        })
+    });
+    let mut client = peer::connect(&format!("ws://{}/", rx.recv().unwrap())).await;
+    client.send(Client::text("short")).await.unwrap();
+    let (mut echoed, mut pings) = (false, 0);
+    // Three intervals: the echo, and the pings of the layer `handle_with` was given.
+    let until = tokio::time::Instant::now() + 3 * INTERVAL;
+    while let Ok(msg) = tokio::time::timeout_at(until, client.next()).await {
+        match msg.expect("open").unwrap() {
+            Client::Text(text) if text.as_str() == "short" => echoed = true,
+            Client::Ping(_) => pings += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(echoed);
+    assert!((2..=3).contains(&pings), "{pings} pings in 3 intervals");
+    // Over the 16-byte limit: actix-ws's own error, through our stream.
+    client.send(Client::text("x".repeat(100))).await.unwrap();
+    let close = loop {
+        match client.next().await.expect("a Close").unwrap() {
+            Client::Close(frame) => break frame.expect("a code"),
+            Client::Ping(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(u16::from(close.code), 1009, "{close:?}");
+}
+
 #[tokio::test]
 async fn the_documented_handler_is_pinged_and_its_clients_pings_are_answered_once() {
     let url = serve(HeartbeatLayer::new().interval(INTERVAL));
