@@ -16,9 +16,9 @@ use futures_sink::Sink;
 use futures_util::StreamExt;
 use futures_util::stream::{SplitSink, SplitStream};
 use pin_project_lite::pin_project;
-use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
+use super::queue::Queue;
 use super::{Conn, Gone, Heartbeat, Slot, SlotProj};
 use crate::error::Dead;
 use crate::message::WsMessage;
@@ -83,7 +83,7 @@ struct Remote<S, M, E> {
     /// The writing half of the connection; the driver holds the reading half.
     sink: SplitSink<Driven<S>, M>,
     /// What the driver read, in order.
-    queue: mpsc::Receiver<Result<M, E>>,
+    queue: Arc<Queue<Result<M, E>>>,
     driver: AbortHandle,
 }
 
@@ -180,7 +180,7 @@ impl<S> Heartbeat<S> {
         if *ended {
             return Poll::Ready(None);
         }
-        let next = remote.queue.poll_recv(cx);
+        let next = remote.queue.poll_next(cx);
         *ended = matches!(next, Poll::Ready(None));
         next
     }
@@ -261,8 +261,8 @@ fn start<S, M, E, K>(
         },
     };
     let (sink, stream) = driven.split();
-    let (tx, queue) = mpsc::channel(QUEUE);
-    let driver = tokio::spawn(drive(stream, tx, shared.clone())).abort_handle();
+    let queue = Arc::new(Queue::new(QUEUE));
+    let driver = tokio::spawn(drive(stream, queue.clone(), shared.clone())).abort_handle();
     *gone = Gone::Driven {
         remote: Box::new(Remote {
             sink,
@@ -279,29 +279,37 @@ fn start<S, M, E, K>(
 /// in the wake hub, and the next tick does not count a miss for it.
 async fn drive<S, M, E>(
     mut stream: SplitStream<Driven<S>>,
-    tx: mpsc::Sender<Result<M, E>>,
+    queue: Arc<Queue<Result<M, E>>>,
     shared: Arc<Shared>,
 ) where
     S: Stream<Item = Result<M, E>> + Sink<M, Error = E> + Send + 'static,
     M: WsMessage + Send + Sync + 'static,
     E: From<Dead> + Send + Sync + 'static,
 {
+    // The queue is closed however this ends, even aborted: the handler then reads the end.
+    struct Closing<'q, T>(&'q Queue<T>);
+    impl<T> Drop for Closing<'_, T> {
+        fn drop(&mut self) {
+            self.0.close();
+        }
+    }
+    let _closing = Closing(&queue);
     loop {
-        let permit = match tx.try_reserve() {
-            Ok(permit) => permit,
-            Err(mpsc::error::TrySendError::Full(())) => {
+        let mut paused = false;
+        std::future::poll_fn(|cx| {
+            let room = queue.poll_room(cx);
+            if room.is_pending() && !paused {
+                paused = true;
                 shared.pause_reading(true);
-                let permit = tx.reserve().await;
-                shared.pause_reading(false);
-                match permit {
-                    Ok(permit) => permit,
-                    Err(_) => return,
-                }
             }
-            Err(mpsc::error::TrySendError::Closed(())) => return,
-        };
+            room
+        })
+        .await;
+        if paused {
+            shared.pause_reading(false);
+        }
         match stream.next().await {
-            Some(item) => permit.send(item),
+            Some(item) => queue.push(item),
             None => return,
         }
     }

@@ -29,6 +29,7 @@ use crate::wake::Shared;
 mod background;
 mod inbound;
 mod parts;
+mod queue;
 mod rare;
 mod schedule;
 mod sink;
