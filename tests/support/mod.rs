@@ -2,6 +2,8 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod mock;
+pub mod nginx;
+pub mod peer_programs;
 pub mod throttle;
 pub mod trials;
 
