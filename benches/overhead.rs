@@ -4,9 +4,7 @@
 //! - `bare`: the stream as it is;
 //! - `heartbeat`: the stream in `Heartbeat` (defaults: 10 s interval, 3 missed);
 //! - `select_loop`: the hand-written keepalive people write today, a `tokio::select!` over
-//!   the stream and a `tokio::time::interval`, noting the time of every message;
-//! - `background`: `heartbeat` with `HeartbeatLayer::background(true)`: every message read
-//!   crosses from the connection's driver task to the handler through its queue.
+//!   the stream and a `tokio::time::interval`, noting the time of every message.
 //!
 //! Each iteration is one round trip of one message (the client sends it, the echoing end
 //! reads and returns it, the client reads the echo), so every message crosses the echoing
@@ -46,7 +44,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static> Transport for T 
 enum Echo<T> {
     Bare(WebSocketStream<T>),
     Heartbeat(Heartbeat<WebSocketStream<T>>),
-    Background(Heartbeat<WebSocketStream<T>>),
     /// The usual hand-written keepalive: ping every 10 s, give up after 30 s of silence,
     /// note the time of every message.
     SelectLoop {
@@ -62,7 +59,6 @@ impl<T: Transport> Echo<T> {
             Echo::Bare(_) => "bare",
             Echo::Heartbeat(_) => "heartbeat",
             Echo::SelectLoop { .. } => "select_loop",
-            Echo::Background(_) => "background",
         }
     }
 
@@ -73,7 +69,7 @@ impl<T: Transport> Echo<T> {
                 let msg = ws.next().await.unwrap().unwrap();
                 ws.send(msg).await.unwrap();
             }
-            Echo::Heartbeat(ws) | Echo::Background(ws) => {
+            Echo::Heartbeat(ws) => {
                 let msg = ws.next().await.unwrap().unwrap();
                 ws.send(msg).await.unwrap();
             }
@@ -134,15 +130,13 @@ fn pairs<T: Transport, F: Future<Output = (T, T)>>(
 ) -> Vec<(WebSocketStream<T>, Echo<T>)> {
     rt.block_on(async {
         let mut pairs = Vec::new();
-        for kind in 0..4 {
+        for kind in 0..3 {
             let (a, b) = connect().await;
             let server = WebSocketStream::from_raw_socket(a, Role::Server, config()).await;
             let client = WebSocketStream::from_raw_socket(b, Role::Client, config()).await;
-            let layer = HeartbeatLayer::new().jitter(false);
             let echo = match kind {
                 0 => Echo::Bare(server),
-                1 => Echo::Heartbeat(layer.layer(server)),
-                3 => Echo::Background(layer.background(true).layer(server)),
+                1 => Echo::Heartbeat(HeartbeatLayer::new().jitter(false).layer(server)),
                 _ => Echo::SelectLoop {
                     ws: server,
                     // First tick after one period, like the heartbeat's: no ping during a
@@ -223,7 +217,7 @@ fn only(spec: &str) {
     let (mut client, mut echo) = pairs(&rt, duplex)
         .into_iter()
         .find(|(_, echo)| echo.name() == name)
-        .expect("bare, heartbeat, select_loop or background");
+        .expect("bare, heartbeat or select_loop");
     let message = Message::binary(vec![7u8; size]);
     rt.block_on(async {
         for _ in 0..n {
@@ -255,7 +249,7 @@ fn paired_group<T: Transport, F: Future<Output = (T, T)>>(
         .enable_all()
         .build()
         .unwrap();
-    // bare, heartbeat, select_loop, background: the order `pairs` makes them in.
+    // bare, heartbeat, select_loop: the order `pairs` makes them in.
     let mut ends = pairs(&rt, connect);
     let time_batch = |end: &mut (WebSocketStream<T>, Echo<T>)| {
         rt.block_on(async {
@@ -271,20 +265,18 @@ fn paired_group<T: Transport, F: Future<Output = (T, T)>>(
     for end in &mut ends {
         time_batch(end); // warm-up
     }
-    let n = ends.len();
-    let mut ratios = vec![Vec::new(); n - 1];
+    let mut ratios = [Vec::new(), Vec::new()];
     for round in 0..rounds {
-        let mut took = vec![Duration::ZERO; n];
-        for k in 0..n {
-            let i = (k + round) % n;
+        let mut took = [Duration::ZERO; 3];
+        for k in 0..3 {
+            let i = (k + round) % 3;
             took[i] = time_batch(&mut ends[i]);
         }
         for (ratio, end) in ratios.iter_mut().zip(1..) {
             ratio.push(took[end].as_secs_f64() / took[0].as_secs_f64());
         }
     }
-    for (ratio, end) in ratios.iter_mut().zip(&ends[1..]) {
-        let kind = end.1.name();
+    for (ratio, kind) in ratios.iter_mut().zip(["heartbeat", "select_loop"]) {
         ratio.sort_by(f64::total_cmp);
         let pct = |r: f64| (r - 1.0) * 100.0;
         println!(

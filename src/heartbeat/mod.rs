@@ -50,8 +50,10 @@ pin_project! {
     /// The heartbeat runs while the connection is polled: reading (`poll_next`) or writing
     /// (`poll_ready`, `poll_flush`, `poll_close`) both drive it, and both report the death.
     /// A handler that stops polling for longer than the dead bound (a long `await` on
-    /// something else) holds the heartbeat still; `split()` the stream and keep a reader
-    /// loop running if the handler waits elsewhere.
+    /// something else) holds the heartbeat still: turn on
+    /// [`HeartbeatLayer::background`](crate::HeartbeatLayer::background), which drives the
+    /// connection from a task of its own, or `split()` the stream and keep a reader loop
+    /// running if the handler waits elsewhere.
     ///
     /// Wrapped in a tower [`Service`](tower_service::Service) (through
     /// [`ServiceBuilder::layer`](https://docs.rs/tower/latest/tower/struct.ServiceBuilder.html#method.layer)),
@@ -263,7 +265,7 @@ impl<S> Heartbeat<S> {
     ) -> (&'a mut Conn, Io<'a, 'cx, S>) {
         let this = self.project();
         let SlotProj::Here { inner } = this.slot.project() else {
-            unreachable!("{AWAY}")
+            unreachable!()
         };
         let io = Io {
             inner,

@@ -118,7 +118,7 @@ impl<S> Heartbeat<S> {
             conn.state.close();
         }
         let SlotProj::Here { inner } = this.slot.project() else {
-            unreachable!("a stream that is here")
+            unreachable!()
         };
         inner.start_send(item)
     }
