@@ -10,19 +10,28 @@
 #   benches/instructions.sh        (needs valgrind: apt-get install valgrind)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# The bench's executable as cargo reports it (CARGO_TARGET_DIR may put it anywhere).
-bin=$(cargo bench --bench overhead --no-run --message-format=json 2>/dev/null | python3 -c '
+# A bench's executable as cargo reports it (CARGO_TARGET_DIR may put it anywhere).
+executable() {
+    cargo bench --bench "$1" --no-run --message-format=json 2>/dev/null | python3 -c '
 import json, sys
 for line in sys.stdin:
     m = json.loads(line) if line.startswith("{") else {}
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "overhead" and m.get("executable"):
-        print(m["executable"])')
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == sys.argv[1] and m.get("executable"):
+        print(m["executable"])' "$1"
+}
+bin=$(executable overhead)
+# Background mode has a bench of its own (a fourth end in overhead changes the other three).
+bin_background=$(executable background)
 
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 
 count() { # kind, round trips, bytes -> "total memset"
-    OVERHEAD_ONLY="$1:$2:$3" valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" >/dev/null 2>&1
+    if [ "$1" = background ]; then
+        BACKGROUND_ONLY="$2:$3" valgrind --tool=callgrind --callgrind-out-file="$out" "$bin_background" >/dev/null 2>&1
+    else
+        OVERHEAD_ONLY="$1:$2:$3" valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" >/dev/null 2>&1
+    fi
     callgrind_annotate "$out" | awk '
         /PROGRAM TOTALS/ { gsub(",", "", $1); total = $1 }
         /__memset/ { gsub(",", "", $1); memset += $1 }
@@ -35,7 +44,7 @@ printf '%-6s %-12s %10s %8s %14s %8s\n' bytes kind instr/msg vs_bare "without me
 for size in 20 16384; do
     if [ "$size" -le 1024 ]; then short=1000 long=11000; else short=100 long=1100; fi
     bare=
-    for kind in bare heartbeat select_loop; do
+    for kind in bare heartbeat select_loop background; do
         read -r a_total a_memset < <(count "$kind" "$short" "$size")
         read -r b_total b_memset < <(count "$kind" "$long" "$size")
         per=$(( (b_total - a_total) / (long - short) ))

@@ -5,7 +5,9 @@
 //! - `bare`: no keepalive (the baseline);
 //! - `heartbeat`: the same handler reading a `Heartbeat` of the stream;
 //! - `select`: the usual hand-written keepalive, a `tokio::select!` over the stream and a
-//!   `tokio::time::interval` in the handler task.
+//!   `tokio::time::interval` in the handler task;
+//! - `background`: the `heartbeat` handler with `HeartbeatLayer::background(true)`, each
+//!   connection driven by a task of its own.
 //!
 //! Reported per connection: memory added over `bare` (bytes the allocator holds once every
 //! connection is set up), and CPU time per heartbeat round (process CPU over a window of
@@ -50,6 +52,7 @@ enum Kind {
     Bare,
     Heartbeat,
     Select,
+    Background,
 }
 
 /// Small buffers: tungstenite's default 128 KiB read buffer would make 2 × N of them.
@@ -72,7 +75,7 @@ fn cpu() -> Duration {
 
 /// The size of each kind's handler future (what its task holds inline; tokio rounds every
 /// task up to a multiple of 128 B on x86_64).
-static FUTURE_SIZE: [AtomicUsize; 3] = [const { AtomicUsize::new(0) }; 3];
+static FUTURE_SIZE: [AtomicUsize; 4] = [const { AtomicUsize::new(0) }; 4];
 
 fn spawn_server<F>(kind: Kind, handler: F) -> tokio::task::JoinHandle<()>
 where
@@ -127,8 +130,11 @@ async fn run(kind: Kind, n: usize) -> Run {
                     drop(dead_tx);
                 })
             }
-            Kind::Heartbeat => {
-                let mut ws = layer.layer(server);
+            Kind::Heartbeat | Kind::Background => {
+                let mut ws = layer
+                    .clone()
+                    .background(kind == Kind::Background)
+                    .layer(server);
                 let dead_tx = dead_tx.clone();
                 spawn_server(kind, async move {
                     while let Some(item) = ws.next().await {
@@ -238,6 +244,7 @@ fn main() {
         let kind = match only.as_str() {
             "heartbeat" => Kind::Heartbeat,
             "select" => Kind::Select,
+            "background" => Kind::Background,
             _ => Kind::Bare,
         };
         // On one thread, unless SCALE_WORKERS asks for a multi-thread runtime.
@@ -274,7 +281,7 @@ fn main() {
     );
     for n in sizes {
         let bare = runtime.block_on(run(Kind::Bare, n));
-        for kind in [Kind::Heartbeat, Kind::Select] {
+        for kind in [Kind::Heartbeat, Kind::Select, Kind::Background] {
             let r = runtime.block_on(run(kind, n));
             let added = (r.memory - bare.memory) as f64 / n as f64;
             let cpu = r.cpu.saturating_sub(bare.cpu).as_secs_f64() / (n as f64 * f64::from(ROUNDS));
@@ -303,10 +310,11 @@ fn main() {
         );
         let size = |kind: Kind| FUTURE_SIZE[kind as usize].load(Ordering::Relaxed);
         println!(
-            "handler futures: bare {} B, heartbeat {} B, select {} B (each task rounded up to 128 B)",
+            "handler futures: bare {} B, heartbeat {} B, select {} B, background {} B (each task rounded up to 128 B)",
             size(Kind::Bare),
             size(Kind::Heartbeat),
-            size(Kind::Select)
+            size(Kind::Select),
+            size(Kind::Background)
         );
     }
 }

@@ -119,7 +119,12 @@ impl Heartbeat<ws::WebSocket> {
 
     /// The subprotocol chosen in the handshake, like `axum::extract::ws::WebSocket::protocol`.
     pub fn protocol(&self) -> Option<&HeaderValue> {
-        self.get_ref().protocol()
+        match self.keepsake::<HeaderValue>() {
+            // In background mode the socket is with its driver; the subprotocol was kept.
+            Some(protocol) => Some(protocol),
+            None if self.is_away() => None,
+            None => self.get_ref().protocol(),
+        }
     }
 }
 
@@ -140,8 +145,12 @@ impl WebSocketUpgrade {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let heartbeat = self.heartbeat;
-        self.inner
-            .on_upgrade(move |socket| callback(heartbeat.layer(socket)))
+        self.inner.on_upgrade(move |socket| {
+            let mut socket = heartbeat.layer(socket);
+            // In background mode the driver starts before the handler runs.
+            socket.start_background(|ws| ws.protocol().cloned());
+            callback(socket)
+        })
     }
 
     /// Heartbeat settings for this upgrade, instead of the ones in the request extensions.

@@ -24,6 +24,7 @@ use crate::protocol::{App, HeartbeatProtocol, Protocol};
 /// | [`close_timeout`](Self::close_timeout) | 1 s | time allowed for the Close frame to a dead peer |
 /// | [`protocol`](Self::protocol) | control frames | what pings and pongs look like: WebSocket Ping/Pong frames, or application messages ([`crate::protocol`]) |
 /// | [`follow_peer_interval`](Self::follow_peer_interval) | off | follow the interval the peer's application pings ask for, clamped into `[min, max]` |
+/// | [`background`](Self::background) | `false` | drive each connection from a task of its own, so the heartbeat runs while the handler is away |
 ///
 /// Each setting is read back under the same name from [`settings`](Self::settings):
 /// `layer.settings().interval()`.
@@ -54,6 +55,8 @@ pub struct HeartbeatLayer {
     /// As set, whatever the protocol; an application protocol carries a copy to its
     /// connections.
     follow: Option<Follow>,
+    /// Each connection driven by a task of its own ([`HeartbeatLayer::background`]).
+    background: bool,
 }
 
 impl HeartbeatLayer {
@@ -63,6 +66,7 @@ impl HeartbeatLayer {
             config: Config::DEFAULT,
             protocol: Protocol::Control,
             follow: None,
+            background: false,
         }
     }
 
@@ -198,6 +202,32 @@ impl HeartbeatLayer {
         self
     }
 
+    /// With `true`, each connection is driven by a task of its own, so that its heartbeat
+    /// keeps going while the handler is away (a slow database call between a request and its
+    /// answer): pings go out, the peer's pings are answered, a dead peer is found. Off by
+    /// default: the heartbeat then runs inside the handler's polls, at no cost of its own.
+    ///
+    /// The handler gets the same `Heartbeat<S>`, with the same item and error, and needs no
+    /// change. What arrives while it is away waits in a queue of 32 messages; when the queue
+    /// is full the driver stops reading, and the silence that follows is not counted against
+    /// the peer. The connection moves to its driver at its first poll, or at once in the
+    /// service form and the axum drop-in; from then on `get_ref`, `get_mut`, `get_pin_mut`,
+    /// `into_inner` and `into_parts` panic: the stream is with the driver. Needs a tokio
+    /// runtime (the driver is spawned with `tokio::spawn`). The cost per connection and per
+    /// message: BENCHMARKS.md. The design: ARCHITECTURE.md, "The background driver".
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ws_heartbeat::HeartbeatLayer;
+    ///
+    /// let layer = HeartbeatLayer::new().interval(Duration::from_secs(20)).background(true);
+    /// assert!(layer.settings().background());
+    /// ```
+    pub const fn background(mut self, enabled: bool) -> Self {
+        self.background = enabled;
+        self
+    }
+
     /// How long the Close frame (1011, "keepalive timeout") to a dead peer may take before
     /// the adapter gives up on it. The `Dead` error never waits for it.
     ///
@@ -236,6 +266,7 @@ impl HeartbeatLayer {
             config: self.config,
             protocol: &self.protocol,
             follow: self.follow,
+            background: self.background,
         }
     }
 }
@@ -247,6 +278,7 @@ pub struct Settings<'a> {
     config: Config,
     protocol: &'a Protocol,
     follow: Option<Follow>,
+    background: bool,
 }
 
 impl<'a> Settings<'a> {
@@ -281,6 +313,12 @@ impl<'a> Settings<'a> {
     /// ([`HeartbeatLayer::jitter`]).
     pub const fn jitter(&self) -> bool {
         self.config.jitter
+    }
+
+    /// Whether each connection is driven by a task of its own
+    /// ([`HeartbeatLayer::background`]).
+    pub const fn background(&self) -> bool {
+        self.background
     }
 
     /// Time allowed for the Close frame to a dead peer ([`HeartbeatLayer::close_timeout`]).
@@ -318,11 +356,11 @@ impl<'a> Settings<'a> {
 }
 
 impl HeartbeatLayer {
-    /// `inner` with a heartbeat of these settings. What `layer` does, with no bound on `S`
-    /// whatever bounds the trait impls may need: the actix wrapper's inner stream is not
-    /// `Send`.
+    /// `inner` with a heartbeat of these settings, polled where it is: what `layer` does
+    /// without `background`, for the actix wrapper, whose inner stream is not `Send` and so
+    /// cannot move to a driver task of its own (`tokio::spawn`).
     pub(crate) fn wrap<S>(&self, inner: S) -> Heartbeat<S> {
-        Heartbeat::with_config(inner, self.config, self.protocol.clone())
+        Heartbeat::with_config(inner, self.config, self.protocol.clone(), false)
     }
 }
 
@@ -330,7 +368,7 @@ impl<S> Layer<S> for HeartbeatLayer {
     type Service = Heartbeat<S>;
 
     fn layer(&self, inner: S) -> Heartbeat<S> {
-        self.wrap(inner)
+        Heartbeat::with_config(inner, self.config, self.protocol.clone(), self.background)
     }
 }
 

@@ -3,9 +3,13 @@
 
 use std::task::{Context, Poll};
 
+use futures_core::Stream;
+use futures_sink::Sink;
 use tower_service::Service;
 
+use crate::error::Dead;
 use crate::heartbeat::Heartbeat;
+use crate::message::WsMessage;
 
 /// A connection handler behind [`HeartbeatLayer`](crate::HeartbeatLayer): calling it with a
 /// WebSocket `W` calls the inner handler with `Heartbeat<W>`.
@@ -30,9 +34,12 @@ use crate::heartbeat::Heartbeat;
 /// handler.oneshot(ws).await
 /// # }
 /// ```
-impl<S, W> Service<W> for Heartbeat<S>
+impl<S, W, M, E> Service<W> for Heartbeat<S>
 where
     S: Service<Heartbeat<W>>,
+    W: Stream<Item = Result<M, E>> + Sink<M, Error = E> + Send + 'static,
+    M: WsMessage + Send + Sync + 'static,
+    E: From<Dead> + Send + Sync + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -43,7 +50,10 @@ where
     }
 
     fn call(&mut self, ws: W) -> Self::Future {
-        let ws = self.wrap_like(ws);
+        let mut ws = self.wrap_like(ws);
+        // In background mode the driver starts before the handler runs, which may be away
+        // (authenticating, loading) before its first read.
+        ws.start_background::<M, E, ()>(|_| None);
         self.get_mut().call(ws)
     }
 }

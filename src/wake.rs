@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64};
 use std::time::Duration;
 
 use futures_util::task::{ArcWake, AtomicWaker};
@@ -33,7 +33,14 @@ pub(crate) struct Shared {
     pub(crate) writer: AtomicWaker,
     /// Set by the runtime's ticker when the connection's deadline may have passed.
     pub(crate) due: DueFlag,
+    /// Background mode: the driver stopped reading because the handler's queue is full
+    /// (`PAUSED`), or did since the last tick (`WAS_PAUSED`). That silence is ours: the tick
+    /// does not count it against the peer.
+    paused: AtomicU8,
 }
+
+const PAUSED: u8 = 1;
+const WAS_PAUSED: u8 = 2;
 
 impl Shared {
     pub(crate) fn new(interval: Duration) -> Self {
@@ -48,7 +55,23 @@ impl Shared {
             reader: AtomicWaker::new(),
             writer: AtomicWaker::new(),
             due: DueFlag::default(),
+            paused: AtomicU8::new(0),
         }
+    }
+
+    /// The background driver stops (`true`) or resumes reading.
+    pub(crate) fn pause_reading(&self, paused: bool) {
+        if paused {
+            self.paused.store(PAUSED | WAS_PAUSED, Relaxed);
+        } else {
+            self.paused.fetch_and(!PAUSED, Relaxed);
+        }
+    }
+
+    /// At a tick: whether reading was paused at any moment since the last tick (the flag
+    /// stays set while it still is).
+    pub(crate) fn take_paused(&self) -> bool {
+        self.paused.load(Relaxed) != 0 && self.paused.fetch_and(PAUSED, Relaxed) != 0
     }
 
     pub(crate) fn ping_sent(&self) {

@@ -21,14 +21,11 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::net::TcpListener;
-use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::mpsc;
 use tower::Layer;
 use ws_heartbeat::{Dead, HeartbeatLayer};
@@ -38,7 +35,8 @@ use ws_heartbeat::{Dead, HeartbeatLayer};
 mod hyper_server;
 
 use support::ms;
-use support::trials::{self, Flavor, Requirement, Suite};
+use support::peer_programs::{self, Peer, peers_dir};
+use support::trials::{Flavor, Requirement, Suite};
 
 const INTERVAL: Duration = ms(200);
 const SLACK: Duration = ms(300);
@@ -74,10 +72,6 @@ fn layer() -> HeartbeatLayer {
     HeartbeatLayer::new().interval(INTERVAL).max_missed(3)
 }
 
-fn peers_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers")
-}
-
 #[derive(Clone, Copy, Debug)]
 enum Kind {
     Python,
@@ -109,25 +103,9 @@ impl PeerProgram {
     }
 }
 
-/// Python with `websockets`: `WS_HEARTBEAT_PYTHON`, else `python3` on `PATH`.
+/// Python with `websockets` (see `support::peer_programs`).
 fn python() -> Requirement<PeerProgram> {
-    const INSTALL: &str = "python3 -m venv VENV && VENV/bin/pip install -r \
-                           tests/peers/requirements.txt, then set \
-                           WS_HEARTBEAT_PYTHON=VENV/bin/python";
-    let program = match std::env::var_os("WS_HEARTBEAT_PYTHON") {
-        Some(set) => PathBuf::from(set),
-        None => trials::on_path("python3")
-            .ok_or_else(|| format!("needs python3 with websockets: {INSTALL}"))?,
-    };
-    let import =
-        "import websockets.asyncio.client, websockets.asyncio.server, websockets.exceptions";
-    trials::check_output(&program, &["-c", import], &peers_dir()).map_err(|why| {
-        format!(
-            "needs python websockets ({} says: {why}): {INSTALL}",
-            program.display()
-        )
-    })?;
-    Ok(PeerProgram {
+    peer_programs::python_with_websockets().map(|program| PeerProgram {
         kind: Kind::Python,
         program,
     })
@@ -135,55 +113,10 @@ fn python() -> Requirement<PeerProgram> {
 
 /// Node with `ws` installed in tests/peers.
 fn node() -> Requirement<PeerProgram> {
-    const INSTALL: &str = "(cd tests/peers && npm ci)";
-    let program = trials::on_path("node").ok_or_else(|| {
-        format!("needs node and its ws: apt-get install nodejs npm, then {INSTALL}")
-    })?;
-    trials::check_output(
-        &program,
-        &["--input-type=module", "-e", "import 'ws'"],
-        &peers_dir(),
-    )
-    .map_err(|why| format!("needs node ws ({why}): {INSTALL}"))?;
-    Ok(PeerProgram {
+    peer_programs::node_with_ws().map(|program| PeerProgram {
         kind: Kind::Node,
         program,
     })
-}
-
-struct Peer {
-    child: Child,
-    lines: Lines<BufReader<ChildStdout>>,
-}
-
-impl Peer {
-    fn spawn(program: &Path, script: &Path, args: &[&str]) -> Self {
-        let mut child = Command::new(program)
-            .arg(script)
-            .args(args)
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("peer starts");
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        Self { child, lines }
-    }
-
-    async fn line(&mut self) -> String {
-        let line = tokio::time::timeout(Duration::from_secs(10), self.lines.next_line()).await;
-        line.expect("the peer said something")
-            .unwrap()
-            .expect("a line")
-    }
-
-    fn signal(&self, signal: &str) {
-        let pid = self.child.id().unwrap().to_string();
-        let ok = std::process::Command::new("kill")
-            .args([signal, &pid])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
 }
 
 /// Our hyper example server, the peer its client.

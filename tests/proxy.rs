@@ -10,18 +10,17 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
-use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message;
 use tower::Layer;
 use ws_heartbeat::HeartbeatLayer;
 
 use support::ms;
+use support::nginx::Nginx;
 use support::trials::{self, Flavor, Suite};
 
 fn main() {
@@ -34,98 +33,6 @@ fn main() {
         an_idle_websocket_is_cut_by_the_proxy_unless_the_heartbeat_keeps_it_busy,
     );
     suite.run()
-}
-
-/// nginx proxying WebSockets from a free port to `upstream`; stopped when dropped.
-struct Nginx {
-    child: Child,
-    prefix: PathBuf,
-    port: u16,
-}
-
-impl Nginx {
-    async fn start(nginx: &Path, upstream: u16) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let prefix =
-            std::env::temp_dir().join(format!("ws-heartbeat-nginx-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(prefix.join("logs")).unwrap();
-        let conf = format!(
-            r#"
-daemon off;
-worker_processes 1;
-pid {prefix}/nginx.pid;
-error_log {prefix}/logs/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {prefix}/body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://127.0.0.1:{upstream};
-            proxy_http_version 1.1;
-            proxy_set_header Upgrade $http_upgrade;
-            proxy_set_header Connection "upgrade";
-            proxy_read_timeout 2s;
-            proxy_send_timeout 2s;
-        }}
-    }}
-}}
-"#,
-            prefix = prefix.display()
-        );
-        std::fs::write(prefix.join("nginx.conf"), conf).unwrap();
-        // `-e`: the error log from the start (before the configuration is read, nginx would
-        // open its compiled-in /var/log/nginx/error.log, which a normal user cannot write).
-        let child = Command::new(nginx)
-            .arg("-p")
-            .arg(&prefix)
-            .arg("-e")
-            .arg(prefix.join("logs/error.log"))
-            .arg("-c")
-            .arg(prefix.join("nginx.conf"))
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("nginx starts");
-        // Wait until it listens.
-        let started = Instant::now();
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "nginx did not start"
-            );
-            tokio::time::sleep(ms(20)).await;
-        }
-        Self {
-            child,
-            prefix,
-            port,
-        }
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        // TERM makes the master stop its workers too (SIGKILL would orphan them).
-        if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status();
-        }
-        let _ = std::fs::remove_dir_all(&self.prefix);
-    }
 }
 
 /// An echo server on a free port, with the heartbeat `layer` or none.
@@ -166,7 +73,7 @@ where
 async fn an_idle_websocket_is_cut_by_the_proxy_unless_the_heartbeat_keeps_it_busy(nginx: PathBuf) {
     // Without heartbeat: the client says hello, then both sides are idle. nginx closes the
     // connection once nothing came from upstream for 2 s.
-    let proxy = Nginx::start(&nginx, upstream(None).await).await;
+    let proxy = Nginx::start(&nginx, upstream(None).await, ms(2000)).await;
     let url = format!("ws://127.0.0.1:{}", proxy.port);
     let (mut client, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
     client.send(Message::text("hello")).await.unwrap();
@@ -190,6 +97,7 @@ async fn an_idle_websocket_is_cut_by_the_proxy_unless_the_heartbeat_keeps_it_bus
     let proxy = Nginx::start(
         &nginx,
         upstream(Some(HeartbeatLayer::new().interval(ms(1000)))).await,
+        ms(2000),
     )
     .await;
     let url = format!("ws://127.0.0.1:{}", proxy.port);

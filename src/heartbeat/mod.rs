@@ -6,6 +6,7 @@
 //! the two traits with their direct per-message paths. ARCHITECTURE.md ("The adapter")
 //! describes the whole.
 
+use std::any::Any;
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -26,8 +27,10 @@ use crate::stamp::Stamp;
 use crate::ticker::Ticker;
 use crate::wake::Shared;
 
+mod background;
 mod inbound;
 mod parts;
+mod queue;
 mod rare;
 mod schedule;
 mod sink;
@@ -48,8 +51,10 @@ pin_project! {
     /// The heartbeat runs while the connection is polled: reading (`poll_next`) or writing
     /// (`poll_ready`, `poll_flush`, `poll_close`) both drive it, and both report the death.
     /// A handler that stops polling for longer than the dead bound (a long `await` on
-    /// something else) holds the heartbeat still; `split()` the stream and keep a reader
-    /// loop running if the handler waits elsewhere.
+    /// something else) holds the heartbeat still: turn on
+    /// [`HeartbeatLayer::background`](crate::HeartbeatLayer::background), which drives the
+    /// connection from a task of its own, or `split()` the stream and keep a reader loop
+    /// running if the handler waits elsewhere.
     ///
     /// Wrapped in a tower [`Service`](tower_service::Service) (through
     /// [`ServiceBuilder::layer`](https://docs.rs/tower/latest/tower/struct.ServiceBuilder.html#method.layer)),
@@ -60,11 +65,41 @@ pin_project! {
     #[must_use = "streams do nothing unless polled"]
     pub struct Heartbeat<S> {
         #[pin]
-        inner: S,
+        slot: Slot<S>,
         protocol: Protocol,
         shared: Arc<Shared>,
         conn: Conn,
     }
+}
+
+pin_project! {
+    /// Where the wrapped stream is: here, or gone to the background
+    /// (`HeartbeatLayer::background`; ARCHITECTURE.md, "The background driver"). One box
+    /// for all of background mode keeps the adapter as small as without it.
+    #[project = SlotProj]
+    enum Slot<S> {
+        /// Polled by the adapter itself, in the handler's task.
+        Here { #[pin] inner: S },
+        /// Background mode. (For a connection-handler service, the service waits here, and
+        /// the connections it wraps go to the background.)
+        Away { gone: Box<Gone<S>> },
+    }
+}
+
+/// Background mode: where the stream is instead of here.
+enum Gone<S> {
+    /// Before the first poll: waiting for its driver, in a box, so it moves unpinned.
+    Parked(S),
+    /// With its driver task; the handler's polls go to the driver's queue and sink.
+    /// `ended`: the handler has read the queue's end. `keepsake`: what an integration kept of
+    /// the stream before it left (axum: the subprotocol).
+    Driven {
+        remote: Box<dyn Any + Send + Sync>,
+        ended: bool,
+        keepsake: Option<Box<dyn Any + Send + Sync>>,
+    },
+    /// Between the two, while the driver starts.
+    Moving,
 }
 
 /// The per-connection heartbeat state, apart from the inner stream.
@@ -117,30 +152,38 @@ impl<S> Heartbeat<S> {
     /// Wraps `inner` with the default settings (interval 10 s, `max_missed` 3). Use
     /// [`HeartbeatLayer`](crate::HeartbeatLayer) to choose others.
     pub fn new(inner: S) -> Self {
-        Self::with_config(inner, Config::DEFAULT, Protocol::Control)
+        Self::with_config(inner, Config::DEFAULT, Protocol::Control, false)
     }
 
-    pub(crate) fn with_config(inner: S, config: Config, protocol: Protocol) -> Self {
-        let now = Instant::now();
-        let first_tick = if config.jitter {
-            random::first_tick(now, config.interval.get())
+    /// `inner` with these settings; in `background` mode it waits in a box for its driver,
+    /// which starts at the first poll.
+    pub(crate) fn with_config(
+        inner: S,
+        config: Config,
+        protocol: Protocol,
+        background: bool,
+    ) -> Self {
+        let slot = if background {
+            Slot::Away {
+                gone: Box::new(Gone::Parked(inner)),
+            }
         } else {
-            now + config.interval.get()
+            Slot::Here { inner }
         };
-        Self {
-            inner,
+        Self::in_slot(
+            slot,
+            config,
             protocol,
-            shared: Arc::new(Shared::new(config.interval.get())),
-            conn: Conn {
-                config,
-                ticker: None,
-                state: State::start(
-                    Pacemaker::new(random::first_seq(), now.into_std()),
-                    Stamp::new(first_tick.into_std()),
-                ),
-                flags: Flags::new(),
-                rare: None,
-            },
+            Arc::new(Shared::new(config.interval.get())),
+        )
+    }
+
+    fn in_slot(slot: Slot<S>, config: Config, protocol: Protocol, shared: Arc<Shared>) -> Self {
+        Self {
+            slot,
+            protocol,
+            shared,
+            conn: Conn::new(config),
         }
     }
 
@@ -158,26 +201,54 @@ impl<S> Heartbeat<S> {
     }
 
     /// The wrapped stream.
+    ///
+    /// # Panics
+    /// In background mode, once the stream has moved to its driver task (at the first poll).
     pub fn get_ref(&self) -> &S {
-        &self.inner
+        match &self.slot {
+            Slot::Here { inner } => inner,
+            Slot::Away { gone } => match &**gone {
+                Gone::Parked(inner) => inner,
+                _ => panic!("{AWAY}"),
+            },
+        }
     }
 
     /// The wrapped stream, mutably. Reading from or writing to it directly bypasses the
     /// heartbeat.
+    ///
+    /// # Panics
+    /// In background mode, once the stream has moved to its driver task (at the first poll).
     pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
+        match &mut self.slot {
+            Slot::Here { inner } => inner,
+            Slot::Away { gone } => match &mut **gone {
+                Gone::Parked(inner) => inner,
+                _ => panic!("{AWAY}"),
+            },
+        }
     }
 
     /// The wrapped stream, pinned.
+    ///
+    /// # Panics
+    /// In background mode (where the stream waits in a box for its driver, which it may
+    /// not do pinned, and then moves to it).
     pub fn get_pin_mut(self: Pin<&mut Self>) -> Pin<&mut S> {
-        self.project().inner
+        match self.project().slot.project() {
+            SlotProj::Here { inner } => inner,
+            _ => panic!("{AWAY}"),
+        }
     }
 
     /// Stops the heartbeat and returns the wrapped stream. A message the writing side read
     /// ahead for the reader (see [`Heartbeat`]) is dropped: use
     /// [`into_parts`](Heartbeat::into_parts) to get it too.
+    ///
+    /// # Panics
+    /// In background mode, once the stream has moved to its driver task (at the first poll).
     pub fn into_inner(self) -> S {
-        self.inner
+        self.slot.into_inner()
     }
 
     /// The same connection, heartbeat and all, around `f(inner)`: for a wrapped stream's
@@ -200,37 +271,80 @@ impl<S> Heartbeat<S> {
 
     /// `other` wrapped with the same settings, as a fresh connection.
     pub(crate) fn wrap_like<W>(&self, other: W) -> Heartbeat<W> {
-        Heartbeat::with_config(other, self.conn.config, self.protocol.clone())
+        let background = matches!(self.slot, Slot::Away { .. });
+        Heartbeat::with_config(other, self.conn.config, self.protocol.clone(), background)
     }
 
-    /// The connection's state and the context of one poll, apart.
+    /// The connection's state and the context of one poll, apart. Only for a stream that is
+    /// here: every poll checks `is_here` first.
+    #[inline(always)]
     fn split<'a, 'cx>(
         self: Pin<&'a mut Self>,
         cx: &'a mut Context<'cx>,
     ) -> (&'a mut Conn, Io<'a, 'cx, S>) {
         let this = self.project();
+        let SlotProj::Here { inner } = this.slot.project() else {
+            unreachable!()
+        };
         let io = Io {
-            inner: this.inner,
+            inner,
             shared: this.shared,
             protocol: this.protocol,
             cx,
         };
         (this.conn, io)
     }
+
+    /// Whether the adapter polls the stream itself (not yet, or never, in background mode).
+    #[inline(always)]
+    fn is_here(&self) -> bool {
+        matches!(self.slot, Slot::Here { .. })
+    }
+
+    /// Whether the stream is with its driver task (background mode, after the first poll).
+    pub(crate) fn is_away(&self) -> bool {
+        matches!(&self.slot, Slot::Away { gone } if matches!(**gone, Gone::Driven { .. }))
+    }
+}
+
+/// What the accessors say when the stream is with its driver task.
+const AWAY: &str = "this Heartbeat runs in the background (HeartbeatLayer::background): its \
+                    stream moved to the driver task at the first poll";
+
+impl<S> Slot<S> {
+    fn into_inner(self) -> S {
+        match self {
+            Slot::Here { inner } => inner,
+            Slot::Away { gone } => match *gone {
+                Gone::Parked(inner) => inner,
+                _ => panic!("{AWAY}"),
+            },
+        }
+    }
 }
 
 impl<S: Clone> Clone for Heartbeat<S> {
     /// A clone wraps a clone of the inner value with the same settings and a fresh
     /// heartbeat (this is what a cloned connection-handler service needs).
+    ///
+    /// # Panics
+    /// In background mode, once the stream has moved to its driver task (at the first poll).
     fn clone(&self) -> Self {
-        self.wrap_like(self.inner.clone())
+        self.wrap_like(self.get_ref().clone())
     }
 }
 
 impl<S: fmt::Debug> fmt::Debug for Heartbeat<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner: &dyn fmt::Debug = match &self.slot {
+            Slot::Here { inner } => inner,
+            Slot::Away { gone } => match &**gone {
+                Gone::Parked(inner) => inner,
+                _ => &"(with its driver task)",
+            },
+        };
         f.debug_struct("Heartbeat")
-            .field("inner", &self.inner)
+            .field("inner", inner)
             .field("interval", &self.conn.config.interval.get())
             .field("max_missed", &self.conn.config.max_missed)
             .field("missed", &self.conn.state.missed())
@@ -240,6 +354,27 @@ impl<S: fmt::Debug> fmt::Debug for Heartbeat<S> {
 }
 
 impl Conn {
+    /// A connection whose handshake is now: the first tick one interval away, or at a random
+    /// moment of the first interval with `jitter`.
+    fn new(config: Config) -> Self {
+        let now = Instant::now();
+        let first_tick = if config.jitter {
+            random::first_tick(now, config.interval.get())
+        } else {
+            now + config.interval.get()
+        };
+        Conn {
+            config,
+            ticker: None,
+            state: State::start(
+                Pacemaker::new(random::first_seq(), now.into_std()),
+                Stamp::new(first_tick.into_std()),
+            ),
+            flags: Flags::new(),
+            rare: None,
+        }
+    }
+
     fn rare(&mut self) -> &mut Rare {
         self.rare.get_or_insert_with(Box::default)
     }
@@ -394,9 +529,14 @@ mod tests {
 
     /// The adapter's own fields, inline beside the inner stream. (Besides: the `Arc` shared
     /// with handles and the ticker, and 8 bytes in the ticker's list; see BENCHMARKS.md.)
+    /// Background mode's box shares the stream's place: a WebSocket has room for its tag.
     #[test]
     fn the_adapter_adds_at_most_120_bytes_inline() {
-        let added = std::mem::size_of::<Heartbeat<()>>();
+        type Ws = WebSocketStream<tokio::io::DuplexStream>;
+        let added = std::mem::size_of::<Heartbeat<Ws>>() - std::mem::size_of::<Ws>();
+        assert!(added <= 120, "{added}");
+        type Tcp = WebSocketStream<tokio::net::TcpStream>;
+        let added = std::mem::size_of::<Heartbeat<Tcp>>() - std::mem::size_of::<Tcp>();
         assert!(added <= 120, "{added}");
     }
 

@@ -94,6 +94,9 @@ impl Conn {
             .as_ref()
             .and_then(|rare| rare.progress.as_ref())
             .is_some_and(Progress::take);
+        // Background mode with the handler's queue full: the driver stopped reading, so the
+        // peer's frames wait unread. Counted as life, like progress: the silence is ours.
+        let progressed = shared.take_paused() || progressed;
         let Some(running) = self.state.running() else {
             return;
         };

@@ -8,20 +8,25 @@ use futures_sink::Sink;
 
 use super::inbound::HIDDEN_PER_POLL;
 use super::state::{Flags, State};
-use super::{Conn, Heartbeat, Io, Side};
+use super::{Conn, Heartbeat, Io, Side, Slot};
 use crate::error::Dead;
 use crate::message::WsMessage;
 
 impl<S, M, E> Stream for Heartbeat<S>
 where
-    S: Stream<Item = Result<M, E>> + Sink<M, Error = E>,
+    S: Stream<Item = Result<M, E>> + Sink<M, Error = E> + Send + 'static,
     M: WsMessage + Send + Sync + 'static,
     E: From<Dead> + Send + Sync + 'static,
 {
     type Item = Result<M, E>;
 
-    // Every message comes through here: see `Heartbeat::poll_next_msg`.
+    /// Every message comes through here: see [`Heartbeat::poll_next_msg`]. In background
+    /// mode, from the driver's queue instead.
+    #[inline(always)]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if !self.is_here() {
+            return self.poll_next_away(cx);
+        }
         self.poll_next_msg(cx)
     }
 
@@ -31,8 +36,9 @@ where
 }
 
 impl<S> Heartbeat<S> {
-    /// The stream's `poll_next`, as a method with only the bounds its logic needs, so that a
-    /// wrapper whose inner stream is not `Send` (actix-ws) reads through the same code.
+    /// The stream's `poll_next` for a stream that is here, as a method with only the bounds
+    /// its logic needs (the background driver and wrappers of streams that are not `Send`
+    /// read through it).
     ///
     /// Every message comes through here, so the common case is kept small: with nothing of
     /// the heartbeat's to do, read the inner stream directly and look at what comes; the full
@@ -165,15 +171,18 @@ impl Conn {
 
 impl<S, M, E> FusedStream for Heartbeat<S>
 where
-    S: FusedStream<Item = Result<M, E>> + Sink<M, Error = E>,
+    S: FusedStream<Item = Result<M, E>> + Sink<M, Error = E> + Send + 'static,
     M: WsMessage + Send + Sync + 'static,
     E: From<Dead> + Send + Sync + 'static,
 {
     fn is_terminated(&self) -> bool {
+        let Slot::Here { inner } = &self.slot else {
+            return self.ended_away();
+        };
         match &self.conn.state {
             State::Ended => true,
             State::Dead(death) => death.reported,
-            State::Running(_) => !self.conn.has_read_ahead() && self.inner.is_terminated(),
+            State::Running(_) => !self.conn.has_read_ahead() && inner.is_terminated(),
         }
     }
 }

@@ -2,6 +2,8 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod mock;
+pub mod nginx;
+pub mod peer_programs;
 pub mod throttle;
 pub mod trials;
 
@@ -29,6 +31,14 @@ pub async fn pair_with_capacity(layer: HeartbeatLayer, capacity: usize) -> (Hear
     let server = WebSocketStream::from_raw_socket(a, Role::Server, None).await;
     let client = WebSocketStream::from_raw_socket(b, Role::Client, None).await;
     (layer.layer(server), client)
+}
+
+/// Two bare WebSockets (server side, client side) joined by an in-memory pipe.
+pub async fn bare_pair() -> (Ws, Ws) {
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let server = WebSocketStream::from_raw_socket(a, Role::Server, None).await;
+    let client = WebSocketStream::from_raw_socket(b, Role::Client, None).await;
+    (server, client)
 }
 
 pub async fn pair(layer: HeartbeatLayer) -> (Heartbeat<Ws>, Ws) {
