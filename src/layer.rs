@@ -213,8 +213,10 @@ impl HeartbeatLayer {
     /// the peer. The connection moves to its driver at its first poll, or at once in the
     /// service form and the axum drop-in; from then on `get_ref`, `get_mut`, `get_pin_mut`,
     /// `into_inner` and `into_parts` panic: the stream is with the driver. Needs a tokio
-    /// runtime (the driver is spawned with `tokio::spawn`). The cost per connection and per
-    /// message: BENCHMARKS.md. The design: ARCHITECTURE.md, "The background driver".
+    /// runtime (the driver is spawned with `tokio::spawn`). No effect on actix-ws's
+    /// `ws_heartbeat::actix::MessageStream`, whose stream is not `Send`. The cost per
+    /// connection and per message: BENCHMARKS.md. The design: ARCHITECTURE.md, "The
+    /// background driver".
     ///
     /// ```
     /// use std::time::Duration;

@@ -253,16 +253,22 @@ impl<S> Heartbeat<S> {
 
     /// The same connection, heartbeat and all, around `f(inner)`: for a wrapped stream's
     /// builder methods that take it by value (actix-ws's `max_frame_size`).
+    ///
+    /// # Panics
+    /// In background mode, once the stream has moved to its driver task (the actix wrapper,
+    /// its one user, never runs in the background).
     #[cfg_attr(not(feature = "actix"), allow(dead_code))]
     pub(crate) fn map_inner<T>(self, f: impl FnOnce(S) -> T) -> Heartbeat<T> {
         let Heartbeat {
-            inner,
+            slot,
             protocol,
             shared,
             conn,
         } = self;
         Heartbeat {
-            inner: f(inner),
+            slot: Slot::Here {
+                inner: f(slot.into_inner()),
+            },
             protocol,
             shared,
             conn,
