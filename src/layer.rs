@@ -361,6 +361,7 @@ impl HeartbeatLayer {
     /// `inner` with a heartbeat of these settings, polled where it is: what `layer` does
     /// without `background`, for the actix wrapper, whose inner stream is not `Send` and so
     /// cannot move to a driver task of its own (`tokio::spawn`).
+    #[cfg(feature = "actix")]
     pub(crate) fn wrap<S>(&self, inner: S) -> Heartbeat<S> {
         Heartbeat::with_config(inner, self.config, self.protocol.clone(), false)
     }

@@ -130,6 +130,7 @@ impl<S> Heartbeat<S> {
     }
 
     /// What `start_background` kept of the stream, once it is with its driver.
+    #[cfg(feature = "axum")]
     pub(crate) fn keepsake<K: 'static>(&self) -> Option<&K> {
         match &self.slot {
             Slot::Away { gone } => match &**gone {

@@ -96,6 +96,7 @@ enum Gone<S> {
     Driven {
         remote: Box<dyn Any + Send + Sync>,
         ended: bool,
+        #[cfg_attr(not(feature = "axum"), allow(dead_code))]
         keepsake: Option<Box<dyn Any + Send + Sync>>,
     },
     /// Between the two, while the driver starts.
@@ -308,6 +309,7 @@ impl<S> Heartbeat<S> {
     }
 
     /// Whether the stream is with its driver task (background mode, after the first poll).
+    #[cfg(feature = "axum")]
     pub(crate) fn is_away(&self) -> bool {
         matches!(&self.slot, Slot::Away { gone } if matches!(**gone, Gone::Driven { .. }))
     }

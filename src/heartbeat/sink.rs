@@ -33,7 +33,7 @@ where
 {
     type Error = E;
 
-    /// See [`Heartbeat::poll_ready_msg`]; in background mode, on the driver's writing half.
+    // See `Heartbeat::poll_ready_msg`; in background mode, on the driver's writing half.
     #[inline(always)]
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
         if !self.is_here() {

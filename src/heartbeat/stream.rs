@@ -20,8 +20,8 @@ where
 {
     type Item = Result<M, E>;
 
-    /// Every message comes through here: see [`Heartbeat::poll_next_msg`]. In background
-    /// mode, from the driver's queue instead.
+    // Every message comes through here: see `Heartbeat::poll_next_msg`. In background mode,
+    // from the driver's queue instead.
     #[inline(always)]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if !self.is_here() {
