@@ -12,11 +12,13 @@
 //! Reported per connection: memory added over `bare` (bytes the allocator holds once every
 //! connection is set up), and CPU time per heartbeat round (process CPU over a window of
 //! rounds, minus `bare`'s over the same window, over N × rounds; it includes the peer's work
-//! of answering). Then, with the heartbeat, a hundredth of the peers freeze: the time from
+//! of answering). Then a hundredth of the peers freeze (`SCALE_FROZEN_ONE_IN`): the time from
 //! the freeze to each `Dead`.
 //!
-//! `cargo bench --bench scale -- 10000 100000` (defaults to both). Interval 2 s, 3 missed.
-//! For profiling: `SCALE_ONLY=heartbeat` (or `select`, `bare`) runs one kind alone, on one
+//! `cargo bench --bench scale -- 10000 100000` (defaults to both). Interval 2 s, 3 missed;
+//! `SCALE_INTERVAL_MS` sets another interval, `SCALE_KINDS=heartbeat,select` fewer kinds (a
+//! million: `SCALE_INTERVAL_MS=10000 SCALE_FROZEN_ONE_IN=1000 SCALE_KINDS=heartbeat,select
+//! cargo bench --bench scale -- 1000000`). For profiling: `SCALE_ONLY=heartbeat` (or `select`, `bare`) runs one kind alone, on one
 //! thread unless `SCALE_WORKERS=n`; `SCALE_WORKERS` also sets the workers of the full run
 //! (default 2); `SCALE_JITTER=0` turns the heartbeat's jitter off.
 //! Connections arrive over one interval; memory is taken once every connection has sent its
@@ -41,7 +43,35 @@ use ws_heartbeat::{Dead, HeartbeatLayer};
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
-const INTERVAL: Duration = Duration::from_secs(2);
+/// The heartbeat's (and the select! loop's) interval: `SCALE_INTERVAL_MS`, default 2 s.
+fn interval() -> Duration {
+    Duration::from_millis(env_or("SCALE_INTERVAL_MS", 2000))
+}
+
+/// One peer in this many freezes for the detection measurement: `SCALE_FROZEN_ONE_IN`,
+/// default 100 (a thousandth at a million: 1000).
+fn frozen_one_in() -> usize {
+    env_or("SCALE_FROZEN_ONE_IN", 100) as usize
+}
+
+/// The keepalives compared with bare: `SCALE_KINDS=heartbeat,select`, default all three.
+fn kinds() -> Vec<Kind> {
+    let all = "heartbeat,select,background";
+    let kinds = std::env::var("SCALE_KINDS").unwrap_or_else(|_| all.into());
+    kinds
+        .split(',')
+        .map(|kind| match kind {
+            "heartbeat" => Kind::Heartbeat,
+            "select" => Kind::Select,
+            "background" => Kind::Background,
+            other => panic!("SCALE_KINDS: {other}? ({all})"),
+        })
+        .collect()
+}
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).map_or(default, |v| v.parse().expect("a whole number"))
+}
 const ROUNDS: u32 = 5;
 const ARRIVAL_BATCHES: usize = 1_000;
 
@@ -98,10 +128,11 @@ struct Run {
 
 async fn run(kind: Kind, n: usize) -> Run {
     let region = Region::new(GLOBAL);
+    let (interval, one_in) = (interval(), frozen_one_in());
     // SCALE_JITTER=0: every first tick after exactly one interval, like the select loop's.
     let jitter = std::env::var("SCALE_JITTER").map_or(true, |v| v != "0");
     let layer = HeartbeatLayer::new()
-        .interval(INTERVAL)
+        .interval(interval)
         .max_missed(3)
         .jitter(jitter);
     let freeze = Arc::new(Notify::new());
@@ -111,7 +142,7 @@ async fn run(kind: Kind, n: usize) -> Run {
     // Connections arrive over one interval, in 1 000 batches, as on a server that has been
     // up a while (all at once, the hand-written loop's ticks would coincide; real ones don't).
     let batch = n.div_ceil(ARRIVAL_BATCHES);
-    let mut arrivals = tokio::time::interval(INTERVAL / ARRIVAL_BATCHES as u32);
+    let mut arrivals = tokio::time::interval(interval / ARRIVAL_BATCHES as u32);
     for id in 0..n {
         if id % batch == 0 {
             arrivals.tick().await;
@@ -150,7 +181,7 @@ async fn run(kind: Kind, n: usize) -> Run {
             Kind::Select => {
                 let (mut ws, dead_tx) = (server, dead_tx.clone());
                 spawn_server(kind, async move {
-                    let mut ping = tokio::time::interval(INTERVAL);
+                    let mut ping = tokio::time::interval(interval);
                     let mut last_seen = tokio::time::Instant::now();
                     loop {
                         tokio::select! {
@@ -159,7 +190,7 @@ async fn run(kind: Kind, n: usize) -> Run {
                                 _ => break,
                             },
                             _ = ping.tick() => {
-                                if last_seen.elapsed() > 3 * INTERVAL {
+                                if last_seen.elapsed() > 3 * interval {
                                     let _ = dead_tx.send(Instant::now());
                                     break;
                                 }
@@ -172,9 +203,9 @@ async fn run(kind: Kind, n: usize) -> Run {
                 })
             }
         });
-        // The peer answers pings by reading; a hundredth of them freeze on request.
+        // The peer answers pings by reading; one in `one_in` freezes on request.
         let (freeze, frozen_flag) = (freeze.clone(), frozen_flag.clone());
-        let may_freeze = id % 100 == 0;
+        let may_freeze = id % one_in == 0;
         tasks.push(tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -191,11 +222,11 @@ async fn run(kind: Kind, n: usize) -> Run {
     }
     // Measure once every connection has sent its first ping (a jittered first tick comes
     // within one interval) and so grown whatever buffers a ping grows.
-    tokio::time::sleep(INTERVAL + Duration::from_millis(500)).await;
+    tokio::time::sleep(interval + Duration::from_millis(500)).await;
     let memory = net_bytes(&region);
 
     let cpu_before = cpu();
-    tokio::time::sleep(INTERVAL * ROUNDS).await;
+    tokio::time::sleep(interval * ROUNDS).await;
     let cpu = cpu() - cpu_before;
 
     let mut detection = Vec::new();
@@ -203,8 +234,8 @@ async fn run(kind: Kind, n: usize) -> Run {
         frozen_flag.store(true, Ordering::Relaxed);
         freeze.notify_waiters();
         let frozen_at = Instant::now();
-        let expected = n.div_ceil(100);
-        let deadline = frozen_at + INTERVAL * 6;
+        let expected = n.div_ceil(one_in);
+        let deadline = frozen_at + interval * 6;
         while detection.len() < expected && Instant::now() < deadline {
             match tokio::time::timeout_at(deadline.into(), dead_rx.recv()).await {
                 Ok(Some(at)) => detection.push(at - frozen_at),
@@ -223,7 +254,7 @@ async fn run(kind: Kind, n: usize) -> Run {
     // A dropped heartbeat's filing with the runtime's timer holds its shared state (a weak
     // pointer) until the filing fires, within an interval: let that happen before the next
     // run measures, or its frees would count against that run.
-    tokio::time::sleep(INTERVAL + Duration::from_secs(2)).await;
+    tokio::time::sleep(interval + Duration::from_secs(2)).await;
     Run {
         memory,
         cpu,
@@ -270,8 +301,10 @@ fn main() {
         .build()
         .unwrap();
     println!(
-        "interval {INTERVAL:?}, {ROUNDS} rounds measured, 3 missed (dead within {:?})",
-        INTERVAL * 4
+        "interval {:?}, {ROUNDS} rounds measured, 3 missed (dead within {:?}), one peer in {} frozen",
+        interval(),
+        interval() * 4,
+        frozen_one_in()
     );
     println!(
         "Heartbeat<WebSocketStream<DuplexStream>>: {} B inline, the stream alone {} B; tokio's Sleep {} B",
@@ -281,7 +314,7 @@ fn main() {
     );
     for n in sizes {
         let bare = runtime.block_on(run(Kind::Bare, n));
-        for kind in [Kind::Heartbeat, Kind::Select, Kind::Background] {
+        for kind in kinds() {
             let r = runtime.block_on(run(kind, n));
             let added = (r.memory - bare.memory) as f64 / n as f64;
             let cpu = r.cpu.saturating_sub(bare.cpu).as_secs_f64() / (n as f64 * f64::from(ROUNDS));
@@ -297,7 +330,7 @@ fn main() {
                 println!(
                     "N = {n:>6} {kind:<9?}: {} of {} frozen peers declared dead {:?} .. {:?} (median {:?}) after freezing",
                     d.len(),
-                    n.div_ceil(100),
+                    n.div_ceil(frozen_one_in()),
                     d[0],
                     d[d.len() - 1],
                     d[d.len() / 2]
