@@ -341,13 +341,16 @@ fn main() {
             "N = {n:>6} bare     : {} B per connection in all (both ends, tasks, buffers)",
             bare.memory / n as i64
         );
-        let size = |kind: Kind| FUTURE_SIZE[kind as usize].load(Ordering::Relaxed);
+        let sizes: Vec<String> = std::iter::once(Kind::Bare)
+            .chain(kinds())
+            .map(|kind| {
+                let size = FUTURE_SIZE[kind as usize].load(Ordering::Relaxed);
+                format!("{kind:?} {size} B")
+            })
+            .collect();
         println!(
-            "handler futures: bare {} B, heartbeat {} B, select {} B, background {} B (each task rounded up to 128 B)",
-            size(Kind::Bare),
-            size(Kind::Heartbeat),
-            size(Kind::Select),
-            size(Kind::Background)
+            "handler futures: {} (each task rounded up to 128 B)",
+            sizes.join(", ")
         );
     }
 }
