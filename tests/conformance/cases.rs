@@ -325,8 +325,13 @@ pub async fn application_heartbeats_are_answered_and_hidden<B: Backend>(name: &s
             }
         })
         .await;
+        // A tick may fall between the window's end and the close: its ping is drained here
+        // (unanswered), or, once the server has our Close, counted but never written.
         client.close(None).await.unwrap();
-        while client.next().await.is_some() {}
+        let mut late_pings = 0;
+        while let Some(Ok(msg)) = client.next().await {
+            late_pings += u64::from(peer::app_answer(&msg).is_some());
+        }
         let report = server.report().await;
         assert_eq!((answers, echoes), (1, 1), "{name} {shape}");
         let data = match data {
@@ -342,7 +347,11 @@ pub async fn application_heartbeats_are_answered_and_hidden<B: Backend>(name: &s
             (3..=5).contains(&server_pings),
             "{name} {shape}: {server_pings}"
         );
-        assert_eq!(stats.pings_sent, server_pings, "{name} {shape}");
+        let pings_sent = stats.pings_sent - late_pings;
+        assert!(
+            pings_sent == server_pings || pings_sent == server_pings + 1,
+            "{name} {shape}: {server_pings} answered, {late_pings} after, {stats:?}"
+        );
         assert!(
             stats.rtt_samples + 1 >= server_pings,
             "{name} {shape}: {stats:?}"
