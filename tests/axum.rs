@@ -169,3 +169,50 @@ fn axum_messages_go_through_the_same_trait() {
     use ws_heartbeat::{MessageKind, WsMessage};
     assert_eq!(AxumMessage::Text("x".into()).kind(), MessageKind::Data);
 }
+
+/// `background(true)` through the axum drop-in: the driver starts before the handler runs, so
+/// a handler that is away before its first read (authenticating, say, for 1 s: five
+/// intervals) still has its client pinged; and `protocol()` still reports the subprotocol,
+/// which the drop-in kept when the socket moved to its driver.
+#[tokio::test]
+async fn in_background_mode_the_drop_in_pings_before_the_first_read_and_keeps_the_subprotocol() {
+    let (tx, mut seen) = mpsc::unbounded_channel();
+    let route = move |ws: WebSocketUpgrade| {
+        let tx = tx.clone();
+        async move {
+            ws.map(|ws| ws.protocols(["chat"]))
+                .on_upgrade(move |socket| async move {
+                    tokio::time::sleep(ms(1000)).await; // away before the first read
+                    let _ = tx.send(socket.protocol().cloned());
+                    handle_socket(socket).await;
+                })
+        }
+    };
+    let keepalive = HeartbeatLayer::new().interval(ms(200)).background(true);
+    let app = Router::new()
+        .route("/ws", get(route))
+        .layer(Extension(keepalive));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "chat".parse().unwrap());
+    let (mut client, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let mut pings = 0;
+    let deadline = Instant::now() + ms(900);
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(deadline.into(), client.next()).await {
+        match msg {
+            Message::Ping(_) => pings += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // 0.9 s of 200 ms ticks, the first jittered, all before the handler's first read: 4 or 5
+    // (the default layer sends none until the handler polls).
+    assert!((4..=5).contains(&pings), "{pings} pings");
+    let protocol = seen.recv().await.unwrap();
+    assert_eq!(protocol.as_ref().map(|p| p.to_str().unwrap()), Some("chat"));
+}
