@@ -24,15 +24,38 @@ use std::time::Duration;
 /// }
 /// # }
 /// ```
+///
+/// A session ([`crate::resume`]) that can no longer resume ends with a `Dead` too, carrying
+/// the [`SessionLost`](crate::resume::SessionLost) as its [`source`](Error::source):
+/// [`SessionLost::find`](crate::resume::SessionLost::find) recognises it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Dead {
     missed: u32,
     silent_for: Duration,
+    lost: Option<crate::resume::SessionLost>,
 }
 
 impl Dead {
     pub(crate) const fn new(missed: u32, silent_for: Duration) -> Self {
-        Self { missed, silent_for }
+        Self {
+            missed,
+            silent_for,
+            lost: None,
+        }
+    }
+
+    /// The end of a session that can no longer resume.
+    pub(crate) const fn session_lost(lost: crate::resume::SessionLost) -> Self {
+        Self {
+            missed: 0,
+            silent_for: Duration::ZERO,
+            lost: Some(lost),
+        }
+    }
+
+    /// Why the session ended, if this is the end of a session rather than of one socket.
+    pub const fn lost(&self) -> Option<&crate::resume::SessionLost> {
+        self.lost.as_ref()
     }
 
     /// How many pings in a row went unanswered (the configured `max_missed`).
@@ -78,6 +101,9 @@ impl Dead {
 
 impl fmt::Display for Dead {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.lost.is_some() {
+            return f.write_str("websocket session ended");
+        }
         write!(
             f,
             "websocket peer is dead: {} pings unanswered, silent for at least {:?}",
@@ -86,7 +112,12 @@ impl fmt::Display for Dead {
     }
 }
 
-impl Error for Dead {}
+impl Error for Dead {
+    /// The [`SessionLost`](crate::resume::SessionLost) of a session's end.
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.lost.as_ref().map(|lost| lost as &(dyn Error + 'static))
+    }
+}
 
 impl From<Dead> for io::Error {
     fn from(dead: Dead) -> Self {

@@ -1,7 +1,7 @@
 //! [`HeartbeatLayer`]: the tower `Layer` that adds a heartbeat, the builder of its
 //! settings, and [`Settings`], their read-only view.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tower_layer::Layer;
@@ -9,6 +9,7 @@ use tower_layer::Layer;
 use crate::config::{self, Config, Follow, Nanos};
 use crate::heartbeat::Heartbeat;
 use crate::protocol::{App, HeartbeatProtocol, Protocol};
+use crate::resume::{Registry, Resume};
 
 /// Adds a heartbeat to a WebSocket, or to every WebSocket a connection-handler service is
 /// called with. Holds the settings; cheap to clone (an application protocol is shared).
@@ -57,6 +58,9 @@ pub struct HeartbeatLayer {
     follow: Option<Follow>,
     /// Each connection driven by a task of its own ([`HeartbeatLayer::background`]).
     background: bool,
+    /// Sessions ([`HeartbeatLayer::resume`]): the settings, and the registry that the
+    /// layer's clones share, made at first use with the layer's settings as they are then.
+    resume: Option<(Resume, Arc<OnceLock<Arc<Registry>>>)>,
 }
 
 impl HeartbeatLayer {
@@ -67,6 +71,37 @@ impl HeartbeatLayer {
             protocol: Protocol::Control,
             follow: None,
             background: false,
+            resume: None,
+        }
+    }
+
+    /// Sessions that survive the network ([`crate::resume`]): with
+    /// [`Sessions::new`](crate::resume::Sessions::new) on this layer, every data message
+    /// reaches the other side exactly once and in order across reconnects within
+    /// `resume`'s window. Clones of the layer share one registry of sessions.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ws_heartbeat::HeartbeatLayer;
+    /// use ws_heartbeat::resume::{Resume, Sessions};
+    ///
+    /// let layer = HeartbeatLayer::new()
+    ///     .interval(Duration::from_secs(10))
+    ///     .resume(Resume::new().window(Duration::from_secs(30)).buffer(1 << 20));
+    /// assert_eq!(layer.settings().resume(), Some(Resume::new().window(Duration::from_secs(30))));
+    /// let sessions = Sessions::new(layer);
+    /// ```
+    pub fn resume(mut self, resume: Resume) -> Self {
+        self.resume = Some((resume, Arc::new(OnceLock::new())));
+        self
+    }
+
+    /// The registry of this layer's sessions.
+    pub(crate) fn session_registry(&self) -> Arc<Registry> {
+        let make = |resume| Arc::new(Registry::new(self.config, self.protocol.clone(), resume));
+        match &self.resume {
+            Some((resume, registry)) => registry.get_or_init(|| make(*resume)).clone(),
+            None => make(Resume::new()),
         }
     }
 
@@ -269,6 +304,10 @@ impl HeartbeatLayer {
             protocol: &self.protocol,
             follow: self.follow,
             background: self.background,
+            resume: match &self.resume {
+                Some((resume, _)) => Some(*resume),
+                None => None,
+            },
         }
     }
 }
@@ -281,9 +320,15 @@ pub struct Settings<'a> {
     protocol: &'a Protocol,
     follow: Option<Follow>,
     background: bool,
+    resume: Option<Resume>,
 }
 
 impl<'a> Settings<'a> {
+    /// The session settings ([`HeartbeatLayer::resume`]), or `None` without sessions.
+    pub const fn resume(&self) -> Option<Resume> {
+        self.resume
+    }
+
     /// Time between two ticks ([`HeartbeatLayer::interval`]).
     pub const fn interval(&self) -> Duration {
         self.config.interval.get()

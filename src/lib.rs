@@ -203,6 +203,7 @@ mod pacemaker;
 mod progress;
 pub mod protocol;
 mod random;
+pub mod resume;
 #[cfg(feature = "reconnect")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reconnect")))]
 pub mod reconnect;

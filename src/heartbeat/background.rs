@@ -143,6 +143,29 @@ impl<S> Heartbeat<S> {
         }
     }
 
+    /// The session this adapter is the handler's side of, if it is one.
+    #[inline]
+    fn session<M, E>(self: Pin<&mut Self>) -> Option<&mut crate::resume::Session<S, M, E>>
+    where
+        S: 'static,
+        M: 'static,
+        E: 'static,
+    {
+        match self.project().slot.project() {
+            SlotProj::Away { gone } => match &mut **gone {
+                Gone::Session(session) => Some(
+                    session
+                        .get_mut()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .downcast_mut()
+                        .expect("a session holds its socket's own item and error types"),
+                ),
+                _ => None,
+            },
+            SlotProj::Here { .. } => None,
+        }
+    }
+
     /// The remote of a connection that went away, and whether its queue ended.
     fn remote<M, E>(self: Pin<&mut Self>) -> (&mut Remote<S, M, E>, &mut bool)
     where
@@ -176,6 +199,9 @@ impl<S> Heartbeat<S> {
         M: WsMessage + Send + Sync + 'static,
         E: From<Dead> + Send + Sync + 'static,
     {
+        if let Some(session) = self.as_mut().session::<M, E>() {
+            return session.poll_next(cx);
+        }
         self.as_mut().go_away();
         let (remote, ended) = self.remote::<M, E>();
         if *ended {
@@ -200,6 +226,13 @@ impl<S> Heartbeat<S> {
         E: From<Dead> + Send + Sync + 'static,
     {
         use super::sink::SinkOp;
+        if let Some(session) = self.as_mut().session::<M, E>() {
+            return match op {
+                SinkOp::Ready => session.poll_ready(cx),
+                SinkOp::Flush => session.poll_flush(cx),
+                SinkOp::Close => session.poll_close(cx),
+            };
+        }
         self.as_mut().go_away();
         let sink = Pin::new(&mut self.remote::<M, E>().0.sink);
         match op {
@@ -218,6 +251,9 @@ impl<S> Heartbeat<S> {
         M: WsMessage + Send + Sync + 'static,
         E: From<Dead> + Send + Sync + 'static,
     {
+        if let Some(session) = self.as_mut().session::<M, E>() {
+            return session.start_send(item);
+        }
         self.as_mut().go_away();
         Pin::new(&mut self.remote::<M, E>().0.sink).start_send(item)
     }

@@ -101,6 +101,10 @@ enum Gone<S> {
     },
     /// Between the two, while the driver starts.
     Moving,
+    /// A session (`resume::Sessions::accept`): a `resume::Session<S, M, E>` that owns the
+    /// session's current socket, its item and error types erased here. (The lock is never
+    /// taken: the adapter reaches it through `&mut`; it makes the box `Sync`.)
+    Session(std::sync::Mutex<Box<dyn Any + Send>>),
 }
 
 /// The per-connection heartbeat state, apart from the inner stream.
@@ -276,6 +280,44 @@ impl<S> Heartbeat<S> {
         }
     }
 
+    /// A heartbeat for one of a session's sockets: the layer's settings, never in the
+    /// background (the session polls it where it is).
+    pub(crate) fn for_session(inner: S, config: Config, protocol: Protocol) -> Self {
+        Self::with_config(inner, config, protocol, false)
+    }
+
+    /// The handler's side of a session: polls go to `session`.
+    pub(crate) fn from_session<M, E>(
+        session: crate::resume::Session<S, M, E>,
+        config: Config,
+        protocol: Protocol,
+    ) -> Self
+    where
+        S: Send + 'static,
+        M: Send + 'static,
+        E: Send + 'static,
+    {
+        let gone = Gone::Session(std::sync::Mutex::new(Box::new(session)));
+        Self::in_slot(
+            Slot::Away {
+                gone: Box::new(gone),
+            },
+            config,
+            protocol,
+            Arc::new(Shared::new(config.interval.get())),
+        )
+    }
+
+    /// Pings this heartbeat has sent: a session acknowledges at each new one.
+    pub(crate) fn pings_sent(&self) -> u64 {
+        self.shared.pings_sent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The close timeout of the settings.
+    pub(crate) fn close_timeout(&self) -> std::time::Duration {
+        self.conn.config.close_timeout.get()
+    }
+
     /// `other` wrapped with the same settings, as a fresh connection.
     pub(crate) fn wrap_like<W>(&self, other: W) -> Heartbeat<W> {
         let background = matches!(self.slot, Slot::Away { .. });
@@ -315,9 +357,10 @@ impl<S> Heartbeat<S> {
     }
 }
 
-/// What the accessors say when the stream is with its driver task.
-const AWAY: &str = "this Heartbeat runs in the background (HeartbeatLayer::background): its \
-                    stream moved to the driver task at the first poll";
+/// What the accessors say when the stream is with its driver task, or is a session's.
+const AWAY: &str = "this Heartbeat runs in the background (HeartbeatLayer::background), or is a \
+                    session (resume::Sessions), whose sockets come and go: there is no one \
+                    stream to give";
 
 impl<S> Slot<S> {
     fn into_inner(self) -> S {
@@ -348,6 +391,7 @@ impl<S: fmt::Debug> fmt::Debug for Heartbeat<S> {
             Slot::Here { inner } => inner,
             Slot::Away { gone } => match &**gone {
                 Gone::Parked(inner) => inner,
+                Gone::Session(_) => &"(a session)",
                 _ => &"(with its driver task)",
             },
         };

@@ -125,6 +125,21 @@ impl HeartbeatProtocol for Json {
         }
     }
 
+    /// PROTOCOL.md, section 1: text of at most 1024 bytes whose first character that is not
+    /// white space is `{` and that contains the ping value, the pong value or a backslash.
+    /// A superset of what `classify` takes, and of what a browser's `JSON.parse` would (a
+    /// value written with escapes, a field given twice): no parse per message.
+    fn lookalike(&self, frame: AppFrame<'_>) -> bool {
+        let AppFrame::Text(text) = frame else {
+            return false;
+        };
+        text.len() <= MAX_HEARTBEAT_LEN
+            && text.trim_start().starts_with('{')
+            && (text.contains(self.ping.as_str())
+                || text.contains(self.pong.as_str())
+                || text.contains('\\'))
+    }
+
     fn peer_interval(&self, ping: AppFrame<'_>) -> Option<Duration> {
         let AppFrame::Text(text) = ping else {
             return None;

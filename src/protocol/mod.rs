@@ -144,6 +144,20 @@ pub trait HeartbeatProtocol: fmt::Debug + Send + Sync + 'static {
         let _ = ping;
         None
     }
+
+    /// Whether a data message could be taken for one of this protocol's pings or pongs by
+    /// a peer heartbeating in the same shape. A session ([`crate::resume`]) escapes such a
+    /// message on the wire, so that every data message reaches the other side's
+    /// application exactly once (PROTOCOL.md, section 1).
+    ///
+    /// Called for every data message a session sends, so it should be cheap. It may say
+    /// `true` for more than the peer would take (the escape costs two bytes), never less.
+    /// The default asks [`classify`](Self::classify); [`Json`] answers with a cheaper test
+    /// that also covers the JSON a browser's parser reads differently (escaped characters,
+    /// repeated fields).
+    fn lookalike(&self, frame: AppFrame<'_>) -> bool {
+        self.classify(frame) != Verdict::Data
+    }
 }
 
 /// The protocol a connection heartbeats with.

@@ -1,0 +1,539 @@
+//! [`Session`]: one server-side session, as the handler's `Heartbeat<S>` holds it in
+//! session mode. It owns the current socket (a heartbeat of its own), the accounts, and
+//! the phase: live on a socket, parked without one, or ended. Only its owner's polls touch
+//! them; a resuming socket waits in the session's mailbox until the next poll adopts it.
+//!
+//! The design: ARCHITECTURE.md, "Sessions".
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use futures_core::Stream;
+use futures_sink::Sink;
+use tokio::time::Sleep;
+
+use super::sessions::{Mailbox, Registry};
+use super::wire::{self, Incoming, Message};
+use super::{Ledger, Reason, Secret, SessionLost, payload_len};
+use crate::error::Dead;
+use crate::heartbeat::Heartbeat;
+use crate::message::{MessageKind, WsMessage};
+use crate::protocol::{AppMessage, Protocol};
+
+/// Where a session is in its life.
+enum Phase {
+    /// On a socket.
+    Live,
+    /// On a socket, after a Close from either side: the stream reads on to its end.
+    Closing,
+    /// Without a socket, waiting for its client until the window passes.
+    Parked { until: Pin<Box<Sleep>> },
+    /// Over; `lost` is still to be reported by the stream, once.
+    Ended { lost: Option<SessionLost> },
+}
+
+/// What a received message was.
+enum Sorted<M> {
+    /// For the handler.
+    Deliver(M),
+    /// The session's own (an acknowledgement); read on.
+    Handled,
+    /// The peer broke the protocol.
+    Violation(&'static str),
+    /// A Close frame 1011: the peer found this socket dead, the session parks.
+    Park,
+}
+
+pub(crate) struct Session<S, M, E> {
+    ws: Option<Pin<Box<Heartbeat<S>>>>,
+    ledger: Ledger,
+    /// Session messages and replays to write before anything else.
+    out: VecDeque<M>,
+    /// Data read while waiting for room to send, for the handler's next reads.
+    ahead: VecDeque<Result<M, E>>,
+    ahead_bytes: usize,
+    phase: Phase,
+    /// The socket's pings when we last acknowledged: a new ping is a tick to ride.
+    pings_seen: u64,
+    protocol: Protocol,
+    registry: Arc<Registry>,
+    sid: Secret,
+    mailbox: Arc<Mailbox<S>>,
+    /// The task waiting for room to send, woken by an acknowledgement read elsewhere.
+    writer: Option<Waker>,
+}
+
+impl<S, M, E> Session<S, M, E>
+where
+    S: Stream<Item = Result<M, E>> + Sink<M, Error = E> + Send + 'static,
+    M: WsMessage + Send + Sync + 'static,
+    E: From<Dead> + Send + Sync + 'static,
+{
+    pub(crate) fn new(
+        ws: Pin<Box<Heartbeat<S>>>,
+        ledger: Ledger,
+        registry: Arc<Registry>,
+        sid: Secret,
+        mailbox: Arc<Mailbox<S>>,
+    ) -> Self {
+        let pings_seen = ws.pings_sent();
+        Self {
+            protocol: registry.protocol.clone(),
+            ws: Some(ws),
+            ledger,
+            out: VecDeque::new(),
+            ahead: VecDeque::new(),
+            ahead_bytes: 0,
+            phase: Phase::Live,
+            pings_seen,
+            registry,
+            sid,
+            mailbox,
+            writer: None,
+        }
+    }
+
+    /// Adopts a socket that resumed this session, if one waits: the old socket (if any) is
+    /// dropped, the client hears our count and token, and our kept messages go again.
+    fn adopt(&mut self) {
+        let Some(handover) = self.mailbox.take() else {
+            return;
+        };
+        match &self.phase {
+            Phase::Ended { .. } => return,
+            Phase::Parked { .. } => self.registry.unpark(),
+            Phase::Live | Phase::Closing => {}
+        }
+        if let Err(violation) = self.ledger.acknowledged(handover.peer_received) {
+            // The client claims more than we sent: not a client of this session.
+            tracing::debug!(?violation, "session resume refused");
+            return;
+        }
+        let ws = handover.ws;
+        self.pings_seen = ws.pings_sent();
+        self.out.clear();
+        self.out.push_back(M::from_app(AppMessage::Text(wire::welcome_text(
+            handover.token,
+            self.ledger.told_in_handshake(),
+            self.ledger.buffer() as u64,
+            self.registry.resume.window.as_millis() as u64,
+        ))));
+        for msg in self.ledger.replay() {
+            self.out.push_back(self.wire_form(msg));
+        }
+        self.ws = Some(ws);
+        self.phase = Phase::Live;
+        self.wake_writer();
+    }
+
+    /// A replayed message as it goes on the wire (escaped if it must be).
+    fn wire_form(&self, msg: AppMessage) -> M {
+        let frame = match &msg {
+            AppMessage::Text(t) => crate::protocol::AppFrame::Text(t),
+            AppMessage::Binary(b) => crate::protocol::AppFrame::Binary(b),
+        };
+        if wire::needs_escape(frame, &self.protocol) {
+            M::from_app(wire::escaped(frame))
+        } else {
+            M::from_app(msg)
+        }
+    }
+
+    /// The socket went down: wait for the client, or end if too many wait already.
+    fn park(&mut self) {
+        self.ws = None;
+        self.out.clear();
+        if !matches!(self.phase, Phase::Live) {
+            if matches!(self.phase, Phase::Closing) {
+                self.end(None);
+            }
+            return;
+        }
+        if self.registry.try_park() {
+            let until = Box::pin(tokio::time::sleep(self.registry.resume.window));
+            self.phase = Phase::Parked { until };
+        } else {
+            self.lose(Reason::TooManyParked);
+        }
+        self.wake_writer();
+    }
+
+    fn lose(&mut self, reason: Reason) {
+        let lost = SessionLost {
+            reason,
+            unconfirmed: self.ledger.unconfirmed(),
+        };
+        tracing::debug!(%lost, "session ended");
+        self.end(Some(lost));
+    }
+
+    fn end(&mut self, lost: Option<SessionLost>) {
+        if let Phase::Parked { .. } = self.phase {
+            self.registry.unpark();
+        }
+        if !matches!(self.phase, Phase::Ended { .. }) {
+            self.registry.forget(&self.sid);
+        }
+        self.ws = None;
+        self.phase = Phase::Ended { lost };
+        self.wake_writer();
+    }
+
+    fn wake_writer(&mut self) {
+        if let Some(waker) = self.writer.take() {
+            waker.wake();
+        }
+    }
+
+    /// While parked: `Ready` once the window has passed (the session then ended).
+    fn poll_window(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Phase::Parked { until } = &mut self.phase else {
+            return Poll::Ready(());
+        };
+        self.mailbox.register(cx.waker());
+        // A socket may have arrived between the check and the registration.
+        if self.mailbox.full.load(std::sync::atomic::Ordering::Acquire) {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        if until.as_mut().poll(cx).is_ready() {
+            self.lose(Reason::WindowPassed);
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+
+    /// Writes the queued session messages and replays while the socket takes them.
+    /// `Ready(true)`: all written; `Ready(false)`: the socket went down (parked).
+    fn poll_out(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        let Some(ws) = self.ws.as_mut() else {
+            return Poll::Ready(false);
+        };
+        if self.out.is_empty() {
+            return Poll::Ready(true);
+        }
+        while let Some(_) = self.out.front() {
+            match ws.as_mut().poll_ready_msg(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(_)) => {
+                    self.park();
+                    return Poll::Ready(false);
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+            let msg = self.out.pop_front().expect("not empty");
+            if ws.as_mut().start_send_msg(msg).is_err() {
+                self.park();
+                return Poll::Ready(false);
+            }
+        }
+        if let Poll::Ready(Err(_)) = ws.as_mut().poll_flush_msg(cx) {
+            self.park();
+            return Poll::Ready(false);
+        }
+        Poll::Ready(true)
+    }
+
+    /// Queues an acknowledgement if the count moved.
+    fn queue_ack(&mut self) {
+        if let Some(count) = self.ledger.ack() {
+            self.out
+                .push_back(M::from_app(AppMessage::Text(wire::ack_text(count))));
+        }
+    }
+
+    /// Sorts a message read from the socket.
+    #[inline]
+    fn sort(&mut self, msg: M) -> Sorted<M> {
+        match msg.kind() {
+            MessageKind::Data => {}
+            MessageKind::Close(Some((1011, _))) => return Sorted::Park,
+            MessageKind::Close(_) => {
+                self.phase = Phase::Closing;
+                return Sorted::Deliver(msg);
+            }
+            MessageKind::Ping | MessageKind::Pong(_) => return Sorted::Deliver(msg),
+        }
+        let Some(frame) = msg.as_app() else {
+            return Sorted::Deliver(msg);
+        };
+        match wire::incoming(frame) {
+            Incoming::Data => {
+                if self.ledger.received(payload_len(frame)) {
+                    self.queue_ack();
+                }
+                Sorted::Deliver(msg)
+            }
+            Incoming::Escaped => {
+                let data = wire::unescaped(frame);
+                if self.ledger.received(payload_len(frame) - 2) {
+                    self.queue_ack();
+                }
+                Sorted::Deliver(M::from_app(data))
+            }
+            Incoming::Session(Message::Ack(count)) => match self.ledger.acknowledged(count) {
+                Ok(()) => {
+                    self.wake_writer();
+                    Sorted::Handled
+                }
+                Err(violation) => Sorted::Violation(violation.0),
+            },
+            Incoming::Session(Message::Unknown(_)) => Sorted::Handled,
+            Incoming::Session(_) => Sorted::Violation("unexpected session message"),
+            Incoming::Reserved => Sorted::Violation("reserved binary frame"),
+        }
+    }
+
+    /// The peer broke the protocol: close with 1002 (best effort) and end.
+    fn violated(&mut self, what: &'static str) {
+        if let Some(ws) = self.ws.as_mut() {
+            let _ = ws.as_mut().start_send_msg(M::close(1002, "session protocol error"));
+        }
+        self.lose(Reason::Violation(what));
+    }
+
+    pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<M, E>>> {
+        loop {
+            self.adopt();
+            if let Some(item) = self.ahead.pop_front() {
+                if let Ok(msg) = &item {
+                    self.ahead_bytes -= msg.as_app().map_or(0, payload_len);
+                }
+                return Poll::Ready(Some(item));
+            }
+            match &mut self.phase {
+                Phase::Ended { lost } => {
+                    return Poll::Ready(lost.take().map(|lost| Err(E::from(Dead::session_lost(lost)))));
+                }
+                Phase::Parked { .. } => match self.poll_window(cx) {
+                    Poll::Ready(()) => continue,
+                    Poll::Pending => return Poll::Pending,
+                },
+                Phase::Live | Phase::Closing => {}
+            }
+            if let Poll::Ready(false) = self.poll_out(cx) {
+                continue;
+            }
+            let ws = self.ws.as_mut().expect("live");
+            match ws.as_mut().poll_next_msg(cx) {
+                Poll::Ready(Some(Ok(msg))) => match self.sort(msg) {
+                    Sorted::Deliver(msg) => return Poll::Ready(Some(Ok(msg))),
+                    Sorted::Handled => {}
+                    Sorted::Park => self.park(),
+                    Sorted::Violation(what) => self.violated(what),
+                },
+                Poll::Ready(Some(Err(err))) => {
+                    if let Phase::Closing = self.phase {
+                        self.end(None);
+                        return Poll::Ready(Some(Err(err)));
+                    }
+                    self.park();
+                }
+                Poll::Ready(None) => {
+                    if let Phase::Closing = self.phase {
+                        self.end(None);
+                        return Poll::Ready(None);
+                    }
+                    self.park();
+                }
+                Poll::Pending => {
+                    let pings = ws.pings_sent();
+                    if pings != self.pings_seen {
+                        // A tick sent a ping: the acknowledgement rides along.
+                        self.pings_seen = pings;
+                        self.queue_ack();
+                    }
+                    self.mailbox.register(cx.waker());
+                    if !self.out.is_empty() && self.poll_out(cx) == Poll::Ready(false) {
+                        continue;
+                    }
+                    if self.mailbox.full.load(std::sync::atomic::Ordering::Acquire) {
+                        continue;
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+
+    pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+        loop {
+            self.adopt();
+            match &self.phase {
+                Phase::Ended { lost } => {
+                    let lost = lost.unwrap_or(SessionLost {
+                        reason: Reason::Closed,
+                        unconfirmed: self.ledger.unconfirmed(),
+                    });
+                    return Poll::Ready(Err(E::from(Dead::session_lost(lost))));
+                }
+                Phase::Closing => {
+                    let lost = SessionLost {
+                        reason: Reason::Closed,
+                        unconfirmed: self.ledger.unconfirmed(),
+                    };
+                    return Poll::Ready(Err(E::from(Dead::session_lost(lost))));
+                }
+                Phase::Parked { .. } => {
+                    if self.ledger.has_room() {
+                        return Poll::Ready(Ok(()));
+                    }
+                    self.writer = Some(cx.waker().clone());
+                    match self.poll_window(cx) {
+                        Poll::Ready(()) => continue,
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                Phase::Live => {}
+            }
+            match self.poll_out(cx) {
+                Poll::Ready(false) => continue,
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(true) => {}
+            }
+            if !self.ledger.has_room() {
+                // Read on for the acknowledgement that makes room; data read meanwhile
+                // waits for the handler, up to our buffer.
+                self.writer = Some(cx.waker().clone());
+                match self.read_ahead(cx) {
+                    Poll::Ready(()) => continue,
+                    Poll::Pending => {
+                        self.mailbox.register(cx.waker());
+                        return Poll::Pending;
+                    }
+                }
+            }
+            let ws = self.ws.as_mut().expect("live");
+            match ws.as_mut().poll_ready_msg(cx) {
+                Poll::Ready(Ok(())) => return Poll::Ready(Ok(())),
+                Poll::Ready(Err(_)) => self.park(),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    /// Reads one message for the writer's sake. `Ready`: something changed, look again.
+    fn read_ahead(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.ahead_bytes >= self.ledger.buffer() {
+            return Poll::Pending;
+        }
+        let ws = self.ws.as_mut().expect("live");
+        match ws.as_mut().poll_next_msg(cx) {
+            Poll::Ready(Some(Ok(msg))) => match self.sort(msg) {
+                Sorted::Deliver(msg) => {
+                    self.ahead_bytes += msg.as_app().map_or(0, payload_len);
+                    self.ahead.push_back(Ok(msg));
+                }
+                Sorted::Handled => {}
+                Sorted::Park => self.park(),
+                Sorted::Violation(what) => self.violated(what),
+            },
+            Poll::Ready(Some(Err(_)) | None) if matches!(self.phase, Phase::Closing) => self.end(None),
+            Poll::Ready(Some(Err(_)) | None) => self.park(),
+            Poll::Pending => return Poll::Pending,
+        }
+        Poll::Ready(())
+    }
+
+    pub(crate) fn start_send(&mut self, msg: M) -> Result<(), E> {
+        match msg.kind() {
+            MessageKind::Data => {
+                let Some(frame) = msg.as_app() else {
+                    return self.forward(msg);
+                };
+                self.ledger.keep(frame);
+                if !matches!(self.phase, Phase::Live) {
+                    // Kept: it goes out with the replay when the client comes back.
+                    return Ok(());
+                }
+                let msg = if wire::needs_escape(frame, &self.protocol) {
+                    M::from_app(wire::escaped(frame))
+                } else {
+                    msg
+                };
+                self.forward(msg)
+            }
+            MessageKind::Close(_) => {
+                if let Phase::Live = self.phase {
+                    self.phase = Phase::Closing;
+                    self.forward(msg)
+                } else {
+                    self.end(None);
+                    Ok(())
+                }
+            }
+            MessageKind::Ping | MessageKind::Pong(_) => self.forward(msg),
+        }
+    }
+
+    /// Hands a message to the live socket; a socket that fails parks the session (a kept
+    /// message goes again after the resume).
+    fn forward(&mut self, msg: M) -> Result<(), E> {
+        match self.ws.as_mut() {
+            Some(ws) => {
+                if ws.as_mut().start_send_msg(msg).is_err() {
+                    self.park();
+                }
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+        if let Phase::Parked { .. } | Phase::Ended { .. } = self.phase {
+            return Poll::Ready(Ok(()));
+        }
+        match self.poll_out(cx) {
+            Poll::Ready(false) => return Poll::Ready(Ok(())),
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(true) => {}
+        }
+        let ws = self.ws.as_mut().expect("live");
+        match ws.as_mut().poll_flush_msg(cx) {
+            Poll::Ready(Err(_)) => {
+                self.park();
+                Poll::Ready(Ok(()))
+            }
+            other => other,
+        }
+    }
+
+    pub(crate) fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+        match self.phase {
+            Phase::Parked { .. } => {
+                self.end(None);
+                return Poll::Ready(Ok(()));
+            }
+            Phase::Ended { .. } => return Poll::Ready(Ok(())),
+            Phase::Live | Phase::Closing => {}
+        }
+        if self.poll_out(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let Some(ws) = self.ws.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        self.phase = Phase::Closing;
+        let closed = ws.as_mut().poll_close_msg(cx);
+        if closed.is_ready() {
+            self.end(None);
+        }
+        closed.map(|_| Ok(()))
+    }
+}
+
+impl<S, M, E> Drop for Session<S, M, E> {
+    fn drop(&mut self) {
+        match self.phase {
+            Phase::Parked { .. } => {
+                self.registry.unpark();
+                self.registry.forget(&self.sid);
+            }
+            Phase::Ended { .. } => {}
+            Phase::Live | Phase::Closing => self.registry.forget(&self.sid),
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! 128-bit secrets: session ids, the client's birth secret and the server's tokens, from the
+//! OS's random source, written as 32 lowercase hex digits and compared in constant time; and
+//! the rotation rule of PROTOCOL.md, section 5.
+
+use std::fmt;
+
+/// 16 random bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Secret([u8; 16]);
+
+impl Secret {
+    /// Fresh bytes from the OS (`getrandom`). A machine whose random source fails cannot
+    /// make sessions safely, so that is an error, not a weaker fallback.
+    pub(crate) fn random() -> std::io::Result<Self> {
+        let mut bytes = [0; 16];
+        getrandom::fill(&mut bytes).map_err(std::io::Error::other)?;
+        Ok(Self(bytes))
+    }
+
+    /// Parses exactly 32 lowercase hex digits.
+    pub(crate) fn parse(hex: &str) -> Option<Self> {
+        let hex = hex.as_bytes();
+        if hex.len() != 32 {
+            return None;
+        }
+        let mut bytes = [0; 16];
+        for (byte, pair) in bytes.iter_mut().zip(hex.chunks_exact(2)) {
+            *byte = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+        }
+        Some(Self(bytes))
+    }
+
+    /// Equal in constant time: how long it takes says nothing of where two secrets differ.
+    pub(crate) fn same_as(&self, other: &Secret) -> bool {
+        let mut diff = 0u8;
+        for (a, b) in self.0.iter().zip(other.0.iter()) {
+            diff |= a ^ b;
+        }
+        std::hint::black_box(diff) == 0
+    }
+}
+
+fn nibble(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    }
+}
+
+/// The 32 hex digits.
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for byte in self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Never the digits: a secret must not reach a log through `{:?}`.
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// The tokens a server accepts for one session: the one the client last proved it holds
+/// (its birth secret at first, then the token of its latest resume) and the newest issued,
+/// which the client may or may not have received.
+#[derive(Debug)]
+pub(crate) struct Tokens {
+    proven: Secret,
+    issued: Secret,
+}
+
+impl Tokens {
+    /// A session born with the client's `secret`; issues its first token.
+    pub(crate) fn new(secret: Secret) -> std::io::Result<Self> {
+        Ok(Self {
+            proven: secret,
+            issued: Secret::random()?,
+        })
+    }
+
+    /// Whether `presented` is one of the two valid tokens. Both comparisons always run.
+    pub(crate) fn accepts(&self, presented: &Secret) -> bool {
+        let proven = self.proven.same_as(presented);
+        let issued = self.issued.same_as(presented);
+        proven | issued
+    }
+
+    /// A resume with `presented` (accepted) succeeded: it is now the proven token, and a
+    /// new one is issued. Every older token stops being valid.
+    pub(crate) fn rotate(&mut self, presented: Secret) -> std::io::Result<Secret> {
+        self.proven = presented;
+        self.issued = Secret::random()?;
+        Ok(self.issued)
+    }
+
+    /// The newest token, for a `welcome`.
+    pub(crate) fn issued(&self) -> Secret {
+        self.issued
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trips_and_rejects_anything_else() {
+        let secret = Secret::random().unwrap();
+        let hex = secret.to_string();
+        assert_eq!(hex.len(), 32);
+        assert_eq!(Secret::parse(&hex), Some(secret));
+        assert_eq!(Secret::parse(&hex.to_uppercase()).is_some(), hex == hex.to_uppercase());
+        assert_eq!(Secret::parse(&hex[1..]), None);
+        assert_eq!(Secret::parse(&format!("{hex}0")), None);
+        assert_eq!(Secret::parse("g0000000000000000000000000000000"), None);
+        assert_eq!(Secret::parse("é000000000000000000000000000000"), None);
+        assert_eq!(format!("{secret:?}"), "Secret(..)");
+    }
+
+    #[test]
+    fn random_secrets_differ() {
+        assert_ne!(Secret::random().unwrap(), Secret::random().unwrap());
+    }
+
+    /// PROTOCOL.md, section 5: the proven token and the newest issued are valid; a resume
+    /// with either rotates; everything older is refused.
+    #[test]
+    fn rotation_keeps_exactly_two_tokens() {
+        let birth = Secret::random().unwrap();
+        let mut tokens = Tokens::new(birth).unwrap();
+        let t1 = tokens.issued();
+        assert!(tokens.accepts(&birth) && tokens.accepts(&t1));
+        assert!(!tokens.accepts(&Secret::random().unwrap()));
+
+        // The welcome carrying t1 was lost: the client resumes with its birth secret again.
+        let t2 = tokens.rotate(birth).unwrap();
+        assert!(tokens.accepts(&birth) && tokens.accepts(&t2));
+        assert!(!tokens.accepts(&t1), "an issued token never proven is dropped");
+
+        // The client got t2 and resumes with it: the birth secret is stale from now on.
+        let t3 = tokens.rotate(t2).unwrap();
+        assert!(tokens.accepts(&t2) && tokens.accepts(&t3));
+        assert!(!tokens.accepts(&birth));
+        assert!(!tokens.accepts(&t1));
+    }
+}
