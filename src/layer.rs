@@ -96,6 +96,11 @@ impl HeartbeatLayer {
         self
     }
 
+    /// The heartbeat protocol of this layer's connections.
+    pub(crate) fn protocol_of(&self) -> Protocol {
+        self.protocol.clone()
+    }
+
     /// The registry of this layer's sessions.
     pub(crate) fn session_registry(&self) -> Arc<Registry> {
         let make = |resume| Arc::new(Registry::new(self.config, self.protocol.clone(), resume));

@@ -11,6 +11,7 @@ use super::{Backoff, Connection, Event, Reconnect, SharedError};
 use crate::config::MAX_DURATION;
 use crate::heartbeat::Heartbeat;
 use crate::layer::HeartbeatLayer;
+use crate::resume::Resume;
 
 /// Default time one call of the connect function may take.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -50,6 +51,7 @@ pub struct ReconnectBuilder<S> {
     pub(super) is_final: IsFinal,
     pub(super) on_connect: Option<OnConnect<S>>,
     pub(super) on_event: Option<OnEvent>,
+    pub(super) resume: Option<Resume>,
 }
 
 impl<S: Connection> ReconnectBuilder<S> {
@@ -141,8 +143,49 @@ impl<S: Connection> ReconnectBuilder<S> {
         self
     }
 
+    /// A session across connections ([`crate::resume`]): every message reaches the server's
+    /// handler exactly once and in order, and the server's reach the application the same
+    /// way, across reconnects within the window (the smaller of `resume`'s and the
+    /// server's). Each connection starts with the session handshake (PROTOCOL.md); the
+    /// on-connect hook cannot be combined with it (what the application sends first reaches
+    /// the handler first, once: a session needs no per-connection setup).
+    ///
+    /// With a session, sends wait when [`Resume::buffer`] bytes are unacknowledged (the
+    /// message-count buffer of [`buffer`](Self::buffer) does not apply), every server
+    /// Close but 1011 ends the client ([`Error::Rejected`](super::Error::Rejected)), and a
+    /// session the server refuses (4410) or whose window passes ends it with
+    /// [`Error::SessionLost`](super::Error::SessionLost).
+    ///
+    /// ```no_run
+    /// use ws_heartbeat::reconnect::Reconnect;
+    /// use ws_heartbeat::resume::Resume;
+    ///
+    /// // One key per client, in the URL: a load balancer hashing on it sends every
+    /// // reconnect to the server that holds the session.
+    /// let route = format!("{:032x}", rand_key());
+    /// let client = Reconnect::builder(move || {
+    ///     let url = format!("ws://127.0.0.1:3000/?ws_session={route}");
+    ///     async move { tokio_tungstenite::connect_async(url).await.map(|(ws, _)| ws) }
+    /// })
+    /// .resume(Resume::new())
+    /// .build();
+    /// # fn rand_key() -> u128 { 7 }
+    /// ```
+    pub fn resume(mut self, resume: Resume) -> Self {
+        self.resume = Some(resume);
+        self
+    }
+
     /// The client. Nothing happens until it is first polled.
+    ///
+    /// # Panics
+    /// If both [`resume`](Self::resume) and [`on_connect`](Self::on_connect) are set, or the
+    /// OS's random source fails to make a session's ids.
     pub fn build(self) -> Reconnect<S> {
+        assert!(
+            self.resume.is_none() || self.on_connect.is_none(),
+            "a session (resume) cannot be combined with an on-connect hook"
+        );
         Reconnect::new(self)
     }
 }
@@ -173,6 +216,7 @@ impl<S: Connection> Reconnect<S> {
             is_final: Arc::new(|code, _| matches!(code, 1000 | 1008 | 4000..=4999)),
             on_connect: None,
             on_event: None,
+            resume: None,
         }
     }
 }

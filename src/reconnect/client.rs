@@ -18,6 +18,13 @@ use crate::error::Dead;
 use crate::heartbeat::Heartbeat;
 use crate::message::{MessageKind, WsMessage};
 use crate::random::random_u64;
+use crate::resume::wire::Welcome;
+use crate::resume::{Reason as Lost, SessionLost};
+
+use super::session::{ClientSession, Sorted, handshake};
+
+/// Messages a session's client reads ahead while its writer waits for an acknowledgement.
+const AHEAD: usize = 1024;
 
 // `Connected` is the state of almost every poll: boxing it to shrink the others would put an
 // indirection on every message.
@@ -25,7 +32,8 @@ use crate::random::random_u64;
 enum State<S: Connection> {
     /// Not started: the first poll starts the first attempt.
     Idle,
-    Connecting(BoxFuture<'static, Result<Heartbeat<S>, Reason>>),
+    /// A connect attempt; with a session, its handshake too.
+    Connecting(BoxFuture<'static, Result<(Heartbeat<S>, Option<Welcome>), Reason>>),
     Connected {
         ws: Heartbeat<S>,
         since: Instant,
@@ -62,6 +70,11 @@ pub struct Reconnect<S: Connection> {
     /// The tasks waiting to read and to write, woken at every change of state.
     reader: Option<Waker>,
     writer: Option<Waker>,
+    /// The session, with [`ReconnectBuilder::resume`]. `buffer` then holds numbered
+    /// messages in wire form (and acknowledgements), all kept in the session's ledger.
+    session: Option<ClientSession>,
+    /// Data read while the writer waited for an acknowledgement, for the next reads.
+    ahead: VecDeque<S::Message>,
 }
 
 impl<S: Connection> std::fmt::Debug for Reconnect<S> {
@@ -87,6 +100,9 @@ impl<S: Connection> Unpin for Reconnect<S> {}
 
 impl<S: Connection> Reconnect<S> {
     pub(super) fn new(settings: ReconnectBuilder<S>) -> Self {
+        let session = settings
+            .resume
+            .map(|resume| ClientSession::new(resume, settings.heartbeat.protocol_of()));
         Reconnect {
             buffer: VecDeque::with_capacity(settings.buffer.min(1024)),
             settings,
@@ -96,6 +112,8 @@ impl<S: Connection> Reconnect<S> {
             pongs_seen: 0,
             reader: None,
             writer: None,
+            session,
+            ahead: VecDeque::new(),
         }
     }
 
@@ -134,16 +152,25 @@ impl<S: Connection> Reconnect<S> {
         let timeout = self.settings.connect_timeout;
         let layer = self.settings.heartbeat.clone();
         let on_connect = self.settings.on_connect.clone();
+        let hello = self.session.as_mut().map(ClientSession::hello);
         let attempt = async move {
             let socket = match tokio::time::timeout(timeout, connect).await {
                 Ok(Ok(socket)) => socket,
                 Ok(Err(err)) => return Err(Reason::ConnectFailed(err)),
                 Err(_) => return Err(Reason::ConnectTimedOut(timeout)),
             };
-            let ws = layer.layer(socket);
+            let mut ws = layer.layer(socket);
+            if let Some(hello) = hello {
+                // The connect timeout covers the session handshake too.
+                return match tokio::time::timeout(timeout, handshake(&mut ws, hello)).await {
+                    Ok(Ok(welcome)) => Ok((ws, Some(welcome))),
+                    Ok(Err(reason)) => Err(reason),
+                    Err(_) => Err(Reason::ConnectTimedOut(timeout)),
+                };
+            }
             match on_connect {
-                Some(hook) => hook(ws).await.map_err(Reason::OnConnectFailed),
-                None => Ok(ws),
+                Some(hook) => hook(ws).await.map(|ws| (ws, None)).map_err(Reason::OnConnectFailed),
+                None => Ok((ws, None)),
             }
         };
         self.set(State::Connecting(Box::pin(attempt)));
@@ -152,7 +179,16 @@ impl<S: Connection> Reconnect<S> {
     /// A connection or an attempt ended for `reason`: end, or wait and try again.
     fn after(&mut self, reason: Reason, stable: bool) {
         if let Reason::ServerClosed { code, reason: text } = &reason {
-            if (self.settings.is_final)(*code, text) {
+            if let (4410, Some(session)) = (*code, &self.session) {
+                let lost = session.lost(Lost::Refused);
+                return self.lose(lost);
+            }
+            // A session ends at any Close but the heartbeat's own (PROTOCOL.md, section 6).
+            let is_final = match self.session {
+                Some(_) => *code != 1011,
+                None => (self.settings.is_final)(*code, text),
+            };
+            if is_final {
                 let (code, text) = (*code, text.clone());
                 self.emit(Event::Closed {
                     by_server: Some((code, text.clone())),
@@ -173,13 +209,30 @@ impl<S: Connection> Reconnect<S> {
                 last: reason,
             })));
         }
-        let delay = self.settings.backoff.delay(self.retry, random_u64());
+        let mut delay = self.settings.backoff.delay(self.retry, random_u64());
+        if let Some(session) = &mut self.session {
+            session.went_down();
+            match session.window_left() {
+                // The last attempt comes before the server forgets the session.
+                Some(left) => delay = delay.min(left.saturating_sub(left / 4)),
+                None => {
+                    let lost = session.lost(Lost::WindowPassed);
+                    return self.lose(lost);
+                }
+            }
+        }
         self.emit(Event::Reconnecting {
             retry: self.retry,
             delay,
             after: reason,
         });
         self.set(State::Waiting(Box::pin(tokio::time::sleep(delay))));
+    }
+
+    /// The session can no longer resume: the client ends.
+    fn lose(&mut self, lost: SessionLost) {
+        self.emit(Event::SessionLost(lost));
+        self.set(State::Done(Some(Error::SessionLost(lost))));
     }
 
     /// The current connection ended for `reason`, or for the server's Close frame if one
@@ -198,6 +251,10 @@ impl<S: Connection> Reconnect<S> {
             Some((code, reason)) => Reason::ServerClosed { code, reason },
             None => reason,
         };
+        if let Some(session) = &mut self.session {
+            self.unconfirmed = session.ledger.unconfirmed();
+            session.went_down();
+        }
         self.emit(Event::Disconnected {
             reason: reason.clone(),
             unconfirmed: self.unconfirmed,
@@ -213,7 +270,18 @@ impl<S: Connection> Reconnect<S> {
             match &mut self.state {
                 State::Idle => self.start_attempt(),
                 State::Connecting(attempt) => match attempt.as_mut().poll(cx) {
-                    Poll::Ready(Ok(ws)) => {
+                    Poll::Ready(Ok((ws, welcome))) => {
+                        if let (Some(session), Some(welcome)) = (&mut self.session, welcome) {
+                            match session.welcomed(&welcome) {
+                                Ok(replay) => self.buffer = replay.into(),
+                                Err(violation) => {
+                                    let lost = session.lost(violation);
+                                    self.lose(lost);
+                                    continue;
+                                }
+                            }
+                            session.pings_seen = ws.pings_sent();
+                        }
                         self.pongs_seen = ws.handle().stats().pongs_received;
                         self.emit(Event::Connected { retry: self.retry });
                         let since = Instant::now();
@@ -262,11 +330,97 @@ impl<S: Connection> Reconnect<S> {
         Pin::new(&mut *ws).poll_flush(cx)
     }
 
+    /// Reads the connection once. `Ready(Some)`: a message for the application;
+    /// `Ready(None)`: something changed (a Close, an acknowledgement, the connection
+    /// ended), look again.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Option<S::Message>> {
+        let State::Connected {
+            ws,
+            closed_by_server,
+            ..
+        } = &mut self.state
+        else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(&mut *ws).poll_next(cx) {
+            Poll::Ready(Some(Ok(msg))) => {
+                self.unconfirmed = 0;
+                if let MessageKind::Close(frame) = msg.kind() {
+                    let (code, reason) = frame.unwrap_or((1005, ""));
+                    *closed_by_server = Some((code, reason.to_owned()));
+                    return Poll::Ready(None);
+                }
+                let Some(session) = &mut self.session else {
+                    return Poll::Ready(Some(msg));
+                };
+                if !matches!(msg.kind(), MessageKind::Data) {
+                    return Poll::Ready(Some(msg));
+                }
+                let mut ack = None;
+                match session.sort(msg, &mut ack) {
+                    Sorted::Deliver(msg) => {
+                        if let Some(ack) = ack {
+                            self.buffer.push_front(ack);
+                        }
+                        Poll::Ready(Some(msg))
+                    }
+                    Sorted::Handled(room) => {
+                        if room {
+                            if let Some(waker) = self.writer.take() {
+                                waker.wake();
+                            }
+                        }
+                        Poll::Ready(None)
+                    }
+                    Sorted::Violation(what) => {
+                        let _ = Pin::new(&mut *ws).start_send(S::Message::close(1002, "session protocol error"));
+                        let _ = Pin::new(&mut *ws).poll_flush(cx);
+                        let lost = session.lost(Lost::Violation(what));
+                        self.lose(lost);
+                        Poll::Ready(None)
+                    }
+                }
+            }
+            Poll::Ready(Some(Err(err))) => {
+                self.disconnect(Self::reason_of(err));
+                Poll::Ready(None)
+            }
+            Poll::Ready(None) => {
+                self.disconnect(Reason::Ended);
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                if let Some(session) = &mut self.session {
+                    let pings = ws.pings_sent();
+                    if pings != session.pings_seen {
+                        // A tick sent a ping: the acknowledgement rides along.
+                        session.pings_seen = pings;
+                        if let Some(ack) = session.ack() {
+                            // Look again: the caller's drain sends it.
+                            self.buffer.push_front(ack);
+                            return Poll::Ready(None);
+                        }
+                    }
+                }
+                Poll::Pending
+            }
+        }
+    }
+
     /// The reason a connection failed with `err`.
     fn reason_of(err: S::WsError) -> Reason {
         match Dead::find(&err) {
             Some(dead) => Reason::Dead(*dead),
             None => Reason::Failed(Arc::new(err)),
+        }
+    }
+
+    /// Whether a message may be sent now: room in the buffer, or with a session, in its
+    /// ledger of unacknowledged messages.
+    fn has_room(&self) -> bool {
+        match &self.session {
+            Some(session) => session.ledger.has_room(),
+            None => self.buffer.len() < self.settings.buffer,
         }
     }
 
@@ -311,26 +465,12 @@ impl<S: Connection> Stream for Reconnect<S> {
                 this.disconnect(Self::reason_of(err));
                 continue;
             }
-            let State::Connected {
-                ws,
-                closed_by_server,
-                ..
-            } = &mut this.state
-            else {
-                continue;
-            };
-            match Pin::new(ws).poll_next(cx) {
-                Poll::Ready(Some(Ok(msg))) => {
-                    this.unconfirmed = 0;
-                    if let MessageKind::Close(frame) = msg.kind() {
-                        let (code, reason) = frame.unwrap_or((1005, ""));
-                        *closed_by_server = Some((code, reason.to_owned()));
-                        continue;
-                    }
-                    return Poll::Ready(Some(Ok(msg)));
-                }
-                Poll::Ready(Some(Err(err))) => this.disconnect(Self::reason_of(err)),
-                Poll::Ready(None) => this.disconnect(Reason::Ended),
+            if let Some(msg) = this.ahead.pop_front() {
+                return Poll::Ready(Some(Ok(msg)));
+            }
+            match this.poll_read(cx) {
+                Poll::Ready(Some(msg)) => return Poll::Ready(Some(Ok(msg))),
+                Poll::Ready(None) => {}
                 Poll::Pending => break,
             }
         }
@@ -348,7 +488,7 @@ impl<S: Connection> Sink<S::Message> for Reconnect<S> {
             if let State::Closing(_) | State::Done(_) = this.state {
                 return Poll::Ready(Err(this.sink_error()));
             }
-            if this.buffer.len() < this.settings.buffer {
+            if this.has_room() {
                 return Poll::Ready(Ok(()));
             }
             if this.settings.overflow == Overflow::Fail {
@@ -357,7 +497,15 @@ impl<S: Connection> Sink<S::Message> for Reconnect<S> {
             match this.poll_connected(cx) {
                 Poll::Ready(true) => match this.poll_drain(cx) {
                     Poll::Ready(Err(err)) => this.disconnect(Self::reason_of(err)),
-                    _ if this.buffer.len() < this.settings.buffer => {}
+                    _ if this.has_room() => {}
+                    _ if this.session.is_some() && this.ahead.len() < AHEAD => {
+                        // Read on for the acknowledgement that makes room.
+                        match this.poll_read(cx) {
+                            Poll::Ready(Some(msg)) => this.ahead.push_back(msg),
+                            Poll::Ready(None) => {}
+                            Poll::Pending => break,
+                        }
+                    }
                     _ => break,
                 },
                 Poll::Ready(false) => {}
@@ -373,6 +521,10 @@ impl<S: Connection> Sink<S::Message> for Reconnect<S> {
         if let State::Closing(_) | State::Done(_) = this.state {
             return Err(this.sink_error());
         }
+        let msg = match &mut this.session {
+            Some(session) => session.send(msg),
+            None => msg,
+        };
         this.buffer.push_back(msg);
         Ok(())
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::Dead;
+use crate::resume::SessionLost;
 
 /// A shareable error from a connection or a connect attempt.
 pub type SharedError = Arc<dyn StdError + Send + Sync>;
@@ -92,6 +93,10 @@ pub enum Error {
     BufferFull,
     /// The client has ended; nothing more can be sent.
     Closed,
+    /// The session ([`ReconnectBuilder::resume`](super::ReconnectBuilder::resume)) can no
+    /// longer resume: the server refused it (4410), its window passed, or the server broke
+    /// the protocol. Says how many of the application's messages were never acknowledged.
+    SessionLost(SessionLost),
 }
 
 impl fmt::Display for Error {
@@ -108,6 +113,7 @@ impl fmt::Display for Error {
             }
             Error::BufferFull => f.write_str("send buffer full"),
             Error::Closed => f.write_str("the reconnecting client has ended"),
+            Error::SessionLost(_) => f.write_str("the session ended"),
         }
     }
 }
@@ -119,6 +125,7 @@ impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
             Error::GaveUp { last, .. } => Some(last),
+            Error::SessionLost(lost) => Some(lost),
             Error::Rejected { .. } | Error::BufferFull | Error::Closed => None,
         }
     }

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::Reason;
+use crate::resume::SessionLost;
 
 /// What happens to a reconnecting client, in this order:
 ///
@@ -50,6 +51,9 @@ pub enum Event {
         /// Why the last one failed.
         last: Reason,
     },
+    /// The session ([`ReconnectBuilder::resume`](super::ReconnectBuilder::resume)) can no
+    /// longer resume: the client ends with [`Error::SessionLost`](super::Error::SessionLost).
+    SessionLost(SessionLost),
     /// The client has ended: closed by the application, or by a server close marked final.
     Closed {
         /// `None` when the application closed; the server's close code and reason otherwise.

@@ -70,7 +70,7 @@ mod ledger;
 mod session;
 mod sessions;
 mod token;
-mod wire;
+pub(crate) mod wire;
 
 use std::error::Error as StdError;
 use std::fmt;
