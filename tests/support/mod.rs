@@ -4,6 +4,7 @@
 pub mod mock;
 pub mod nginx;
 pub mod peer_programs;
+pub mod relay;
 pub mod throttle;
 pub mod trials;
 

@@ -1,0 +1,536 @@
+//! Sessions (`ws_heartbeat::resume`) on tokio's paused clock, over in-memory pipes through a
+//! relay the tests cut and freeze: exactly once in order both ways, the window, the buffer,
+//! the ends of a session, tokens, takeover, refusals. PROTOCOL.md is the wire these tests
+//! hold the two halves to; `tests/resume_chaos.rs` does the same over TCP with random cuts.
+
+mod support;
+
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::DuplexStream;
+use tokio::time::{Instant, timeout};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::{Message, protocol::Role};
+use ws_heartbeat::reconnect::{Backoff, Error as ClientError, Event, Reconnect};
+use ws_heartbeat::resume::{AcceptError, Reason, Resume, SessionLost, Sessions};
+use ws_heartbeat::{Heartbeat, HeartbeatLayer};
+
+use support::ms;
+use support::relay::{Ctl, relay};
+
+type Ws = WebSocketStream<DuplexStream>;
+
+/// How the server's handler ended: `None` while it runs.
+type Ended = Arc<Mutex<Option<String>>>;
+
+/// The network of a test: every connection goes through a relay the test controls, to a
+/// server that gives every socket to `sessions.accept` and runs `echo` for new sessions.
+#[derive(Clone)]
+struct Net {
+    sessions: Sessions,
+    links: Arc<Mutex<Vec<Arc<Ctl>>>>,
+    /// Handler calls.
+    calls: Arc<AtomicUsize>,
+    /// What the handler received, in order.
+    got: Arc<Mutex<Vec<String>>>,
+    ended: Ended,
+    /// The close code of each refused socket.
+    refused: Arc<Mutex<Vec<Option<u16>>>>,
+    /// Whether the handler reads (a test holds it still to fill the client's buffer).
+    reading: Arc<tokio::sync::Semaphore>,
+}
+
+impl Net {
+    fn new(layer: HeartbeatLayer) -> Self {
+        Self {
+            sessions: Sessions::new(layer),
+            links: Arc::default(),
+            calls: Arc::default(),
+            got: Arc::default(),
+            ended: Arc::default(),
+            refused: Arc::default(),
+            reading: Arc::new(tokio::sync::Semaphore::new(1 << 20)),
+        }
+    }
+
+    /// A client socket through a new relayed link.
+    async fn connect(&self) -> Ws {
+        let (client, relay_a) = tokio::io::duplex(64 * 1024);
+        let (relay_b, server) = tokio::io::duplex(64 * 1024);
+        let ctl = Arc::new(Ctl::default());
+        self.links.lock().unwrap().push(ctl.clone());
+        tokio::spawn(relay(relay_a, relay_b, ctl));
+        let net = self.clone();
+        tokio::spawn(async move {
+            let ws = WebSocketStream::from_raw_socket(server, Role::Server, None).await;
+            match net.sessions.accept(ws).await {
+                Ok(Some(session)) => {
+                    net.calls.fetch_add(1, Ordering::SeqCst);
+                    let end = echo(session, &net).await;
+                    *net.ended.lock().unwrap() = Some(end);
+                }
+                Ok(None) => {}
+                Err(err) => net.refused.lock().unwrap().push(err.close_code()),
+            }
+        });
+        WebSocketStream::from_raw_socket(client, Role::Client, None).await
+    }
+
+    fn latest(&self) -> Arc<Ctl> {
+        self.links.lock().unwrap().last().expect("a link").clone()
+    }
+
+    fn client(&self, resume: Resume) -> Reconnect<Ws> {
+        let net = self.clone();
+        Reconnect::builder(move || {
+            let net = net.clone();
+            async move { Ok::<_, io::Error>(net.connect().await) }
+        })
+        .heartbeat(layer())
+        .backoff(Backoff::new().initial(ms(10)).max_delay(ms(100)))
+        .resume(resume)
+        .build()
+    }
+
+    fn got(&self) -> Vec<String> {
+        self.got.lock().unwrap().clone()
+    }
+}
+
+/// The handler: records every text and answers it with `s:` in front; a text `kick`
+/// closes with 4001. Returns how the session ended.
+async fn echo(mut ws: Heartbeat<Ws>, net: &Net) -> String {
+    loop {
+        let permit = net.reading.acquire().await.expect("open");
+        let next = ws.next().await;
+        drop(permit);
+        match next {
+            Some(Ok(Message::Text(text))) if text.as_str() == "kick" => {
+                let close = Message::Close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                    code: 4001.into(),
+                    reason: "kicked".into(),
+                }));
+                let _ = ws.send(close).await;
+            }
+            Some(Ok(Message::Text(text))) => {
+                net.got.lock().unwrap().push(text.to_string());
+                if ws.send(Message::text(format!("s:{text}"))).await.is_err() {
+                    return "send failed".into();
+                }
+            }
+            Some(Ok(Message::Binary(bytes))) => {
+                net.got.lock().unwrap().push(format!("bin:{bytes:?}"));
+                if ws.send(Message::Binary(bytes)).await.is_err() {
+                    return "send failed".into();
+                }
+            }
+            Some(Ok(Message::Close(frame))) => {
+                return format!("close {:?}", frame.map(|f| u16::from(f.code)));
+            }
+            Some(Ok(_)) => {}
+            Some(Err(err)) => {
+                return match SessionLost::find(&err) {
+                    Some(lost) => format!("lost {:?} {}", lost.reason(), lost.unconfirmed()),
+                    None => format!("error {err}"),
+                };
+            }
+            None => return "end".into(),
+        }
+    }
+}
+
+/// Both sides' heartbeat: 1 s, 2 missed, no jitter: a frozen link is found dead 2 to 3 s
+/// after its last frame.
+fn layer() -> HeartbeatLayer {
+    HeartbeatLayer::new()
+        .interval(ms(1000))
+        .max_missed(2)
+        .jitter(false)
+}
+
+fn server(resume: Resume) -> Net {
+    Net::new(layer().resume(resume))
+}
+
+async fn read_n(client: &mut Reconnect<Ws>, n: usize) -> Vec<String> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        match client.next().await {
+            Some(Ok(Message::Text(t))) => got.push(t.to_string()),
+            Some(Ok(Message::Binary(b))) => got.push(format!("bin:{b:?}")),
+            Some(Ok(_)) => {}
+            other => panic!("the client ended after {} of {n}: {other:?}", got.len()),
+        }
+    }
+    got
+}
+
+fn texts(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("{prefix}c{i}")).collect()
+}
+
+/// The headline on the paused clock: 200 messages each way, the link cut after every 20
+/// sends; each side gets every message once, in order, and the handler is called once.
+#[tokio::test(start_paused = true)]
+async fn every_message_arrives_once_in_order_both_ways_across_cuts() {
+    let net = server(Resume::new());
+    let mut client = net.client(Resume::new());
+    for i in 0..200 {
+        client.send(Message::text(format!("c{i}"))).await.unwrap();
+        if i % 20 == 19 {
+            net.latest().cut();
+            tokio::time::sleep(ms(1)).await; // the relay drops both ends
+        }
+    }
+    let echoes = timeout(Duration::from_secs(60), read_n(&mut client, 200))
+        .await
+        .expect("every echo within 60 s");
+    assert_eq!(echoes, texts("s:", 0..200));
+    assert_eq!(net.got(), texts("", 0..200));
+    assert_eq!(net.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(net.links.lock().unwrap().len(), 11, "ten cuts, ten resumes");
+}
+
+/// A frozen link: the heartbeat finds it dead within its bound and the session resumes on
+/// a new socket with nothing lost.
+///
+/// Timeline (the client's heartbeat, 1 s × 2): 0 s: the link freezes after "c0" was
+/// answered; last frame from the server at about 0 s; the client is dead strictly after
+/// 2 s, by 3 s; then a new socket resumes within the 100 ms backoff ceiling.
+#[tokio::test(start_paused = true)]
+async fn a_frozen_link_is_found_dead_and_the_session_resumes() {
+    let net = server(Resume::new());
+    let mut client = net.client(Resume::new());
+    client.send(Message::text("c0")).await.unwrap();
+    assert_eq!(read_n(&mut client, 1).await, ["s:c0"]);
+    let frozen_at = Instant::now();
+    net.latest().freeze();
+    client.send(Message::text("c1")).await.unwrap(); // into the frozen link
+    assert_eq!(read_n(&mut client, 1).await, ["s:c1"]);
+    let took = frozen_at.elapsed();
+    assert!(took > ms(2000) && took <= ms(3000 + 100), "resumed after {took:?}");
+    assert_eq!(net.got(), ["c0", "c1"]);
+    assert_eq!(net.links.lock().unwrap().len(), 2);
+    assert_eq!(net.calls.load(Ordering::SeqCst), 1);
+}
+
+/// The window passes on both sides: the server ends the handler's stream with a
+/// `SessionLost` (window passed) and the client, whose reconnects are refused or fail,
+/// ends with `Error::SessionLost`.
+///
+/// Timeline: 0 s: the link is cut and every later connect freezes at once; the server
+/// parks the session at about 0 s and ends it at 5 s (window 5 s); the client's window
+/// (5 s too) passes; it ends by then.
+#[tokio::test(start_paused = true)]
+async fn the_window_passes_on_both_sides() {
+    let window = Resume::new().window(ms(5000));
+    let net = server(window);
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = events.clone();
+    let net2 = net.clone();
+    let mut client = Reconnect::builder(move || {
+        let net = net2.clone();
+        async move {
+            let ws = net.connect().await;
+            // From the second connection on, the network is gone.
+            if net.links.lock().unwrap().len() > 1 {
+                net.latest().freeze();
+            }
+            Ok::<_, io::Error>(ws)
+        }
+    })
+    .heartbeat(layer())
+    .connect_timeout(ms(500))
+    .backoff(Backoff::new().initial(ms(10)).max_delay(ms(100)))
+    .resume(window)
+    .on_event(move |e| seen.lock().unwrap().push(format!("{e:?}")))
+    .build();
+    client.send(Message::text("c0")).await.unwrap();
+    assert_eq!(read_n(&mut client, 1).await, ["s:c0"]);
+    client.send(Message::text("c1")).await.unwrap();
+    net.latest().cut(); // c1's echo may or may not have been acknowledged: count below
+    let cut_at = Instant::now();
+    let end = timeout(Duration::from_secs(30), async {
+        loop {
+            match client.next().await {
+                Some(Ok(_)) => {}
+                Some(Err(err)) => return err,
+                None => panic!("ended without an error"),
+            }
+        }
+    })
+    .await
+    .expect("the client ends");
+    let ClientError::SessionLost(lost) = end else {
+        panic!("not a lost session: {end:?}")
+    };
+    assert_eq!(lost.reason(), Reason::WindowPassed);
+    // It gives up at the first attempt that ends after its window (5 s from the cut): an
+    // attempt in flight may still find the session, which the server keeps 5 s from when
+    // it noticed the cut. Attempts take at most the 500 ms connect timeout.
+    let gave_up = cut_at.elapsed();
+    assert!(gave_up > ms(5000) && gave_up <= ms(5500), "gave up after {gave_up:?}");
+    assert!(events.lock().unwrap().iter().any(|e| e.starts_with("SessionLost")));
+
+    tokio::time::sleep(ms(10)).await;
+    let ended = net.ended.lock().unwrap().clone().expect("the handler ended");
+    assert!(ended.starts_with("lost WindowPassed"), "{ended}");
+    assert!(net.sessions.is_empty() && net.sessions.parked() == 0);
+}
+
+/// Backpressure: with a 100-byte buffer, sends wait once the unacknowledged messages reach
+/// it, and an acknowledgement frees them. 10-byte messages weigh 18: after six (108 bytes)
+/// the seventh waits. The server (buffer 100 too, so acknowledging every 25 bytes) reads
+/// three (30 bytes) and acknowledges: room again.
+#[tokio::test(start_paused = true)]
+async fn a_full_buffer_waits_and_an_acknowledgement_frees_it() {
+    let net = server(Resume::new());
+    let stopped = net.reading.acquire_many(1 << 20).await.unwrap();
+    let mut client = net.client(Resume::new().buffer(100));
+    for i in 0..6 {
+        client.send(Message::text(format!("message{i:02}"))).await.unwrap();
+    }
+    let seventh = timeout(ms(10_000), client.send(Message::text("message06"))).await;
+    assert!(seventh.is_err(), "the seventh send waits while the handler does not read");
+    drop(stopped);
+    // The handler reads: every 25 bytes an acknowledgement, so the send completes.
+    timeout(ms(100), client.send(Message::text("message06")))
+        .await
+        .expect("room after the acknowledgement")
+        .unwrap();
+    let echoes = read_n(&mut client, 7).await;
+    assert_eq!(echoes.len(), 7);
+    assert_eq!(net.got().len(), 7);
+}
+
+/// A clean close from the client ends the session: the handler reads the Close and its
+/// stream ends; the session is forgotten.
+#[tokio::test(start_paused = true)]
+async fn a_clean_close_ends_the_session() {
+    let net = server(Resume::new());
+    let mut client = net.client(Resume::new());
+    client.send(Message::text("c0")).await.unwrap();
+    assert_eq!(read_n(&mut client, 1).await, ["s:c0"]);
+    assert_eq!(net.sessions.len(), 1);
+    client.close().await.unwrap();
+    while let Some(item) = client.next().await {
+        item.unwrap();
+    }
+    tokio::time::sleep(ms(10)).await;
+    assert_eq!(net.ended.lock().unwrap().as_deref(), Some("close None"));
+    assert!(net.sessions.is_empty());
+    assert_eq!(net.links.lock().unwrap().len(), 1, "no reconnection");
+}
+
+/// A kick (the handler closes with 4001) ends the session: the client ends with
+/// `Rejected`, no reconnection.
+#[tokio::test(start_paused = true)]
+async fn a_kick_ends_the_session() {
+    let net = server(Resume::new());
+    let mut client = net.client(Resume::new());
+    client.send(Message::text("kick")).await.unwrap();
+    let end = loop {
+        match client.next().await {
+            Some(Ok(_)) => {}
+            Some(Err(err)) => break err,
+            None => panic!("no error"),
+        }
+    };
+    assert!(matches!(end, ClientError::Rejected { code: 4001, .. }), "{end:?}");
+    tokio::time::sleep(ms(10)).await;
+    assert!(net.sessions.is_empty());
+    assert_eq!(net.links.lock().unwrap().len(), 1);
+}
+
+/// A plain client (no session) against a resuming server: refused with 1008, which the
+/// reconnecting client takes as final.
+#[tokio::test(start_paused = true)]
+async fn a_plain_client_is_refused_with_1008() {
+    let net = server(Resume::new());
+    let net2 = net.clone();
+    let mut client = Reconnect::builder(move || {
+        let net = net2.clone();
+        async move { Ok::<_, io::Error>(net.connect().await) }
+    })
+    .heartbeat(layer())
+    .build();
+    client.send(Message::text("hello")).await.unwrap();
+    let end = client.next().await.expect("an error").unwrap_err();
+    assert!(matches!(end, ClientError::Rejected { code: 1008, ref reason } if reason == "session handshake required"), "{end:?}");
+    assert_eq!(*net.refused.lock().unwrap(), [Some(1008)]);
+    assert_eq!(net.calls.load(Ordering::SeqCst), 0);
+}
+
+// --- the wire, by hand -------------------------------------------------------------------
+
+const SID: &str = "0123456789abcdef0123456789abcdef";
+const SECRET: &str = "fedcba9876543210fedcba9876543210";
+
+/// Sends `text` and returns the server's answer: the text of its first data message, or
+/// `close <code>`.
+async fn say(ws: &mut Ws, text: &str) -> String {
+    ws.send(Message::text(text)).await.unwrap();
+    answer(ws).await
+}
+
+async fn answer(ws: &mut Ws) -> String {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => return t.to_string(),
+            Some(Ok(Message::Close(frame))) => {
+                return format!("close {}", frame.map_or(1005, |f| u16::from(f.code)));
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return "end".into(),
+        }
+    }
+}
+
+/// `welcome 1 <token> <received> <buffer> <window>` → its words.
+fn welcome(text: &str) -> Vec<String> {
+    let body = text.strip_prefix('\u{10}').expect("a session message");
+    let words: Vec<String> = body.split(' ').map(str::to_owned).collect();
+    assert_eq!((words[0].as_str(), words[1].as_str()), ("welcome", "1"), "{text:?}");
+    assert_eq!(words[2].len(), 32);
+    words
+}
+
+/// Tokens rotate at every resume; a stale token and a forged one are refused with 4410;
+/// a repeated `hello new` with the session's secret is a resume from 0, not a second
+/// session.
+#[tokio::test(start_paused = true)]
+async fn tokens_rotate_and_stale_or_forged_ones_are_refused() {
+    let net = server(Resume::new());
+    let mut ws = net.connect().await;
+    let first = welcome(&say(&mut ws, &format!("\u{10}hello 1 new {SID} {SECRET} 1000")).await);
+    assert_eq!(&first[3..], ["0", &(1 << 20).to_string(), "30000"]);
+    assert_eq!(say(&mut ws, "c0").await, "s:c0");
+    net.latest().cut();
+
+    // The welcome was lost, say: the same start again, with the birth secret.
+    let mut ws = net.connect().await;
+    let again = welcome(&say(&mut ws, &format!("\u{10}hello 1 new {SID} {SECRET} 1000")).await);
+    assert_ne!(again[2], first[2], "a new token");
+    assert_eq!(again[3], "1", "the server has received c0");
+    assert_eq!(answer(&mut ws).await, "s:c0", "replayed: the client said it had received 0");
+    net.latest().cut();
+
+    // Resume with the newest token: a new one again.
+    let mut ws = net.connect().await;
+    let third = welcome(&say(&mut ws, &format!("\u{10}hello 1 resume {SID} {} 1", again[2])).await);
+    assert_ne!(third[2], again[2]);
+    net.latest().cut();
+
+    // The first token and the birth secret are stale now; a forged one never was.
+    for stale in [first[2].clone(), SECRET.to_owned(), "00000000000000000000000000000000".into()] {
+        let mut ws = net.connect().await;
+        assert_eq!(say(&mut ws, &format!("\u{10}hello 1 resume {SID} {stale} 1")).await, "close 4410");
+    }
+    let mut ws = net.connect().await;
+    assert_eq!(say(&mut ws, &format!("\u{10}hello 1 new {SID} {} 10", "1".repeat(32))).await, "close 4409");
+    // An unknown session.
+    let mut ws = net.connect().await;
+    assert_eq!(say(&mut ws, &format!("\u{10}hello 1 resume {} {} 0", "2".repeat(32), third[2])).await, "close 4410");
+    // A malformed hello.
+    let mut ws = net.connect().await;
+    assert_eq!(say(&mut ws, "\u{10}hello 1 resume xyz").await, "close 4400");
+    assert_eq!(net.calls.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(ms(10)).await;
+    assert_eq!(*net.refused.lock().unwrap(), [Some(4410), Some(4410), Some(4410), Some(4409), Some(4410), Some(4400)]);
+}
+
+/// A second socket resuming while the first is still up takes over: the first is dropped,
+/// the second gets the welcome and what the first had not had acknowledged.
+#[tokio::test(start_paused = true)]
+async fn a_second_socket_takes_over() {
+    let net = server(Resume::new());
+    let mut old = net.connect().await;
+    let w = welcome(&say(&mut old, &format!("\u{10}hello 1 new {SID} {SECRET} 1000")).await);
+    assert_eq!(say(&mut old, "c0").await, "s:c0");
+
+    let mut new = net.connect().await;
+    let w2 = welcome(&say(&mut new, &format!("\u{10}hello 1 resume {SID} {} 0", w[2])).await);
+    assert_eq!(w2[3], "1");
+    assert_eq!(answer(&mut new).await, "s:c0", "replayed on the new socket");
+    assert_eq!(say(&mut new, "c1").await, "s:c1");
+    assert_eq!(answer(&mut old).await, "end", "the old socket was dropped");
+    assert_eq!(net.got(), ["c0", "c1"]);
+}
+
+/// A handshake that never comes: 1008 after the handshake timeout.
+#[tokio::test(start_paused = true)]
+async fn a_silent_socket_is_refused_after_the_handshake_timeout() {
+    let net = server(Resume::new().handshake_timeout(ms(2000)));
+    let mut ws = net.connect().await;
+    let start = Instant::now();
+    assert_eq!(answer(&mut ws).await, "close 1008");
+    assert_eq!(start.elapsed(), ms(2000));
+}
+
+/// Data that looks like a session message or a heartbeat arrives as itself, both ways.
+#[tokio::test(start_paused = true)]
+async fn lookalikes_arrive_unchanged() {
+    let net = Net::new(layer().protocol(ws_heartbeat::protocol::Json::new()).resume(Resume::new()));
+    let mut client = Reconnect::builder({
+        let net = net.clone();
+        move || {
+            let net = net.clone();
+            async move { Ok::<_, io::Error>(net.connect().await) }
+        }
+    })
+    .heartbeat(layer().protocol(ws_heartbeat::protocol::Json::new()))
+    .resume(Resume::new())
+    .build();
+    let tricky = [
+        "\u{10}ack 5",
+        "\u{10}\u{10}x",
+        "\u{10}",
+        r#"{"type":"ping","seq":1}"#,
+        r#"{"type":"pong"}"#,
+        "plain",
+    ];
+    for t in tricky {
+        client.send(Message::text(t)).await.unwrap();
+    }
+    client.send(Message::binary(vec![0x10, 1, 2])).await.unwrap();
+    let got = read_n(&mut client, 7).await;
+    let mut want: Vec<String> = tricky.iter().map(|t| format!("s:{t}")).collect();
+    want.push("bin:b\"\\x10\\x01\\x02\"".into());
+    assert_eq!(got, want);
+    let mut sent: Vec<String> = tricky.iter().map(|t| t.to_string()).collect();
+    sent.push("bin:b\"\\x10\\x01\\x02\"".into());
+    assert_eq!(net.got(), sent);
+}
+
+/// At most `max_parked` sessions wait: beyond, a session whose socket goes down ends at
+/// once.
+#[tokio::test(start_paused = true)]
+async fn beyond_max_parked_a_session_ends_at_once() {
+    let net = server(Resume::new().max_parked(1));
+    let mut a = net.connect().await;
+    welcome(&say(&mut a, &format!("\u{10}hello 1 new {SID} {SECRET} 1000")).await);
+    let link_a = net.latest();
+    let mut b = net.connect().await;
+    welcome(&say(&mut b, &format!("\u{10}hello 1 new {} {SECRET} 1000", "3".repeat(32))).await);
+    let link_b = net.latest();
+    link_a.cut();
+    tokio::time::sleep(ms(10)).await;
+    assert_eq!(net.sessions.parked(), 1);
+    link_b.cut();
+    tokio::time::sleep(ms(10)).await;
+    assert_eq!(net.sessions.parked(), 1);
+    assert_eq!(net.sessions.len(), 1, "the second ended");
+    assert_eq!(net.ended.lock().unwrap().as_deref(), Some("lost TooManyParked 0"));
+}
+
+#[test]
+fn accept_errors_name_their_close_codes() {
+    let e: AcceptError<io::Error> = AcceptError::SessionLost;
+    assert_eq!(e.close_code(), Some(4410));
+    assert_eq!(e.to_string(), "session handshake refused: session lost (closed with 4410)");
+    let _ = Event::SessionLost;
+}
