@@ -34,6 +34,12 @@
 //! ```
 //!
 //! A [`Dead`] peer surfaces as an `axum::Error` that [`Dead::find`] recognises.
+//!
+//! With [`HeartbeatLayer::resume`] in the layer, the callback gets a session
+//! ([`crate::resume`]): it runs once per session, a socket that resumes one is handed to it
+//! without a call, and a socket without a valid session handshake is closed with the code
+//! that says why (PROTOCOL.md) without a call. Clones of one layer share its sessions, so
+//! the layer in the request extensions serves every upgrade of the router.
 
 use std::future::Future;
 
@@ -53,6 +59,7 @@ use crate::heartbeat::Heartbeat;
 use crate::layer::HeartbeatLayer;
 use crate::message::{MessageKind, WsMessage};
 use crate::protocol::{AppFrame, AppMessage};
+use crate::resume::Sessions;
 
 /// axum's WebSocket with a heartbeat: a drop-in for `axum::extract::ws::WebSocket`.
 pub type WebSocket = Heartbeat<ws::WebSocket>;
@@ -145,6 +152,18 @@ impl WebSocketUpgrade {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let heartbeat = self.heartbeat;
+        if heartbeat.settings().resume().is_some() {
+            // Sessions: the callback runs once per session; a socket that resumes one is
+            // handed to it, a refused one is closed with its code (logged at debug level).
+            let sessions = Sessions::new(heartbeat);
+            return self.inner.on_upgrade(move |socket| async move {
+                match sessions.accept(socket).await {
+                    Ok(Some(session)) => callback(session).await,
+                    Ok(None) => {}
+                    Err(err) => tracing::debug!(%err, "websocket session refused"),
+                }
+            });
+        }
         self.inner.on_upgrade(move |socket| {
             let mut socket = heartbeat.layer(socket);
             // In background mode the driver starts before the handler runs.

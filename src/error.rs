@@ -115,7 +115,9 @@ impl fmt::Display for Dead {
 impl Error for Dead {
     /// The [`SessionLost`](crate::resume::SessionLost) of a session's end.
     fn source(&self) -> Option<&(dyn Error + 'static)> {
-        self.lost.as_ref().map(|lost| lost as &(dyn Error + 'static))
+        self.lost
+            .as_ref()
+            .map(|lost| lost as &(dyn Error + 'static))
     }
 }
 

@@ -421,7 +421,12 @@ impl<S> Layer<S> for HeartbeatLayer {
     type Service = Heartbeat<S>;
 
     fn layer(&self, inner: S) -> Heartbeat<S> {
-        Heartbeat::with_config(inner, self.config, self.protocol.clone(), self.background)
+        let hb = Heartbeat::with_config(inner, self.config, self.protocol.clone(), self.background);
+        match &self.resume {
+            // For the service form: its WebSockets go to the sessions first.
+            Some(_) => hb.with_sessions(self.session_registry()),
+            None => hb,
+        }
     }
 }
 

@@ -203,10 +203,10 @@ mod pacemaker;
 mod progress;
 pub mod protocol;
 mod random;
-pub mod resume;
 #[cfg(feature = "reconnect")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reconnect")))]
 pub mod reconnect;
+pub mod resume;
 mod service;
 mod stamp;
 mod ticker;
@@ -231,3 +231,4 @@ pub use heartbeat::Heartbeat;
 pub use layer::{HeartbeatLayer, Settings};
 pub use message::{MessageKind, WsMessage};
 pub use progress::{Progress, Tracked};
+pub use service::ResponseFuture;

@@ -110,10 +110,11 @@ async fn echo(mut ws: Heartbeat<Ws>, net: &Net) -> String {
         drop(permit);
         match next {
             Some(Ok(Message::Text(text))) if text.as_str() == "kick" => {
-                let close = Message::Close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
-                    code: 4001.into(),
-                    reason: "kicked".into(),
-                }));
+                let close =
+                    Message::Close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                        code: 4001.into(),
+                        reason: "kicked".into(),
+                    }));
                 let _ = ws.send(close).await;
             }
             Some(Ok(Message::Text(text))) => {
@@ -212,7 +213,10 @@ async fn a_frozen_link_is_found_dead_and_the_session_resumes() {
     client.send(Message::text("c1")).await.unwrap(); // into the frozen link
     assert_eq!(read_n(&mut client, 1).await, ["s:c1"]);
     let took = frozen_at.elapsed();
-    assert!(took > ms(2000) && took <= ms(3000 + 100), "resumed after {took:?}");
+    assert!(
+        took > ms(2000) && took <= ms(3000 + 100),
+        "resumed after {took:?}"
+    );
     assert_eq!(net.got(), ["c0", "c1"]);
     assert_eq!(net.links.lock().unwrap().len(), 2);
     assert_eq!(net.calls.load(Ordering::SeqCst), 1);
@@ -273,11 +277,25 @@ async fn the_window_passes_on_both_sides() {
     // attempt in flight may still find the session, which the server keeps 5 s from when
     // it noticed the cut. Attempts take at most the 500 ms connect timeout.
     let gave_up = cut_at.elapsed();
-    assert!(gave_up > ms(5000) && gave_up <= ms(5500), "gave up after {gave_up:?}");
-    assert!(events.lock().unwrap().iter().any(|e| e.starts_with("SessionLost")));
+    assert!(
+        gave_up > ms(5000) && gave_up <= ms(5500),
+        "gave up after {gave_up:?}"
+    );
+    assert!(
+        events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| e.starts_with("SessionLost"))
+    );
 
     tokio::time::sleep(ms(10)).await;
-    let ended = net.ended.lock().unwrap().clone().expect("the handler ended");
+    let ended = net
+        .ended
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("the handler ended");
     assert!(ended.starts_with("lost WindowPassed"), "{ended}");
     assert!(net.sessions.is_empty() && net.sessions.parked() == 0);
 }
@@ -292,10 +310,16 @@ async fn a_full_buffer_waits_and_an_acknowledgement_frees_it() {
     let stopped = net.reading.acquire_many(1 << 20).await.unwrap();
     let mut client = net.client(Resume::new().buffer(100));
     for i in 0..6 {
-        client.send(Message::text(format!("message{i:02}"))).await.unwrap();
+        client
+            .send(Message::text(format!("message{i:02}")))
+            .await
+            .unwrap();
     }
     let seventh = timeout(ms(10_000), client.send(Message::text("message06"))).await;
-    assert!(seventh.is_err(), "the seventh send waits while the handler does not read");
+    assert!(
+        seventh.is_err(),
+        "the seventh send waits while the handler does not read"
+    );
     drop(stopped);
     // The handler reads: every 25 bytes an acknowledgement, so the send completes.
     timeout(ms(100), client.send(Message::text("message06")))
@@ -340,7 +364,10 @@ async fn a_kick_ends_the_session() {
             None => panic!("no error"),
         }
     };
-    assert!(matches!(end, ClientError::Rejected { code: 4001, .. }), "{end:?}");
+    assert!(
+        matches!(end, ClientError::Rejected { code: 4001, .. }),
+        "{end:?}"
+    );
     tokio::time::sleep(ms(10)).await;
     assert!(net.sessions.is_empty());
     assert_eq!(net.links.lock().unwrap().len(), 1);
@@ -360,7 +387,10 @@ async fn a_plain_client_is_refused_with_1008() {
     .build();
     client.send(Message::text("hello")).await.unwrap();
     let end = client.next().await.expect("an error").unwrap_err();
-    assert!(matches!(end, ClientError::Rejected { code: 1008, ref reason } if reason == "session handshake required"), "{end:?}");
+    assert!(
+        matches!(end, ClientError::Rejected { code: 1008, ref reason } if reason == "session handshake required"),
+        "{end:?}"
+    );
     assert_eq!(*net.refused.lock().unwrap(), [Some(1008)]);
     assert_eq!(net.calls.load(Ordering::SeqCst), 0);
 }
@@ -372,12 +402,20 @@ const SECRET: &str = "fedcba9876543210fedcba9876543210";
 
 /// Sends `text` and returns the server's answer: the text of its first data message, or
 /// `close <code>`.
-async fn say(ws: &mut Ws, text: &str) -> String {
+async fn say<S>(ws: &mut S, text: &str) -> String
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+        + futures_util::Sink<Message, Error = tokio_tungstenite::tungstenite::Error>
+        + Unpin,
+{
     ws.send(Message::text(text)).await.unwrap();
     answer(ws).await
 }
 
-async fn answer(ws: &mut Ws) -> String {
+async fn answer<S>(ws: &mut S) -> String
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
     loop {
         match ws.next().await {
             Some(Ok(Message::Text(t))) => return t.to_string(),
@@ -392,9 +430,15 @@ async fn answer(ws: &mut Ws) -> String {
 
 /// `welcome 1 <token> <received> <buffer> <window>` → its words.
 fn welcome(text: &str) -> Vec<String> {
-    let body = text.strip_prefix('\u{10}').expect("a session message");
+    let body = text
+        .strip_prefix('\u{10}')
+        .unwrap_or_else(|| panic!("not a session message: {text:?}"));
     let words: Vec<String> = body.split(' ').map(str::to_owned).collect();
-    assert_eq!((words[0].as_str(), words[1].as_str()), ("welcome", "1"), "{text:?}");
+    assert_eq!(
+        (words[0].as_str(), words[1].as_str()),
+        ("welcome", "1"),
+        "{text:?}"
+    );
     assert_eq!(words[2].len(), 32);
     words
 }
@@ -416,31 +460,72 @@ async fn tokens_rotate_and_stale_or_forged_ones_are_refused() {
     let again = welcome(&say(&mut ws, &format!("\u{10}hello 1 new {SID} {SECRET} 1000")).await);
     assert_ne!(again[2], first[2], "a new token");
     assert_eq!(again[3], "1", "the server has received c0");
-    assert_eq!(answer(&mut ws).await, "s:c0", "replayed: the client said it had received 0");
+    assert_eq!(
+        answer(&mut ws).await,
+        "s:c0",
+        "replayed: the client said it had received 0"
+    );
     net.latest().cut();
 
     // Resume with the newest token: a new one again.
     let mut ws = net.connect().await;
-    let third = welcome(&say(&mut ws, &format!("\u{10}hello 1 resume {SID} {} 1", again[2])).await);
+    let third = welcome(
+        &say(
+            &mut ws,
+            &format!("\u{10}hello 1 resume {SID} {} 1", again[2]),
+        )
+        .await,
+    );
     assert_ne!(third[2], again[2]);
     net.latest().cut();
 
     // The first token and the birth secret are stale now; a forged one never was.
-    for stale in [first[2].clone(), SECRET.to_owned(), "00000000000000000000000000000000".into()] {
+    for stale in [
+        first[2].clone(),
+        SECRET.to_owned(),
+        "00000000000000000000000000000000".into(),
+    ] {
         let mut ws = net.connect().await;
-        assert_eq!(say(&mut ws, &format!("\u{10}hello 1 resume {SID} {stale} 1")).await, "close 4410");
+        assert_eq!(
+            say(&mut ws, &format!("\u{10}hello 1 resume {SID} {stale} 1")).await,
+            "close 4410"
+        );
     }
     let mut ws = net.connect().await;
-    assert_eq!(say(&mut ws, &format!("\u{10}hello 1 new {SID} {} 10", "1".repeat(32))).await, "close 4409");
+    assert_eq!(
+        say(
+            &mut ws,
+            &format!("\u{10}hello 1 new {SID} {} 10", "1".repeat(32))
+        )
+        .await,
+        "close 4409"
+    );
     // An unknown session.
     let mut ws = net.connect().await;
-    assert_eq!(say(&mut ws, &format!("\u{10}hello 1 resume {} {} 0", "2".repeat(32), third[2])).await, "close 4410");
+    assert_eq!(
+        say(
+            &mut ws,
+            &format!("\u{10}hello 1 resume {} {} 0", "2".repeat(32), third[2])
+        )
+        .await,
+        "close 4410"
+    );
     // A malformed hello.
     let mut ws = net.connect().await;
     assert_eq!(say(&mut ws, "\u{10}hello 1 resume xyz").await, "close 4400");
     assert_eq!(net.calls.load(Ordering::SeqCst), 1);
     tokio::time::sleep(ms(10)).await;
-    assert_eq!(*net.refused.lock().unwrap(), [Some(4410), Some(4410), Some(4410), Some(4409), Some(4410), Some(4400)]);
+    assert_eq!(
+        *net.refused.lock().unwrap(),
+        [
+            Some(4410),
+            Some(4410),
+            Some(4410),
+            Some(4409),
+            Some(4410),
+            Some(4400)
+        ]
+    );
 }
 
 /// A second socket resuming while the first is still up takes over: the first is dropped,
@@ -474,7 +559,11 @@ async fn a_silent_socket_is_refused_after_the_handshake_timeout() {
 /// Data that looks like a session message or a heartbeat arrives as itself, both ways.
 #[tokio::test(start_paused = true)]
 async fn lookalikes_arrive_unchanged() {
-    let net = Net::new(layer().protocol(ws_heartbeat::protocol::Json::new()).resume(Resume::new()));
+    let net = Net::new(
+        layer()
+            .protocol(ws_heartbeat::protocol::Json::new())
+            .resume(Resume::new()),
+    );
     let mut client = Reconnect::builder({
         let net = net.clone();
         move || {
@@ -496,7 +585,10 @@ async fn lookalikes_arrive_unchanged() {
     for t in tricky {
         client.send(Message::text(t)).await.unwrap();
     }
-    client.send(Message::binary(vec![0x10, 1, 2])).await.unwrap();
+    client
+        .send(Message::binary(vec![0x10, 1, 2]))
+        .await
+        .unwrap();
     let got = read_n(&mut client, 7).await;
     let mut want: Vec<String> = tricky.iter().map(|t| format!("s:{t}")).collect();
     want.push("bin:b\"\\x10\\x01\\x02\"".into());
@@ -515,7 +607,13 @@ async fn beyond_max_parked_a_session_ends_at_once() {
     welcome(&say(&mut a, &format!("\u{10}hello 1 new {SID} {SECRET} 1000")).await);
     let link_a = net.latest();
     let mut b = net.connect().await;
-    welcome(&say(&mut b, &format!("\u{10}hello 1 new {} {SECRET} 1000", "3".repeat(32))).await);
+    welcome(
+        &say(
+            &mut b,
+            &format!("\u{10}hello 1 new {} {SECRET} 1000", "3".repeat(32)),
+        )
+        .await,
+    );
     let link_b = net.latest();
     link_a.cut();
     tokio::time::sleep(ms(10)).await;
@@ -524,13 +622,146 @@ async fn beyond_max_parked_a_session_ends_at_once() {
     tokio::time::sleep(ms(10)).await;
     assert_eq!(net.sessions.parked(), 1);
     assert_eq!(net.sessions.len(), 1, "the second ended");
-    assert_eq!(net.ended.lock().unwrap().as_deref(), Some("lost TooManyParked 0"));
+    assert_eq!(
+        net.ended.lock().unwrap().as_deref(),
+        Some("lost TooManyParked 0")
+    );
 }
 
 #[test]
 fn accept_errors_name_their_close_codes() {
     let e: AcceptError<io::Error> = AcceptError::SessionLost;
     assert_eq!(e.close_code(), Some(4410));
-    assert_eq!(e.to_string(), "session handshake refused: session lost (closed with 4410)");
+    assert_eq!(
+        e.to_string(),
+        "session handshake refused: session lost (closed with 4410)"
+    );
     let _ = Event::SessionLost;
+}
+
+// --- the service form and the axum drop-in ------------------------------------------------
+
+/// The service form: the handler is called once per session, with the session; a call
+/// whose socket resumes the session, or is refused, completes at once with `Ok(())`.
+#[tokio::test(start_paused = true)]
+async fn the_service_form_calls_the_handler_once_per_session() {
+    use tower::{ServiceBuilder, ServiceExt};
+    type WsError = tokio_tungstenite::tungstenite::Error;
+
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let service = ServiceBuilder::new()
+        .layer(layer().resume(Resume::new()))
+        .service_fn(move |mut ws: Heartbeat<Ws>| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                while let Some(Ok(Message::Text(t))) = ws.next().await {
+                    ws.send(Message::text(format!("s:{t}"))).await?;
+                }
+                Ok::<_, WsError>(())
+            }
+        });
+    let (server, mut first) = support::bare_pair().await;
+    let call = tokio::spawn(service.clone().oneshot(server));
+    let w = welcome(
+        &say(
+            &mut first,
+            &format!("\u{10}hello 1 new {SID} {SECRET} 1000"),
+        )
+        .await,
+    );
+    assert_eq!(say(&mut first, "c0").await, "s:c0");
+
+    let (server, mut second) = support::bare_pair().await;
+    let resumed = tokio::spawn(service.clone().oneshot(server));
+    welcome(
+        &say(
+            &mut second,
+            &format!("\u{10}hello 1 resume {SID} {} 1", w[2]),
+        )
+        .await,
+    );
+    resumed
+        .await
+        .unwrap()
+        .expect("the resuming call completes with Ok(())");
+    assert_eq!(
+        say(&mut second, "c1").await,
+        "s:c1",
+        "the first call's handler answers"
+    );
+
+    let (server, mut plain) = support::bare_pair().await;
+    let refused = tokio::spawn(service.clone().oneshot(server));
+    assert_eq!(say(&mut plain, "hi").await, "close 1008");
+    refused
+        .await
+        .unwrap()
+        .expect("a refused call completes with Ok(())");
+
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert!(!call.is_finished(), "the session's handler still runs");
+}
+
+/// The axum drop-in with `resume` in the layer: the callback runs once per session, over
+/// real sockets on 127.0.0.1.
+#[tokio::test]
+async fn the_axum_drop_in_runs_the_callback_once_per_session() {
+    use axum::{Extension, Router, routing::get};
+    use ws_heartbeat::axum::{WebSocket, WebSocketUpgrade};
+
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let app = Router::new()
+        .route(
+            "/ws",
+            get(move |ws: WebSocketUpgrade| {
+                let counted = counted.clone();
+                async move {
+                    ws.on_upgrade(move |mut socket: WebSocket| async move {
+                        counted.fetch_add(1, Ordering::SeqCst);
+                        while let Some(Ok(axum::extract::ws::Message::Text(t))) =
+                            socket.recv().await
+                        {
+                            let answer = format!("s:{}", t.as_str());
+                            if socket
+                                .send(axum::extract::ws::Message::Text(answer.into()))
+                                .await
+                                .is_err()
+                            {
+                                return;
+                            }
+                        }
+                    })
+                }
+            }),
+        )
+        .layer(Extension(layer().resume(Resume::new())));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let (mut first, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let w = welcome(
+        &say(
+            &mut first,
+            &format!("\u{10}hello 1 new {SID} {SECRET} 1000"),
+        )
+        .await,
+    );
+    assert_eq!(say(&mut first, "c0").await, "s:c0");
+    drop(first); // the socket goes down without a Close: the session parks
+    let (mut second, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let w2 = welcome(
+        &say(
+            &mut second,
+            &format!("\u{10}hello 1 resume {SID} {} 1", w[2]),
+        )
+        .await,
+    );
+    assert_eq!(w2[3], "1");
+    assert_eq!(say(&mut second, "c1").await, "s:c1");
+    let (mut plain, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    assert_eq!(say(&mut plain, "hi").await, "close 1008");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
 }

@@ -308,9 +308,22 @@ impl<S> Heartbeat<S> {
         )
     }
 
+    /// With the registry of a layer that has `resume`: for the service form.
+    pub(crate) fn with_sessions(mut self, registry: Arc<crate::resume::Registry>) -> Self {
+        self.conn.rare().sessions = Some(registry);
+        self
+    }
+
+    /// The sessions a connection-handler service hands its WebSockets to, if any.
+    pub(crate) fn sessions(&self) -> Option<&Arc<crate::resume::Registry>> {
+        self.conn.rare.as_ref()?.sessions.as_ref()
+    }
+
     /// Pings this heartbeat has sent: a session acknowledges at each new one.
     pub(crate) fn pings_sent(&self) -> u64 {
-        self.shared.pings_sent.load(std::sync::atomic::Ordering::Relaxed)
+        self.shared
+            .pings_sent
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The close timeout of the settings.
@@ -350,10 +363,11 @@ impl<S> Heartbeat<S> {
         matches!(self.slot, Slot::Here { .. })
     }
 
-    /// Whether the stream is with its driver task (background mode, after the first poll).
+    /// Whether the stream is with its driver task (background mode, after the first poll)
+    /// or this is a session's (whose sockets come and go).
     #[cfg(feature = "axum")]
     pub(crate) fn is_away(&self) -> bool {
-        matches!(&self.slot, Slot::Away { gone } if matches!(**gone, Gone::Driven { .. }))
+        matches!(&self.slot, Slot::Away { gone } if matches!(**gone, Gone::Driven { .. } | Gone::Session(_)))
     }
 }
 
@@ -381,7 +395,12 @@ impl<S: Clone> Clone for Heartbeat<S> {
     /// # Panics
     /// In background mode, once the stream has moved to its driver task (at the first poll).
     fn clone(&self) -> Self {
-        self.wrap_like(self.get_ref().clone())
+        let clone = self.wrap_like(self.get_ref().clone());
+        match self.sessions() {
+            // A connection-handler service's clones share its sessions.
+            Some(registry) => clone.with_sessions(registry.clone()),
+            None => clone,
+        }
     }
 }
 

@@ -169,7 +169,10 @@ impl<S: Connection> Reconnect<S> {
                 };
             }
             match on_connect {
-                Some(hook) => hook(ws).await.map(|ws| (ws, None)).map_err(Reason::OnConnectFailed),
+                Some(hook) => hook(ws)
+                    .await
+                    .map(|ws| (ws, None))
+                    .map_err(Reason::OnConnectFailed),
                 None => Ok((ws, None)),
             }
         };
@@ -373,7 +376,8 @@ impl<S: Connection> Reconnect<S> {
                         Poll::Ready(None)
                     }
                     Sorted::Violation(what) => {
-                        let _ = Pin::new(&mut *ws).start_send(S::Message::close(1002, "session protocol error"));
+                        let _ = Pin::new(&mut *ws)
+                            .start_send(S::Message::close(1002, "session protocol error"));
                         let _ = Pin::new(&mut *ws).poll_flush(cx);
                         let lost = session.lost(Lost::Violation(what));
                         self.lose(lost);

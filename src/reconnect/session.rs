@@ -81,7 +81,12 @@ impl ClientSession {
         self.window = self.window.min(Duration::from_millis(welcome.window_ms));
         self.ledger.set_peer_buffer(welcome.buffer);
         self.down_since = None;
-        Ok(self.ledger.replay().into_iter().map(|m| self.wire_form(m)).collect())
+        Ok(self
+            .ledger
+            .replay()
+            .into_iter()
+            .map(|m| self.wire_form(m))
+            .collect())
     }
 
     /// A message as it goes on the wire: escaped if it must be.
@@ -117,7 +122,10 @@ impl ClientSession {
         };
         let (deliver, len) = match wire::incoming(frame) {
             Incoming::Data => (None, payload_len(frame)),
-            Incoming::Escaped => (Some(M::from_app(wire::unescaped(frame))), payload_len(frame) - 2),
+            Incoming::Escaped => (
+                Some(M::from_app(wire::unescaped(frame))),
+                payload_len(frame) - 2,
+            ),
             Incoming::Session(Message::Ack(count)) => {
                 return match self.ledger.acknowledged(count) {
                     Ok(()) => Sorted::Handled(true),
@@ -150,7 +158,10 @@ impl ClientSession {
     pub(super) fn window_left(&self) -> Option<Duration> {
         match self.down_since {
             None => Some(self.window),
-            Some(since) => self.window.checked_sub(since.elapsed()).filter(|d| !d.is_zero()),
+            Some(since) => self
+                .window
+                .checked_sub(since.elapsed())
+                .filter(|d| !d.is_zero()),
         }
     }
 

@@ -54,7 +54,9 @@ impl Ledger {
     }
 
     pub(crate) fn set_peer_buffer(&mut self, peer_buffer: u64) {
-        self.ack_every = usize::try_from(peer_buffer / 4).unwrap_or(usize::MAX).max(1);
+        self.ack_every = usize::try_from(peer_buffer / 4)
+            .unwrap_or(usize::MAX)
+            .max(1);
     }
 
     /// Whether a message may be sent now: the kept bytes are under the buffer. (A message
@@ -114,14 +116,19 @@ impl Ledger {
             }
             let header = u64::from_le_bytes(header);
             let len = (header >> 1) as usize;
-            let bytes: Vec<u8> = self.kept.range(at + HEADER..at + HEADER + len).copied().collect();
+            let bytes: Vec<u8> = self
+                .kept
+                .range(at + HEADER..at + HEADER + len)
+                .copied()
+                .collect();
             messages.push(if header & 1 == 1 {
                 AppMessage::Binary(bytes)
             } else {
                 // Kept from a `&str`: always UTF-8.
-                AppMessage::Text(String::from_utf8(bytes).unwrap_or_else(|e| {
-                    String::from_utf8_lossy(e.as_bytes()).into_owned()
-                }))
+                AppMessage::Text(
+                    String::from_utf8(bytes)
+                        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+                )
             });
             at += HEADER + len;
         }
@@ -233,7 +240,10 @@ mod tests {
         ledger.keep(AppFrame::Text("0123456789"));
         assert!(ledger.has_room(), "18 of 30");
         ledger.keep(AppFrame::Text("0123456789"));
-        assert!(!ledger.has_room(), "36 of 30: the second went past the bound");
+        assert!(
+            !ledger.has_room(),
+            "36 of 30: the second went past the bound"
+        );
         ledger.acknowledged(1).unwrap();
         assert!(ledger.has_room());
     }

@@ -78,8 +78,8 @@ use std::time::Duration;
 
 pub(crate) use ledger::{Ledger, payload_len};
 pub(crate) use session::Session;
-pub use sessions::{AcceptError, Sessions};
 pub(crate) use sessions::Registry;
+pub use sessions::{AcceptError, Sessions};
 pub(crate) use token::Secret;
 
 use crate::config::MAX_DURATION;
@@ -140,7 +140,10 @@ impl Resume {
     /// If `window` is zero or longer than 24 hours.
     #[track_caller]
     pub const fn window(mut self, window: Duration) -> Self {
-        assert!(!window.is_zero() && window.as_secs() <= MAX_DURATION.as_secs(), "window must be in (0, 24 h]");
+        assert!(
+            !window.is_zero() && window.as_secs() <= MAX_DURATION.as_secs(),
+            "window must be in (0, 24 h]"
+        );
         self.window = window;
         self
     }
@@ -171,7 +174,10 @@ impl Resume {
     /// If `timeout` is zero or longer than 24 hours.
     #[track_caller]
     pub const fn handshake_timeout(mut self, timeout: Duration) -> Self {
-        assert!(!timeout.is_zero() && timeout.as_secs() <= MAX_DURATION.as_secs(), "handshake timeout must be in (0, 24 h]");
+        assert!(
+            !timeout.is_zero() && timeout.as_secs() <= MAX_DURATION.as_secs(),
+            "handshake timeout must be in (0, 24 h]"
+        );
         self.handshake_timeout = timeout;
         self
     }
@@ -200,7 +206,8 @@ impl Resume {
     /// PER_SESSION)`, plus, for each, the largest message its handler sent last (which may
     /// take the kept bytes past the buffer).
     pub const fn worst_case_parked_bytes(&self) -> usize {
-        self.max_parked.saturating_mul(self.buffer.saturating_add(Self::PER_SESSION))
+        self.max_parked
+            .saturating_mul(self.buffer.saturating_add(Self::PER_SESSION))
     }
 }
 

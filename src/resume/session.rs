@@ -114,12 +114,13 @@ where
         let ws = handover.ws;
         self.pings_seen = ws.pings_sent();
         self.out.clear();
-        self.out.push_back(M::from_app(AppMessage::Text(wire::welcome_text(
-            handover.token,
-            self.ledger.told_in_handshake(),
-            self.ledger.buffer() as u64,
-            self.registry.resume.window.as_millis() as u64,
-        ))));
+        self.out
+            .push_back(M::from_app(AppMessage::Text(wire::welcome_text(
+                handover.token,
+                self.ledger.told_in_handshake(),
+                self.ledger.buffer() as u64,
+                self.registry.resume.window.as_millis() as u64,
+            ))));
         for msg in self.ledger.replay() {
             self.out.push_back(self.wire_form(msg));
         }
@@ -289,7 +290,9 @@ where
     /// The peer broke the protocol: close with 1002 (best effort) and end.
     fn violated(&mut self, what: &'static str) {
         if let Some(ws) = self.ws.as_mut() {
-            let _ = ws.as_mut().start_send_msg(M::close(1002, "session protocol error"));
+            let _ = ws
+                .as_mut()
+                .start_send_msg(M::close(1002, "session protocol error"));
         }
         self.lose(Reason::Violation(what));
     }
@@ -305,7 +308,10 @@ where
             }
             match &mut self.phase {
                 Phase::Ended { lost } => {
-                    return Poll::Ready(lost.take().map(|lost| Err(E::from(Dead::session_lost(lost)))));
+                    return Poll::Ready(
+                        lost.take()
+                            .map(|lost| Err(E::from(Dead::session_lost(lost)))),
+                    );
                 }
                 Phase::Parked { .. } => match self.poll_window(cx) {
                     Poll::Ready(()) => continue,
@@ -430,7 +436,9 @@ where
                 Sorted::Park => self.park(),
                 Sorted::Violation(what) => self.violated(what),
             },
-            Poll::Ready(Some(Err(_)) | None) if matches!(self.phase, Phase::Closing) => self.end(None),
+            Poll::Ready(Some(Err(_)) | None) if matches!(self.phase, Phase::Closing) => {
+                self.end(None)
+            }
             Poll::Ready(Some(Err(_)) | None) => self.park(),
             Poll::Pending => return Poll::Pending,
         }

@@ -20,8 +20,8 @@ use crate::config::Config;
 use crate::error::Dead;
 use crate::heartbeat::Heartbeat;
 use crate::layer::HeartbeatLayer;
-use crate::protocol::Protocol;
 use crate::message::{MessageKind, WsMessage};
+use crate::protocol::Protocol;
 
 /// A server's sessions: give every accepted WebSocket to [`accept`](Self::accept), which
 /// starts a new session (and returns it for the handler) or hands the socket to the session
@@ -123,7 +123,9 @@ impl<S> Mailbox<S> {
 /// A lock that a panic elsewhere does not poison for us: the data are counters and slots
 /// that stay consistent at every step.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Why [`Sessions::accept`] refused a socket; the socket was closed with the code each
@@ -175,8 +177,12 @@ impl<E> AcceptError<E> {
 impl<E: fmt::Display> fmt::Display for AcceptError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            AcceptError::Socket(Some(err)) => write!(f, "the socket failed during the session handshake: {err}"),
-            AcceptError::Socket(None) => f.write_str("the socket ended during the session handshake"),
+            AcceptError::Socket(Some(err)) => {
+                write!(f, "the socket failed during the session handshake: {err}")
+            }
+            AcceptError::Socket(None) => {
+                f.write_str("the socket ended during the session handshake")
+            }
             AcceptError::Random(err) => write!(f, "the OS's random source failed: {err}"),
             other => write!(
                 f,
@@ -205,6 +211,10 @@ impl Sessions {
     /// drop-ins built from that layer resume the sessions this one accepts.
     pub fn new(layer: HeartbeatLayer) -> Self {
         let registry = layer.session_registry();
+        Self { registry }
+    }
+
+    pub(crate) fn from_registry(registry: Arc<Registry>) -> Self {
         Self { registry }
     }
 
@@ -238,14 +248,27 @@ impl Sessions {
         E: From<Dead> + Send + Sync + 'static,
     {
         let registry = &self.registry;
-        let mut hb = Box::pin(Heartbeat::for_session(ws, registry.config, registry.protocol.clone()));
-        let hello = match tokio::time::timeout(self.registry.resume.handshake_timeout, first_hello(hb.as_mut())).await {
+        let mut hb = Box::pin(Heartbeat::for_session(
+            ws,
+            registry.config,
+            registry.protocol.clone(),
+        ));
+        let hello = match tokio::time::timeout(
+            self.registry.resume.handshake_timeout,
+            first_hello(hb.as_mut()),
+        )
+        .await
+        {
             Ok(Ok(hello)) => hello,
             Ok(Err(err)) => return refuse(hb, err).await,
             Err(_) => return refuse(hb, AcceptError::NotASession).await,
         };
         match self.registry.admit::<S>(hello).map_err(AcceptError::widen) {
-            Ok(Admission::New { sid, token, peer_buffer }) => {
+            Ok(Admission::New {
+                sid,
+                token,
+                peer_buffer,
+            }) => {
                 let mut ledger = Ledger::new(self.registry.resume.buffer, peer_buffer);
                 let welcome = wire::welcome_text(
                     token,
@@ -253,16 +276,36 @@ impl Sessions {
                     self.registry.resume.buffer as u64,
                     self.registry.resume.window.as_millis() as u64,
                 );
-                if let Err(err) = send(hb.as_mut(), M::from_app(crate::protocol::AppMessage::Text(welcome))).await {
+                if let Err(err) = send(
+                    hb.as_mut(),
+                    M::from_app(crate::protocol::AppMessage::Text(welcome)),
+                )
+                .await
+                {
                     self.registry.forget(&sid);
                     return Err(AcceptError::Socket(Some(err)));
                 }
-                let mailbox = self.registry.mailbox::<S>(&sid).expect("registered by admit");
+                let mailbox = self
+                    .registry
+                    .mailbox::<S>(&sid)
+                    .expect("registered by admit");
                 let session = Session::new(hb, ledger, self.registry.clone(), sid, mailbox);
-                Ok(Some(Heartbeat::from_session(session, registry.config, registry.protocol.clone())))
+                Ok(Some(Heartbeat::from_session(
+                    session,
+                    registry.config,
+                    registry.protocol.clone(),
+                )))
             }
-            Ok(Admission::Resume { mailbox, token, peer_received }) => {
-                mailbox.deliver(Handover { ws: hb, token, peer_received });
+            Ok(Admission::Resume {
+                mailbox,
+                token,
+                peer_received,
+            }) => {
+                mailbox.deliver(Handover {
+                    ws: hb,
+                    token,
+                    peer_received,
+                });
                 Ok(None)
             }
             Err(err) => refuse(hb, err).await,
@@ -271,8 +314,16 @@ impl Sessions {
 }
 
 enum Admission<S> {
-    New { sid: Secret, token: Secret, peer_buffer: u64 },
-    Resume { mailbox: Arc<Mailbox<S>>, token: Secret, peer_received: u64 },
+    New {
+        sid: Secret,
+        token: Secret,
+        peer_buffer: u64,
+    },
+    Resume {
+        mailbox: Arc<Mailbox<S>>,
+        token: Secret,
+        peer_received: u64,
+    },
 }
 
 impl Registry {
@@ -288,35 +339,62 @@ impl Registry {
 
     /// The registry's decision on a `hello`, under its lock, so that two sockets racing
     /// for one session are ordered.
-    fn admit<S: Send + 'static>(&self, hello: Hello) -> Result<Admission<S>, AcceptError<std::convert::Infallible>>
-    {
+    fn admit<S: Send + 'static>(
+        &self,
+        hello: Hello,
+    ) -> Result<Admission<S>, AcceptError<std::convert::Infallible>> {
         let mut map = lock(&self.map);
         let (sid, presented, peer_received, new) = match hello {
-            Hello::New { sid, secret, buffer, .. } => {
+            Hello::New {
+                sid,
+                secret,
+                buffer,
+                ..
+            } => {
                 if let std::collections::hash_map::Entry::Vacant(vacant) = map.entry(sid) {
                     let tokens = Tokens::new(secret).map_err(AcceptError::Random)?;
                     let token = tokens.issued();
                     let mailbox: Arc<dyn Any + Send + Sync> = Arc::new(Mailbox::<S>::new());
                     vacant.insert(Entry { tokens, mailbox });
-                    return Ok(Admission::New { sid, token, peer_buffer: buffer });
+                    return Ok(Admission::New {
+                        sid,
+                        token,
+                        peer_buffer: buffer,
+                    });
                 }
                 // The same start again (its welcome was lost): a resume from nothing.
                 (sid, secret, 0, true)
             }
-            Hello::Resume { sid, token, received, .. } => (sid, token, received, false),
+            Hello::Resume {
+                sid,
+                token,
+                received,
+                ..
+            } => (sid, token, received, false),
         };
         let Some(entry) = map.get_mut(&sid) else {
             return Err(AcceptError::SessionLost);
         };
         if !entry.tokens.accepts(&presented) {
-            return Err(if new { AcceptError::IdInUse } else { AcceptError::SessionLost });
+            return Err(if new {
+                AcceptError::IdInUse
+            } else {
+                AcceptError::SessionLost
+            });
         }
         let Ok(mailbox) = entry.mailbox.clone().downcast::<Mailbox<S>>() else {
             // Another socket type than the session's: it cannot take over.
             return Err(AcceptError::SessionLost);
         };
-        let token = entry.tokens.rotate(presented).map_err(AcceptError::Random)?;
-        Ok(Admission::Resume { mailbox, token, peer_received })
+        let token = entry
+            .tokens
+            .rotate(presented)
+            .map_err(AcceptError::Random)?;
+        Ok(Admission::Resume {
+            mailbox,
+            token,
+            peer_received,
+        })
     }
 
     fn mailbox<S: Send + 'static>(&self, sid: &Secret) -> Option<Arc<Mailbox<S>>> {
@@ -340,7 +418,6 @@ impl Registry {
     pub(crate) fn unpark(&self) {
         self.parked.fetch_sub(1, Ordering::AcqRel);
     }
-
 }
 
 /// Reads the socket's first data frame and parses it as a `hello`.
@@ -374,7 +451,10 @@ where
 }
 
 /// Closes a refused socket with the code that says why, within the layer's close timeout.
-async fn refuse<S, M, E, T>(mut hb: Pin<Box<Heartbeat<S>>>, err: AcceptError<E>) -> Result<T, AcceptError<E>>
+async fn refuse<S, M, E, T>(
+    mut hb: Pin<Box<Heartbeat<S>>>,
+    err: AcceptError<E>,
+) -> Result<T, AcceptError<E>>
 where
     S: Stream<Item = Result<M, E>> + Sink<M, Error = E> + Send + 'static,
     M: WsMessage + Send + Sync + 'static,

@@ -114,7 +114,10 @@ mod tests {
         let hex = secret.to_string();
         assert_eq!(hex.len(), 32);
         assert_eq!(Secret::parse(&hex), Some(secret));
-        assert_eq!(Secret::parse(&hex.to_uppercase()).is_some(), hex == hex.to_uppercase());
+        assert_eq!(
+            Secret::parse(&hex.to_uppercase()).is_some(),
+            hex == hex.to_uppercase()
+        );
         assert_eq!(Secret::parse(&hex[1..]), None);
         assert_eq!(Secret::parse(&format!("{hex}0")), None);
         assert_eq!(Secret::parse("g0000000000000000000000000000000"), None);
@@ -140,7 +143,10 @@ mod tests {
         // The welcome carrying t1 was lost: the client resumes with its birth secret again.
         let t2 = tokens.rotate(birth).unwrap();
         assert!(tokens.accepts(&birth) && tokens.accepts(&t2));
-        assert!(!tokens.accepts(&t1), "an issued token never proven is dropped");
+        assert!(
+            !tokens.accepts(&t1),
+            "an issued token never proven is dropped"
+        );
 
         // The client got t2 and resumes with it: the birth secret is stale from now on.
         let t3 = tokens.rotate(t2).unwrap();

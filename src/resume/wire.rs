@@ -266,9 +266,30 @@ mod tests {
     /// Text near the session messages and the heartbeats: DLE, words of both, JSON.
     fn lookalike_text() -> impl Strategy<Value = String> {
         let pieces = prop::sample::select(vec![
-            "\u{10}", "\u{10}\u{10}", "hello", "welcome", "ack", " ", "1", "new", "resume",
-            "{", "}", "\"type\"", ":", "\"ping\"", "\"pong\"", "ping", "pong", "\\", "\\u0070",
-            ",", "\"seq\"", "7", "0123456789abcdef0123456789abcdef", " \t",
+            "\u{10}",
+            "\u{10}\u{10}",
+            "hello",
+            "welcome",
+            "ack",
+            " ",
+            "1",
+            "new",
+            "resume",
+            "{",
+            "}",
+            "\"type\"",
+            ":",
+            "\"ping\"",
+            "\"pong\"",
+            "ping",
+            "pong",
+            "\\",
+            "\\u0070",
+            ",",
+            "\"seq\"",
+            "7",
+            "0123456789abcdef0123456789abcdef",
+            " \t",
         ]);
         prop::collection::vec(pieces, 0..12).prop_map(|p| p.concat())
     }
@@ -377,12 +398,18 @@ mod tests {
             "\u{10}welcome 1",
         ] {
             assert!(
-                matches!(incoming(AppFrame::Text(bad)), Incoming::Session(Message::Malformed(_))),
+                matches!(
+                    incoming(AppFrame::Text(bad)),
+                    Incoming::Session(Message::Malformed(_))
+                ),
                 "{bad:?}"
             );
         }
         assert_eq!(incoming(AppFrame::Binary(&[DLE, 1])), Incoming::Reserved);
-        assert_eq!(incoming(AppFrame::Binary(&[DLE, DLE, 1])), Incoming::Escaped);
+        assert_eq!(
+            incoming(AppFrame::Binary(&[DLE, DLE, 1])),
+            Incoming::Escaped
+        );
         assert_eq!(incoming(AppFrame::Text("")), Incoming::Data);
     }
 }
