@@ -104,24 +104,24 @@ async fn upgrade(
             move |ws: Heartbeat<HyperWebsocketStream>| {
                 let handle = ws.handle();
                 let connected = Instant::now();
+                let ended = ended.clone();
                 async move {
                     let result = echo(ws).await;
                     let (lasted, stats, rtt) = (connected.elapsed(), handle.stats(), handle.rtt());
-                    Ok::<_, WsError>(Ended {
+                    let _ = ended.send(Ended {
                         peer,
                         lasted,
                         result,
                         stats,
                         rtt,
-                    })
+                    });
+                    Ok::<_, WsError>(())
                 }
             },
         );
         // The heartbeat's own events (RTT samples, deaths) carry the span's peer address.
         let span = tracing::info_span!("ws", %peer);
-        if let Ok(report) = handler.oneshot(ws).instrument(span).await {
-            let _ = ended.send(report);
-        }
+        let _ = handler.oneshot(ws).instrument(span).await;
     });
     Ok(response)
 }

@@ -152,17 +152,14 @@ impl<S> Heartbeat<S> {
         E: 'static,
     {
         match self.project().slot.project() {
-            SlotProj::Away { gone } => match &mut **gone {
-                Gone::Session(session) => Some(
-                    session
-                        .get_mut()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner())
-                        .downcast_mut()
-                        .expect("a session holds its socket's own item and error types"),
-                ),
-                _ => None,
-            },
-            SlotProj::Here { .. } => None,
+            SlotProj::Session { session } => Some(
+                session
+                    .get_mut()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .downcast_mut()
+                    .expect("a session holds its socket's own item and error types"),
+            ),
+            SlotProj::Away { .. } | SlotProj::Here { .. } => None,
         }
     }
 
@@ -183,7 +180,9 @@ impl<S> Heartbeat<S> {
                 ),
                 _ => unreachable!("the driver started at the first poll"),
             },
-            SlotProj::Here { .. } => unreachable!("only a connection that went away has a remote"),
+            SlotProj::Here { .. } | SlotProj::Session { .. } => {
+                unreachable!("only a connection that went away has a remote")
+            }
         }
     }
 

@@ -83,6 +83,10 @@ pin_project! {
         /// Background mode. (For a connection-handler service, the service waits here, and
         /// the connections it wraps go to the background.)
         Away { gone: Box<Gone<S>> },
+        /// A session (`resume::Sessions::accept`): a `resume::Session<S, M, E>`, which owns
+        /// the session's current socket, its item and error types erased here. (The lock is
+        /// never taken: the adapter reaches it through `&mut`; it makes the slot `Sync`.)
+        Session { session: std::sync::Mutex<Box<dyn Any + Send>> },
     }
 }
 
@@ -101,10 +105,6 @@ enum Gone<S> {
     },
     /// Between the two, while the driver starts.
     Moving,
-    /// A session (`resume::Sessions::accept`): a `resume::Session<S, M, E>` that owns the
-    /// session's current socket, its item and error types erased here. (The lock is never
-    /// taken: the adapter reaches it through `&mut`; it makes the box `Sync`.)
-    Session(std::sync::Mutex<Box<dyn Any + Send>>),
 }
 
 /// The per-connection heartbeat state, apart from the inner stream.
@@ -216,6 +216,7 @@ impl<S> Heartbeat<S> {
                 Gone::Parked(inner) => inner,
                 _ => panic!("{AWAY}"),
             },
+            Slot::Session { .. } => panic!("{AWAY}"),
         }
     }
 
@@ -231,6 +232,7 @@ impl<S> Heartbeat<S> {
                 Gone::Parked(inner) => inner,
                 _ => panic!("{AWAY}"),
             },
+            Slot::Session { .. } => panic!("{AWAY}"),
         }
     }
 
@@ -297,10 +299,10 @@ impl<S> Heartbeat<S> {
         M: Send + 'static,
         E: Send + 'static,
     {
-        let gone = Gone::Session(std::sync::Mutex::new(Box::new(session)));
+        let session: Box<dyn Any + Send> = Box::new(session);
         Self::in_slot(
-            Slot::Away {
-                gone: Box::new(gone),
+            Slot::Session {
+                session: std::sync::Mutex::new(session),
             },
             config,
             protocol,
@@ -367,7 +369,11 @@ impl<S> Heartbeat<S> {
     /// or this is a session's (whose sockets come and go).
     #[cfg(feature = "axum")]
     pub(crate) fn is_away(&self) -> bool {
-        matches!(&self.slot, Slot::Away { gone } if matches!(**gone, Gone::Driven { .. } | Gone::Session(_)))
+        match &self.slot {
+            Slot::Away { gone } => matches!(**gone, Gone::Driven { .. }),
+            Slot::Session { .. } => true,
+            Slot::Here { .. } => false,
+        }
     }
 }
 
@@ -384,6 +390,7 @@ impl<S> Slot<S> {
                 Gone::Parked(inner) => inner,
                 _ => panic!("{AWAY}"),
             },
+            Slot::Session { .. } => panic!("{AWAY}"),
         }
     }
 }
@@ -410,9 +417,9 @@ impl<S: fmt::Debug> fmt::Debug for Heartbeat<S> {
             Slot::Here { inner } => inner,
             Slot::Away { gone } => match &**gone {
                 Gone::Parked(inner) => inner,
-                Gone::Session(_) => &"(a session)",
                 _ => &"(with its driver task)",
             },
+            Slot::Session { .. } => &"(a session)",
         };
         f.debug_struct("Heartbeat")
             .field("inner", inner)

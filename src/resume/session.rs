@@ -145,7 +145,9 @@ where
     /// The socket went down: wait for the client, or end if too many wait already.
     fn park(&mut self) {
         self.ws = None;
-        self.out.clear();
+        // A parked session holds only what it must: what bursts grew goes back.
+        self.out = VecDeque::new();
+        self.ledger.shrink();
         if !matches!(self.phase, Phase::Live) {
             if matches!(self.phase, Phase::Closing) {
                 self.end(None);

@@ -247,6 +247,17 @@ impl Sessions {
         M: WsMessage + Send + Sync + 'static,
         E: From<Dead> + Send + Sync + 'static,
     {
+        // In a box: the handshake's state (timers, the socket's heartbeat) would otherwise
+        // stay in the size of the caller's task for the whole session.
+        Box::pin(self.handshake(ws)).await
+    }
+
+    async fn handshake<S, M, E>(&self, ws: S) -> Result<Option<Heartbeat<S>>, AcceptError<E>>
+    where
+        S: Stream<Item = Result<M, E>> + Sink<M, Error = E> + Send + 'static,
+        M: WsMessage + Send + Sync + 'static,
+        E: From<Dead> + Send + Sync + 'static,
+    {
         let registry = &self.registry;
         let mut hb = Box::pin(Heartbeat::for_session(
             ws,
@@ -403,7 +414,14 @@ impl Registry {
 
     /// The session ended: its id and tokens stop being valid.
     pub(crate) fn forget(&self, sid: &Secret) {
-        lock(&self.map).remove(sid);
+        let mut map = lock(&self.map);
+        map.remove(sid);
+        // After a peak the table gives its room back (amortised: only once it is a quarter
+        // full, to half).
+        if map.capacity() > 64 && map.len() * 4 < map.capacity() {
+            let keep = map.len() * 2;
+            map.shrink_to(keep);
+        }
     }
 
     /// A session's socket went down: `false` if `max_parked` sessions wait already.
