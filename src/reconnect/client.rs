@@ -213,8 +213,9 @@ impl<S: Connection> Reconnect<S> {
             })));
         }
         let mut delay = self.settings.backoff.delay(self.retry, random_u64());
-        if let Some(session) = &mut self.session {
-            session.went_down();
+        if let Some(session) = &self.session {
+            // The window runs from the loss of a socket the session was on (`disconnect`):
+            // a server down from the start is retried like without a session.
             match session.window_left() {
                 // The last attempt comes before the server forgets the session.
                 Some(left) => delay = delay.min(left.saturating_sub(left / 4)),

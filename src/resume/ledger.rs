@@ -136,11 +136,12 @@ impl Ledger {
     }
 
     /// A data message of `len` payload bytes arrived. `true`: acknowledge at once (a
-    /// quarter of the peer's buffer arrived since the last acknowledgement).
+    /// quarter of the peer's buffer arrived since the last acknowledgement, each message
+    /// weighed as the peer's buffer weighs it: its payload plus 8 bytes).
     #[inline]
     pub(crate) fn received(&mut self, len: usize) -> bool {
         self.received += 1;
-        self.unacked_bytes += len;
+        self.unacked_bytes += len + HEADER;
         self.unacked_bytes >= self.ack_every
     }
 
@@ -236,7 +237,7 @@ mod tests {
 
     #[test]
     fn room_is_counted_in_kept_bytes() {
-        // Buffer 30 bytes: two 10-byte messages keep 36 bytes... the first takes 18.
+        // Buffer 30 bytes: a 10-byte message weighs 18.
         let mut ledger = Ledger::new(30, 100);
         assert!(ledger.has_room());
         ledger.keep(AppFrame::Text("0123456789"));
@@ -256,12 +257,17 @@ mod tests {
     fn acknowledges_every_quarter_of_the_peers_buffer() {
         let mut ledger = Ledger::new(100, 400);
         assert_eq!(ledger.ack(), None, "nothing arrived");
-        assert!(!ledger.received(60));
-        assert!(ledger.received(40), "100 bytes: a quarter of 400");
+        assert!(!ledger.received(60), "68 of 100");
+        assert!(ledger.received(24), "100 bytes (60 + 8 + 24 + 8): a quarter of 400");
         assert_eq!(ledger.ack(), Some(2));
         assert_eq!(ledger.ack(), None);
-        assert!(!ledger.received(99));
+        assert!(!ledger.received(91));
         assert_eq!(ledger.told_in_handshake(), 3);
-        assert!(!ledger.received(99), "the handshake reset the count");
+        assert!(!ledger.received(91), "the handshake reset the count");
+        // Empty messages weigh 8 each in the sender's buffer, and here too.
+        for _ in 0..12 {
+            assert!(!ledger.received(0));
+        }
+        assert!(ledger.received(0), "13 empty messages: 104 bytes");
     }
 }
