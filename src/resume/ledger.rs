@@ -264,6 +264,7 @@ mod tests {
         assert!(!ledger.received(91));
         assert_eq!(ledger.told_in_handshake(), 3);
         assert!(!ledger.received(91), "the handshake reset the count");
+        assert_eq!(ledger.ack(), Some(4));
         // Empty messages weigh 8 each in the sender's buffer, and here too.
         for _ in 0..12 {
             assert!(!ledger.received(0));
