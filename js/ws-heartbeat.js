@@ -341,7 +341,7 @@ export class HeartbeatSocket extends EventTarget {
     const unconfirmed = s ? undefined : conn.sentSinceHeard ?? 0;
     if (!s) this.#stats.unconfirmed += unconfirmed;
     if (this.#final) return;
-    if (s && conn.openedAt !== undefined && s.windowTimer === null) this.#park();
+    if (s && conn.openedAt !== undefined && s.windowEnds === null) this.#park();
     // Stable: connected, and heard from, for `stableAfter`. A server that accepts and then
     // says nothing is found dead after interval × maxMissed, which may exceed the window: that
     // must not restart the count. (With control frames the page hears no heartbeat: up is enough.)
@@ -356,7 +356,10 @@ export class HeartbeatSocket extends EventTarget {
       return;
     }
     const ceiling = Math.min(max, initial * factor ** (this.#retries - 1));
-    const delay = Math.random() * ceiling; // full jitter
+    let delay = Math.random() * ceiling; // full jitter
+    // With `resume`, an attempt comes before the window ends, a quarter of what is left kept
+    // for it to reach the server (as the Rust client does).
+    if (s && s.windowEnds !== null) delay = Math.min(delay, ((s.windowEnds - Date.now()) * 3) / 4);
     // Timer first, event second: a listener that calls close() cancels the retry.
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = null;
@@ -392,8 +395,7 @@ export class HeartbeatSocket extends EventTarget {
       this.#queue = [];
       return { unsent };
     }
-    clearTimeout(s.windowTimer);
-    s.windowTimer = null;
+    this.#unpark();
     const unconfirmed = s.out.length;
     const unsent = s.acked + unconfirmed - s.transmitted;
     this.#stats.unconfirmed += unconfirmed;
@@ -619,7 +621,7 @@ export class HeartbeatSocket extends EventTarget {
     s.bytesSinceAck += weightOf(data);
     this.#emit('message', { data });
     // PROTOCOL.md, section 2: an ack at once when a quarter of the server's buffer came since the last.
-    if (this.#conn === conn && !this.#final && s.bytesSinceAck * 4 >= s.peerBuffer) this.#ack(conn);
+    if (this.#conn === conn && !this.#final && s.bytesSinceAck >= s.ackEvery) this.#ack(conn);
   }
 
   /** A session message from the server. Names this version does not know are ignored. */
@@ -645,9 +647,9 @@ export class HeartbeatSocket extends EventTarget {
       return;
     }
     this.#release(r);
-    Object.assign(s, { token, peerBuffer: b, window: w });
-    clearTimeout(s.windowTimer);
-    s.windowTimer = null;
+    // A quarter of the server's buffer, in whole bytes and at least one, as the Rust side counts it.
+    Object.assign(s, { token, ackEvery: Math.max(1, Math.floor(b / 4)), window: w });
+    this.#unpark();
     clearTimeout(conn.connectTimer);
     conn.welcomed = true;
     conn.upTo = r;
@@ -686,12 +688,20 @@ export class HeartbeatSocket extends EventTarget {
   /** The socket went down: the server keeps the session for its window, and so does the page. */
   #park() {
     const s = this.#session;
+    s.windowEnds = Date.now() + s.window;
     if (s.window > MAX_TIMER) return;
     s.windowTimer = setTimeout(() => {
-      s.windowTimer = null;
       const reason = `not resumed within the window of ${s.window} ms`;
       this.#endSession('session-lost', { reason }, 'window', TIMEOUT_CODE, 'session window passed');
     }, s.window);
+  }
+
+  /** The session is up again, or over: no window runs. */
+  #unpark() {
+    const s = this.#session;
+    clearTimeout(s.windowTimer);
+    s.windowTimer = null;
+    s.windowEnds = null;
   }
 
   /** A Close from the server on a socket that sent its hello. */
@@ -797,8 +807,9 @@ function startSession(url, o, shape) {
     url: routeParam === undefined ? url : routed(url, routeParam, sid),
     token: null, // the latest welcome's
     window: FIRST_WINDOW, // ms, the latest welcome's
-    peerBuffer: Infinity, // bytes, the latest welcome's
-    windowTimer: null, // running while the session is down
+    ackEvery: Infinity, // payload bytes between acks: a quarter of the latest welcome's buffer
+    windowEnds: null, // while the session is down: when the window passes
+    windowTimer: null,
     out: [], // kept messages { frame, weight }: number acked + 1 onwards
     outBytes: 0,
     acked: 0, // the server's received count

@@ -277,7 +277,7 @@ function start(options = {}, serverOptions = {}) {
   };
 }
 
-const STATE_KEYS = ['state', 'previous', 'why', 'code', 'reason', 'attempt', 'unconfirmed', 'unsent', 'cause'];
+const STATE_KEYS = ['state', 'previous', 'why', 'code', 'reason', 'attempt', 'delay', 'unconfirmed', 'unsent', 'cause'];
 const pick = (e, keys) => Object.fromEntries(keys.filter((k) => e[k] !== undefined).map((k) => [k, e[k]]));
 
 const framesOf = (ws) => ws.sent.map((m) => show(m.data));
@@ -546,6 +546,21 @@ describe('acknowledgements (section 2)', () => {
     assert.deepEqual(acksOf(s.ws), [[20, '2'], [40, '4']]);
     to(1000);
     assert.deepEqual(acksOf(s.ws), [[20, '2'], [40, '4']]);
+  });
+
+  it('the quarter is counted in whole bytes, at least one: a buffer of 403 acks at 100 bytes, one of 3 at every non-empty message', () => {
+    // welcome buffer 403; t=0 up; 99 bytes: none; 1 byte: ack 2. Another session, buffer 3: '' (0 bytes): none; 'x': ack 2
+    const s = start({}, { buffer: 403 });
+    s.up();
+    s.server.push(s.ws, 'x'.repeat(99));
+    s.server.push(s.ws, 'x');
+    assert.deepEqual(acksOf(s.ws), [[0, '2']]);
+    const tiny = start({}, { buffer: 3 });
+    tiny.up();
+    tiny.server.push(tiny.ws, '');
+    assert.deepEqual(acksOf(tiny.ws), []);
+    tiny.server.push(tiny.ws, 'x');
+    assert.deepEqual(acksOf(tiny.ws), [[0, '2']]);
   });
 
   it('with the control heartbeat, ticks send no ping but still the acks due', () => {
@@ -890,6 +905,28 @@ describe('the window', () => {
     assert.deepEqual(s.log.lost, []);
     to(30100);
     assert.deepEqual(s.log.lost.map((e) => [e.t, e.cause]), [[30100, 'window']]);
+  });
+
+  it('a retry is never scheduled past the window: its delay is at most three quarters of what is left', () => {
+    // backoff initial 10000, Math.random 0.999999; welcome window 4000; t=0 up; t=100 fails: a delay of ~9999.99
+    // would come after the window (t=4100): it is 3000 (three quarters of 4000), socket 1 at t=3100; it fails at
+    // once: ~19999.98 is cut to three quarters of the 1000 left, 750: socket 2 at t=3850
+    draws = 0.999999;
+    const s = start({ backoff: { initial: 10000, max: 60000 } }, { window: 4000 });
+    s.up();
+    to(100);
+    s.ws.fail();
+    assert.equal(s.last.delay, 3000);
+    to(3099);
+    assert.equal(s.net.sockets.length, 1);
+    to(3100);
+    assert.equal(s.net.sockets.length, 2);
+    s.ws.fail();
+    assert.equal(s.last.delay, 750);
+    to(3850);
+    assert.equal(s.net.sockets.length, 3);
+    to(4100);
+    assert.deepEqual(s.log.lost.map((e) => [e.t, e.cause]), [[4100, 'window']]);
   });
 
   it('sockets that never open start no window: a server down from the start is retried as without resume', () => {
