@@ -8,15 +8,18 @@ export type HeartbeatKind = 'json' | 'text' | 'binary' | 'control';
 export type HeartbeatState = 'connecting' | 'connected' | 'reconnecting' | 'closing' | 'closed';
 
 /**
- * Why the state changed: `open` (connected, hook done), `retry` (a new attempt starts),
- * `dead` (the server stayed silent), `closed` (the connection ended without a final code),
- * `error` (the socket failed), `timeout` (not connected within `connectTimeout`), `hook`
- * (`onConnect` threw), `final-code` (the server closed with a final code: a kick or a
- * log-out), `gave-up` (more than `maxRetries` failures in a row), `close` (the page called
- * `close()`).
+ * Why the state changed: `open` (connected, hook done; with `resume`, the first welcome),
+ * `resumed` (with `resume`: a later welcome), `retry` (a new attempt starts), `dead` (the
+ * server stayed silent), `closed` (the connection ended without a final code), `error` (the
+ * socket failed), `timeout` (not connected within `connectTimeout`), `hook` (`onConnect`
+ * threw), `final-code` (the server closed with a final code: a kick or a log-out; with
+ * `resume`, any code but 1011 and 4410), `gave-up` (more than `maxRetries` failures in a row),
+ * `close` (the page called `close()`), `session-lost` (with `resume`: refused with 4410, or not
+ * resumed within the window), `protocol-error` (with `resume`: the server broke PROTOCOL.md).
  */
 export type StateWhy =
-  | 'open' | 'retry' | 'dead' | 'closed' | 'error' | 'timeout' | 'hook' | 'final-code' | 'gave-up' | 'close';
+  | 'open' | 'resumed' | 'retry' | 'dead' | 'closed' | 'error' | 'timeout' | 'hook' | 'final-code' | 'gave-up'
+  | 'close' | 'session-lost' | 'protocol-error';
 
 export interface Backoff {
   /** Ceiling of the first retry's delay, ms (500). */
@@ -34,6 +37,20 @@ export interface HeartbeatShape {
   field?: string;
   ping?: string | number;
   pong?: string | number;
+}
+
+/**
+ * The session protocol (PROTOCOL.md): every message `send` takes reaches the server's handler
+ * once and in order, and every message of the server's reaches the page once and in order,
+ * across reconnects, for as long as the server keeps the session (its window).
+ */
+export interface ResumeOptions {
+  /** Adds `<routeParam>=<session id>` to every socket's URL, for a load balancer to route on
+   *  (nginx: `hash $arg_ws_session consistent;`). Unset: the URL as given. */
+  routeParam?: string;
+  /** Bytes of messages kept until the server acknowledges them (1 MiB = 1 048 576): each weighs
+   *  its UTF-8 or binary length plus 8; `send` returns false when one would not fit. */
+  buffer?: number;
 }
 
 /** What can be sent: what `WebSocket.send` takes. */
@@ -71,10 +88,10 @@ export interface HeartbeatSocketOptions {
   connectTimeout?: number;
   /** After `close()`, how long to wait for the server's Close, ms (1 000). */
   closeTimeout?: number;
-  /** Messages kept while disconnected (256). */
+  /** Messages kept while disconnected (256). Not used with `resume`, whose buffer is in bytes. */
   buffer?: number;
   /** Server close codes that end the socket: a number or an inclusive `[from, to]` range
-   *  (1000, 1008, 4000–4999). */
+   *  (1000, 1008, 4000–4999). With `resume`, the protocol decides: every Close but 1011 ends it. */
   finalCodes?: Array<number | [number, number]>;
   /** The WebSocket constructor (globalThis.WebSocket). */
   WebSocket?: WebSocketConstructor;
@@ -83,8 +100,13 @@ export interface HeartbeatSocketOptions {
   /** Overrides of the heartbeat messages' shape. */
   shape?: HeartbeatShape;
   /** Runs after each open, before buffered messages flow; `send` writes on this connection
-   *  at once. A throw or a rejection is a failed attempt. */
+   *  at once. A throw or a rejection is a failed attempt. Not with `resume` (TypeError): a
+   *  session is one stream, so what a login sends goes once, with `send`. */
   onConnect?: (send: (data: SendData) => boolean) => void | Promise<void>;
+  /** Speak the session protocol (PROTOCOL.md); the server must too (`ws_heartbeat::resume`).
+   *  `true` for the defaults. Every socket starts with a hello; messages are numbered, kept
+   *  until acknowledged and sent again after a reconnect. */
+  resume?: boolean | ResumeOptions;
 }
 
 export interface HeartbeatStats {
@@ -100,14 +122,24 @@ export interface HeartbeatStats {
   sent: number;
   /** Messages received, heartbeats included. */
   received: number;
-  /** Messages handed to connections that were lost before the server was heard from again. */
+  /** Messages handed to connections that were lost before the server was heard from again.
+   *  With `resume`: messages never acknowledged when the session ended. */
   unconfirmed: number;
   /** Messages refused by `send` because the buffer was full. */
   dropped: number;
-  /** Buffered messages discarded when the socket ended. */
+  /** Buffered messages discarded when the socket ended. With `resume`: of the unconfirmed,
+   *  those never sent at all. */
   unsent: number;
-  /** Messages waiting in the buffer now. */
+  /** Messages waiting to go out now: the buffer; with `resume`, kept messages not yet sent on
+   *  the current socket (all of them while disconnected). */
   buffered: number;
+  /** With `resume`: welcomes that resumed the session on a new socket. */
+  resumes: number;
+  /** With `resume`: messages kept until the server acknowledges them, sent or not (else 0). */
+  kept: number;
+  /** With `resume`: their weight in bytes, against `resume.buffer` (else 0). The socket's
+   *  `bufferedAmount` is another thing: bytes not yet written, acknowledged or not. */
+  keptBytes: number;
 }
 
 /** An event of a `HeartbeatSocket`; the fields are on the event itself. */
@@ -130,9 +162,10 @@ export interface StateEvent extends HeartbeatEvent {
   readonly attempt?: number;
   /** ms until the next attempt (reconnecting). */
   readonly delay?: number;
-  /** Messages handed to the lost connection after the server was last heard from. */
+  /** Messages handed to the lost connection after the server was last heard from. With
+   *  `resume`, only when the session ends (closing, closed): messages never acknowledged. */
   readonly unconfirmed?: number;
-  /** Buffered messages discarded (closed). */
+  /** Buffered messages discarded (closed). With `resume`: of the unconfirmed, those never sent. */
   readonly unsent?: number;
   /** What failed, when something threw (hook, error). */
   readonly error?: unknown;
@@ -145,15 +178,34 @@ export interface RttEvent extends HeartbeatEvent {
   readonly rtt: number;
 }
 
+/**
+ * With `resume`: the session is gone with messages the server may never have had. Fired just
+ * before the state event `closed` (why `session-lost` or `protocol-error`).
+ */
+export interface SessionLostEvent extends HeartbeatEvent {
+  /** `refused`: the server closed with 4410 (it does not hold the session: its window passed,
+   *  it restarted); `window`: not resumed within the window since the socket went down (the
+   *  latest welcome's; 30 s before any); `protocol-error`: the server broke PROTOCOL.md, the
+   *  page closed with 4002 (or 4400 for a version it does not speak). */
+  readonly cause: 'refused' | 'window' | 'protocol-error';
+  /** Messages `send` took that the server never acknowledged, sent or not. */
+  readonly unconfirmed: number;
+  readonly reason: string;
+  /** 4410 (refused), 4002 or 4400 (protocol-error). */
+  readonly code?: number;
+}
+
 export interface HeartbeatSocketEventMap {
   message: MessageEventLike;
   state: StateEvent;
   rtt: RttEvent;
+  sessionlost: SessionLostEvent;
 }
 
 export declare class HeartbeatSocket extends EventTarget {
   /** Throws what the WebSocket constructor throws on the first attempt (a bad URL), and
-   *  RangeError or TypeError for a bad option. */
+   *  RangeError or TypeError for a bad option (with `resume`: `onConnect`, a heartbeat shape
+   *  that begins with 0x10, a `resume.buffer` not an integer >= 1). */
   constructor(url: string | URL, options?: HeartbeatSocketOptions);
   readonly state: HeartbeatState;
   /** The latest round trip in ms, undefined before the first. */
@@ -164,12 +216,16 @@ export declare class HeartbeatSocket extends EventTarget {
   onmessage: ((event: MessageEventLike) => void) | null | undefined;
   onstate: ((event: StateEvent) => void) | null | undefined;
   onrtt: ((event: RttEvent) => void) | null | undefined;
-  /** Sends, or buffers while not connected; false when refused (buffer full, or closed). */
+  onsessionlost: ((event: SessionLostEvent) => void) | null | undefined;
+  /** Sends, or buffers while not connected; false when refused (buffer full, or closed). With
+   *  `resume`: numbers and keeps the message, sent now if the session is up; false when the
+   *  kept messages would pass `resume.buffer` bytes (an acknowledgement makes room). */
   send(data: SendData): boolean;
   /** Changes the page's interval now; the server is told in the next ping (sent at once). */
   setInterval(ms: number): void;
-  /** Ends the socket: no reconnect after. `code` is 1000 or 3000–4999 (else RangeError),
-   *  `reason` at most 123 bytes of UTF-8 (else SyntaxError). */
+  /** Ends the socket: no reconnect after; with `resume`, the Close ends the session on the
+   *  server too. `code` is 1000 or 3000–4999 (else RangeError), `reason` at most 123 bytes of
+   *  UTF-8 (else SyntaxError). */
   close(code?: number, reason?: string): void;
   addEventListener<K extends keyof HeartbeatSocketEventMap>(
     type: K,

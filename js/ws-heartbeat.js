@@ -3,12 +3,30 @@
 // `HeartbeatSocket` is a WebSocket that heartbeats, finds a silent server dead within a stated
 // bound, measures round trips, and reconnects with full-jitter backoff, keeping what the page
 // sends meanwhile. Same rules as the Rust side; the design (ARCHITECTURE.md, "The browser
-// module") states them once for both. No dependencies, no build step. MIT OR Apache-2.0.
+// module") states them once for both. With `resume`, it speaks the session protocol
+// (PROTOCOL.md): every message is delivered once and in order across reconnects.
+// No dependencies, no build step. MIT OR Apache-2.0.
 
 const OPEN = 1; // WebSocket.OPEN, without relying on the constructor's statics
 const MAX_HEARTBEAT_BYTES = 1024; // longer lookalikes are data, as on the server
 const MAX_INTERVAL = 24 * 60 * 60 * 1000;
 const TIMEOUT_CODE = 3008; // IANA "Timeout": the page gave up on a silent server
+
+// The session protocol (PROTOCOL.md).
+const DLE = '\u0010';
+const SESSION_VERSION = 1;
+const RESUME_DEFAULTS = Object.freeze({ routeParam: undefined, buffer: 1 << 20 });
+const FIRST_WINDOW = 30000; // the window before any welcome announced the server's
+const MESSAGE_OVERHEAD = 8; // weight of a kept message beyond its bytes
+const ID = /^[0-9a-f]{32}$/;
+// A Close with any code ends a session except 1011, which parks it; 1006 and 1015 are what a
+// browser reports when no Close came at all (a broken connection), so they park it too.
+const PARKING_CODES = Object.freeze([1006, 1011, 1015]);
+// The protocol's 1002 ("protocol error") is a code a page may not send (WebSocket.close takes
+// 1000 and 3000-4999): the page sends this one instead. Any Close ends the session all the same.
+const PROTOCOL_ERROR_CODE = 4002;
+const VERSION_CODE = 4400; // the server chose a version this page does not speak
+const MAX_TIMER = 2 ** 31 - 1; // a longer setTimeout fires at once: such a window never expires here
 
 const DEFAULTS = Object.freeze({
   heartbeat: 'json',
@@ -41,7 +59,8 @@ export class HeartbeatEvent extends Event {
 /**
  * A WebSocket with a heartbeat and reconnection. Events: `message` (`e.data`, never a
  * heartbeat), `state` (`e.state`, `e.previous`, `e.why`, and what applies of `e.code`,
- * `e.reason`, `e.attempt`, `e.delay`, `e.unconfirmed`, `e.unsent`, `e.error`), `rtt` (`e.rtt`).
+ * `e.reason`, `e.attempt`, `e.delay`, `e.unconfirmed`, `e.unsent`, `e.error`), `rtt` (`e.rtt`),
+ * and with `resume`, `sessionlost` (`e.cause`, `e.unconfirmed`, `e.reason`, `e.code`).
  */
 export class HeartbeatSocket extends EventTarget {
   #url;
@@ -53,6 +72,7 @@ export class HeartbeatSocket extends EventTarget {
   #retryTimer = null;
   #retries = 0; // failed attempts since the last stable connection
   #queue = [];
+  #session = null; // with `resume`: the session that outlives the sockets (see startSession)
   #final = false;
   #rtt = undefined;
   #stats = {
@@ -65,6 +85,7 @@ export class HeartbeatSocket extends EventTarget {
     unconfirmed: 0,
     dropped: 0,
     unsent: 0,
+    resumes: 0,
   };
 
   /**
@@ -84,6 +105,7 @@ export class HeartbeatSocket extends EventTarget {
     this.#options = o;
     this.#shape = { ...SHAPES[o.heartbeat], ...o.shape };
     this.#interval = o.interval;
+    if (o.resume) this.#session = startSession(url, o, this.#shape);
     this.#connect('connecting', 'start');
   }
 
@@ -102,9 +124,16 @@ export class HeartbeatSocket extends EventTarget {
     return this.#interval;
   }
 
-  /** Counters since construction (a copy); `buffered` is the queue's length now. */
+  /**
+   * Counters since construction (a copy). `buffered`: messages waiting to go out now (the
+   * queue; with `resume`, kept messages not yet sent on the current socket). `kept`,
+   * `keptBytes`: with `resume`, the messages kept until acknowledged and their weight.
+   */
   get stats() {
-    return { ...this.#stats, buffered: this.#queue.length };
+    const s = this.#session;
+    if (!s) return { ...this.#stats, buffered: this.#queue.length, kept: 0, keptBytes: 0 };
+    const sentHere = this.#conn?.welcomed ? this.#conn.upTo : s.acked;
+    return { ...this.#stats, buffered: s.acked + s.out.length - sentHere, kept: s.out.length, keptBytes: s.outBytes };
   }
 
   /**
@@ -114,6 +143,7 @@ export class HeartbeatSocket extends EventTarget {
    */
   send(data) {
     if (this.#final) return false;
+    if (this.#session) return this.#keep(data);
     const conn = this.#conn;
     if (this.#state === 'connected' && this.#queue.length === 0 && conn.ws.readyState === OPEN) {
       this.#transmit(conn, data);
@@ -150,27 +180,25 @@ export class HeartbeatSocket extends EventTarget {
     }
     if (clip(String(reason)) !== String(reason)) throw new SyntaxError('close reason: at most 123 bytes of UTF-8');
     if (this.#final) return;
-    this.#final = true;
+    this.#final = true; // with `resume`, the session ends too: the Close tells the server
     clearTimeout(this.#retryTimer);
     this.#retryTimer = null;
-    const unsent = this.#queue.length;
-    this.#stats.unsent += unsent;
-    this.#queue = [];
+    const left = this.#discard();
     const conn = this.#conn;
     if (conn?.ws.readyState === OPEN) {
       stopBeat(conn);
-      conn.closeTimer = setTimeout(() => this.#ended(conn, 'close', { code, reason, unsent }), this.#options.closeTimeout);
-      this.#setState('closing', 'close', { code, reason, unsent });
-      conn.onClose = (e) => this.#ended(conn, 'close', { code: e.code, reason: e.reason, unsent });
+      conn.closeTimer = setTimeout(() => this.#ended(conn, 'close', { code, reason, ...left }), this.#options.closeTimeout);
+      this.#setState('closing', 'close', { code, reason, ...left });
+      conn.onClose = (e) => this.#ended(conn, 'close', { code: e.code, reason: e.reason, ...left });
       try {
         conn.ws.close(code, reason);
       } catch (error) {
-        this.#ended(conn, 'close', { code, reason, unsent, error });
+        this.#ended(conn, 'close', { code, reason, ...left, error });
       }
     } else {
       if (conn) this.#drop(conn, 1000, 'closed by the page');
       this.#conn = null;
-      this.#setState('closed', 'close', { code, reason, unsent });
+      this.#setState('closed', 'close', { code, reason, ...left });
     }
   }
 
@@ -183,7 +211,8 @@ export class HeartbeatSocket extends EventTarget {
     const conn = { ws: null, beat: false, tickTimer: null, connectTimer: null, closeTimer: null, onClose: null };
     this.#conn = conn;
     try {
-      conn.ws = protocols === undefined ? new WebSocket(this.#url) : new WebSocket(this.#url, protocols);
+      const url = this.#session?.url ?? this.#url;
+      conn.ws = protocols === undefined ? new WebSocket(url) : new WebSocket(url, protocols);
     } catch (error) {
       // The constructor throws only for what no retry can mend (a bad URL, bad protocols):
       // the first attempt passes it to the page, later ones give up with it.
@@ -218,12 +247,16 @@ export class HeartbeatSocket extends EventTarget {
     conn.seq = Math.floor(Math.random() * 2 ** 40); // random start: a forged answer seldom matches
     conn.firstUnanswered = conn.seq;
     conn.latestSentAt = null;
-    if (this.#shape.ping !== undefined) {
+    // With `resume`, the hello is the first frame; the rest waits for the welcome (#welcome).
+    if (this.#session) this.#hello(conn);
+    // With `resume` and `control`, ticks still run: they send no ping, only the acks due.
+    if (this.#shape.ping !== undefined || this.#session) {
       conn.beat = true;
       const first = this.#options.jitter ? Math.max(1, Math.ceil(Math.random() * this.#interval)) : this.#interval;
       conn.nextTick = now + first;
       conn.tickTimer = setTimeout(() => this.#tick(conn), first);
     }
+    if (this.#session) return; // connected at the welcome, within connectTimeout
     const hook = this.#options.onConnect;
     if (hook) {
       const hookSend = (data) => this.#current(conn) && conn.ws.readyState === OPEN && (this.#transmit(conn, data), true);
@@ -251,16 +284,17 @@ export class HeartbeatSocket extends EventTarget {
 
   /** The server closed (or the connection broke): final code, or another attempt. */
   #closedByServer(conn, e) {
+    if (this.#session && conn.openedAt !== undefined) {
+      this.#sessionClosed(conn, e);
+      return;
+    }
     const fields = { code: e.code, reason: e.reason, unconfirmed: conn.sentSinceHeard ?? 0 };
     if (conn.openedAt !== undefined && this.#isFinal(e.code)) {
       this.#drop(conn);
       this.#conn = null;
       this.#final = true;
       this.#stats.unconfirmed += fields.unconfirmed;
-      fields.unsent = this.#queue.length;
-      this.#stats.unsent += fields.unsent;
-      this.#queue = [];
-      this.#setState('closed', 'final-code', fields);
+      this.#setState('closed', 'final-code', { ...fields, ...this.#discard() });
     } else {
       this.#lost(conn, 'closed', fields);
     }
@@ -273,8 +307,13 @@ export class HeartbeatSocket extends EventTarget {
   /** Gives up on a connection that is still open or opening, and tries again. */
   #fail(conn, why, reason, error) {
     if (!this.#current(conn)) return;
-    this.#drop(conn, TIMEOUT_CODE, clip(reason));
-    this.#lost(conn, why, { code: TIMEOUT_CODE, reason, error });
+    // With `resume`, a socket that sent its hello is left open: any Close would end the session
+    // on the server (PROTOCOL.md, section 6) and a page cannot send 1011, the code that parks
+    // it. The server drops that socket when the session resumes on the next one (or finds it
+    // dead, the page no longer answering on it).
+    const code = this.#session && conn.openedAt !== undefined ? undefined : TIMEOUT_CODE;
+    this.#drop(conn, code, clip(reason));
+    this.#lost(conn, why, { code, reason, error });
   }
 
   /** Stops everything a connection runs; its socket's later events are ignored. */
@@ -297,9 +336,12 @@ export class HeartbeatSocket extends EventTarget {
     if (this.#conn !== conn) return;
     this.#drop(conn);
     this.#conn = null;
-    const unconfirmed = conn.sentSinceHeard ?? 0;
-    this.#stats.unconfirmed += unconfirmed;
+    const s = this.#session;
+    // With `resume` nothing sent is at risk yet: what the server lacks is sent again.
+    const unconfirmed = s ? undefined : conn.sentSinceHeard ?? 0;
+    if (!s) this.#stats.unconfirmed += unconfirmed;
     if (this.#final) return;
+    if (s && conn.openedAt !== undefined && s.windowEnds === null) this.#park();
     // Stable: connected, and heard from, for `stableAfter`. A server that accepts and then
     // says nothing is found dead after interval × maxMissed, which may exceed the window: that
     // must not restart the count. (With control frames the page hears no heartbeat: up is enough.)
@@ -310,14 +352,14 @@ export class HeartbeatSocket extends EventTarget {
     const detail = { ...fields, unconfirmed, attempt: this.#retries };
     if (this.#retries > maxRetries) {
       this.#final = true;
-      detail.unsent = this.#queue.length;
-      this.#stats.unsent += detail.unsent;
-      this.#queue = [];
-      this.#setState('closed', 'gave-up', { ...detail, cause: why });
+      this.#setState('closed', 'gave-up', { ...detail, ...this.#discard(), cause: why });
       return;
     }
     const ceiling = Math.min(max, initial * factor ** (this.#retries - 1));
-    const delay = Math.random() * ceiling; // full jitter
+    let delay = Math.random() * ceiling; // full jitter
+    // With `resume`, an attempt comes before the window ends, a quarter of what is left kept
+    // for it to reach the server (as the Rust client does).
+    if (s && s.windowEnds !== null) delay = Math.min(delay, ((s.windowEnds - Date.now()) * 3) / 4);
     // Timer first, event second: a listener that calls close() cancels the retry.
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = null;
@@ -332,8 +374,35 @@ export class HeartbeatSocket extends EventTarget {
     if (this.#conn !== conn) return;
     this.#drop(conn);
     this.#conn = null;
+    if (this.#session) {
+      this.#setState('closed', why, fields); // #discard counted them at close()
+      return;
+    }
     this.#stats.unconfirmed += conn.sentSinceHeard ?? 0;
     this.#setState('closed', why, { ...fields, unconfirmed: conn.sentSinceHeard ?? 0 });
+  }
+
+  /**
+   * The socket ends for good: what it still holds is counted and let go. Without `resume`, the
+   * queue (`unsent`); with it, the kept messages (`unconfirmed`: never acknowledged, sent or
+   * not; `unsent`: those of them never sent at all).
+   */
+  #discard() {
+    const s = this.#session;
+    if (!s) {
+      const unsent = this.#queue.length;
+      this.#stats.unsent += unsent;
+      this.#queue = [];
+      return { unsent };
+    }
+    this.#unpark();
+    const unconfirmed = s.out.length;
+    const unsent = s.acked + unconfirmed - s.transmitted;
+    this.#stats.unconfirmed += unconfirmed;
+    this.#stats.unsent += unsent;
+    s.out = [];
+    s.outBytes = 0;
+    return { unconfirmed, unsent };
   }
 
   #setState(state, why, fields = {}) {
@@ -378,12 +447,17 @@ export class HeartbeatSocket extends EventTarget {
       this.#fail(conn, 'dead', `server silent for ${silent} ms, ${conn.pingsSinceHeard} pings unanswered`);
       return;
     }
-    conn.seq += 1;
-    conn.latestSentAt = now;
-    conn.pingsSinceHeard += 1;
-    conn.lastPingDue = due;
-    this.#stats.pings += 1;
-    if (conn.ws.readyState === OPEN) conn.ws.send(this.#ping(conn.seq, interval));
+    if (this.#shape.ping !== undefined) {
+      conn.seq += 1;
+      conn.latestSentAt = now;
+      conn.pingsSinceHeard += 1;
+      conn.lastPingDue = due;
+      this.#stats.pings += 1;
+      if (conn.ws.readyState === OPEN) conn.ws.send(this.#ping(conn.seq, interval));
+    }
+    // PROTOCOL.md, section 2: an ack at every tick if data arrived since the last one.
+    const s = this.#session;
+    if (s && conn.welcomed && s.received > s.told) this.#ack(conn);
     // Next tick one interval after this one's deadline; after a stall, a fresh schedule.
     const next = conn.nextTick + interval;
     conn.nextTick = next > now ? next : now + interval;
@@ -418,7 +492,10 @@ export class HeartbeatSocket extends EventTarget {
     const verdict = this.#options.heartbeat === 'control' ? null : classify(this.#options.heartbeat, this.#shape, data);
     if (verdict === null) {
       conn.sentSinceHeard = 0;
-      this.#emit('message', { data });
+      // With `resume`, the heartbeat has had its look (an escaped frame begins with DLE, which
+      // no heartbeat shape takes); now the session layer reads it.
+      if (this.#session) this.#sessionFrame(conn, data);
+      else this.#emit('message', { data });
     } else if (verdict.answer !== undefined) {
       if (conn.ws.readyState === OPEN) conn.ws.send(verdict.answer);
     } else {
@@ -437,6 +514,224 @@ export class HeartbeatSocket extends EventTarget {
     if (target !== latest) return; // only the latest ping's send time is kept
     this.#rtt = Date.now() - conn.latestSentAt;
     this.#emit('rtt', { rtt: this.#rtt });
+  }
+
+  // --- the session (option `resume`, PROTOCOL.md) -------------------------------------------
+
+  /**
+   * `send` with `resume`: the message is numbered (its place in the outbox) and kept until the
+   * server's received count covers it, then sent if the session is up (else at the next
+   * welcome). The outbox holds at most `resume.buffer` bytes of weight; a message that would
+   * pass that is refused and not taken. (The socket's own `bufferedAmount` plays no part: a
+   * kept message stays counted after the socket has written it, until it is acknowledged.)
+   */
+  #keep(data) {
+    const s = this.#session;
+    if (typeof data !== 'string' && !isBinary(data) && !isBlob(data)) data = String(data); // as WebSocket.send does
+    const weight = weightOf(data) + MESSAGE_OVERHEAD;
+    if (s.outBytes + weight > s.buffer) {
+      this.#stats.dropped += 1;
+      return false;
+    }
+    s.out.push({ frame: this.#escape(data), weight });
+    s.outBytes += weight;
+    if (this.#conn?.welcomed) this.#flush(this.#conn);
+    return true;
+  }
+
+  /** Sends, in order, the kept messages this socket has not carried yet. */
+  #flush(conn) {
+    const s = this.#session;
+    const numbered = s.acked + s.out.length;
+    while (conn.upTo < numbered && conn.ws.readyState === OPEN) {
+      this.#transmit(conn, s.out[conn.upTo - s.acked].frame);
+      conn.upTo += 1;
+    }
+    if (conn.upTo > s.transmitted) s.transmitted = conn.upTo;
+  }
+
+  /**
+   * The frame that carries a data message (PROTOCOL.md, section 1): two DLEs in front when it
+   * begins with one or could pass for a heartbeat. Binary is copied either way, so a page that
+   * reuses its buffer after `send` cannot change a kept message before it is sent again.
+   */
+  #escape(data) {
+    if (typeof data === 'string') {
+      return data.charCodeAt(0) === 0x10 || this.#lookalike(data) ? DLE + DLE + data : data;
+    }
+    // A Blob's bytes cannot be read at once: it is always escaped, which the protocol allows.
+    if (isBlob(data)) return new Blob([Uint8Array.of(0x10, 0x10), data]);
+    const bytes = ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : new Uint8Array(data);
+    const skip = bytes[0] === 0x10 || this.#lookalike(bytes) ? 2 : 0;
+    const frame = new Uint8Array(skip + bytes.length);
+    frame.fill(0x10, 0, skip);
+    frame.set(bytes, skip);
+    return frame.buffer;
+  }
+
+  /** Could the heartbeat take this data for one of its own frames? (PROTOCOL.md's table) */
+  #lookalike(data) {
+    const { heartbeat } = this.#options;
+    const shape = this.#shape;
+    if (heartbeat === 'text') return data === shape.ping || data === shape.pong;
+    if (heartbeat === 'binary') return typeof data !== 'string' && classify('binary', shape, data) !== null;
+    if (heartbeat !== 'json' || typeof data !== 'string' || data.length > MAX_HEARTBEAT_BYTES) return false;
+    if (data[0] !== '{' && data.trimStart()[0] !== '{') return false;
+    if (!data.includes(shape.ping) && !data.includes(shape.pong) && !data.includes('\\')) return false;
+    return utf8Length(data) <= MAX_HEARTBEAT_BYTES;
+  }
+
+  /** The first frame on every socket: start the session, or resume it. */
+  #hello(conn) {
+    const s = this.#session;
+    conn.welcomed = false;
+    conn.upTo = 0;
+    conn.resuming = s.token !== null; // until a welcome came, `new` again: a repeat is a resume from 0
+    const words = conn.resuming ? ['resume', s.sid, s.token, s.received] : ['new', s.sid, s.secret, s.buffer];
+    conn.ws.send(`${DLE}hello ${SESSION_VERSION} ${words.join(' ')}`);
+    s.told = s.received; // the hello carries our count: the server's kept messages are acknowledged
+    s.bytesSinceAck = 0;
+  }
+
+  /** A frame the heartbeat took for data: a session message, or a data message (escaped or not). */
+  #sessionFrame(conn, data) {
+    const s = this.#session;
+    if (typeof data === 'string' && data.charCodeAt(0) === 0x10) {
+      if (data.charCodeAt(1) !== 0x10) {
+        if (!this.#final) this.#command(conn, data.slice(1).split(' ')); // closing: the session is over
+        return;
+      }
+      data = data.slice(2);
+    } else if (data instanceof ArrayBuffer && data.byteLength > 0 && new Uint8Array(data)[0] === 0x10) {
+      if (data.byteLength < 2 || new Uint8Array(data)[1] !== 0x10) {
+        this.#violation('a binary frame began with 0x10 but not 0x10 0x10');
+        return;
+      }
+      data = data.slice(2);
+    }
+    if (this.#final) {
+      this.#emit('message', { data }); // closing: delivered as without `resume`, no longer counted
+      return;
+    }
+    if (!conn.welcomed) {
+      this.#violation('data before the welcome');
+      return;
+    }
+    s.received += 1;
+    s.bytesSinceAck += weightOf(data);
+    this.#emit('message', { data });
+    // PROTOCOL.md, section 2: an ack at once when a quarter of the server's buffer came since the last.
+    if (this.#conn === conn && !this.#final && s.bytesSinceAck >= s.ackEvery) this.#ack(conn);
+  }
+
+  /** A session message from the server. Names this version does not know are ignored. */
+  #command(conn, words) {
+    if (words[0] === 'welcome') this.#welcome(conn, words);
+    else if (words[0] === 'ack') this.#acked(conn, words);
+  }
+
+  /** `welcome 1 <token> <received> <buffer> <window>`: the session is up on this socket. */
+  #welcome(conn, [, version, token, received, buffer, window]) {
+    const s = this.#session;
+    const [v, r, b, w] = [version, received, buffer, window].map(count);
+    if (conn.welcomed || !ID.test(token ?? '') || [v, r, b, w].some(Number.isNaN)) {
+      this.#violation(conn.welcomed ? 'a second welcome' : 'a malformed welcome');
+      return;
+    }
+    if (v !== SESSION_VERSION) {
+      this.#violation(`session version ${version} chosen, this page speaks ${SESSION_VERSION}`, VERSION_CODE);
+      return;
+    }
+    if (r < s.acked || r > s.transmitted) {
+      this.#violation(`welcome with received ${r}: acknowledged ${s.acked}, sent ${s.transmitted}`);
+      return;
+    }
+    this.#release(r);
+    // A quarter of the server's buffer, in whole bytes and at least one, as the Rust side counts it.
+    Object.assign(s, { token, ackEvery: Math.max(1, Math.floor(b / 4)), window: w });
+    this.#unpark();
+    clearTimeout(conn.connectTimer);
+    conn.welcomed = true;
+    conn.upTo = r;
+    conn.connectedAt = Date.now();
+    if (conn.resuming) this.#stats.resumes += 1;
+    this.#flush(conn); // what the server lacks, in order, before anything new
+    this.#setState('connected', conn.resuming ? 'resumed' : 'open');
+  }
+
+  /** `ack <received>`: the server has these; they are let go. */
+  #acked(conn, [, received]) {
+    const s = this.#session;
+    const n = count(received);
+    if (!conn.welcomed) this.#violation('an ack before the welcome');
+    else if (Number.isNaN(n)) this.#violation('a malformed ack');
+    else if (n < s.acked) this.#violation(`ack ${n} after ack ${s.acked}`);
+    else if (n > conn.upTo) this.#violation(`ack ${n} of ${conn.upTo} sent`);
+    else this.#release(n);
+  }
+
+  /** Drops the kept messages numbered up to `n`, which the server has. */
+  #release(n) {
+    const s = this.#session;
+    for (const { weight } of s.out.splice(0, n - s.acked)) s.outBytes -= weight;
+    s.acked = n;
+  }
+
+  #ack(conn) {
+    const s = this.#session;
+    if (conn.ws.readyState !== OPEN) return;
+    conn.ws.send(`${DLE}ack ${s.received}`);
+    s.told = s.received;
+    s.bytesSinceAck = 0;
+  }
+
+  /** The socket went down: the server keeps the session for its window, and so does the page. */
+  #park() {
+    const s = this.#session;
+    s.windowEnds = Date.now() + s.window;
+    if (s.window > MAX_TIMER) return;
+    s.windowTimer = setTimeout(() => {
+      const reason = `not resumed within the window of ${s.window} ms`;
+      this.#endSession('session-lost', { reason }, 'window', TIMEOUT_CODE, 'session window passed');
+    }, s.window);
+  }
+
+  /** The session is up again, or over: no window runs. */
+  #unpark() {
+    const s = this.#session;
+    clearTimeout(s.windowTimer);
+    s.windowTimer = null;
+    s.windowEnds = null;
+  }
+
+  /** A Close from the server on a socket that sent its hello. */
+  #sessionClosed(conn, e) {
+    const fields = { code: e.code, reason: e.reason };
+    if (PARKING_CODES.includes(e.code)) this.#lost(conn, 'closed', fields);
+    else if (e.code === 4410) this.#endSession('session-lost', fields, 'refused');
+    else this.#endSession('final-code', fields); // a kick, a log-out, 4400, 4409, 1008...
+  }
+
+  /** The server broke the protocol: the page ends the session (PROTOCOL.md, section 3). */
+  #violation(reason, code = PROTOCOL_ERROR_CODE) {
+    if (this.#final) return; // closing already
+    this.#endSession('protocol-error', { code, reason }, 'protocol-error', code, clip(reason));
+  }
+
+  /**
+   * The session is over: no reconnect. `cause` (refused, window, protocol-error) fires
+   * `sessionlost` first; `closeCode` closes the socket in flight, if any.
+   */
+  #endSession(why, fields, cause, closeCode, closeReason) {
+    const conn = this.#conn;
+    if (conn) this.#drop(conn, closeCode, closeReason);
+    this.#conn = null;
+    this.#final = true;
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = null;
+    const left = this.#discard();
+    if (cause) this.#emit('sessionlost', { ...fields, cause, unconfirmed: left.unconfirmed });
+    this.#setState('closed', why, { ...fields, ...left });
   }
 }
 
@@ -483,6 +778,91 @@ function classify(kind, shape, data) {
   const seq = bytes.length === 14 || bytes.length === 18 ? Number(view.getBigUint64(6)) : undefined;
   return { seq };
 }
+
+/**
+ * The session of a socket with `resume`: its id and secret (128 random bits each, made once),
+ * the URL it dials, and the state both sides count (PROTOCOL.md, section 2).
+ */
+function startSession(url, o, shape) {
+  if (o.resume !== true && typeof o.resume !== 'object') throw new TypeError('resume: true or { routeParam, buffer }');
+  const { routeParam, buffer } = { ...RESUME_DEFAULTS, ...(o.resume === true ? {} : o.resume) };
+  if (!Number.isSafeInteger(buffer) || buffer < 1) throw new RangeError('resume.buffer: bytes, an integer >= 1');
+  if (routeParam !== undefined && (typeof routeParam !== 'string' || routeParam === '')) {
+    throw new TypeError('resume.routeParam: a query parameter name');
+  }
+  // A session is one stream across sockets: per-socket messages would reach the server's
+  // handler as data in the middle of it. What a login sends goes once, with send().
+  if (o.onConnect) throw new TypeError('onConnect and resume: send what the session needs once, with send()');
+  // An escaped frame begins with DLE: no heartbeat may (PROTOCOL.md, section 1). JSON ones begin with `{`.
+  const dle = o.heartbeat === 'binary' ? (c) => c >> 8 === 0x10 : (c) => String(c).charCodeAt(0) === 0x10;
+  if ((o.heartbeat === 'text' || o.heartbeat === 'binary') && (dle(shape.ping) || dle(shape.pong))) {
+    throw new RangeError('shape: with resume, a heartbeat cannot begin with 0x10 (DLE)');
+  }
+  if (typeof globalThis.crypto?.getRandomValues !== 'function') throw new TypeError('resume needs crypto.getRandomValues');
+  const sid = randomId();
+  return {
+    sid,
+    secret: randomId(),
+    buffer,
+    url: routeParam === undefined ? url : routed(url, routeParam, sid),
+    token: null, // the latest welcome's
+    window: FIRST_WINDOW, // ms, the latest welcome's
+    ackEvery: Infinity, // payload bytes between acks: a quarter of the latest welcome's buffer
+    windowEnds: null, // while the session is down: when the window passes
+    windowTimer: null,
+    out: [], // kept messages { frame, weight }: number acked + 1 onwards
+    outBytes: 0,
+    acked: 0, // the server's received count
+    transmitted: 0, // the highest number handed to any socket
+    received: 0, // data messages delivered to the page
+    told: 0, // the received count the server was last told
+    bytesSinceAck: 0,
+  };
+}
+
+/** 32 lowercase hex digits from the platform's secure random source. */
+function randomId() {
+  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** The URL with `param=sid` added to its query; the query's own text is kept as it was. */
+function routed(url, param, sid) {
+  const u = new URL(String(url), globalThis.location?.href);
+  const pair = `${encodeURIComponent(param)}=${sid}`;
+  u.search = u.search ? `${u.search.slice(1)}&${pair}` : pair;
+  return u.href;
+}
+
+/** A number of the session protocol: decimal, at most 20 digits, a u64; NaN otherwise. */
+function count(word) {
+  if (!/^[0-9]{1,20}$/.test(word ?? '') || BigInt(word) > 0xffffffffffffffffn) return NaN;
+  return Number(word);
+}
+
+/** A message's bytes: UTF-8 for text, counted without encoding it. */
+function weightOf(data) {
+  if (typeof data === 'string') return utf8Length(data);
+  return isBlob(data) ? data.size : data.byteLength;
+}
+
+/** The exact UTF-8 length of a string, from its UTF-16 code units (a lone surrogate is U+FFFD, 3 bytes). */
+function utf8Length(text) {
+  let n = text.length;
+  for (let i = 0; i < text.length; i += 1) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) n += 1;
+    else if (c >= 0xd800 && c < 0xdc00 && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 2; // a surrogate pair: two units, four bytes
+      i += 1;
+    } else n += 2;
+  }
+  return n;
+}
+
+const isBinary = (data) => data instanceof ArrayBuffer || ArrayBuffer.isView(data);
+const isBlob = (data) => typeof Blob === 'function' && data instanceof Blob;
 
 /** A close reason a browser accepts: at most 123 bytes of UTF-8, cut between characters. */
 function clip(reason) {

@@ -1,6 +1,12 @@
 // A small typed page against js/ws-heartbeat.d.ts: `tsc --noEmit -p tests/browser/types`
 // fails if the declarations stop describing how the module is used (README, demo).
-import { HeartbeatSocket, type HeartbeatState, type StateEvent } from '../../../js/ws-heartbeat.js';
+import {
+  HeartbeatSocket,
+  type HeartbeatState,
+  type ResumeOptions,
+  type SessionLostEvent,
+  type StateEvent,
+} from '../../../js/ws-heartbeat.js';
 
 const socket = new HeartbeatSocket('wss://example.com/ws', {
   heartbeat: 'json',
@@ -39,3 +45,18 @@ socket.close(1000, 'logout');
 new HeartbeatSocket('ws://x', { heartbeat: 'xml' });
 // @ts-expect-error: send takes data
 socket.send();
+
+// A session (PROTOCOL.md): resumed across reconnects, routed by its id.
+const resume: ResumeOptions = { routeParam: 'ws_session', buffer: 1 << 20 };
+const session = new HeartbeatSocket('wss://example.com/ws', { resume });
+new HeartbeatSocket('wss://example.com/ws', { resume: true });
+session.addEventListener('sessionlost', (e) => {
+  const cause: 'refused' | 'window' | 'protocol-error' = e.cause;
+  console.log(cause, e.unconfirmed.toFixed(0), e.reason, e.code);
+});
+session.onsessionlost = (e: SessionLostEvent) => console.log(e.unconfirmed);
+session.addEventListener('state', (e) => e.why === 'resumed' || e.why === 'session-lost' || e.why === 'protocol-error');
+const { resumes, kept, keptBytes } = session.stats;
+if (!session.send('once, in order')) console.log('kept messages full', resumes, kept, keptBytes);
+// @ts-expect-error: routeParam is a name
+new HeartbeatSocket('ws://x', { resume: { routeParam: 1 } });
