@@ -618,9 +618,10 @@ export class HeartbeatSocket extends EventTarget {
       return;
     }
     s.received += 1;
-    s.bytesSinceAck += weightOf(data);
+    s.bytesSinceAck += weightOf(data) + 8; // as the server's buffer weighs it
     this.#emit('message', { data });
-    // PROTOCOL.md, section 2: an ack at once when a quarter of the server's buffer came since the last.
+    // PROTOCOL.md, section 2: an ack at once when a quarter of the server's buffer came since the last
+    // (each message weighing its payload plus 8, so that tiny ones cannot fill the server's buffer unseen).
     if (this.#conn === conn && !this.#final && s.bytesSinceAck >= s.ackEvery) this.#ack(conn);
   }
 
@@ -807,7 +808,7 @@ function startSession(url, o, shape) {
     url: routeParam === undefined ? url : routed(url, routeParam, sid),
     token: null, // the latest welcome's
     window: FIRST_WINDOW, // ms, the latest welcome's
-    ackEvery: Infinity, // payload bytes between acks: a quarter of the latest welcome's buffer
+    ackEvery: Infinity, // bytes (payload + 8 a message) between acks: a quarter of the latest welcome's buffer
     windowEnds: null, // while the session is down: when the window passes
     windowTimer: null,
     out: [], // kept messages { frame, weight }: number acked + 1 onwards

@@ -526,20 +526,20 @@ describe('acknowledgements (section 2)', () => {
     assert.deepEqual(acksOf(s.ws), [[1000, '2'], [3000, '3']]);
   });
 
-  it('at once when the payload bytes since the last ack reach a quarter of the server\'s buffer', () => {
-    // welcome buffer 400 (a quarter: 100 bytes); t=0 up; t=10 99 bytes: no ack; t=20 1 byte: ack 2 at once (100);
-    // t=30 '\u0010\u0010' + 99 bytes: its 99 (the escape is not payload): none; t=40 'é' (2 bytes): ack 4 (101);
-    // t=1000 tick: nothing since, no ack
+  it('at once when the data since the last ack weighs a quarter of the server\'s buffer (payload + 8 a message)', () => {
+    // welcome buffer 400 (a quarter: 100 bytes); t=0 up; t=10 91 bytes (weighs 99): no ack; t=20 '' (weighs 8): ack 2
+    // at once (107); t=30 DLE + 90 bytes, sent escaped (the escape is not payload: 91 bytes, weighs 99): none;
+    // t=40 'é' (2 bytes, weighs 10): ack 4 (109); t=1000 tick: nothing since, no ack
     const s = start({}, { buffer: 400 });
     s.up();
     to(10);
-    s.server.push(s.ws, 'x'.repeat(99));
+    s.server.push(s.ws, 'x'.repeat(91));
     assert.deepEqual(acksOf(s.ws), []);
     to(20);
-    s.server.push(s.ws, 'x');
+    s.server.push(s.ws, '');
     assert.deepEqual(acksOf(s.ws), [[20, '2']]);
     to(30);
-    s.server.push(s.ws, `${DLE}${'x'.repeat(98)}`);
+    s.server.push(s.ws, `${DLE}${'x'.repeat(90)}`);
     assert.deepEqual(acksOf(s.ws), [[20, '2']]);
     to(40);
     s.server.push(s.ws, 'é');
@@ -548,19 +548,20 @@ describe('acknowledgements (section 2)', () => {
     assert.deepEqual(acksOf(s.ws), [[20, '2'], [40, '4']]);
   });
 
-  it('the quarter is counted in whole bytes, at least one: a buffer of 403 acks at 100 bytes, one of 3 at every non-empty message', () => {
-    // welcome buffer 403; t=0 up; 99 bytes: none; 1 byte: ack 2. Another session, buffer 3: '' (0 bytes): none; 'x': ack 2
+  it('the quarter is counted in whole bytes, at least one: a buffer of 403 acks at 100 bytes, one of 3 at every message, empty ones too', () => {
+    // welcome buffer 403; t=0 up; 91 bytes (99): none; 1 byte (9): ack 2. Another session, buffer 3: '' (weighs 8):
+    // ack 1; 'x': ack 2
     const s = start({}, { buffer: 403 });
     s.up();
-    s.server.push(s.ws, 'x'.repeat(99));
+    s.server.push(s.ws, 'x'.repeat(91));
     s.server.push(s.ws, 'x');
     assert.deepEqual(acksOf(s.ws), [[0, '2']]);
     const tiny = start({}, { buffer: 3 });
     tiny.up();
     tiny.server.push(tiny.ws, '');
-    assert.deepEqual(acksOf(tiny.ws), []);
+    assert.deepEqual(acksOf(tiny.ws), [[0, '1']]);
     tiny.server.push(tiny.ws, 'x');
-    assert.deepEqual(acksOf(tiny.ws), [[0, '2']]);
+    assert.deepEqual(acksOf(tiny.ws), [[0, '1'], [0, '2']]);
   });
 
   it('with the control heartbeat, ticks send no ping but still the acks due', () => {
