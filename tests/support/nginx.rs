@@ -1,5 +1,5 @@
 //! nginx started by a test on 127.0.0.1 with its own configuration (Debian's `nginx`, found
-//! on `PATH`; see `trials::program`).
+//! on `PATH`; see `trials::program`), in front of one upstream or several.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -10,9 +10,20 @@ use tokio::process::{Child, Command};
 
 use super::ms;
 
-/// nginx proxying WebSockets from a free port to `upstream`, cutting a connection on which
-/// nothing came from either side for `idle` (`proxy_read_timeout`, `proxy_send_timeout`);
-/// stopped when dropped.
+/// How nginx picks one of several upstreams for each new connection.
+#[derive(Clone, Copy, Debug)]
+pub enum Balance {
+    /// nginx's default: in turn. With one worker process (ours) and equal weights,
+    /// consecutive connections alternate between two upstreams.
+    RoundRobin,
+    /// `hash KEY consistent;`: the same key always goes to the same upstream, e.g.
+    /// `$arg_ws_session`, the query parameter `ws_session` of the request's URL.
+    ConsistentHash(&'static str),
+}
+
+/// nginx proxying WebSockets from a free port to its upstreams, cutting a connection on
+/// which nothing came from either side for `idle` (`proxy_read_timeout`,
+/// `proxy_send_timeout`); stopped when dropped.
 pub struct Nginx {
     child: Child,
     prefix: PathBuf,
@@ -21,7 +32,28 @@ pub struct Nginx {
 }
 
 impl Nginx {
+    /// In front of one upstream.
     pub async fn start(nginx: &Path, upstream: u16, idle: Duration) -> Self {
+        Self::start_balanced(nginx, &[upstream], Balance::RoundRobin, idle).await
+    }
+
+    /// In front of `upstreams` (ports on 127.0.0.1), choosing one per connection by
+    /// `balance`.
+    pub async fn start_balanced(
+        nginx: &Path,
+        upstreams: &[u16],
+        balance: Balance,
+        idle: Duration,
+    ) -> Self {
+        assert!(!upstreams.is_empty(), "nginx needs an upstream");
+        let balance = match balance {
+            Balance::RoundRobin => String::new(),
+            Balance::ConsistentHash(key) => format!("hash {key} consistent;"),
+        };
+        let servers: String = upstreams
+            .iter()
+            .map(|port| format!("server 127.0.0.1:{port};\n        "))
+            .collect();
         let idle = format!("{}ms", idle.as_millis());
         let port = TcpListener::bind("127.0.0.1:0")
             .await
@@ -46,10 +78,14 @@ http {{
     fastcgi_temp_path {prefix}/fastcgi;
     uwsgi_temp_path {prefix}/uwsgi;
     scgi_temp_path {prefix}/scgi;
+    upstream backends {{
+        {balance}
+        {servers}
+    }}
     server {{
         listen 127.0.0.1:{port};
         location / {{
-            proxy_pass http://127.0.0.1:{upstream};
+            proxy_pass http://backends;
             proxy_http_version 1.1;
             proxy_set_header Upgrade $http_upgrade;
             proxy_set_header Connection "upgrade";
