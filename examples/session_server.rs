@@ -51,6 +51,7 @@ async fn main() -> std::io::Result<()> {
         let (sessions, calls, name) = (sessions.clone(), calls.clone(), name.clone());
         tokio::spawn(async move {
             let mut path = String::new();
+            #[allow(clippy::result_large_err)] // tungstenite's type for a refusal
             let on_request = |req: &Request, res: Response| {
                 path = req.uri().path().to_owned();
                 Ok(res)
