@@ -198,7 +198,7 @@ impl<S: Connection> Reconnect<S> {
                 let (code, text) = (*code, text.clone());
                 self.emit(Event::Closed {
                     by_server: Some((code, text.clone())),
-                    unsent: self.buffer.len(),
+                    unsent: self.unsent(),
                 });
                 return self.set(State::Done(Some(Error::Rejected { code, reason: text })));
             }
@@ -423,6 +423,15 @@ impl<S: Connection> Reconnect<S> {
         }
     }
 
+    /// What `Event::Closed` reports as never delivered: the buffer, or with a session, every
+    /// message the server has not acknowledged (sent or not).
+    fn unsent(&self) -> usize {
+        match &self.session {
+            Some(session) => session.ledger.unconfirmed() as usize,
+            None => self.buffer.len(),
+        }
+    }
+
     /// Whether a message may be sent now: room in the buffer, or with a session, in its
     /// ledger of unacknowledged messages.
     fn has_room(&self) -> bool {
@@ -576,7 +585,7 @@ impl<S: Connection> Sink<S::Message> for Reconnect<S> {
             }
             this.emit(Event::Closed {
                 by_server: None,
-                unsent: this.buffer.len(),
+                unsent: this.unsent(),
             });
             let State::Connected { ws, .. } = std::mem::replace(&mut this.state, State::Idle)
             else {
@@ -586,7 +595,7 @@ impl<S: Connection> Sink<S::Message> for Reconnect<S> {
         } else if !matches!(this.state, State::Closing(_) | State::Done(_)) {
             this.emit(Event::Closed {
                 by_server: None,
-                unsent: this.buffer.len(),
+                unsent: this.unsent(),
             });
             this.set(State::Done(None));
         }

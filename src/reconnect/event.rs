@@ -58,7 +58,10 @@ pub enum Event {
     Closed {
         /// `None` when the application closed; the server's close code and reason otherwise.
         by_server: Option<(u16, String)>,
-        /// Buffered messages that were never handed to a connection.
+        /// Buffered messages that were never handed to a connection; with a session
+        /// ([`ReconnectBuilder::resume`](super::ReconnectBuilder::resume)), the messages the
+        /// server never acknowledged, sent or not. (A session closed while no connection is
+        /// up cannot tell the server: it waits for the client until its window passes.)
         unsent: usize,
     },
 }
