@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 
 use crate::protocol::{AppFrame, AppMessage};
 
-/// Bytes of bookkeeping per kept message: its length and kind, stored in front of it.
+/// Bytes of bookkeeping per kept message: its length and kind.
 pub(crate) const HEADER: usize = 8;
 
 /// The accounts.
@@ -16,10 +16,12 @@ pub(crate) struct Ledger {
     sent: u64,
     /// The peer's received count as last heard: kept are numbers `acked + 1 ..= sent`.
     acked: u64,
-    /// The kept messages, each as an 8-byte little-endian header (`len << 1 | binary`) and
-    /// its payload, in one ring of bytes: no allocation per message once it has grown.
+    /// The kept messages' payloads, one after the other in a ring of bytes, and their
+    /// headers (`len << 1 | binary`) in a ring of their own: no allocation per message once
+    /// they have grown. A message weighs its payload plus its 8-byte header.
     kept: VecDeque<u8>,
-    /// Our bound on `kept`, in bytes.
+    headers: VecDeque<u64>,
+    /// Our bound on the kept bytes (`kept` and `headers`).
     buffer: usize,
     /// Data messages received (delivered or read ahead for the application).
     received: u64,
@@ -43,6 +45,7 @@ impl Ledger {
             sent: 0,
             acked: 0,
             kept: VecDeque::new(),
+            headers: VecDeque::new(),
             buffer,
             received: 0,
             told: 0,
@@ -64,7 +67,13 @@ impl Ledger {
     /// in `start_send`.)
     #[inline]
     pub(crate) fn has_room(&self) -> bool {
-        self.kept.len() < self.buffer
+        self.kept_bytes() < self.buffer
+    }
+
+    /// Bytes kept: payloads and headers.
+    #[inline]
+    fn kept_bytes(&self) -> usize {
+        self.kept.len() + HEADER * self.headers.len()
     }
 
     /// Numbers and keeps a data message being sent.
@@ -74,8 +83,7 @@ impl Ledger {
             AppFrame::Text(t) => (t.as_bytes(), 0),
             AppFrame::Binary(b) => (b, 1),
         };
-        let header = ((bytes.len() as u64) << 1) | binary;
-        self.kept.extend(&header.to_le_bytes());
+        self.headers.push_back(((bytes.len() as u64) << 1) | binary);
         self.kept.extend(bytes);
         self.sent += 1;
     }
@@ -88,49 +96,30 @@ impl Ledger {
         if count < self.acked {
             return Err(Violation("acknowledgement went backwards"));
         }
-        for _ in self.acked..count {
-            let len = self.front_len();
-            self.kept.drain(..HEADER + len);
-        }
+        let dropped = (count - self.acked) as usize;
+        let bytes: u64 = self.headers.drain(..dropped).map(|h| h >> 1).sum();
+        self.kept.drain(..bytes as usize);
         self.acked = count;
         Ok(())
-    }
-
-    fn front_len(&self) -> usize {
-        let mut header = [0; HEADER];
-        for (slot, byte) in header.iter_mut().zip(self.kept.iter()) {
-            *slot = *byte;
-        }
-        (u64::from_le_bytes(header) >> 1) as usize
     }
 
     /// Every kept message, oldest first, to be sent again after a resume (which first
     /// calls [`acknowledged`](Self::acknowledged) with the peer's count).
     pub(crate) fn replay(&self) -> Vec<AppMessage> {
-        let mut messages = Vec::with_capacity((self.sent - self.acked) as usize);
+        let mut messages = Vec::with_capacity(self.headers.len());
         let mut at = 0;
-        while at < self.kept.len() {
-            let mut header = [0; HEADER];
-            for (slot, byte) in header.iter_mut().zip(self.kept.range(at..at + HEADER)) {
-                *slot = *byte;
-            }
-            let header = u64::from_le_bytes(header);
+        for header in &self.headers {
             let len = (header >> 1) as usize;
-            let bytes: Vec<u8> = self
-                .kept
-                .range(at + HEADER..at + HEADER + len)
-                .copied()
-                .collect();
+            let bytes: Vec<u8> = self.kept.range(at..at + len).copied().collect();
             messages.push(if header & 1 == 1 {
                 AppMessage::Binary(bytes)
             } else {
                 // Kept from a `&str`: always UTF-8.
-                AppMessage::Text(
-                    String::from_utf8(bytes)
-                        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
-                )
+                AppMessage::Text(String::from_utf8(bytes).unwrap_or_else(|e| {
+                    String::from_utf8_lossy(e.as_bytes()).into_owned()
+                }))
             });
-            at += HEADER + len;
+            at += len;
         }
         messages
     }
@@ -165,17 +154,12 @@ impl Ledger {
     /// Gives back the room bursts grew beyond what is kept now.
     pub(crate) fn shrink(&mut self) {
         self.kept.shrink_to_fit();
+        self.headers.shrink_to_fit();
     }
 
     /// Messages sent and not yet acknowledged.
     pub(crate) fn unconfirmed(&self) -> u64 {
         self.sent - self.acked
-    }
-
-    /// Bytes kept, headers included.
-    #[cfg(test)]
-    fn kept_bytes(&self) -> usize {
-        self.kept.len()
     }
 
     pub(crate) fn buffer(&self) -> usize {

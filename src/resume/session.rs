@@ -96,8 +96,18 @@ where
     }
 
     /// Adopts a socket that resumed this session, if one waits: the old socket (if any) is
-    /// dropped, the client hears our count and token, and our kept messages go again.
+    /// dropped, the client hears our count and token, and our kept messages go again. One
+    /// atomic load per poll when none waits.
+    #[inline]
     fn adopt(&mut self) {
+        if self.mailbox.full.load(std::sync::atomic::Ordering::Acquire) {
+            self.adopt_waiting();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn adopt_waiting(&mut self) {
         let Some(handover) = self.mailbox.take() else {
             return;
         };
@@ -209,14 +219,21 @@ where
     }
 
     /// Writes the queued session messages and replays while the socket takes them.
-    /// `Ready(true)`: all written; `Ready(false)`: the socket went down (parked).
+    /// `Ready(true)`: all written (or nothing to write); `Ready(false)`: the socket went
+    /// down (parked).
+    #[inline]
     fn poll_out(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        if self.out.is_empty() {
+            return Poll::Ready(self.ws.is_some());
+        }
+        self.poll_out_queued(cx)
+    }
+
+    #[inline(never)]
+    fn poll_out_queued(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
         let Some(ws) = self.ws.as_mut() else {
             return Poll::Ready(false);
         };
-        if self.out.is_empty() {
-            return Poll::Ready(true);
-        }
         while !self.out.is_empty() {
             match ws.as_mut().poll_ready_msg(cx) {
                 Poll::Ready(Ok(())) => {}
