@@ -31,8 +31,8 @@ trap 'rm -f "$out"' EXIT
 count() { # kind, round trips, bytes -> "total memset"
     if [ "$1" = background ]; then
         BACKGROUND_ONLY="$2:$3" valgrind --tool=callgrind --callgrind-out-file="$out" "$bin_background" >/dev/null 2>&1
-    elif [ "$1" = session ]; then
-        SESSION_ONLY="$2:$3" valgrind --tool=callgrind --callgrind-out-file="$out" "$bin_session" >/dev/null 2>&1
+    elif [ "${1%%:*}" = session ]; then
+        SESSION_ONLY="${1#session:}:$2:$3" valgrind --tool=callgrind --callgrind-out-file="$out" "$bin_session" >/dev/null 2>&1
     else
         OVERHEAD_ONLY="$1:$2:$3" valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" >/dev/null 2>&1
     fi
@@ -48,7 +48,7 @@ printf '%-6s %-12s %10s %8s %14s %8s\n' bytes kind instr/msg vs_bare "without me
 for size in 20 16384; do
     if [ "$size" -le 1024 ]; then short=1000 long=11000; else short=100 long=1100; fi
     bare=
-    for kind in bare heartbeat select_loop background session; do
+    for kind in bare heartbeat select_loop background session:heartbeat session:session; do
         read -r a_total a_memset < <(count "$kind" "$short" "$size")
         read -r b_total b_memset < <(count "$kind" "$long" "$size")
         per=$(( (b_total - a_total) / (long - short) ))

@@ -1,31 +1,50 @@
-//! Per-message instructions of a session (`HeartbeatLayer::resume`): messages echoed over
-//! `tokio::io::duplex` (tokio-tungstenite on both ends), the echoing end a session from
-//! `Sessions::accept`, so that every message is numbered, kept until acknowledged and
-//! counted. The other end speaks the session protocol by hand (PROTOCOL.md): its `hello`,
-//! then data, and an `ack` whenever a quarter of the server's buffer has arrived, as the
-//! protocol's rule says. A bench of its own, like `benches/background.rs`: compare with the
-//! `heartbeat` end of `benches/overhead.rs` (`benches/instructions.sh` prints both).
+//! Per-message instructions of a session (`HeartbeatLayer::resume`) against the plain
+//! heartbeat, in one binary with one client loop: messages echoed over `tokio::io::duplex`
+//! (tokio-tungstenite on both ends), the echoing end either a session from
+//! `Sessions::accept` (every message numbered, kept until acknowledged, counted) or the
+//! plain `Heartbeat` of the same layer. The client is the same code for both: it reads past
+//! session messages and, for the session, acknowledges whenever a quarter of the server's
+//! buffer has arrived, as PROTOCOL.md's rule says (for the plain heartbeat that branch is
+//! never taken). A bench of its own, like `benches/background.rs`.
 //!
-//! `SESSION_ONLY=COUNT[:BYTES] valgrind --tool=callgrind target/release/deps/session-*`
-//! (`benches/instructions.sh` runs it), or `cargo bench --bench session` for the time of
-//! 10 000 round trips.
+//! `SESSION_ONLY=KIND:COUNT[:BYTES] valgrind --tool=callgrind target/release/deps/session-*`
+//! with KIND `session` or `heartbeat` (`benches/instructions.sh` runs both), or
+//! `cargo bench --bench session` for the time of 10 000 round trips of each.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tower::Layer;
 use ws_heartbeat::HeartbeatLayer;
 use ws_heartbeat::resume::{Resume, Sessions};
 
 fn main() {
-    let spec = std::env::var("SESSION_ONLY").unwrap_or_else(|_| "10000:20".into());
-    let mut parts = spec.split(':');
-    let n: u64 = parts.next().and_then(|n| n.parse().ok()).expect("a count");
-    let size: usize = parts
-        .next()
-        .map_or(20, |s| s.parse().expect("a size in bytes"));
+    match std::env::var("SESSION_ONLY") {
+        Ok(spec) => {
+            let mut parts = spec.split(':');
+            let kind = parts.next().expect("a kind").to_owned();
+            let n: u64 = parts.next().and_then(|n| n.parse().ok()).expect("a count");
+            let size = parts
+                .next()
+                .map_or(20, |s| s.parse().expect("a size in bytes"));
+            run(&kind, n, size);
+        }
+        Err(_) => {
+            for kind in ["heartbeat", "session"] {
+                let took = run(kind, 10_000, 20);
+                println!(
+                    "{kind}: 10000 round trips of 20 B in {took:?} ({:?} each)",
+                    took / 10_000
+                );
+            }
+        }
+    }
+}
+
+fn run(kind: &str, n: u64, size: usize) -> Duration {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -34,41 +53,47 @@ fn main() {
     // The same 4 KiB read buffer as benches/overhead.rs (tungstenite zero-fills it per read).
     let config = Some(WebSocketConfig::default().read_buffer_size(4096));
     let buffer = Resume::new().buffer_len();
-    let took = rt.block_on(async {
+    rt.block_on(async {
         let (a, b) = tokio::io::duplex(1 << 20);
         let server = WebSocketStream::from_raw_socket(a, Role::Server, config).await;
         let mut client = WebSocketStream::from_raw_socket(b, Role::Client, config).await;
-        let sessions = Sessions::new(HeartbeatLayer::new().jitter(false).resume(Resume::new()));
-        let hello = format!("\u{10}hello 1 new {:032x} {:032x} {buffer}", 1, 2);
-        client.send(Message::text(hello)).await.unwrap();
-        let mut echo = sessions
-            .accept(server)
-            .await
-            .unwrap()
-            .expect("a new session");
-        let welcome = client.next().await.unwrap().unwrap();
-        assert!(welcome.to_text().unwrap().starts_with("\u{10}welcome 1 "));
+        let layer = HeartbeatLayer::new().jitter(false);
+        let (mut echo, ack_every) = if kind == "session" {
+            let sessions = Sessions::new(layer.resume(Resume::new()));
+            let hello = format!("\u{10}hello 1 new {:032x} {:032x} {buffer}", 1, 2);
+            client.send(Message::text(hello)).await.unwrap();
+            let session = sessions
+                .accept(server)
+                .await
+                .unwrap()
+                .expect("a new session");
+            let welcome = client.next().await.unwrap().unwrap();
+            assert!(welcome.to_text().unwrap().starts_with("\u{10}welcome 1 "));
+            (session, buffer / 4)
+        } else {
+            (layer.layer(server), usize::MAX)
+        };
         let (mut received, mut unacked) = (0u64, 0usize);
         let start = Instant::now();
         for _ in 0..n {
             client.send(message.clone()).await.unwrap();
             let msg = echo.next().await.unwrap().unwrap();
             echo.send(msg).await.unwrap();
-            let echoed = client.next().await.unwrap().unwrap();
+            // The session's own acknowledgements come between the echoes: read past them.
+            let echoed = loop {
+                let msg = client.next().await.unwrap().unwrap();
+                if !matches!(&msg, Message::Text(t) if t.as_str().starts_with('\u{10}')) {
+                    break msg;
+                }
+            };
             received += 1;
-            unacked += echoed.len();
-            if unacked >= buffer / 4 {
+            unacked += echoed.len() + 8;
+            if unacked >= ack_every {
                 let ack = format!("\u{10}ack {received}");
                 client.send(Message::text(ack)).await.unwrap();
                 unacked = 0;
             }
         }
         start.elapsed()
-    });
-    if std::env::var_os("SESSION_ONLY").is_none() {
-        println!(
-            "session: {n} round trips of {size} B in {took:?} ({:?} each)",
-            took / n as u32
-        );
-    }
+    })
 }

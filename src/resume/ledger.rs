@@ -16,10 +16,16 @@ pub(crate) struct Ledger {
     sent: u64,
     /// The peer's received count as last heard: kept are numbers `acked + 1 ..= sent`.
     acked: u64,
-    /// The kept messages' payloads, one after the other in a ring of bytes, and their
-    /// headers (`len << 1 | binary`) in a ring of their own: no allocation per message once
-    /// they have grown. A message weighs its payload plus its 8-byte header.
-    kept: VecDeque<u8>,
+    /// The kept messages' payloads, one after the other from `start` (what is before it
+    /// was acknowledged, and goes when it is more than half), and their headers in a ring
+    /// of their own: no allocation per message once they have grown, one copy per message.
+    /// A message weighs its payload plus its 8-byte header.
+    kept: Vec<u8>,
+    start: usize,
+    /// Where `kept[0]` is in the session's stream of payload bytes.
+    base: u64,
+    /// Per kept message: where its payload ends in that stream, `<< 1 | binary`. (Ends, not
+    /// lengths: an acknowledgement of many messages then costs one look, not a sum.)
     headers: VecDeque<u64>,
     /// Our bound on the kept bytes (`kept` and `headers`).
     buffer: usize,
@@ -44,7 +50,9 @@ impl Ledger {
         let mut ledger = Self {
             sent: 0,
             acked: 0,
-            kept: VecDeque::new(),
+            kept: Vec::new(),
+            start: 0,
+            base: 0,
             headers: VecDeque::new(),
             buffer,
             received: 0,
@@ -73,7 +81,7 @@ impl Ledger {
     /// Bytes kept: payloads and headers.
     #[inline]
     fn kept_bytes(&self) -> usize {
-        self.kept.len() + HEADER * self.headers.len()
+        self.kept.len() - self.start + HEADER * self.headers.len()
     }
 
     /// Numbers and keeps a data message being sent.
@@ -83,8 +91,9 @@ impl Ledger {
             AppFrame::Text(t) => (t.as_bytes(), 0),
             AppFrame::Binary(b) => (b, 1),
         };
-        self.headers.push_back(((bytes.len() as u64) << 1) | binary);
-        self.kept.extend(bytes);
+        self.kept.extend_from_slice(bytes);
+        let end = self.base + self.kept.len() as u64;
+        self.headers.push_back((end << 1) | binary);
         self.sent += 1;
     }
 
@@ -97,8 +106,14 @@ impl Ledger {
             return Err(Violation("acknowledgement went backwards"));
         }
         let dropped = (count - self.acked) as usize;
-        let bytes: u64 = self.headers.drain(..dropped).map(|h| h >> 1).sum();
-        self.kept.drain(..bytes as usize);
+        if dropped > 0 {
+            self.start = ((self.headers[dropped - 1] >> 1) - self.base) as usize;
+            self.headers.drain(..dropped);
+        }
+        // Moving the rest down costs at most what was appended since the last move.
+        if self.start * 2 > self.kept.len() {
+            self.compact();
+        }
         self.acked = count;
         Ok(())
     }
@@ -107,19 +122,20 @@ impl Ledger {
     /// calls [`acknowledged`](Self::acknowledged) with the peer's count).
     pub(crate) fn replay(&self) -> Vec<AppMessage> {
         let mut messages = Vec::with_capacity(self.headers.len());
-        let mut at = 0;
+        let mut at = self.start;
         for header in &self.headers {
-            let len = (header >> 1) as usize;
-            let bytes: Vec<u8> = self.kept.range(at..at + len).copied().collect();
+            let end = ((header >> 1) - self.base) as usize;
+            let bytes = self.kept[at..end].to_vec();
             messages.push(if header & 1 == 1 {
                 AppMessage::Binary(bytes)
             } else {
                 // Kept from a `&str`: always UTF-8.
-                AppMessage::Text(String::from_utf8(bytes).unwrap_or_else(|e| {
-                    String::from_utf8_lossy(e.as_bytes()).into_owned()
-                }))
+                AppMessage::Text(
+                    String::from_utf8(bytes)
+                        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+                )
             });
-            at += len;
+            at = end;
         }
         messages
     }
@@ -151,8 +167,16 @@ impl Ledger {
         self.received
     }
 
+    /// Drops the acknowledged bytes in front.
+    fn compact(&mut self) {
+        self.kept.drain(..self.start);
+        self.base += self.start as u64;
+        self.start = 0;
+    }
+
     /// Gives back the room bursts grew beyond what is kept now.
     pub(crate) fn shrink(&mut self) {
+        self.compact();
         self.kept.shrink_to_fit();
         self.headers.shrink_to_fit();
     }
@@ -207,6 +231,32 @@ mod tests {
         ledger.acknowledged(6).unwrap();
         assert_eq!((ledger.unconfirmed(), ledger.kept_bytes()), (0, 0));
         assert!(ledger.replay().is_empty());
+    }
+
+    /// The acknowledged front goes once it is more than half the storage: what is kept
+    /// after that still replays exactly.
+    #[test]
+    fn replays_exactly_across_compactions() {
+        let mut ledger = Ledger::new(1 << 20, 1 << 20);
+        let mut next = 0;
+        let mut acked = 0;
+        for round in 0..50u64 {
+            for _ in 0..(round % 7 + 1) {
+                ledger.keep(AppFrame::Text(&format!(
+                    "m{next}-{}",
+                    "x".repeat(next % 13)
+                )));
+                next += 1;
+            }
+            acked = (acked + round % 5).min(next as u64);
+            ledger.acknowledged(acked).unwrap();
+            let want: Vec<String> = (acked as usize..next)
+                .map(|i| format!("m{i}-{}", "x".repeat(i % 13)))
+                .collect();
+            assert_eq!(ledger.replay().iter().map(text).collect::<Vec<_>>(), want);
+            let payload: usize = want.iter().map(String::len).sum();
+            assert_eq!(ledger.kept_bytes(), payload + HEADER * want.len());
+        }
     }
 
     #[test]

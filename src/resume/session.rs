@@ -265,7 +265,7 @@ where
     }
 
     /// Sorts a message read from the socket.
-    #[inline]
+    #[inline(always)]
     fn sort(&mut self, msg: M) -> Sorted<M> {
         match msg.kind() {
             MessageKind::Data => {}
@@ -464,6 +464,7 @@ where
         Poll::Ready(())
     }
 
+    #[inline]
     pub(crate) fn start_send(&mut self, msg: M) -> Result<(), E> {
         match msg.kind() {
             MessageKind::Data => {
@@ -497,6 +498,7 @@ where
 
     /// Hands a message to the live socket; a socket that fails parks the session (a kept
     /// message goes again after the resume).
+    #[inline(always)]
     fn forward(&mut self, msg: M) -> Result<(), E> {
         match self.ws.as_mut() {
             Some(ws) => {
