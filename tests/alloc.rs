@@ -197,3 +197,119 @@ fn answering_the_peers_pings_allocates_once_per_connection_not_per_ping() {
         assert_eq!(allocs, 0, "{allocs} allocations for 1 000 pings answered");
     });
 }
+
+/// The mock behind a lock, so that the test can feed it while a session owns it.
+struct Shared(std::sync::Arc<std::sync::Mutex<MockWs>>);
+
+impl Stream for Shared {
+    type Item = Result<Frame, std::io::Error>;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut *self.0.lock().unwrap()).poll_next(cx)
+    }
+}
+
+impl Sink<Frame> for Shared {
+    type Error = std::io::Error;
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Pin::new(&mut *self.0.lock().unwrap()).poll_ready(cx)
+    }
+    fn start_send(self: Pin<&mut Self>, item: Frame) -> Result<(), Self::Error> {
+        Pin::new(&mut *self.0.lock().unwrap()).start_send(item)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Pin::new(&mut *self.0.lock().unwrap()).poll_flush(cx)
+    }
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Pin::new(&mut *self.0.lock().unwrap()).poll_close(cx)
+    }
+}
+
+/// A session allocates nothing per message beyond its buffer's own storage: numbering,
+/// keeping, counting and the peer's acknowledgements take none once the storage has grown.
+/// What it does allocate is one string per acknowledgement it sends (one per tick in which
+/// data arrived: its acknowledgements ride the pings), counted exactly.
+#[test]
+fn a_session_allocates_nothing_per_message_once_its_buffer_has_grown() {
+    use ws_heartbeat::resume::{Resume, Sessions};
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let waker = noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let socket = std::sync::Arc::new(std::sync::Mutex::new(MockWs::with_capacity(64)));
+        socket.lock().unwrap().answer_pings = true;
+        // The peer's buffer is huge: this side acknowledges at its ticks only.
+        let hello = format!("\u{10}hello 1 new {:032x} {:032x} {}", 1, 2, 1u64 << 40);
+        socket
+            .lock()
+            .unwrap()
+            .push_inbound(Frame::Text(Box::leak(hello.into_boxed_str())));
+        let layer = HeartbeatLayer::new()
+            .interval(ms(100))
+            .jitter(false)
+            .resume(Resume::new());
+        let mut session = Sessions::new(layer)
+            .accept(Shared(socket.clone()))
+            .await
+            .unwrap()
+            .expect("a new session");
+        // The peer acknowledges every 50 messages; its acknowledgements are made up front.
+        let acks: Vec<&'static str> = (0..=20_000u64)
+            .map(|n| &*Box::leak(format!("\u{10}ack {n}").into_boxed_str()))
+            .collect();
+        // One round: the peer sends message i (and every 50th time its acknowledgement),
+        // the session delivers it, the handler echoes it. Returns the frames the session
+        // wrote that are not echoes (its acknowledgements and pings).
+        let mut round = |session: &mut ws_heartbeat::Heartbeat<Shared>, i: u32| -> usize {
+            // Never starting with 0x10: that would be a session frame (PROTOCOL.md).
+            let payload = Frame::Payload((u64::from(i) << 8 | 0xAA).to_le_bytes());
+            {
+                let mut peer = socket.lock().unwrap();
+                if i % 50 == 0 {
+                    peer.push_inbound(Frame::Text(acks[i as usize]));
+                }
+                peer.push_inbound(payload);
+            }
+            let got = loop {
+                match Pin::new(&mut *session).poll_next(&mut cx) {
+                    Poll::Ready(Some(Ok(frame))) => break frame,
+                    other => assert!(other.is_pending(), "{other:?}"),
+                }
+            };
+            assert_eq!(got, payload);
+            assert!(Pin::new(&mut *session).poll_ready(&mut cx).is_ready());
+            Pin::new(&mut *session).start_send(got).unwrap();
+            assert!(Pin::new(&mut *session).poll_flush(&mut cx).is_ready());
+            let mut peer = socket.lock().unwrap();
+            let acks = peer
+                .sent
+                .iter()
+                .filter(|f| matches!(f, Frame::Text(t) if t.starts_with("\u{10}ack")))
+                .count();
+            peer.sent.clear();
+            acks
+        };
+        // Warm up: the timer armed, the ledger's storage grown to what 50 messages need.
+        for i in 0..1000 {
+            tokio::time::advance(ms(7)).await;
+            round(&mut session, i);
+        }
+        let start = allocations();
+        let mut acks_sent = 0;
+        for i in 1000..11_000 {
+            tokio::time::advance(ms(7)).await;
+            acks_sent += round(&mut session, i);
+        }
+        let allocs = allocations() - start;
+        // 10 000 messages x 7 ms = 70 s: a tick every 100 ms, each with data since the last.
+        assert_eq!(acks_sent, 700);
+        assert_eq!(
+            allocs, acks_sent as u64,
+            "{allocs} allocations for 10 000 messages and {acks_sent} acknowledgements"
+        );
+    });
+}

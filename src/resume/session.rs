@@ -256,6 +256,19 @@ where
         Poll::Ready(true)
     }
 
+    /// If a tick sent a ping since we last looked, the acknowledgement rides along (when
+    /// data arrived since the last one).
+    #[inline]
+    fn ack_at_tick(&mut self) {
+        if let Some(ws) = &self.ws {
+            let pings = ws.pings_sent();
+            if pings != self.pings_seen {
+                self.pings_seen = pings;
+                self.queue_ack();
+            }
+        }
+    }
+
     /// Queues an acknowledgement if the count moved.
     fn queue_ack(&mut self) {
         if let Some(count) = self.ledger.ack() {
@@ -267,17 +280,19 @@ where
     /// Sorts a message read from the socket.
     #[inline(always)]
     fn sort(&mut self, msg: M) -> Sorted<M> {
-        match msg.kind() {
-            MessageKind::Data => {}
-            MessageKind::Close(Some((1011, _))) => return Sorted::Park,
-            MessageKind::Close(_) => {
-                self.phase = Phase::Closing;
-                return Sorted::Deliver(msg);
-            }
-            MessageKind::Ping | MessageKind::Pong(_) => return Sorted::Deliver(msg),
-        }
+        // Text and binary first (`as_app` is `Some` for those only): the common case asks
+        // one question.
         let Some(frame) = msg.as_app() else {
-            return Sorted::Deliver(msg);
+            return match msg.kind() {
+                MessageKind::Close(Some((1011, _))) => Sorted::Park,
+                MessageKind::Close(_) => {
+                    self.phase = Phase::Closing;
+                    Sorted::Deliver(msg)
+                }
+                MessageKind::Data | MessageKind::Ping | MessageKind::Pong(_) => {
+                    Sorted::Deliver(msg)
+                }
+            };
         };
         match wire::incoming(frame) {
             Incoming::Data => {
@@ -316,6 +331,7 @@ where
         self.lose(Reason::Violation(what));
     }
 
+    #[inline]
     pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<M, E>>> {
         loop {
             self.adopt();
@@ -344,7 +360,12 @@ where
             let ws = self.ws.as_mut().expect("live");
             match ws.as_mut().poll_next_msg(cx) {
                 Poll::Ready(Some(Ok(msg))) => match self.sort(msg) {
-                    Sorted::Deliver(msg) => return Poll::Ready(Some(Ok(msg))),
+                    Sorted::Deliver(msg) => {
+                        // A reader that is never idle (never `Pending`) sees the ticks here
+                        // (one load per message).
+                        self.ack_at_tick();
+                        return Poll::Ready(Some(Ok(msg)));
+                    }
                     Sorted::Handled => {}
                     Sorted::Park => self.park(),
                     Sorted::Violation(what) => self.violated(what),
@@ -364,12 +385,7 @@ where
                     self.park();
                 }
                 Poll::Pending => {
-                    let pings = ws.pings_sent();
-                    if pings != self.pings_seen {
-                        // A tick sent a ping: the acknowledgement rides along.
-                        self.pings_seen = pings;
-                        self.queue_ack();
-                    }
+                    self.ack_at_tick();
                     self.mailbox.register(cx.waker());
                     if !self.out.is_empty() && self.poll_out(cx) == Poll::Ready(false) {
                         continue;
@@ -383,6 +399,7 @@ where
         }
     }
 
+    #[inline]
     pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
         loop {
             self.adopt();
@@ -466,23 +483,23 @@ where
 
     #[inline]
     pub(crate) fn start_send(&mut self, msg: M) -> Result<(), E> {
-        match msg.kind() {
-            MessageKind::Data => {
-                let Some(frame) = msg.as_app() else {
-                    return self.forward(msg);
-                };
-                self.ledger.keep(frame);
-                if !matches!(self.phase, Phase::Live) {
-                    // Kept: it goes out with the replay when the client comes back.
-                    return Ok(());
-                }
-                let msg = if wire::needs_escape(frame, &self.protocol) {
-                    M::from_app(wire::escaped(frame))
-                } else {
-                    msg
-                };
-                self.forward(msg)
+        if let Some(frame) = msg.as_app() {
+            // A text or binary message: numbered and kept.
+            self.ledger.keep(frame);
+            if !matches!(self.phase, Phase::Live) {
+                // Kept: it goes out with the replay when the client comes back.
+                return Ok(());
             }
+            let msg = if wire::needs_escape(frame, &self.protocol) {
+                M::from_app(wire::escaped(frame))
+            } else {
+                msg
+            };
+            return self.forward(msg);
+        }
+        match msg.kind() {
+            // Another data frame (tungstenite's raw `Frame`): passed on, not kept.
+            MessageKind::Data => self.forward(msg),
             MessageKind::Close(_) => {
                 if let Phase::Live = self.phase {
                     self.phase = Phase::Closing;
@@ -511,6 +528,7 @@ where
         }
     }
 
+    #[inline]
     pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
         if let Phase::Parked { .. } | Phase::Ended { .. } = self.phase {
             return Poll::Ready(Ok(()));

@@ -156,10 +156,14 @@ pub(crate) fn welcome_text(token: Secret, received: u64, buffer: u64, window_ms:
     format!("\u{10}welcome {VERSION} {token} {received} {buffer} {window_ms}")
 }
 
-/// `ack <received>`.
+/// `ack <received>`, in a string of exactly its length: the one allocation of an
+/// acknowledgement (a message type that takes the string, tungstenite's `Bytes`, need not
+/// reallocate it).
 pub(crate) fn ack_text(received: u64) -> String {
-    let mut text = String::with_capacity(26);
+    let digits = received.checked_ilog10().map_or(1, |d| d as usize + 1);
+    let mut text = String::with_capacity(5 + digits);
     let _ = write!(text, "\u{10}ack {received}");
+    debug_assert_eq!(text.len(), text.capacity());
     text
 }
 
@@ -372,10 +376,14 @@ mod tests {
                 window_ms: 30_000
             }))
         );
-        assert_eq!(
-            incoming(AppFrame::Text(&ack_text(42))),
-            Incoming::Session(Message::Ack(42))
-        );
+        for n in [0, 9, 10, 42, u64::MAX] {
+            let text = ack_text(n);
+            assert_eq!(text.len(), text.capacity(), "exactly its length");
+            assert_eq!(
+                incoming(AppFrame::Text(&text)),
+                Incoming::Session(Message::Ack(n))
+            );
+        }
     }
 
     #[test]

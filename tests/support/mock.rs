@@ -25,6 +25,11 @@ pub enum Frame {
     UnansweredPing(u32),
     /// The adapter's answer to an `UnansweredPing`.
     PeerPong(u32),
+    /// Data with bytes an application heartbeat or a session can see (`as_app`).
+    Payload([u8; 8]),
+    /// Text a session can see: its handshake and acknowledgements (leaked: the mock never
+    /// allocates per message, and tests make these before they count).
+    Text(&'static str),
 }
 
 impl WsMessage for Frame {
@@ -34,15 +39,24 @@ impl WsMessage for Frame {
     fn close(code: u16, _reason: &'static str) -> Self {
         Frame::Close(code)
     }
-    fn from_app(_: AppMessage) -> Self {
-        unreachable!("the mock heartbeats with control frames")
+    fn from_app(msg: AppMessage) -> Self {
+        match msg {
+            AppMessage::Text(text) => Frame::Text(Box::leak(text.into_boxed_str())),
+            AppMessage::Binary(bytes) => {
+                Frame::Payload(bytes.try_into().expect("the mock's payloads are 8 bytes"))
+            }
+        }
     }
     fn as_app(&self) -> Option<AppFrame<'_>> {
-        None
+        match self {
+            Frame::Payload(bytes) => Some(AppFrame::Binary(bytes)),
+            Frame::Text(text) => Some(AppFrame::Text(text)),
+            _ => None,
+        }
     }
     fn kind(&self) -> MessageKind<'_> {
         match self {
-            Frame::Data(_) => MessageKind::Data,
+            Frame::Data(_) | Frame::Payload(_) | Frame::Text(_) => MessageKind::Data,
             Frame::Ping(_) | Frame::PeerPing(_) | Frame::UnansweredPing(_) => MessageKind::Ping,
             Frame::Pong(payload) => MessageKind::Pong(payload),
             Frame::PeerPong(_) => MessageKind::Pong(&[]),
