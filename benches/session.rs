@@ -9,7 +9,8 @@
 //!
 //! `SESSION_ONLY=KIND:COUNT[:BYTES] valgrind --tool=callgrind target/release/deps/session-*`
 //! with KIND `session` or `heartbeat` (`benches/instructions.sh` runs both), or
-//! `cargo bench --bench session` for the time of 10 000 round trips of each.
+//! `cargo bench --bench session` for the time ratio, paired (`SESSION_PAIRED` rounds, 21 by
+//! default).
 
 use std::time::{Duration, Instant};
 
@@ -33,11 +34,34 @@ fn main() {
             run(&kind, n, size);
         }
         Err(_) => {
-            for kind in ["heartbeat", "session"] {
-                let took = run(kind, 10_000, 20);
+            // Paired: each round times both ends back to back, in alternating order, and
+            // takes the ratio within the round (the VM's speed drifts between rounds).
+            let rounds: usize = std::env::var("SESSION_PAIRED")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(21);
+            for size in [20, 16 * 1024] {
+                let n = if size == 20 { 10_000 } else { 1_000 };
+                let mut ratios: Vec<f64> = (0..rounds)
+                    .map(|round| {
+                        let (plain, session) = if round % 2 == 0 {
+                            let p = run("heartbeat", n, size);
+                            (p, run("session", n, size))
+                        } else {
+                            let s = run("session", n, size);
+                            (run("heartbeat", n, size), s)
+                        };
+                        session.as_secs_f64() / plain.as_secs_f64()
+                    })
+                    .collect();
+                ratios.sort_by(f64::total_cmp);
+                let pct = |r: f64| (r - 1.0) * 100.0;
                 println!(
-                    "{kind}: 10000 round trips of 20 B in {took:?} ({:?} each)",
-                    took / 10_000
+                    "session against the plain heartbeat, {size} B, {rounds} rounds of {n}: \
+                     min {:+.1}%, median {:+.1}%, max {:+.1}%",
+                    pct(ratios[0]),
+                    pct(ratios[rounds / 2]),
+                    pct(ratios[rounds - 1])
                 );
             }
         }
