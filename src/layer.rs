@@ -97,6 +97,7 @@ impl HeartbeatLayer {
     }
 
     /// The heartbeat protocol of this layer's connections.
+    #[cfg_attr(not(feature = "reconnect"), allow(dead_code))]
     pub(crate) fn protocol_of(&self) -> Protocol {
         self.protocol.clone()
     }

@@ -142,11 +142,13 @@ fn number(word: Option<&str>) -> Option<u64> {
 }
 
 /// `hello 1 new <sid> <secret> <buffer>`.
+#[cfg_attr(not(feature = "reconnect"), allow(dead_code))]
 pub(crate) fn hello_new(sid: Secret, secret: Secret, buffer: u64) -> String {
     format!("\u{10}hello {VERSION} new {sid} {secret} {buffer}")
 }
 
 /// `hello 1 resume <sid> <token> <received>`.
+#[cfg_attr(not(feature = "reconnect"), allow(dead_code))]
 pub(crate) fn hello_resume(sid: Secret, token: Secret, received: u64) -> String {
     format!("\u{10}hello {VERSION} resume {sid} {token} {received}")
 }
