@@ -2,11 +2,19 @@
 //! after a given number of bytes, mid-frame if that is where it falls) or freeze (nothing
 //! more passes either way, and both ends stay open: a silent path, as a pulled cable is).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// What stopped a relayed connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    Cut,
+    Freeze,
+}
 
 /// The controls of one relayed connection.
 #[derive(Debug)]
@@ -19,6 +27,9 @@ pub struct Ctl {
     pub passed: AtomicU64,
     pub frozen: AtomicBool,
     pub cut: AtomicBool,
+    /// When and how the relay first stopped passing bytes, by a call or at its byte limit
+    /// (not when the peers close their ends): what a test measures recovery from.
+    pub stopped: OnceLock<(Instant, Stop)>,
     cut_now: Notify,
 }
 
@@ -30,6 +41,7 @@ impl Default for Ctl {
             passed: AtomicU64::new(0),
             frozen: AtomicBool::new(false),
             cut: AtomicBool::new(false),
+            stopped: OnceLock::new(),
             cut_now: Notify::new(),
         }
     }
@@ -38,12 +50,14 @@ impl Default for Ctl {
 impl Ctl {
     /// Cuts now: both ends are dropped.
     pub fn cut(&self) {
+        let _ = self.stopped.set((Instant::now(), Stop::Cut));
         self.cut.store(true, Ordering::SeqCst);
         self.cut_now.notify_one();
     }
 
     /// Freezes now: nothing passes any more; the ends stay open until a cut.
     pub fn freeze(&self) {
+        let _ = self.stopped.set((Instant::now(), Stop::Freeze));
         self.frozen.store(true, Ordering::SeqCst);
     }
 
@@ -103,7 +117,10 @@ async fn pass<W: AsyncWrite + Unpin>(ctl: &Ctl, bytes: &[u8], to: &mut W) -> boo
     ctl.passed.fetch_add(allowed as u64, Ordering::SeqCst);
     match stop {
         None => true,
-        Some(true) => false,
+        Some(true) => {
+            let _ = ctl.stopped.set((Instant::now(), Stop::Cut));
+            false
+        }
         Some(false) => {
             ctl.freeze();
             true
