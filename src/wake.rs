@@ -129,6 +129,24 @@ impl ArcWake for Shared {
     }
 }
 
+/// The wakers of something a handler may poll from two tasks (after a `split`): a session
+/// (`resume::Session`). Each half registers its own at every poll; the session polls what
+/// lies beneath it (its socket, its window's timer) with a waker that wakes both: what one
+/// half does there (reading on the writer's behalf, writing for the reader, adopting a new
+/// socket) replaces the other's waker or concerns it.
+#[derive(Debug, Default)]
+pub(crate) struct Halves {
+    pub(crate) reader: AtomicWaker,
+    pub(crate) writer: AtomicWaker,
+}
+
+impl Halves {
+    pub(crate) fn wake_both(&self) {
+        self.reader.wake();
+        self.writer.wake();
+    }
+}
+
 pub(crate) fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }

@@ -42,6 +42,9 @@ struct Net {
     refused: Arc<Mutex<Vec<Option<u16>>>>,
     /// Whether the handler reads (a test holds it still to fill the client's buffer).
     reading: Arc<tokio::sync::Semaphore>,
+    /// `Some(n)`: the handler is `split`, its writing half in a task of its own sending
+    /// `s0..s{n-1}`, its reading half recording (`split_handler`); `None`: `echo`.
+    split: Option<usize>,
 }
 
 impl Net {
@@ -54,6 +57,15 @@ impl Net {
             ended: Arc::default(),
             refused: Arc::default(),
             reading: Arc::new(tokio::sync::Semaphore::new(1 << 20)),
+            split: None,
+        }
+    }
+
+    /// A server whose handler is split in two tasks, its writer sending `sends` messages.
+    fn split(layer: HeartbeatLayer, sends: usize) -> Self {
+        Self {
+            split: Some(sends),
+            ..Self::new(layer)
         }
     }
 
@@ -70,7 +82,10 @@ impl Net {
             match net.sessions.accept(ws).await {
                 Ok(Some(session)) => {
                     net.calls.fetch_add(1, Ordering::SeqCst);
-                    let end = echo(session, &net).await;
+                    let end = match net.split {
+                        Some(sends) => split_handler(session, &net, sends).await,
+                        None => echo(session, &net).await,
+                    };
                     *net.ended.lock().unwrap() = Some(end);
                 }
                 Ok(None) => {}
@@ -139,6 +154,30 @@ async fn echo(mut ws: Heartbeat<Ws>, net: &Net) -> String {
                     None => format!("error {err}"),
                 };
             }
+            None => return "end".into(),
+        }
+    }
+}
+
+/// A handler in two tasks (`split`): the writing half sends `s0..s{sends-1}` and ends, the
+/// reading half records every text. Returns how the reading half ended.
+async fn split_handler(ws: Heartbeat<Ws>, net: &Net, sends: usize) -> String {
+    let (mut sink, mut stream) = ws.split();
+    tokio::spawn(async move {
+        for i in 0..sends {
+            if sink.send(Message::text(format!("s{i}"))).await.is_err() {
+                return;
+            }
+        }
+    });
+    loop {
+        match stream.next().await {
+            Some(Ok(Message::Text(text))) => net.got.lock().unwrap().push(text.to_string()),
+            Some(Ok(Message::Close(frame))) => {
+                return format!("close {:?}", frame.map(|f| u16::from(f.code)));
+            }
+            Some(Ok(_)) => {}
+            Some(Err(err)) => return format!("error {err}"),
             None => return "end".into(),
         }
     }
@@ -626,6 +665,68 @@ async fn beyond_max_parked_a_session_ends_at_once() {
         net.ended.lock().unwrap().as_deref(),
         Some("lost TooManyParked 0")
     );
+}
+
+/// Waits up to `within` for the handler to have received `want`.
+async fn handler_gets(net: &Net, want: &[&str], within: Duration) -> Vec<String> {
+    let deadline = Instant::now() + within;
+    while net.got() != want && Instant::now() < deadline {
+        tokio::time::sleep(ms(10)).await;
+    }
+    net.got()
+}
+
+/// A split handler whose writer waits for an acknowledgement reads on its reader's behalf:
+/// what it reads must wake the reader. (The writer used to poll the socket with its own
+/// waker, which took the reader's place there, and keep the message for a reader that
+/// nobody woke.)
+///
+/// Timeline: the client, by hand, never acknowledges; the handler's writer fills the
+/// 100-byte buffer with ten 2-byte messages (10 bytes each, with the 8 of bookkeeping) at
+/// once and waits; at 100 ms the client sends "c0", which the handler reads within
+/// milliseconds (1 s allowed).
+#[tokio::test(start_paused = true)]
+async fn a_split_handlers_writer_reading_ahead_wakes_its_reader() {
+    let net = Net::split(layer().resume(Resume::new().buffer(100)), 20);
+    let mut ws = net.connect().await;
+    welcome(&say(&mut ws, &format!("\u{10}hello 1 new {SID} {SECRET} 1000")).await);
+    for i in 0..10 {
+        assert_eq!(answer(&mut ws).await, format!("s{i}"));
+    }
+    tokio::time::sleep(ms(100)).await;
+    ws.send(Message::text("c0")).await.unwrap();
+    assert_eq!(handler_gets(&net, &["c0"], ms(1000)).await, ["c0"]);
+}
+
+/// A split handler's writer that resumes the session (it adopts the new socket) must wake
+/// the reader, whose waker was with the old socket. (Only the last half to wait used to be
+/// woken, and only for the mailbox.)
+///
+/// Timeline: the writer fills the buffer and waits; the link is cut; the writer finds the
+/// socket gone and parks the session; the client resumes having received all ten, so the
+/// writer has room, sends its last five and ends; then the client sends "c0", which only
+/// the reader can read.
+#[tokio::test(start_paused = true)]
+async fn a_resume_adopted_by_a_split_handlers_writer_wakes_its_reader() {
+    let net = Net::split(layer().resume(Resume::new().buffer(100)), 15);
+    let mut ws = net.connect().await;
+    let w = welcome(&say(&mut ws, &format!("\u{10}hello 1 new {SID} {SECRET} 1000")).await);
+    for i in 0..10 {
+        assert_eq!(answer(&mut ws).await, format!("s{i}"));
+    }
+    tokio::time::sleep(ms(100)).await;
+    net.latest().cut();
+    tokio::time::sleep(ms(100)).await;
+    assert_eq!(net.sessions.parked(), 1);
+
+    let mut ws = net.connect().await;
+    welcome(&say(&mut ws, &format!("\u{10}hello 1 resume {SID} {} 10", w[2])).await);
+    for i in 10..15 {
+        assert_eq!(answer(&mut ws).await, format!("s{i}"));
+    }
+    tokio::time::sleep(ms(100)).await;
+    ws.send(Message::text("c0")).await.unwrap();
+    assert_eq!(handler_gets(&net, &["c0"], ms(1000)).await, ["c0"]);
 }
 
 #[test]

@@ -61,8 +61,9 @@ pub(crate) struct Session<S, M, E> {
     registry: Arc<Registry>,
     sid: Secret,
     mailbox: Arc<Mailbox<S>>,
-    /// The task waiting for room to send, woken by an acknowledgement read elsewhere.
-    writer: Option<Waker>,
+    /// The mailbox as a waker of both halves of the handler: every poll of the socket and of
+    /// the window goes through it.
+    both: Waker,
 }
 
 impl<S, M, E> Session<S, M, E>
@@ -79,6 +80,7 @@ where
         mailbox: Arc<Mailbox<S>>,
     ) -> Self {
         let pings_seen = ws.pings_sent();
+        let both = futures_util::task::waker(mailbox.clone());
         Self {
             protocol: registry.protocol.clone(),
             ws: Some(ws),
@@ -91,8 +93,18 @@ where
             registry,
             sid,
             mailbox,
-            writer: None,
+            both,
         }
+    }
+
+    /// Runs `poll` with a context whose waker wakes both halves of the handler
+    /// (ARCHITECTURE.md, "The wake hub"); the half that polls has registered its own.
+    #[inline]
+    fn with_both<R>(&mut self, poll: impl FnOnce(&mut Self, &mut Context<'_>) -> R) -> R {
+        let both = std::mem::replace(&mut self.both, Waker::noop().clone());
+        let r = poll(self, &mut Context::from_waker(&both));
+        self.both = both;
+        r
     }
 
     /// Adopts a socket that resumed this session, if one waits: the old socket (if any) is
@@ -136,7 +148,8 @@ where
         }
         self.ws = Some(ws);
         self.phase = Phase::Live;
-        self.wake_writer();
+        // The other half may wait on the old socket, or on the mailbox.
+        self.mailbox.halves.wake_both();
     }
 
     /// A replayed message as it goes on the wire (escaped if it must be).
@@ -170,7 +183,8 @@ where
         } else {
             self.lose(Reason::TooManyParked);
         }
-        self.wake_writer();
+        // The other half may wait on the socket just dropped.
+        self.mailbox.halves.wake_both();
     }
 
     fn lose(&mut self, reason: Reason) {
@@ -191,13 +205,7 @@ where
         }
         self.ws = None;
         self.phase = Phase::Ended { lost };
-        self.wake_writer();
-    }
-
-    fn wake_writer(&mut self) {
-        if let Some(waker) = self.writer.take() {
-            waker.wake();
-        }
+        self.mailbox.halves.wake_both();
     }
 
     /// While parked: `Ready` once the window has passed (the session then ended).
@@ -205,12 +213,8 @@ where
         let Phase::Parked { until } = &mut self.phase else {
             return Poll::Ready(());
         };
-        self.mailbox.register(cx.waker());
-        // A socket may have arrived between the check and the registration.
-        if self.mailbox.full.load(std::sync::atomic::Ordering::Acquire) {
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
-        }
+        // A socket delivered since `adopt` looked wakes us: the half polling registered
+        // before.
         if until.as_mut().poll(cx).is_ready() {
             self.lose(Reason::WindowPassed);
             return Poll::Ready(());
@@ -310,7 +314,7 @@ where
             }
             Incoming::Session(Message::Ack(count)) => match self.ledger.acknowledged(count) {
                 Ok(()) => {
-                    self.wake_writer();
+                    self.mailbox.halves.writer.wake();
                     Sorted::Handled
                 }
                 Err(violation) => Sorted::Violation(violation.0),
@@ -333,6 +337,11 @@ where
 
     #[inline]
     pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<M, E>>> {
+        self.mailbox.halves.reader.register(cx.waker());
+        self.with_both(Self::poll_next_both)
+    }
+
+    fn poll_next_both(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<M, E>>> {
         loop {
             self.adopt();
             if let Some(item) = self.ahead.pop_front() {
@@ -386,11 +395,7 @@ where
                 }
                 Poll::Pending => {
                     self.ack_at_tick();
-                    self.mailbox.register(cx.waker());
                     if !self.out.is_empty() && self.poll_out(cx) == Poll::Ready(false) {
-                        continue;
-                    }
-                    if self.mailbox.full.load(std::sync::atomic::Ordering::Acquire) {
                         continue;
                     }
                     return Poll::Pending;
@@ -401,6 +406,11 @@ where
 
     #[inline]
     pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+        self.mailbox.halves.writer.register(cx.waker());
+        self.with_both(Self::poll_ready_both)
+    }
+
+    fn poll_ready_both(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
         loop {
             self.adopt();
             match &self.phase {
@@ -422,7 +432,6 @@ where
                     if self.ledger.has_room() {
                         return Poll::Ready(Ok(()));
                     }
-                    self.writer = Some(cx.waker().clone());
                     match self.poll_window(cx) {
                         Poll::Ready(()) => continue,
                         Poll::Pending => return Poll::Pending,
@@ -438,13 +447,9 @@ where
             if !self.ledger.has_room() {
                 // Read on for the acknowledgement that makes room; data read meanwhile
                 // waits for the handler, up to our buffer.
-                self.writer = Some(cx.waker().clone());
                 match self.read_ahead(cx) {
                     Poll::Ready(()) => continue,
-                    Poll::Pending => {
-                        self.mailbox.register(cx.waker());
-                        return Poll::Pending;
-                    }
+                    Poll::Pending => return Poll::Pending,
                 }
             }
             let ws = self.ws.as_mut().expect("live");
@@ -467,6 +472,7 @@ where
                 Sorted::Deliver(msg) => {
                     self.ahead_bytes += msg.as_app().map_or(0, payload_len);
                     self.ahead.push_back(Ok(msg));
+                    self.mailbox.halves.reader.wake();
                 }
                 Sorted::Handled => {}
                 Sorted::Park => self.park(),
@@ -530,6 +536,11 @@ where
 
     #[inline]
     pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+        self.mailbox.halves.writer.register(cx.waker());
+        self.with_both(Self::poll_flush_both)
+    }
+
+    fn poll_flush_both(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
         if let Phase::Parked { .. } | Phase::Ended { .. } = self.phase {
             return Poll::Ready(Ok(()));
         }
@@ -549,6 +560,11 @@ where
     }
 
     pub(crate) fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+        self.mailbox.halves.writer.register(cx.waker());
+        self.with_both(Self::poll_close_both)
+    }
+
+    fn poll_close_both(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
         match self.phase {
             Phase::Parked { .. } => {
                 self.end(None);

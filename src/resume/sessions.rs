@@ -7,10 +7,10 @@ use std::fmt;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::Waker;
 
 use futures_core::Stream;
 use futures_sink::Sink;
+use futures_util::task::ArcWake;
 
 use super::session::Session;
 use super::token::{Secret, Tokens};
@@ -22,6 +22,7 @@ use crate::heartbeat::Heartbeat;
 use crate::layer::HeartbeatLayer;
 use crate::message::{MessageKind, WsMessage};
 use crate::protocol::Protocol;
+use crate::wake::Halves;
 
 /// A server's sessions: give every accepted WebSocket to [`accept`](Self::accept), which
 /// starts a new session (and returns it for the handler) or hands the socket to the session
@@ -73,8 +74,17 @@ pub(crate) struct Mailbox<S> {
     /// Set when `slot` holds a socket: the one check a session makes per poll.
     pub(crate) full: AtomicBool,
     pub(crate) slot: Mutex<Option<Handover<S>>>,
-    /// The task to wake for it.
-    pub(crate) waker: Mutex<Option<Waker>>,
+    /// The handler's reading and writing halves (one task, or two after a `split`). The
+    /// mailbox is itself a waker that wakes both, with which the session polls its socket
+    /// and its window. (Here rather than in an `Arc` of their own: a parked session holds
+    /// one allocation fewer.)
+    pub(crate) halves: Halves,
+}
+
+impl<S: Send + 'static> ArcWake for Mailbox<S> {
+    fn wake_by_ref(arc_self: &Arc<Self>) {
+        arc_self.halves.wake_both();
+    }
 }
 
 /// A socket that resumed a session.
@@ -90,7 +100,7 @@ impl<S> Mailbox<S> {
         Self {
             full: AtomicBool::new(false),
             slot: Mutex::new(None),
-            waker: Mutex::new(None),
+            halves: Halves::default(),
         }
     }
 
@@ -98,9 +108,7 @@ impl<S> Mailbox<S> {
         // A socket still waiting is replaced: the newest resume wins.
         *lock(&self.slot) = Some(handover);
         self.full.store(true, Ordering::Release);
-        if let Some(waker) = lock(&self.waker).take() {
-            waker.wake();
-        }
+        self.halves.wake_both();
     }
 
     pub(crate) fn take(&self) -> Option<Handover<S>> {
@@ -109,14 +117,6 @@ impl<S> Mailbox<S> {
         }
         self.full.store(false, Ordering::Relaxed);
         lock(&self.slot).take()
-    }
-
-    pub(crate) fn register(&self, waker: &Waker) {
-        let mut slot = lock(&self.waker);
-        match &*slot {
-            Some(w) if w.will_wake(waker) => {}
-            _ => *slot = Some(waker.clone()),
-        }
     }
 }
 
