@@ -129,11 +129,12 @@ impl ArcWake for Shared {
     }
 }
 
-/// The wakers of something a handler may poll from two tasks (after a `split`): a session
-/// (`resume::Session`). Each half registers its own at every poll; the session polls what
-/// lies beneath it (its socket, its window's timer) with a waker that wakes both: what one
-/// half does there (reading on the writer's behalf, writing for the reader, adopting a new
-/// socket) replaces the other's waker or concerns it.
+/// The wakers of something a handler or a client may poll from two tasks (after a
+/// `split`): a session (`resume::Session`) and a reconnecting client (`Reconnect`). Each
+/// half registers its own at every poll; both poll what lies beneath them (sockets, timers,
+/// connect attempts) with a waker that wakes both (`Halves` itself, or the session's
+/// mailbox): what one half does there (reading on the writer's behalf, flushing for it,
+/// adopting a new socket) replaces the other's waker or concerns it.
 #[derive(Debug, Default)]
 pub(crate) struct Halves {
     pub(crate) reader: AtomicWaker,
@@ -144,6 +145,12 @@ impl Halves {
     pub(crate) fn wake_both(&self) {
         self.reader.wake();
         self.writer.wake();
+    }
+}
+
+impl ArcWake for Halves {
+    fn wake_by_ref(arc_self: &Arc<Self>) {
+        arc_self.wake_both();
     }
 }
 

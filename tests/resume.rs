@@ -729,6 +729,133 @@ async fn a_resume_adopted_by_a_split_handlers_writer_wakes_its_reader() {
     assert_eq!(handler_gets(&net, &["c0"], ms(1000)).await, ["c0"]);
 }
 
+/// A client whose connections go to `server`, by hand (no `Sessions`), split in two tasks:
+/// the writer sends `c0..c{sends-1}`, padded with `x` to `size` bytes, then ends; the reader records
+/// every text into the returned list.
+fn split_client(
+    resume: Resume,
+    sends: usize,
+    size: usize,
+) -> (
+    tokio::sync::mpsc::UnboundedReceiver<Ws>,
+    Arc<Mutex<Vec<String>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (server_tx, server_rx) = tokio::sync::mpsc::unbounded_channel();
+    let client = Reconnect::builder(move || {
+        let server_tx = server_tx.clone();
+        async move {
+            let (a, b) = tokio::io::duplex(64 * 1024);
+            let server = WebSocketStream::from_raw_socket(b, Role::Server, None).await;
+            let _ = server_tx.send(server);
+            Ok::<_, io::Error>(WebSocketStream::from_raw_socket(a, Role::Client, None).await)
+        }
+    })
+    .heartbeat(layer())
+    .resume(resume)
+    .build();
+    let (mut sink, mut stream) = client.split();
+    let writer = tokio::spawn(async move {
+        for i in 0..sends {
+            let mut text = format!("c{i}");
+            while text.len() < size {
+                text.push('x');
+            }
+            if sink.send(Message::text(text)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let seen = got.clone();
+    tokio::spawn(async move {
+        while let Some(Ok(msg)) = stream.next().await {
+            if let Message::Text(text) = msg {
+                seen.lock().unwrap().push(text.to_string());
+            }
+        }
+    });
+    (server_rx, got, writer)
+}
+
+/// The server's side of the handshake, by hand: the client's `hello new`, then a `welcome`
+/// announcing `buffer`.
+async fn welcome_by_hand(server: &mut Ws, buffer: usize) {
+    let hello = answer(server).await;
+    assert!(hello.starts_with("\u{10}hello 1 new "), "{hello:?}");
+    let token = "4".repeat(32);
+    server
+        .send(Message::text(format!(
+            "\u{10}welcome 1 {token} 0 {buffer} 30000"
+        )))
+        .await
+        .unwrap();
+}
+
+/// A split client whose writer waits for an acknowledgement reads on its reader's behalf:
+/// what it reads must wake the reader. (The writer used to read with its own waker, which
+/// took the reader's place in the connection, and keep the message for a reader that
+/// nobody woke.)
+///
+/// Timeline: the server, by hand, acknowledges only what it says here. The client's writer
+/// fills its 100-byte buffer with ten 2-byte messages (10 bytes each, with the 8 of
+/// bookkeeping) and waits. The server sends "s0", which the reader reads, then "ack 1":
+/// the reader reads it and wakes the writer, which sends "c10" and, the buffer full again,
+/// reads on with its own waker. At 100 ms the server sends "s1", which the client's reader
+/// gets within milliseconds (1 s allowed).
+#[tokio::test(start_paused = true)]
+async fn a_split_clients_writer_reading_ahead_wakes_its_reader() {
+    let (mut servers, got, _writer) = split_client(Resume::new().buffer(100), 20, 2);
+    let mut server = servers.recv().await.unwrap();
+    welcome_by_hand(&mut server, 1000).await;
+    for i in 0..10 {
+        assert_eq!(answer(&mut server).await, format!("c{i}"));
+    }
+    let got_within = |n: usize| {
+        let got = got.clone();
+        async move {
+            let deadline = Instant::now() + ms(1000);
+            while got.lock().unwrap().len() < n && Instant::now() < deadline {
+                tokio::time::sleep(ms(10)).await;
+            }
+            got.lock().unwrap().clone()
+        }
+    };
+    server.send(Message::text("s0")).await.unwrap();
+    assert_eq!(got_within(1).await, ["s0"]);
+    server.send(Message::text("\u{10}ack 1")).await.unwrap();
+    assert_eq!(answer(&mut server).await, "c10");
+    tokio::time::sleep(ms(100)).await;
+    server.send(Message::text("s1")).await.unwrap();
+    assert_eq!(got_within(2).await, ["s0", "s1"]);
+}
+
+/// A split client's reader that hands the writer's messages to the connection must wake
+/// the writer when they are flushed. (The reader used to poll the connection's sink with
+/// its own waker, which took the writer's place there: the writer's `send` then waited
+/// until the next reconnect.)
+///
+/// Timeline: the server, by hand, reads nothing until 100 ms, so the 64 KiB pipe fills
+/// with the writer's 16 KiB messages; then it reads all forty; the writer's last `send`
+/// completes within milliseconds of the last read (1 s allowed).
+#[tokio::test(start_paused = true)]
+async fn a_split_clients_reader_flushing_for_the_writer_wakes_it() {
+    let (mut servers, _got, writer) = split_client(Resume::new(), 40, 16 * 1024);
+    let mut server = servers.recv().await.unwrap();
+    welcome_by_hand(&mut server, 1 << 20).await;
+    tokio::time::sleep(ms(100)).await;
+    for i in 0..40 {
+        let text = timeout(ms(1000), answer(&mut server))
+            .await
+            .unwrap_or_else(|_| panic!("c{i} within 1 s"));
+        assert!(text.starts_with(&format!("c{i}x")), "{i}");
+    }
+    timeout(ms(1000), writer)
+        .await
+        .expect("the writer's sends complete")
+        .unwrap();
+}
+
 #[test]
 fn accept_errors_name_their_close_codes() {
     let e: AcceptError<io::Error> = AcceptError::SessionLost;

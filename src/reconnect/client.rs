@@ -20,6 +20,7 @@ use crate::message::{MessageKind, WsMessage};
 use crate::random::random_u64;
 use crate::resume::wire::Welcome;
 use crate::resume::{Reason as Lost, SessionLost};
+use crate::wake::Halves;
 
 use super::session::{ClientSession, Sorted, handshake};
 
@@ -70,9 +71,12 @@ pub struct Reconnect<S: Connection> {
     unconfirmed: u64,
     /// The current connection's pong count when last looked at.
     pongs_seen: u64,
-    /// The tasks waiting to read and to write, woken at every change of state.
-    reader: Option<Waker>,
-    writer: Option<Waker>,
+    /// The reading and the writing half (one task, or two after a `split`), each registered
+    /// at every poll, woken at every change of state.
+    halves: Arc<Halves>,
+    /// A waker of both halves: every poll of the connection, the attempt and the backoff's
+    /// timer goes through it (ARCHITECTURE.md, "The wake hub").
+    both: Waker,
     /// The session, with [`ReconnectBuilder::resume`]. `buffer` then holds numbered
     /// messages in wire form (and acknowledgements), all kept in the session's ledger.
     session: Option<ClientSession>,
@@ -106,15 +110,16 @@ impl<S: Connection> Reconnect<S> {
         let session = settings
             .resume
             .map(|resume| ClientSession::new(resume, settings.heartbeat.protocol_of()));
+        let halves = Arc::new(Halves::default());
         Reconnect {
+            both: futures_util::task::waker(halves.clone()),
+            halves,
             buffer: VecDeque::with_capacity(settings.buffer.min(1024)),
             settings,
             state: State::Idle,
             retry: 0,
             unconfirmed: 0,
             pongs_seen: 0,
-            reader: None,
-            writer: None,
             session,
             ahead: VecDeque::new(),
         }
@@ -141,12 +146,17 @@ impl<S: Connection> Reconnect<S> {
     /// Moves to `state`, waking both sides: whichever waits must see the change.
     fn set(&mut self, state: State<S>) {
         self.state = state;
-        for waker in [self.reader.take(), self.writer.take()]
-            .into_iter()
-            .flatten()
-        {
-            waker.wake();
-        }
+        self.halves.wake_both();
+    }
+
+    /// Runs `poll` with a context whose waker wakes both halves; the half that polls has
+    /// registered its own.
+    #[inline]
+    fn with_both<R>(&mut self, poll: impl FnOnce(&mut Self, &mut Context<'_>) -> R) -> R {
+        let both = std::mem::replace(&mut self.both, Waker::noop().clone());
+        let r = poll(self, &mut Context::from_waker(&both));
+        self.both = both;
+        r
     }
 
     fn start_attempt(&mut self) {
@@ -373,9 +383,7 @@ impl<S: Connection> Reconnect<S> {
                     }
                     Sorted::Handled(room) => {
                         if room {
-                            if let Some(waker) = self.writer.take() {
-                                waker.wake();
-                            }
+                            self.halves.writer.wake();
                         }
                         Poll::Ready(None)
                     }
@@ -455,10 +463,18 @@ impl<S: Connection> Stream for Reconnect<S> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        this.halves.reader.register(cx.waker());
+        this.with_both(Self::poll_next_both)
+    }
+}
+
+// The bodies of the `Stream` and `Sink` methods, run with the waker of both halves.
+impl<S: Connection> Reconnect<S> {
+    fn poll_next_both(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<S::Message, Error>>> {
         loop {
-            match this.poll_connected(cx) {
-                Poll::Pending => break,
-                Poll::Ready(false) => match &mut this.state {
+            match self.poll_connected(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(false) => match &mut self.state {
                     State::Done(err) => return Poll::Ready(err.take().map(Err)),
                     State::Closing(ws) => match Pin::new(ws).poll_next(cx) {
                         Poll::Ready(Some(Ok(msg)))
@@ -468,31 +484,108 @@ impl<S: Connection> Stream for Reconnect<S> {
                         }
                         Poll::Ready(Some(Ok(_))) => continue,
                         Poll::Ready(_) => {
-                            this.set(State::Done(None));
+                            self.set(State::Done(None));
                             return Poll::Ready(None);
                         }
-                        Poll::Pending => break,
+                        Poll::Pending => return Poll::Pending,
                     },
                     _ => unreachable!("poll_connected ended"),
                 },
                 Poll::Ready(true) => {}
             }
             // Buffered messages go out as soon as a connection is up, reader or not.
-            if let Poll::Ready(Err(err)) = this.poll_drain(cx) {
-                this.disconnect(Self::reason_of(err));
+            if let Poll::Ready(Err(err)) = self.poll_drain(cx) {
+                self.disconnect(Self::reason_of(err));
                 continue;
             }
-            if let Some(msg) = this.ahead.pop_front() {
+            if let Some(msg) = self.ahead.pop_front() {
                 return Poll::Ready(Some(Ok(msg)));
             }
-            match this.poll_read(cx) {
+            match self.poll_read(cx) {
                 Poll::Ready(Some(msg)) => return Poll::Ready(Some(Ok(msg))),
                 Poll::Ready(None) => {}
-                Poll::Pending => break,
+                Poll::Pending => return Poll::Pending,
             }
         }
-        this.reader = Some(cx.waker().clone());
-        Poll::Pending
+    }
+
+    fn poll_ready_both(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        loop {
+            if let State::Closing(_) | State::Done(_) = self.state {
+                return Poll::Ready(Err(self.sink_error()));
+            }
+            if self.has_room() {
+                return Poll::Ready(Ok(()));
+            }
+            if self.settings.overflow == Overflow::Fail {
+                return Poll::Ready(Err(Error::BufferFull));
+            }
+            match self.poll_connected(cx) {
+                Poll::Ready(true) => match self.poll_drain(cx) {
+                    Poll::Ready(Err(err)) => self.disconnect(Self::reason_of(err)),
+                    _ if self.has_room() => {}
+                    _ if self.session.is_some() && self.ahead.len() < AHEAD => {
+                        // Read on for the acknowledgement that makes room; what arrives
+                        // meanwhile is the reader's.
+                        match self.poll_read(cx) {
+                            Poll::Ready(Some(msg)) => {
+                                self.ahead.push_back(msg);
+                                self.halves.reader.wake();
+                            }
+                            Poll::Ready(None) => {}
+                            Poll::Pending => return Poll::Pending,
+                        }
+                    }
+                    _ => return Poll::Pending,
+                },
+                Poll::Ready(false) => {}
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    fn poll_flush_both(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        loop {
+            match self.poll_connected(cx) {
+                Poll::Ready(true) => match self.poll_drain(cx) {
+                    Poll::Ready(Ok(())) => return Poll::Ready(Ok(())),
+                    Poll::Ready(Err(err)) => self.disconnect(Self::reason_of(err)),
+                    Poll::Pending => return Poll::Pending,
+                },
+                Poll::Ready(false) => return Poll::Ready(Err(self.sink_error())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    fn poll_close_both(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if let State::Connected { .. } = self.state {
+            if self.poll_drain(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let State::Connected { ws, .. } = &mut self.state else {
+                unreachable!("connected")
+            };
+            if Pin::new(&mut *ws).poll_close(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.emit(Event::Closed {
+                by_server: None,
+                unsent: self.unsent(),
+            });
+            let State::Connected { ws, .. } = std::mem::replace(&mut self.state, State::Idle)
+            else {
+                unreachable!("connected")
+            };
+            self.set(State::Closing(ws));
+        } else if !matches!(self.state, State::Closing(_) | State::Done(_)) {
+            self.emit(Event::Closed {
+                by_server: None,
+                unsent: self.unsent(),
+            });
+            self.set(State::Done(None));
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -501,36 +594,8 @@ impl<S: Connection> Sink<S::Message> for Reconnect<S> {
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.get_mut();
-        loop {
-            if let State::Closing(_) | State::Done(_) = this.state {
-                return Poll::Ready(Err(this.sink_error()));
-            }
-            if this.has_room() {
-                return Poll::Ready(Ok(()));
-            }
-            if this.settings.overflow == Overflow::Fail {
-                return Poll::Ready(Err(Error::BufferFull));
-            }
-            match this.poll_connected(cx) {
-                Poll::Ready(true) => match this.poll_drain(cx) {
-                    Poll::Ready(Err(err)) => this.disconnect(Self::reason_of(err)),
-                    _ if this.has_room() => {}
-                    _ if this.session.is_some() && this.ahead.len() < AHEAD => {
-                        // Read on for the acknowledgement that makes room.
-                        match this.poll_read(cx) {
-                            Poll::Ready(Some(msg)) => this.ahead.push_back(msg),
-                            Poll::Ready(None) => {}
-                            Poll::Pending => break,
-                        }
-                    }
-                    _ => break,
-                },
-                Poll::Ready(false) => {}
-                Poll::Pending => break,
-            }
-        }
-        this.writer = Some(cx.waker().clone());
-        Poll::Pending
+        this.halves.writer.register(cx.waker());
+        this.with_both(Self::poll_ready_both)
     }
 
     fn start_send(self: Pin<&mut Self>, msg: S::Message) -> Result<(), Error> {
@@ -550,19 +615,8 @@ impl<S: Connection> Sink<S::Message> for Reconnect<S> {
     /// reconnections if need be.
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.get_mut();
-        loop {
-            match this.poll_connected(cx) {
-                Poll::Ready(true) => match this.poll_drain(cx) {
-                    Poll::Ready(Ok(())) => return Poll::Ready(Ok(())),
-                    Poll::Ready(Err(err)) => this.disconnect(Self::reason_of(err)),
-                    Poll::Pending => break,
-                },
-                Poll::Ready(false) => return Poll::Ready(Err(this.sink_error())),
-                Poll::Pending => break,
-            }
-        }
-        this.writer = Some(cx.waker().clone());
-        Poll::Pending
+        this.halves.writer.register(cx.waker());
+        this.with_both(Self::poll_flush_both)
     }
 
     /// Ends the client with no further attempt: hands what it can to a live connection and
@@ -571,34 +625,7 @@ impl<S: Connection> Sink<S::Message> for Reconnect<S> {
     /// [`Event::Closed`].
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.get_mut();
-        if let State::Connected { .. } = this.state {
-            if this.poll_drain(cx).is_pending() {
-                this.writer = Some(cx.waker().clone());
-                return Poll::Pending;
-            }
-            let State::Connected { ws, .. } = &mut this.state else {
-                unreachable!("connected")
-            };
-            if Pin::new(&mut *ws).poll_close(cx).is_pending() {
-                this.writer = Some(cx.waker().clone());
-                return Poll::Pending;
-            }
-            this.emit(Event::Closed {
-                by_server: None,
-                unsent: this.unsent(),
-            });
-            let State::Connected { ws, .. } = std::mem::replace(&mut this.state, State::Idle)
-            else {
-                unreachable!("connected")
-            };
-            this.set(State::Closing(ws));
-        } else if !matches!(this.state, State::Closing(_) | State::Done(_)) {
-            this.emit(Event::Closed {
-                by_server: None,
-                unsent: this.unsent(),
-            });
-            this.set(State::Done(None));
-        }
-        Poll::Ready(Ok(()))
+        this.halves.writer.register(cx.waker());
+        this.with_both(Self::poll_close_both)
     }
 }
