@@ -335,8 +335,47 @@ where
         self.lose(Reason::Violation(what));
     }
 
+    /// Whether a poll may go straight to the socket: live, nothing waiting in the mailbox,
+    /// nothing read ahead, nothing queued to write.
+    #[inline]
+    fn is_plain(&self) -> bool {
+        matches!(self.phase, Phase::Live)
+            && self.out.is_empty()
+            && self.ahead.is_empty()
+            && !self.mailbox.full.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The reader's poll. The direct path, taken when the session [`is_plain`](Self::is_plain),
+    /// reads the socket with the reader's own waker (as a plain `Heartbeat` does, split or
+    /// not) and registers the reader with the mailbox only when it waits; everything else
+    /// goes through `poll_next_both`.
     #[inline]
     pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<M, E>>> {
+        if self.is_plain() {
+            let ws = self.ws.as_mut().expect("live");
+            match ws.as_mut().poll_next_msg(cx) {
+                Poll::Ready(Some(Ok(msg))) => match self.sort(msg) {
+                    Sorted::Deliver(msg) => {
+                        // A reader that is never idle sees the ticks here (one load per
+                        // message).
+                        self.ack_at_tick();
+                        return Poll::Ready(Some(Ok(msg)));
+                    }
+                    Sorted::Handled => {}
+                    Sorted::Park => self.park(),
+                    Sorted::Violation(what) => self.violated(what),
+                },
+                Poll::Ready(Some(Err(_)) | None) => self.park(),
+                Poll::Pending => {
+                    self.ack_at_tick();
+                    self.mailbox.halves.reader.register(cx.waker());
+                    // Registered before this look: a socket delivered since is not missed.
+                    if self.is_plain() {
+                        return Poll::Pending;
+                    }
+                }
+            }
+        }
         self.mailbox.halves.reader.register(cx.waker());
         self.with_both(Self::poll_next_both)
     }
@@ -404,8 +443,23 @@ where
         }
     }
 
+    /// The writer's poll for room: directly on the socket when the session is plain and
+    /// has room (see `poll_next`).
     #[inline]
     pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+        if self.is_plain() && self.ledger.has_room() {
+            let ws = self.ws.as_mut().expect("live");
+            match ws.as_mut().poll_ready_msg(cx) {
+                Poll::Ready(Ok(())) => return Poll::Ready(Ok(())),
+                Poll::Ready(Err(_)) => self.park(),
+                Poll::Pending => {
+                    self.mailbox.halves.writer.register(cx.waker());
+                    if self.is_plain() {
+                        return Poll::Pending;
+                    }
+                }
+            }
+        }
         self.mailbox.halves.writer.register(cx.waker());
         self.with_both(Self::poll_ready_both)
     }
@@ -534,8 +588,26 @@ where
         }
     }
 
+    /// The writer's flush: directly on the socket when the session is plain (see
+    /// `poll_next`).
     #[inline]
     pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+        if self.is_plain() {
+            let ws = self.ws.as_mut().expect("live");
+            match ws.as_mut().poll_flush_msg(cx) {
+                Poll::Ready(Ok(())) => return Poll::Ready(Ok(())),
+                Poll::Ready(Err(_)) => {
+                    self.park();
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Pending => {
+                    self.mailbox.halves.writer.register(cx.waker());
+                    if self.is_plain() {
+                        return Poll::Pending;
+                    }
+                }
+            }
+        }
         self.mailbox.halves.writer.register(cx.waker());
         self.with_both(Self::poll_flush_both)
     }
