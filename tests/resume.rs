@@ -455,16 +455,22 @@ async fn answer<S>(ws: &mut S) -> String
 where
     S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
 {
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(t))) => return t.to_string(),
-            Some(Ok(Message::Close(frame))) => {
-                return format!("close {}", frame.map_or(1005, |f| u16::from(f.code)));
+    // Bounded: a test waiting for an answer that never comes fails instead of hanging.
+    let next = async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => return t.to_string(),
+                Some(Ok(Message::Close(frame))) => {
+                    return format!("close {}", frame.map_or(1005, |f| u16::from(f.code)));
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return "end".into(),
             }
-            Some(Ok(_)) => {}
-            Some(Err(_)) | None => return "end".into(),
         }
-    }
+    };
+    timeout(Duration::from_secs(600), next)
+        .await
+        .unwrap_or_else(|_| "no answer within 600 s".into())
 }
 
 /// `welcome 1 <token> <received> <buffer> <window>` → its words.
@@ -583,6 +589,41 @@ async fn a_second_socket_takes_over() {
     assert_eq!(say(&mut new, "c1").await, "s:c1");
     assert_eq!(answer(&mut old).await, "end", "the old socket was dropped");
     assert_eq!(net.got(), ["c0", "c1"]);
+}
+
+/// A `hello` that reaches the server after a later one with the same token (an attempt the
+/// client gave up on) takes over, and the token the later `welcome` gave the client stays
+/// valid: the client's next resume is welcomed, not refused.
+#[tokio::test(start_paused = true)]
+async fn a_late_hello_with_the_same_token_does_not_lose_the_session() {
+    let net = server(Resume::new());
+    let mut first = net.connect().await;
+    let t1 = welcome(
+        &say(
+            &mut first,
+            &format!("\u{10}hello 1 new {SID} {SECRET} 1000"),
+        )
+        .await,
+    )[2]
+    .clone();
+    assert_eq!(say(&mut first, "c0").await, "s:c0");
+    net.latest().cut();
+
+    let mut later = net.connect().await;
+    let t2 =
+        welcome(&say(&mut later, &format!("\u{10}hello 1 resume {SID} {t1} 1")).await)[2].clone();
+    // The older attempt's hello arrives now: it takes over.
+    let mut late = net.connect().await;
+    welcome(&say(&mut late, &format!("\u{10}hello 1 resume {SID} {t1} 1")).await);
+    assert_eq!(answer(&mut later).await, "end", "taken over");
+    drop(late);
+    // The client holds t2, from the later welcome.
+    let mut next = net.connect().await;
+    let w = welcome(&say(&mut next, &format!("\u{10}hello 1 resume {SID} {t2} 1")).await);
+    assert_eq!(w[3], "1");
+    assert_eq!(say(&mut next, "c1").await, "s:c1");
+    assert_eq!(net.got(), ["c0", "c1"]);
+    assert!(net.refused.lock().unwrap().is_empty());
 }
 
 /// A handshake that never comes: 1008 after the handshake timeout.

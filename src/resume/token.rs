@@ -66,36 +66,44 @@ impl fmt::Debug for Secret {
 }
 
 /// The tokens a server accepts for one session: the one the client last proved it holds
-/// (its birth secret at first, then the token of its latest resume) and the newest issued,
-/// which the client may or may not have received.
+/// (its birth secret at first, then the token of its latest resume) and the two newest
+/// issued, which the client may or may not have received. Two, not one: a `hello` that
+/// overtook an older one with the same token got a `welcome` whose token must survive the
+/// older `hello`'s late resume (which takes over, and issues another).
 #[derive(Debug)]
 pub(crate) struct Tokens {
     proven: Secret,
+    previous: Secret,
     issued: Secret,
 }
 
 impl Tokens {
     /// A session born with the client's `secret`; issues its first token.
     pub(crate) fn new(secret: Secret) -> std::io::Result<Self> {
+        let issued = Secret::random()?;
         Ok(Self {
             proven: secret,
-            issued: Secret::random()?,
+            previous: issued,
+            issued,
         })
     }
 
-    /// Whether `presented` is one of the two valid tokens. Both comparisons always run.
+    /// Whether `presented` is one of the valid tokens. Every comparison always runs.
     pub(crate) fn accepts(&self, presented: &Secret) -> bool {
         let proven = self.proven.same_as(presented);
+        let previous = self.previous.same_as(presented);
         let issued = self.issued.same_as(presented);
-        proven | issued
+        proven | previous | issued
     }
 
     /// A resume with `presented` (accepted) succeeded: it is now the proven token, and a
-    /// new one is issued. Every older token stops being valid.
+    /// new one is issued. Every token older than the two newest issued stops being valid.
     pub(crate) fn rotate(&mut self, presented: Secret) -> std::io::Result<Secret> {
+        let next = Secret::random()?;
         self.proven = presented;
-        self.issued = Secret::random()?;
-        Ok(self.issued)
+        self.previous = self.issued;
+        self.issued = next;
+        Ok(next)
     }
 
     /// The newest token, for a `welcome`.
@@ -130,10 +138,10 @@ mod tests {
         assert_ne!(Secret::random().unwrap(), Secret::random().unwrap());
     }
 
-    /// PROTOCOL.md, section 5: the proven token and the newest issued are valid; a resume
-    /// with either rotates; everything older is refused.
+    /// PROTOCOL.md, section 5: the proven token and the two newest issued are valid; a
+    /// resume with any of them rotates; everything older is refused.
     #[test]
-    fn rotation_keeps_exactly_two_tokens() {
+    fn rotation_keeps_the_proven_token_and_the_two_newest() {
         let birth = Secret::random().unwrap();
         let mut tokens = Tokens::new(birth).unwrap();
         let t1 = tokens.issued();
@@ -142,16 +150,20 @@ mod tests {
 
         // The welcome carrying t1 was lost: the client resumes with its birth secret again.
         let t2 = tokens.rotate(birth).unwrap();
-        assert!(tokens.accepts(&birth) && tokens.accepts(&t2));
-        assert!(
-            !tokens.accepts(&t1),
-            "an issued token never proven is dropped"
-        );
+        assert!(tokens.accepts(&birth) && tokens.accepts(&t1) && tokens.accepts(&t2));
 
-        // The client got t2 and resumes with it: the birth secret is stale from now on.
+        // The client got t2 and resumes with it: the birth secret and t1 are stale now.
         let t3 = tokens.rotate(t2).unwrap();
         assert!(tokens.accepts(&t2) && tokens.accepts(&t3));
         assert!(!tokens.accepts(&birth));
         assert!(!tokens.accepts(&t1));
+
+        // A late hello with t2 (overtaken by the one that got t3) resumes too: t3, which
+        // the client holds, stays valid; t2's next resume makes t3's predecessor stale.
+        let t4 = tokens.rotate(t2).unwrap();
+        assert!(tokens.accepts(&t3) && tokens.accepts(&t4));
+        let t5 = tokens.rotate(t3).unwrap();
+        assert!(tokens.accepts(&t3) && tokens.accepts(&t4) && tokens.accepts(&t5));
+        assert!(!tokens.accepts(&t2));
     }
 }
