@@ -1034,3 +1034,37 @@ async fn the_axum_drop_in_runs_the_callback_once_per_session() {
     assert_eq!(say(&mut plain, "hi").await, "close 1008");
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
+
+/// A session's `handle()` shows its socket's heartbeat (pings, round trips), not one that
+/// nobody runs.
+///
+/// Timeline (1 s interval, no jitter): 0 s: the session starts; pings at 1, 2 and 3 s,
+/// answered by the client's library.
+#[tokio::test(start_paused = true)]
+async fn a_sessions_handle_shows_its_sockets_heartbeat() {
+    let sessions = Sessions::new(layer().resume(Resume::new()));
+    let (server, mut client) = support::bare_pair().await;
+    let client_task = tokio::spawn(async move {
+        let w = say(
+            &mut client,
+            &format!("\u{10}hello 1 new {SID} {SECRET} 1000"),
+        )
+        .await;
+        welcome(&w);
+        // Reading answers the server's pings.
+        answer(&mut client).await
+    });
+    let mut session = sessions
+        .accept(server)
+        .await
+        .unwrap()
+        .expect("a new session");
+    let handle = session.handle();
+    let reader = tokio::spawn(async move { while let Some(Ok(_)) = session.next().await {} });
+    tokio::time::sleep(ms(3500)).await;
+    let stats = handle.stats();
+    assert_eq!(stats.pings_sent, 3);
+    assert_eq!(stats.pongs_received, 3);
+    reader.abort();
+    client_task.abort();
+}

@@ -289,10 +289,13 @@ impl<S> Heartbeat<S> {
     }
 
     /// The handler's side of a session: polls go to `session`.
+    /// The handler's `handle()` shows the heartbeat of the session's first socket: its hub,
+    /// `shared`, which the session's adapter shares rather than making one nobody runs.
     pub(crate) fn from_session<M, E>(
         session: crate::resume::Session<S, M, E>,
         config: Config,
         protocol: Protocol,
+        shared: Arc<Shared>,
     ) -> Self
     where
         S: Send + 'static,
@@ -306,8 +309,13 @@ impl<S> Heartbeat<S> {
             },
             config,
             protocol,
-            Arc::new(Shared::new(config.interval.get())),
+            shared,
         )
+    }
+
+    /// This connection's wake hub (which its handles read).
+    pub(crate) fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
     }
 
     /// With the registry of a layer that has `resume`: for the service form.

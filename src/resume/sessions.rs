@@ -300,11 +300,13 @@ impl Sessions {
                     .registry
                     .mailbox::<S>(&sid)
                     .expect("registered by admit");
+                let shared = hb.shared();
                 let session = Session::new(hb, ledger, self.registry.clone(), sid, mailbox);
                 Ok(Some(Heartbeat::from_session(
                     session,
                     registry.config,
                     registry.protocol.clone(),
+                    shared,
                 )))
             }
             Ok(Admission::Resume {
