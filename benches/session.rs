@@ -41,7 +41,11 @@ fn main() {
         let sessions = Sessions::new(HeartbeatLayer::new().jitter(false).resume(Resume::new()));
         let hello = format!("\u{10}hello 1 new {:032x} {:032x} {buffer}", 1, 2);
         client.send(Message::text(hello)).await.unwrap();
-        let mut echo = sessions.accept(server).await.unwrap().expect("a new session");
+        let mut echo = sessions
+            .accept(server)
+            .await
+            .unwrap()
+            .expect("a new session");
         let welcome = client.next().await.unwrap().unwrap();
         assert!(welcome.to_text().unwrap().starts_with("\u{10}welcome 1 "));
         let (mut received, mut unacked) = (0u64, 0usize);

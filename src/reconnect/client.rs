@@ -26,6 +26,9 @@ use super::session::{ClientSession, Sorted, handshake};
 /// Messages a session's client reads ahead while its writer waits for an acknowledgement.
 const AHEAD: usize = 1024;
 
+/// A connect attempt in flight: the socket, and the session's welcome if it has one.
+type Attempt<S> = BoxFuture<'static, Result<(Heartbeat<S>, Option<Welcome>), Reason>>;
+
 // `Connected` is the state of almost every poll: boxing it to shrink the others would put an
 // indirection on every message.
 #[allow(clippy::large_enum_variant)]
@@ -33,7 +36,7 @@ enum State<S: Connection> {
     /// Not started: the first poll starts the first attempt.
     Idle,
     /// A connect attempt; with a session, its handshake too.
-    Connecting(BoxFuture<'static, Result<(Heartbeat<S>, Option<Welcome>), Reason>>),
+    Connecting(Attempt<S>),
     Connected {
         ws: Heartbeat<S>,
         since: Instant,

@@ -258,7 +258,10 @@ mod tests {
         let mut ledger = Ledger::new(100, 400);
         assert_eq!(ledger.ack(), None, "nothing arrived");
         assert!(!ledger.received(60), "68 of 100");
-        assert!(ledger.received(24), "100 bytes (60 + 8 + 24 + 8): a quarter of 400");
+        assert!(
+            ledger.received(24),
+            "100 bytes (60 + 8 + 24 + 8): a quarter of 400"
+        );
         assert_eq!(ledger.ack(), Some(2));
         assert_eq!(ledger.ack(), None);
         assert!(!ledger.received(91));

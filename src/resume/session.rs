@@ -217,7 +217,7 @@ where
         if self.out.is_empty() {
             return Poll::Ready(true);
         }
-        while let Some(_) = self.out.front() {
+        while self.out.front().is_some() {
             match ws.as_mut().poll_ready_msg(cx) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(_)) => {
