@@ -20,7 +20,7 @@
 //! `GET /stats` returns the server's counters as JSON (the browser tests read it).
 //!
 //! Sessions: `/session` is the same WebSocket with `HeartbeatLayer::resume` (window
-//! `--window-ms`, 30 s by default), which the page uses when opened with `?resume=1`. Its
+//! `--window-ms`, 30 s by default; buffer `--session-buffer` bytes, 1 MiB), which the page uses when opened with `?resume=1`. Its
 //! handler runs once per session, however many sockets carry it: it sends
 //! `{"type":"session","id":N}` first, echoes text and binary, and on
 //! `{"type":"stream","count":N,"size":B}` (optionally `"every_ms":E`) sends N numbered items
@@ -617,7 +617,10 @@ async fn main() -> std::io::Result<()> {
     let json = control.clone().protocol(protocol::Json::new());
     let text = control.clone().protocol(protocol::Text::new());
     let binary = control.clone().protocol(protocol::BinaryCommand::new());
-    let resume = Resume::new().window(window);
+    let mut resume = Resume::new().window(window);
+    if let Some(bytes) = arg(&args, "--session-buffer") {
+        resume = resume.buffer(bytes as usize);
+    }
     let cuttables = Arc::new(Cuttables::default());
     let app = Arc::new(App {
         resumed: [
