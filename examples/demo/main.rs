@@ -343,6 +343,9 @@ async fn session_upgrade(
         .on_upgrade(move |socket| stream_session(socket, app, heartbeat))
 }
 
+/// The largest item a stream command may ask for.
+const MAX_ITEM_BYTES: usize = 1 << 20;
+
 /// Echoes queued, at most: beyond it the handler stops reading until they are sent.
 const MAX_QUEUED: usize = 256;
 
@@ -523,11 +526,11 @@ async fn stream_session(mut socket: WebSocket, app: Arc<App>, heartbeat: &'stati
                         });
                         // Numbers go on from the items streamed before.
                         let first = streaming.as_ref().map_or(next_item, |s| s.next);
-                        next_item = first + cmd.count;
+                        next_item = first.saturating_add(cmd.count);
                         streaming = Some(Streaming {
                             next: first,
-                            last: first + cmd.count - 1,
-                            size: cmd.size,
+                            last: next_item - 1,
+                            size: cmd.size.min(MAX_ITEM_BYTES),
                             pace,
                         });
                     }
