@@ -218,12 +218,14 @@ test(`a session survives ${MIN_CHAOS}+ cuts and freezes at random offsets while 
   socket.addEventListener('sessionlost', (e) => lost.push({ cause: e.cause, unconfirmed: e.unconfirmed, reason: e.reason }));
   socket.addEventListener('message', (e) => {
     const message = JSON.parse(e.data);
-    if (message.type === 'item') record(items, message.seq);
-    else if (message.type === 'msg') {
+    if (message.type === 'item') {
+      record(items, message.seq);
+    } else if (message.type === 'msg') {
       record(echoes, message.seq);
       if (e.data !== numbered(message.seq) && echoes.errors.length < 20) echoes.errors.push(`echo ${message.seq} changed: ${e.data}`);
+    } else if (message.type === 'session') {
+      id = message.id;
     }
-    else if (message.type === 'session') id = message.id;
   });
 
   let pump;
@@ -243,7 +245,9 @@ test(`a session survives ${MIN_CHAOS}+ cuts and freezes at random offsets while 
       }
       if (sent === MESSAGES) clearInterval(pump);
     }, 4);
-    await until(() => items.count >= MESSAGES && echoes.count >= MESSAGES, left(), `all ${MESSAGES} items and echoes (items ${items.count}, echoes ${echoes.count})`);
+    await until(() => items.count >= MESSAGES && echoes.count >= MESSAGES, left(), `all ${MESSAGES} items and echoes`).catch((error) => {
+      throw new Error(`${error.message}: the page got ${items.count} items and ${echoes.count} echoes, sent ${sent}`);
+    });
     const chaos = relay.events.length;
     relay.settle();
     // The session resumes on a calm connection; whatever was doubled would arrive meanwhile.
@@ -271,7 +275,9 @@ test(`a session survives ${MIN_CHAOS}+ cuts and freezes at random offsets while 
     console.log(
       `chaos seed ${SEED}: ${relay.connections} connections, ${chaos - freezes} cuts (time to the next welcome min/median/max ${spread(lostMs.cut)}), ` +
         `${freezes} freezes (${spread(lostMs.freeze)}), ${stats.resumes} resumes, ${stats.deaths} found dead by the page, ` +
-        `${MESSAGES} messages each way once and in order, ${refused} sends refused (outbox full), ${((Date.now() - started) / 1000).toFixed(1)} s`,
+        `the page got ${items.count} items and ${echoes.count} echoes (${items.errors.length + echoes.errors.length} out of order, doubled or changed), ` +
+        `the server ${counted?.numbered} numbered messages (runs ${JSON.stringify(counted?.seq_runs.slice(0, 3))}), ` +
+        `${refused} sends refused (outbox full), ${((Date.now() - started) / 1000).toFixed(1)} s`,
     );
 
     assert.ok(chaos >= MIN_CHAOS, `only ${chaos} cuts and freezes while the messages flowed`);
