@@ -26,7 +26,8 @@ use crate::protocol::{AppMessage, Protocol};
 enum Phase {
     /// On a socket.
     Live,
-    /// On a socket, after a Close from either side: the stream reads on to its end.
+    /// On a socket, after a Close from either side: the stream reads on to its end. The
+    /// registry has forgotten the session: a Close ends it, so no resume may bring it back.
     Closing,
     /// Without a socket, waiting for its client until the window passes.
     Parked { until: Pin<Box<Sleep>> },
@@ -60,6 +61,8 @@ pub(crate) struct Session<S, M, E> {
     protocol: Protocol,
     registry: Arc<Registry>,
     sid: Secret,
+    /// Whether the registry still holds the session (under `sid`): until it closes or ends.
+    registered: bool,
     mailbox: Arc<Mailbox<S>>,
     /// The task waiting for room to send, woken by an acknowledgement read elsewhere.
     writer: Option<Waker>,
@@ -90,6 +93,7 @@ where
             pings_seen,
             registry,
             sid,
+            registered: true,
             mailbox,
             writer: None,
         }
@@ -102,9 +106,12 @@ where
             return;
         };
         match &self.phase {
-            Phase::Ended { .. } => return,
+            // Closed or over: the socket is dropped, and the client's next resume is refused
+            // with 4410 (the registry no longer holds the session). A resume that came while
+            // a Close was on its way would otherwise reopen a session its handler had closed.
+            Phase::Ended { .. } | Phase::Closing => return,
             Phase::Parked { .. } => self.registry.unpark(),
-            Phase::Live | Phase::Closing => {}
+            Phase::Live => {}
         }
         if let Err(violation) = self.ledger.acknowledged(handover.peer_received) {
             // The client claims more than we sent: not a client of this session.
@@ -176,12 +183,16 @@ where
         if let Phase::Parked { .. } = self.phase {
             self.registry.unpark();
         }
-        if !matches!(self.phase, Phase::Ended { .. }) {
-            self.registry.forget(&self.sid);
-        }
+        self.unregister();
         self.ws = None;
         self.phase = Phase::Ended { lost };
         self.wake_writer();
+    }
+
+    /// A Close went one way or the other: the session ends, however its socket fares.
+    fn closing(&mut self) {
+        self.phase = Phase::Closing;
+        self.unregister();
     }
 
     fn wake_writer(&mut self) {
@@ -254,7 +265,7 @@ where
             MessageKind::Data => {}
             MessageKind::Close(Some((1011, _))) => return Sorted::Park,
             MessageKind::Close(_) => {
-                self.phase = Phase::Closing;
+                self.closing();
                 return Sorted::Deliver(msg);
             }
             MessageKind::Ping | MessageKind::Pong(_) => return Sorted::Deliver(msg),
@@ -467,7 +478,7 @@ where
             }
             MessageKind::Close(_) => {
                 if let Phase::Live = self.phase {
-                    self.phase = Phase::Closing;
+                    self.closing();
                     self.forward(msg)
                 } else {
                     self.end(None);
@@ -523,10 +534,11 @@ where
         if self.poll_out(cx).is_pending() {
             return Poll::Pending;
         }
-        let Some(ws) = self.ws.as_mut() else {
+        if self.ws.is_none() {
             return Poll::Ready(Ok(()));
-        };
-        self.phase = Phase::Closing;
+        }
+        self.closing();
+        let ws = self.ws.as_mut().expect("checked");
         let closed = ws.as_mut().poll_close_msg(cx);
         if closed.is_ready() {
             self.end(None);
@@ -535,15 +547,21 @@ where
     }
 }
 
+impl<S, M, E> Session<S, M, E> {
+    /// The session's id and tokens stop being valid (once: a new session may take the id).
+    fn unregister(&mut self) {
+        if self.registered {
+            self.registered = false;
+            self.registry.forget(&self.sid);
+        }
+    }
+}
+
 impl<S, M, E> Drop for Session<S, M, E> {
     fn drop(&mut self) {
-        match self.phase {
-            Phase::Parked { .. } => {
-                self.registry.unpark();
-                self.registry.forget(&self.sid);
-            }
-            Phase::Ended { .. } => {}
-            Phase::Live | Phase::Closing => self.registry.forget(&self.sid),
+        if let Phase::Parked { .. } = self.phase {
+            self.registry.unpark();
         }
+        self.unregister();
     }
 }
