@@ -573,6 +573,39 @@ async fn a_resume_does_not_undo_a_close() {
     assert_eq!(net.calls.load(Ordering::SeqCst), 1);
 }
 
+/// A resume that claims more of the server's messages than it sent is not adopted, and the
+/// parked session is still counted once: the count of parked sessions, which bounds them all,
+/// neither drops while it waits nor wraps around when its window passes.
+#[tokio::test(start_paused = true)]
+async fn a_resume_claiming_too_much_leaves_the_parked_count_right() {
+    let net = server(Resume::new().window(ms(5000)));
+    let mut old = net.connect().await;
+    let w = welcome(&say(&mut old, &format!("\u{10}hello 1 new {SID} {SECRET} 1000")).await);
+    assert_eq!(say(&mut old, "c0").await, "s:c0");
+    net.latest().cut();
+    tokio::time::sleep(ms(100)).await;
+    assert_eq!(net.sessions.parked(), 1);
+
+    let mut new = net.connect().await;
+    let hello = format!("\u{10}hello 1 resume {SID} {} 99", w[2]);
+    assert_eq!(
+        say(&mut new, &hello).await,
+        "end",
+        "it claims 99 of 1: dropped"
+    );
+    assert_eq!(net.sessions.parked(), 1, "still parked, counted once");
+    tokio::time::sleep(ms(6000)).await;
+    let ended = net.ended.lock().unwrap().clone();
+    assert!(
+        ended
+            .as_deref()
+            .is_some_and(|e| e.starts_with("lost WindowPassed")),
+        "{ended:?}"
+    );
+    assert_eq!(net.sessions.parked(), 0);
+    assert!(net.sessions.is_empty());
+}
+
 /// A handshake that never comes: 1008 after the handshake timeout.
 #[tokio::test(start_paused = true)]
 async fn a_silent_socket_is_refused_after_the_handshake_timeout() {

@@ -110,13 +110,16 @@ where
             // with 4410 (the registry no longer holds the session). A resume that came while
             // a Close was on its way would otherwise reopen a session its handler had closed.
             Phase::Ended { .. } | Phase::Closing => return,
-            Phase::Parked { .. } => self.registry.unpark(),
-            Phase::Live => {}
+            Phase::Parked { .. } | Phase::Live => {}
         }
         if let Err(violation) = self.ledger.acknowledged(handover.peer_received) {
-            // The client claims more than we sent: not a client of this session.
+            // The client claims more than we sent: not a client of this session. The session
+            // stays as it was (parked: still counted once).
             tracing::debug!(?violation, "session resume refused");
             return;
+        }
+        if let Phase::Parked { .. } = self.phase {
+            self.registry.unpark();
         }
         let ws = handover.ws;
         self.pings_seen = ws.pings_sent();
