@@ -626,6 +626,66 @@ async fn a_late_hello_with_the_same_token_does_not_lose_the_session() {
     assert!(net.refused.lock().unwrap().is_empty());
 }
 
+/// A Close ends the session even when the client never got it: a resume that comes while the
+/// session is closing (its old socket frozen, not yet found dead) is refused with 4410, not
+/// welcomed back into a session its handler has closed.
+#[tokio::test(start_paused = true)]
+async fn a_resume_does_not_undo_a_close() {
+    let net = server(Resume::new());
+    let mut old = net.connect().await;
+    let w = welcome(&say(&mut old, &format!("\u{10}hello 1 new {SID} {SECRET} 1000")).await);
+    assert_eq!(say(&mut old, "c0").await, "s:c0");
+    // The link freezes right behind the kick (a masked 4-byte text: 10 bytes), so the
+    // handler's Close 4001 never reaches the client.
+    let link = net.latest();
+    let passed = link.passed.load(Ordering::SeqCst);
+    link.freeze_after.store(passed + 10, Ordering::SeqCst);
+    old.send(Message::text("kick")).await.unwrap();
+    tokio::time::sleep(ms(100)).await;
+    assert!(link.frozen.load(Ordering::SeqCst), "frozen behind the kick");
+    assert_eq!(net.sessions.len(), 0, "a closing session cannot be resumed");
+
+    let mut new = net.connect().await;
+    let hello = format!("\u{10}hello 1 resume {SID} {} 1", w[2]);
+    assert_eq!(say(&mut new, &hello).await, "close 4410");
+    tokio::time::sleep(ms(10)).await;
+    assert_eq!(net.got(), ["c0"]);
+    assert_eq!(net.calls.load(Ordering::SeqCst), 1);
+}
+
+/// A resume that claims more of the server's messages than it sent is not adopted, and the
+/// parked session is still counted once: the count of parked sessions, which bounds them all,
+/// neither drops while it waits nor wraps around when its window passes.
+#[tokio::test(start_paused = true)]
+async fn a_resume_claiming_too_much_leaves_the_parked_count_right() {
+    let net = server(Resume::new().window(ms(5000)));
+    let mut old = net.connect().await;
+    let w = welcome(&say(&mut old, &format!("\u{10}hello 1 new {SID} {SECRET} 1000")).await);
+    assert_eq!(say(&mut old, "c0").await, "s:c0");
+    net.latest().cut();
+    tokio::time::sleep(ms(100)).await;
+    assert_eq!(net.sessions.parked(), 1);
+
+    let mut new = net.connect().await;
+    let hello = format!("\u{10}hello 1 resume {SID} {} 99", w[2]);
+    assert_eq!(
+        say(&mut new, &hello).await,
+        "end",
+        "it claims 99 of 1: dropped"
+    );
+    assert_eq!(net.sessions.parked(), 1, "still parked, counted once");
+    tokio::time::sleep(ms(6000)).await;
+    let ended = net.ended.lock().unwrap().clone();
+    assert!(
+        ended
+            .as_deref()
+            .is_some_and(|e| e.starts_with("lost WindowPassed")),
+        "{ended:?}"
+    );
+    assert_eq!(net.sessions.parked(), 0);
+    assert!(net.sessions.is_empty());
+}
+
 /// A handshake that never comes: 1008 after the handshake timeout.
 #[tokio::test(start_paused = true)]
 async fn a_silent_socket_is_refused_after_the_handshake_timeout() {

@@ -4,12 +4,16 @@
 //
 // Settings come from the query string: heartbeat (json | text | binary | control), interval
 // and maxMissed (the page's own heartbeat), backoff and cap (its reconnect delays), in ms.
+// With resume=1 the page keeps a session on /session (`resume: true`): every message reaches
+// the other side once and in order across reconnects. It then counts the server's items and
+// echoes instead of logging them, and logs the session's events (resumed, sessionlost).
 
 import { HeartbeatSocket } from '/ws-heartbeat.js';
 
 const params = new URLSearchParams(location.search);
 const number = (name, fallback) => Number(params.get(name) ?? fallback);
 const heartbeat = params.get('heartbeat') ?? 'json';
+const resume = params.get('resume') === '1';
 
 // "Freeze" makes the page deaf and mute, like a tab the browser has put to sleep: while frozen
 // the socket below sends nothing and delivers nothing, and a close waits until the page thaws.
@@ -28,7 +32,7 @@ class FreezableWebSocket extends WebSocket {
   }
 }
 
-const url = new URL('/ws', location.href);
+const url = new URL(resume ? '/session' : '/ws', location.href);
 url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
 url.searchParams.set('heartbeat', heartbeat);
 const socket = new HeartbeatSocket(url, {
@@ -37,11 +41,46 @@ const socket = new HeartbeatSocket(url, {
   maxMissed: number('maxMissed', 3),
   backoff: { initial: number('backoff', 500), max: number('cap', 15000) },
   WebSocket: FreezableWebSocket,
+  resume,
 });
 
 // Everything the page shows, also read by the browser test.
 const demo = { socket, events: [], rtts: [], server: null, freeze, thaw };
 window.demo = demo;
+
+// The session's traffic (resume=1): the server's items and the echoes of the page's numbered
+// messages, each expected once and in order from 1; `errors` lists what was not.
+const tally = () => ({ count: 0, last: 0, errors: [] });
+demo.session = { id: null, items: tally(), echoes: tally(), sent: 0, lost: null, stream, pump };
+
+function count(t, seq) {
+  if (seq !== t.last + 1 && t.errors.length < 20) t.errors.push(`${seq} after ${t.last}`);
+  t.count += 1;
+  t.last = Math.max(t.last, seq);
+}
+
+/** Asks the server for `count` items of `size` bytes, one every `everyMs` (0: at once). */
+function stream(count, size = 100, everyMs = 0) {
+  socket.send(JSON.stringify({ type: 'stream', count, size, every_ms: everyMs }));
+}
+
+/** Sends `count` numbered messages, `batch` every `everyMs`; resolves when all are taken. */
+function pump(count, everyMs = 10, batch = 5) {
+  const s = demo.session;
+  const last = s.sent + count;
+  return new Promise((resolve) => {
+    const timer = setInterval(() => {
+      for (let i = 0; i < batch && s.sent < last; i += 1) {
+        if (!socket.send(JSON.stringify({ type: 'msg', seq: s.sent + 1 }))) break; // full: next tick
+        s.sent += 1;
+      }
+      if (s.sent >= last) {
+        clearInterval(timer);
+        resolve(s.sent);
+      }
+    }, everyMs);
+  });
+}
 
 const $ = (id) => document.getElementById(id);
 
@@ -56,6 +95,11 @@ function log(text) {
 socket.addEventListener('state', (e) => {
   const details = [e.why, e.code && `code ${e.code}`, e.reason, e.delay !== undefined && `next try in ${Math.round(e.delay)} ms`];
   log(`${e.state}: ${details.filter(Boolean).join(', ')}`);
+  render();
+});
+socket.addEventListener('sessionlost', (e) => {
+  demo.session.lost = { cause: e.cause, unconfirmed: e.unconfirmed, code: e.code, reason: e.reason };
+  log(`session lost: ${e.cause}, ${e.unconfirmed} messages unconfirmed`);
   render();
 });
 socket.addEventListener('rtt', (e) => {
@@ -73,6 +117,13 @@ socket.addEventListener('message', (e) => {
   if (message.type === 'stats') {
     demo.server = message;
     render();
+  } else if (resume && message.type === 'item') {
+    count(demo.session.items, message.seq);
+  } else if (resume && message.type === 'msg') {
+    count(demo.session.echoes, message.seq);
+  } else if (resume && message.type === 'session') {
+    demo.session.id = message.id;
+    log(`session ${message.id}`);
   } else {
     log(`message: ${e.data}`);
   }
@@ -103,6 +154,7 @@ function render() {
   $('state').dataset.state = socket.state;
   $('mode').textContent = heartbeat;
   $('reconnects').textContent = socket.stats.reconnects;
+  $('resumes').textContent = resume ? socket.stats.resumes : 'no session';
   $('rtt').textContent = socket.rtt === undefined ? '–' : `${socket.rtt} ms`;
   $('freeze').setAttribute('aria-pressed', String(frozen));
   $('freeze').textContent = frozen ? 'Thaw' : 'Freeze';
@@ -151,6 +203,11 @@ $('freeze').onclick = () => (frozen ? thaw() : freeze());
 $('kill').onclick = () => socket.send(JSON.stringify({ type: 'kill' }));
 $('kick').onclick = () => socket.send(JSON.stringify({ type: 'kick' }));
 $('logout').onclick = () => socket.close(1000, 'logout');
+$('stream').hidden = !resume;
+$('stream').onclick = () => {
+  stream(2000, 200, 2);
+  pump(2000).then(() => log('sent 2000 numbered messages'));
+};
 // Going to the background: a slower heartbeat, which the server follows (seed 004).
 $('background').onclick = () => {
   socket.setInterval(socket.interval * 4);

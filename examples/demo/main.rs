@@ -18,23 +18,43 @@
 //! uses WebSocket Ping frames, which the browser answers by itself.
 //!
 //! `GET /stats` returns the server's counters as JSON (the browser tests read it).
+//!
+//! Sessions: `/session` is the same WebSocket with `HeartbeatLayer::resume` (window
+//! `--window-ms`, 30 s by default; buffer `--session-buffer` bytes, 1 MiB), which the page uses when opened with `?resume=1`. Its
+//! handler runs once per session, however many sockets carry it: it sends
+//! `{"type":"session","id":N}` first, echoes text and binary, and on
+//! `{"type":"stream","count":N,"size":B}` (optionally `"every_ms":E`) sends N numbered items
+//! `{"type":"item","seq":i,"pad":"…"}` of B bytes while it goes on reading and echoing. It
+//! counts what it receives and sends, and checks that the page's numbered messages
+//! (`{"type":"msg","seq":i}`, from 1) arrive once and in order: `/stats` shows them under
+//! `sessions`. `GET /cut` drops the TCP connections of the live session sockets without a Close
+//! frame, mid-stream (`cut.rs`); the page resumes its session on a new one.
 
-use std::collections::HashMap;
+mod cut;
+
+use std::collections::{HashMap, VecDeque};
+use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message};
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
+use tokio::time::{Interval, MissedTickBehavior};
 use ws_heartbeat::axum::{WebSocket, WebSocketUpgrade};
+use ws_heartbeat::resume::{Resume, SessionLost, Sessions};
 use ws_heartbeat::{Dead, HeartbeatHandle, HeartbeatLayer, protocol};
+
+use cut::{Conn, CuttableListener, Cuttables};
 
 /// Close code the page takes as "kicked: do not reconnect".
 const KICKED: u16 = 4000;
@@ -48,6 +68,97 @@ struct App {
     next_id: AtomicU64,
     live: Mutex<HashMap<u64, HeartbeatHandle>>,
     totals: Totals,
+    /// The layers of `/session`: the four above, each with `resume`. Each keeps its own
+    /// sessions (clones of a layer share them).
+    resumed: [(&'static str, HeartbeatLayer); 4],
+    sessions: SessionBook,
+    cuttables: Arc<Cuttables>,
+}
+
+/// The sessions' counters, for `/stats`.
+#[derive(Default)]
+struct SessionBook {
+    /// Handler calls: one per session.
+    calls: AtomicU64,
+    /// Handlers running now.
+    running: AtomicU64,
+    /// `/cut` requests, and the connections they cut.
+    cut_requests: AtomicU64,
+    cut_connections: AtomicU64,
+    /// The latest sessions, newest last.
+    latest: Mutex<VecDeque<Arc<SessionCount>>>,
+}
+
+/// How many sessions `/stats` lists.
+const LISTED_SESSIONS: usize = 32;
+
+/// One session's counters.
+struct SessionCount {
+    id: u64,
+    heartbeat: &'static str,
+    /// Data messages the handler received (commands, numbered messages and the rest).
+    received: AtomicU64,
+    /// Data messages the handler sent (the greeting, items and echoes).
+    sent: AtomicU64,
+    /// Items it has streamed.
+    items: AtomicU64,
+    numbered: Mutex<Numbered>,
+    /// How the handler ended, once it has.
+    ended: Mutex<Option<String>>,
+}
+
+/// The page's numbered messages as they arrived: the sequence as runs of consecutive
+/// numbers (`[[1, 2000]]` when all came once and in order), and the anomalies.
+#[derive(Default)]
+struct Numbered {
+    count: u64,
+    runs: Vec<[u64; 2]>,
+    /// A number that had arrived already.
+    duplicates: u64,
+    /// A number other than the next one (a gap, or one that came late).
+    out_of_order: u64,
+}
+
+impl Numbered {
+    /// Runs beyond this are not recorded (the counts go on).
+    const MAX_RUNS: usize = 1000;
+
+    fn record(&mut self, seq: u64) {
+        self.count += 1;
+        let seen = self
+            .runs
+            .iter()
+            .any(|[from, to]| (*from..=*to).contains(&seq));
+        let next = self.runs.last().map_or(1, |[_, to]| to + 1);
+        if seen {
+            self.duplicates += 1;
+        } else if seq != next {
+            self.out_of_order += 1;
+        }
+        if let Some(run) = self.runs.last_mut().filter(|run| seq == run[1] + 1) {
+            run[1] = seq;
+        } else if self.runs.len() < Self::MAX_RUNS {
+            self.runs.push([seq, seq]);
+        }
+    }
+}
+
+impl SessionCount {
+    fn stats(&self) -> serde_json::Value {
+        let numbered = self.numbered.lock().unwrap();
+        json!({
+            "id": self.id,
+            "heartbeat": self.heartbeat,
+            "received": self.received.load(Relaxed),
+            "sent": self.sent.load(Relaxed),
+            "items": self.items.load(Relaxed),
+            "numbered": numbered.count,
+            "seq_runs": numbered.runs,
+            "duplicates": numbered.duplicates,
+            "out_of_order": numbered.out_of_order,
+            "ended": *self.ended.lock().unwrap(),
+        })
+    }
 }
 
 #[derive(Default)]
@@ -93,6 +204,33 @@ impl App {
             "intervals_ms": live.values().map(|h| h.interval().as_millis() as u64).collect::<Vec<_>>(),
             "interval_ms": self.json.settings().interval().as_millis() as u64,
             "max_missed": self.json.settings().max_missed(),
+            "sessions": self.session_stats(),
+        })
+    }
+
+    fn session_stats(&self) -> serde_json::Value {
+        let b = &self.sessions;
+        let latest = b.latest.lock().unwrap();
+        let (mut held, mut parked) = (0, 0);
+        for (_, layer) in &self.resumed {
+            let sessions = Sessions::new(layer.clone());
+            held += sessions.len();
+            parked += sessions.parked();
+        }
+        let sum = |f: fn(&SessionCount) -> u64| latest.iter().map(|c| f(c)).sum::<u64>();
+        json!({
+            "calls": b.calls.load(Relaxed),
+            "running": b.running.load(Relaxed),
+            "live": held - parked,
+            "parked": parked,
+            "received": sum(|c| c.received.load(Relaxed)),
+            "sent": sum(|c| c.sent.load(Relaxed)),
+            "duplicates": sum(|c| c.numbered.lock().unwrap().duplicates),
+            "out_of_order": sum(|c| c.numbered.lock().unwrap().out_of_order),
+            "cuts": b.cut_requests.load(Relaxed),
+            "cut_connections": b.cut_connections.load(Relaxed),
+            "window_ms": self.resumed[0].1.settings().resume().map(|r| r.window_len().as_millis() as u64),
+            "list": latest.iter().map(|c| c.stats()).collect::<Vec<_>>(),
         })
     }
 }
@@ -186,6 +324,260 @@ async fn session(mut socket: WebSocket, app: Arc<App>) {
     );
 }
 
+async fn session_upgrade(
+    ws: WebSocketUpgrade,
+    Query(params): Query<WsParams>,
+    State(app): State<Arc<App>>,
+    ConnectInfo(conn): ConnectInfo<Conn>,
+) -> Response {
+    let wanted = params.heartbeat.as_deref().unwrap_or("json");
+    let (heartbeat, layer) = app
+        .resumed
+        .iter()
+        .find(|(name, _)| *name == wanted)
+        .unwrap_or(&app.resumed[1])
+        .clone();
+    // A session socket: `/cut` may drop its connection.
+    conn.mark();
+    ws.heartbeat(layer)
+        .on_upgrade(move |socket| stream_session(socket, app, heartbeat))
+}
+
+/// The largest item a stream command may ask for.
+const MAX_ITEM_BYTES: usize = 1 << 20;
+
+/// Echoes queued, at most: beyond it the handler stops reading until they are sent.
+const MAX_QUEUED: usize = 256;
+
+/// Items being streamed: numbers `next..=last`, each `size` bytes, one per tick if paced.
+struct Streaming {
+    next: u64,
+    last: u64,
+    size: usize,
+    pace: Option<Interval>,
+}
+
+impl Streaming {
+    /// The next item, if one is due.
+    fn poll_item(&mut self, cx: &mut Context<'_>) -> Option<Message> {
+        if self.next > self.last {
+            return None;
+        }
+        if let Some(pace) = &mut self.pace {
+            pace.poll_tick(cx).is_ready().then_some(())?;
+        }
+        let seq = self.next;
+        self.next += 1;
+        let bare = format!(r#"{{"type":"item","seq":{seq},"pad":""}}"#);
+        let pad = "x".repeat(self.size.saturating_sub(bare.len()));
+        Some(Message::Text(
+            format!(r#"{{"type":"item","seq":{seq},"pad":"{pad}"}}"#).into(),
+        ))
+    }
+}
+
+/// What one turn of the session's loop did.
+enum Turn {
+    /// A message (or the end, or an error) came.
+    Received(Option<Result<Message, axum::Error>>),
+    /// Something was sent.
+    Sent,
+    /// The socket failed to take a message.
+    Failed(axum::Error),
+}
+
+/// Sends what is queued and due while the socket takes it, and reads: both in every turn,
+/// so that a long stream neither stops the echoes nor waits for them.
+fn poll_turn<S>(
+    socket: &mut S,
+    cx: &mut Context<'_>,
+    queue: &mut VecDeque<Message>,
+    streaming: &mut Option<Streaming>,
+    unflushed: &mut bool,
+    count: &SessionCount,
+) -> Poll<Turn>
+where
+    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
+{
+    let mut sent = false;
+    if queue.is_empty() {
+        if let Some(s) = streaming {
+            match s.poll_item(cx) {
+                Some(item) => {
+                    count.items.fetch_add(1, Relaxed);
+                    queue.push_back(item);
+                }
+                None if s.next > s.last => *streaming = None,
+                None => {}
+            }
+        }
+    }
+    // One message a turn: the reads below are not starved by a long stream.
+    if !queue.is_empty() {
+        match socket.poll_ready_unpin(cx) {
+            Poll::Ready(Ok(())) => {
+                let msg = queue.pop_front().expect("not empty");
+                if let Err(err) = socket.start_send_unpin(msg) {
+                    return Poll::Ready(Turn::Failed(err));
+                }
+                count.sent.fetch_add(1, Relaxed);
+                *unflushed = true;
+                sent = true;
+            }
+            Poll::Ready(Err(err)) => return Poll::Ready(Turn::Failed(err)),
+            Poll::Pending => {}
+        }
+    }
+    if *unflushed {
+        match socket.poll_flush_unpin(cx) {
+            Poll::Ready(Ok(())) => *unflushed = false,
+            Poll::Ready(Err(err)) => return Poll::Ready(Turn::Failed(err)),
+            Poll::Pending => {}
+        }
+    }
+    if queue.len() < MAX_QUEUED {
+        if let Poll::Ready(msg) = socket.poll_next_unpin(cx) {
+            return Poll::Ready(Turn::Received(msg));
+        }
+    }
+    if sent {
+        Poll::Ready(Turn::Sent)
+    } else {
+        Poll::Pending
+    }
+}
+
+/// A stream command from the page: `{"type":"stream","count":N,"size":B,"every_ms":E}`.
+#[derive(Deserialize)]
+struct StreamCommand {
+    count: u64,
+    #[serde(default)]
+    size: usize,
+    #[serde(default)]
+    every_ms: u64,
+}
+
+/// A numbered message from the page: `{"type":"msg","seq":i}`.
+#[derive(Deserialize)]
+struct NumberedMessage {
+    seq: u64,
+}
+
+/// One session, however many sockets carry it: the handler is called once for it.
+async fn stream_session(mut socket: WebSocket, app: Arc<App>, heartbeat: &'static str) {
+    let id = app.next_id.fetch_add(1, Relaxed);
+    let count = Arc::new(SessionCount {
+        id,
+        heartbeat,
+        received: AtomicU64::new(0),
+        sent: AtomicU64::new(0),
+        items: AtomicU64::new(0),
+        numbered: Mutex::new(Numbered::default()),
+        ended: Mutex::new(None),
+    });
+    let book = &app.sessions;
+    book.calls.fetch_add(1, Relaxed);
+    book.running.fetch_add(1, Relaxed);
+    {
+        let mut latest = book.latest.lock().unwrap();
+        if latest.len() == LISTED_SESSIONS {
+            latest.pop_front();
+        }
+        latest.push_back(count.clone());
+    }
+    let started = Instant::now();
+    let greeting = json!({ "type": "session", "id": id }).to_string();
+    let mut queue = VecDeque::from([Message::Text(greeting.into())]);
+    let mut streaming: Option<Streaming> = None;
+    let mut next_item = 1;
+    let mut unflushed = false;
+    let outcome = loop {
+        let turn = poll_fn(|cx| {
+            poll_turn(
+                &mut socket,
+                cx,
+                &mut queue,
+                &mut streaming,
+                &mut unflushed,
+                &count,
+            )
+        })
+        .await;
+        let msg = match turn {
+            Turn::Sent => continue,
+            Turn::Failed(err) => break ended(&err, "send failed"),
+            Turn::Received(None) => break "closed".to_owned(),
+            Turn::Received(Some(Err(err))) => break ended(&err, "failed"),
+            Turn::Received(Some(Ok(msg))) => msg,
+        };
+        match msg {
+            Message::Text(text) => {
+                count.received.fetch_add(1, Relaxed);
+                match command(&text).as_deref() {
+                    Some("stream") => {
+                        let Ok(cmd) = serde_json::from_str::<StreamCommand>(&text) else {
+                            continue;
+                        };
+                        let pace = (cmd.every_ms > 0).then(|| {
+                            let mut pace =
+                                tokio::time::interval(Duration::from_millis(cmd.every_ms));
+                            pace.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                            pace
+                        });
+                        // Numbers go on from the items streamed before.
+                        let first = streaming.as_ref().map_or(next_item, |s| s.next);
+                        next_item = first.saturating_add(cmd.count);
+                        streaming = Some(Streaming {
+                            next: first,
+                            last: next_item - 1,
+                            size: cmd.size.min(MAX_ITEM_BYTES),
+                            pace,
+                        });
+                    }
+                    Some("msg") => {
+                        if let Ok(numbered) = serde_json::from_str::<NumberedMessage>(&text) {
+                            count.numbered.lock().unwrap().record(numbered.seq);
+                        }
+                        queue.push_back(Message::Text(text));
+                    }
+                    _ => queue.push_back(Message::Text(text)),
+                }
+            }
+            Message::Binary(bytes) => {
+                count.received.fetch_add(1, Relaxed);
+                queue.push_back(Message::Binary(bytes));
+            }
+            // The page's Close: the session ends once the stream does.
+            _ => {}
+        }
+    };
+    book.running.fetch_sub(1, Relaxed);
+    println!(
+        "session {id}: {outcome} after {:?} (received {}, sent {})",
+        started.elapsed(),
+        count.received.load(Relaxed),
+        count.sent.load(Relaxed),
+    );
+    *count.ended.lock().unwrap() = Some(outcome);
+}
+
+/// How a session's handler ended on an error.
+fn ended(err: &axum::Error, what: &str) -> String {
+    match SessionLost::find(err) {
+        Some(lost) => lost.to_string(),
+        None => format!("{what}: {err}"),
+    }
+}
+
+/// `GET /cut`: drops the live session sockets' connections, without a Close frame.
+async fn cut(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
+    let cut = app.cuttables.cut_marked();
+    app.sessions.cut_requests.fetch_add(1, Relaxed);
+    app.sessions.cut_connections.fetch_add(cut as u64, Relaxed);
+    println!("cut {cut} session connections");
+    Json(json!({ "cut": cut }))
+}
+
 /// The `type` of a JSON command from the page, if it is one.
 fn command(text: &str) -> Option<String> {
     let value: serde_json::Value = serde_json::from_str(text).ok()?;
@@ -219,19 +611,36 @@ async fn main() -> std::io::Result<()> {
         .expect("an address such as 127.0.0.1:3000");
     let interval = Duration::from_millis(arg(&args, "--interval-ms").unwrap_or(2000));
     let max_missed = arg(&args, "--max-missed").map_or(3, |n| n as u32);
+    let window = Duration::from_millis(arg(&args, "--window-ms").unwrap_or(30_000));
     // Pages may ask for their own interval (a phone app in the background), within limits.
     let control = HeartbeatLayer::new()
         .interval(interval)
         .max_missed(max_missed)
         .follow_peer_interval(Duration::from_millis(100), Duration::from_secs(600));
+    let json = control.clone().protocol(protocol::Json::new());
+    let text = control.clone().protocol(protocol::Text::new());
+    let binary = control.clone().protocol(protocol::BinaryCommand::new());
+    let mut resume = Resume::new().window(window);
+    if let Some(bytes) = arg(&args, "--session-buffer") {
+        resume = resume.buffer(bytes as usize);
+    }
+    let cuttables = Arc::new(Cuttables::default());
     let app = Arc::new(App {
-        json: control.clone().protocol(protocol::Json::new()),
-        text: control.clone().protocol(protocol::Text::new()),
-        binary: control.clone().protocol(protocol::BinaryCommand::new()),
+        resumed: [
+            ("control", control.clone().resume(resume)),
+            ("json", json.clone().resume(resume)),
+            ("text", text.clone().resume(resume)),
+            ("binary", binary.clone().resume(resume)),
+        ],
+        json,
+        text,
+        binary,
         control,
         next_id: AtomicU64::new(0),
         live: Mutex::new(HashMap::new()),
         totals: Totals::default(),
+        sessions: SessionBook::default(),
+        cuttables: cuttables.clone(),
     });
     let router = Router::new()
         .route(
@@ -252,11 +661,18 @@ async fn main() -> std::io::Result<()> {
             get(|State(app): State<Arc<App>>| async move { Json(app.stats()) }),
         )
         .route("/ws", get(upgrade))
+        .route("/session", get(session_upgrade))
+        .route("/cut", get(cut))
         .with_state(app);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!(
-        "demo on http://{} (server heartbeat: every {interval:?}, dead after {max_missed} missed)",
+        "demo on http://{} (server heartbeat: every {interval:?}, dead after {max_missed} missed; session window {window:?})",
         listener.local_addr()?
     );
-    axum::serve(listener, router).await
+    let listener = CuttableListener::new(listener, cuttables);
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<Conn>(),
+    )
+    .await
 }

@@ -26,7 +26,8 @@ use crate::protocol::{AppMessage, Protocol};
 enum Phase {
     /// On a socket.
     Live,
-    /// On a socket, after a Close from either side: the stream reads on to its end.
+    /// On a socket, after a Close from either side: the stream reads on to its end. The
+    /// registry has forgotten the session: a Close ends it, so no resume may bring it back.
     Closing,
     /// Without a socket, waiting for its client until the window passes.
     Parked { until: Pin<Box<Sleep>> },
@@ -60,6 +61,8 @@ pub(crate) struct Session<S, M, E> {
     protocol: Protocol,
     registry: Arc<Registry>,
     sid: Secret,
+    /// Whether the registry still holds the session (under `sid`): until it closes or ends.
+    registered: bool,
     mailbox: Arc<Mailbox<S>>,
     /// The mailbox as a waker of both halves of the handler: every poll of the socket and of
     /// the window goes through it.
@@ -92,6 +95,7 @@ where
             pings_seen,
             registry,
             sid,
+            registered: true,
             mailbox,
             both,
         }
@@ -124,14 +128,20 @@ where
             return;
         };
         match &self.phase {
-            Phase::Ended { .. } => return,
-            Phase::Parked { .. } => self.registry.unpark(),
-            Phase::Live | Phase::Closing => {}
+            // Closed or over: the socket is dropped, and the client's next resume is refused
+            // with 4410 (the registry no longer holds the session). A resume that came while
+            // a Close was on its way would otherwise reopen a session its handler had closed.
+            Phase::Ended { .. } | Phase::Closing => return,
+            Phase::Parked { .. } | Phase::Live => {}
         }
         if let Err(violation) = self.ledger.acknowledged(handover.peer_received) {
-            // The client claims more than we sent: not a client of this session.
+            // The client claims more than we sent: not a client of this session. The session
+            // stays as it was (parked: still counted once).
             tracing::debug!(?violation, "session resume refused");
             return;
+        }
+        if let Phase::Parked { .. } = self.phase {
+            self.registry.unpark();
         }
         let ws = handover.ws;
         self.pings_seen = ws.pings_sent();
@@ -200,12 +210,16 @@ where
         if let Phase::Parked { .. } = self.phase {
             self.registry.unpark();
         }
-        if !matches!(self.phase, Phase::Ended { .. }) {
-            self.registry.forget(&self.sid);
-        }
+        self.unregister();
         self.ws = None;
         self.phase = Phase::Ended { lost };
         self.mailbox.halves.wake_both();
+    }
+
+    /// A Close went one way or the other: the session ends, however its socket fares.
+    fn closing(&mut self) {
+        self.phase = Phase::Closing;
+        self.unregister();
     }
 
     /// While parked: `Ready` once the window has passed (the session then ended).
@@ -290,7 +304,7 @@ where
             return match msg.kind() {
                 MessageKind::Close(Some((1011, _))) => Sorted::Park,
                 MessageKind::Close(_) => {
-                    self.phase = Phase::Closing;
+                    self.closing();
                     Sorted::Deliver(msg)
                 }
                 MessageKind::Data | MessageKind::Ping | MessageKind::Pong(_) => {
@@ -562,7 +576,7 @@ where
             MessageKind::Data => self.forward(msg),
             MessageKind::Close(_) => {
                 if let Phase::Live = self.phase {
-                    self.phase = Phase::Closing;
+                    self.closing();
                     self.forward(msg)
                 } else {
                     self.end(None);
@@ -648,10 +662,11 @@ where
         if self.poll_out(cx).is_pending() {
             return Poll::Pending;
         }
-        let Some(ws) = self.ws.as_mut() else {
+        if self.ws.is_none() {
             return Poll::Ready(Ok(()));
-        };
-        self.phase = Phase::Closing;
+        }
+        self.closing();
+        let ws = self.ws.as_mut().expect("checked");
         let closed = ws.as_mut().poll_close_msg(cx);
         if closed.is_ready() {
             self.end(None);
@@ -660,15 +675,21 @@ where
     }
 }
 
+impl<S, M, E> Session<S, M, E> {
+    /// The session's id and tokens stop being valid (once: a new session may take the id).
+    fn unregister(&mut self) {
+        if self.registered {
+            self.registered = false;
+            self.registry.forget(&self.sid);
+        }
+    }
+}
+
 impl<S, M, E> Drop for Session<S, M, E> {
     fn drop(&mut self) {
-        match self.phase {
-            Phase::Parked { .. } => {
-                self.registry.unpark();
-                self.registry.forget(&self.sid);
-            }
-            Phase::Ended { .. } => {}
-            Phase::Live | Phase::Closing => self.registry.forget(&self.sid),
+        if let Phase::Parked { .. } = self.phase {
+            self.registry.unpark();
         }
+        self.unregister();
     }
 }

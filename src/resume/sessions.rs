@@ -218,12 +218,13 @@ impl Sessions {
         Self { registry }
     }
 
-    /// Sessions live now, parked or not.
+    /// Sessions that can be resumed now: on a socket or parked, not yet closed (a session
+    /// whose Close has gone either way is no longer counted, while its handler finishes).
     pub fn len(&self) -> usize {
         lock(&self.registry.map).len()
     }
 
-    /// Whether no session is live.
+    /// Whether no session can be resumed ([`len`](Self::len) is 0).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -241,3 +241,67 @@ test('Background (a 4x longer interval): the server follows, keeps the page past
   assert.ok(took > longer * (MAX_MISSED - 1) && took > DEAD_BOUND, `dead ${took} ms after the freeze`);
   console.log(`after Background: declared dead ${took} ms after the freeze (old bound ${DEAD_BOUND}, new ${bound})`);
 });
+
+test('resume=1: a session streams both ways across server-side cuts; nothing lost or doubled, the handler called once', async () => {
+  const ITEMS = 2000;
+  const SENT = 2000;
+  const before = (await server.stats()).sessions;
+  const page = await openPage(`${PAGE}&resume=1`);
+  await until(() => page.evaluate(() => window.demo.session.id !== null), 2000, 'the greeting');
+  const id = await page.evaluate(() => window.demo.session.id);
+  // The server streams an item of 200 bytes every 4 ms, the page sends 5 numbered messages
+  // every 20 ms: both flows last 8 s or more, the cuts below all fall within them.
+  await page.evaluate(([items, sent]) => {
+    window.demo.session.stream(items, 200, 4);
+    window.pumped = window.demo.session.pump(sent, 20, 5);
+  }, [ITEMS, SENT]);
+  const progress = () => page.evaluate(() => ({
+    items: window.demo.session.items.count,
+    sent: window.demo.session.sent,
+    resumes: window.demo.socket.stats.resumes,
+    t: performance.now(),
+  }));
+  const lost = [];
+  for (let cut = 0; cut < 3; cut += 1) {
+    await sleep(1000);
+    const at = await progress();
+    assert.ok(at.items < ITEMS && at.sent < SENT, `cut ${cut + 1} mid-stream: ${JSON.stringify(at)}`);
+    assert.equal(await server.cut(), 1, 'one live session socket cut');
+    // The page reconnects within its backoff (its ceiling doubles at each retry: 200, 400, 800 ms).
+    await until(async () => (await progress()).resumes === at.resumes + 1, BACKOFF * 2 ** cut + SLACK + 500, `resumed after cut ${cut + 1}`);
+    const back = await page.evaluate(() => window.demo.events.findLast((e) => e.text === 'connected: resumed').t);
+    lost.push(Math.round(back - at.t));
+  }
+  await until(
+    () => page.evaluate(([items, sent]) => window.demo.session.items.count >= items && window.demo.session.echoes.count >= sent, [ITEMS, SENT]),
+    20000,
+    'every item and every echo',
+  );
+  await sleep(3 * INTERVAL); // anything doubled would arrive meanwhile
+  const session = await page.evaluate(() => {
+    const { items, echoes, sent, lost } = window.demo.session;
+    return { items, echoes, sent, lost, stats: window.demo.socket.stats };
+  });
+  // The page: every item and every echo once, in order.
+  assert.deepEqual(session.items, { count: ITEMS, last: ITEMS, errors: [] });
+  assert.deepEqual(session.echoes, { count: SENT, last: SENT, errors: [] });
+  assert.equal(session.sent, SENT);
+  assert.equal(session.lost, null);
+  assert.ok(session.stats.resumes >= 3, JSON.stringify(session.stats));
+  assert.equal(session.stats.dropped, 0);
+  // The server: one handler call, every numbered message once and in order.
+  const after = (await server.stats()).sessions;
+  assert.equal(after.calls, before.calls + 1, 'the handler was called once');
+  assert.equal(after.cut_connections, before.cut_connections + 3);
+  const counted = after.list.find((s) => s.id === id);
+  assert.ok(counted, JSON.stringify(after));
+  assert.deepEqual(
+    { numbered: counted.numbered, runs: counted.seq_runs, duplicates: counted.duplicates, out_of_order: counted.out_of_order },
+    { numbered: SENT, runs: [[1, SENT]], duplicates: 0, out_of_order: 0 },
+  );
+  assert.equal(counted.received, SENT + 1, 'the numbered messages and the stream command');
+  assert.equal(counted.items, ITEMS);
+  assert.equal(counted.sent, 1 + ITEMS + SENT, 'the greeting, the items, the echoes');
+  assert.equal(counted.ended, null, 'the session lives on');
+  console.log(`session across 3 server-side cuts: ${ITEMS} items and ${SENT} echoes each once and in order; ${session.stats.resumes} resumes, resumed ${lost.join(', ')} ms after each cut (page backoff ${BACKOFF} ms doubling)`);
+});

@@ -18,8 +18,13 @@ export const SLACK = 300;
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** The executable of the example `name`, as cargo builds it and reports it (JSON messages). */
+/**
+ * The executable of the example `name`, as cargo builds it and reports it (JSON messages); or,
+ * when WS_HEARTBEAT_EXAMPLES names a directory, the one of that name there, built beforehand
+ * (a target directory that other checkouts build into too may have relinked cargo's copy).
+ */
 export function example(name) {
+  if (process.env.WS_HEARTBEAT_EXAMPLES) return path.join(process.env.WS_HEARTBEAT_EXAMPLES, name);
   const out = execFileSync('cargo', ['build', '-q', '--message-format=json', '--example', name], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -36,14 +41,22 @@ export function example(name) {
   throw new Error(`cargo reported no executable for the example ${name}`);
 }
 
-/** The demo server on 127.0.0.1, which can be killed, restarted on the same port, frozen. */
+/**
+ * The demo server on 127.0.0.1, which can be killed, restarted on the same port, frozen. Its
+ * heartbeat is INTERVAL and MAX_MISSED unless given; `args` are more of its arguments.
+ */
 export class DemoServer {
   #bin = example('demo');
+  #args;
   #child = null;
   base = null;
 
+  constructor({ interval = INTERVAL, maxMissed = MAX_MISSED, args = [] } = {}) {
+    this.#args = ['--interval-ms', String(interval), '--max-missed', String(maxMissed), ...args];
+  }
+
   async start(addr = '127.0.0.1:0') {
-    const child = spawn(this.#bin, [addr, '--interval-ms', String(INTERVAL), '--max-missed', String(MAX_MISSED)], {
+    const child = spawn(this.#bin, [addr, ...this.#args], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     this.#child = child;
@@ -66,6 +79,17 @@ export class DemoServer {
 
   get ws() {
     return this.base.replace('http:', 'ws:') + '/ws';
+  }
+
+  /** The route of sessions (`HeartbeatLayer::resume`). */
+  get session() {
+    return this.base.replace('http:', 'ws:') + '/session';
+  }
+
+  /** Drops the live session sockets' connections without a Close; returns how many. */
+  async cut() {
+    const response = await fetch(`${this.base}/cut`);
+    return (await response.json()).cut;
   }
 
   /** Kills the server at once (no Close frames) and starts it again on the same port. */
