@@ -461,21 +461,39 @@ where
     /// has room (see `poll_next`).
     #[inline]
     pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
-        if self.is_plain() && self.ledger.has_room() {
-            let ws = self.ws.as_mut().expect("live");
-            match ws.as_mut().poll_ready_msg(cx) {
-                Poll::Ready(Ok(())) => return Poll::Ready(Ok(())),
-                Poll::Ready(Err(_)) => self.park(),
-                Poll::Pending => {
-                    self.mailbox.halves.writer.register(cx.waker());
-                    if self.is_plain() {
-                        return Poll::Pending;
-                    }
-                }
+        if self.ledger.has_room() {
+            if let Some(done) = self.poll_writer_direct(cx, Heartbeat::poll_ready_msg) {
+                return done;
             }
         }
         self.mailbox.halves.writer.register(cx.waker());
         self.with_both(Self::poll_ready_both)
+    }
+
+    /// A writer's poll straight on the socket, when the session is plain: `Some` when it
+    /// is done there; `None` for the full path (not plain, or the socket failed: parked).
+    #[inline(always)]
+    fn poll_writer_direct(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: impl FnOnce(Pin<&mut Heartbeat<S>>, &mut Context<'_>) -> Poll<Result<(), E>>,
+    ) -> Option<Poll<Result<(), E>>> {
+        if !self.is_plain() {
+            return None;
+        }
+        let ws = self.ws.as_mut().expect("live");
+        match poll(ws.as_mut(), cx) {
+            Poll::Ready(Ok(())) => Some(Poll::Ready(Ok(()))),
+            Poll::Ready(Err(_)) => {
+                self.park();
+                None
+            }
+            Poll::Pending => {
+                self.mailbox.halves.writer.register(cx.waker());
+                // Registered before this look: a socket delivered since is not missed.
+                self.is_plain().then_some(Poll::Pending)
+            }
+        }
     }
 
     fn poll_ready_both(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
@@ -606,21 +624,8 @@ where
     /// `poll_next`).
     #[inline]
     pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
-        if self.is_plain() {
-            let ws = self.ws.as_mut().expect("live");
-            match ws.as_mut().poll_flush_msg(cx) {
-                Poll::Ready(Ok(())) => return Poll::Ready(Ok(())),
-                Poll::Ready(Err(_)) => {
-                    self.park();
-                    return Poll::Ready(Ok(()));
-                }
-                Poll::Pending => {
-                    self.mailbox.halves.writer.register(cx.waker());
-                    if self.is_plain() {
-                        return Poll::Pending;
-                    }
-                }
-            }
+        if let Some(done) = self.poll_writer_direct(cx, Heartbeat::poll_flush_msg) {
+            return done;
         }
         self.mailbox.halves.writer.register(cx.waker());
         self.with_both(Self::poll_flush_both)
