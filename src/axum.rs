@@ -127,7 +127,8 @@ impl Heartbeat<ws::WebSocket> {
     /// The subprotocol chosen in the handshake, like `axum::extract::ws::WebSocket::protocol`.
     pub fn protocol(&self) -> Option<&HeaderValue> {
         match self.keepsake::<HeaderValue>() {
-            // In background mode the socket is with its driver; the subprotocol was kept.
+            // In background mode the socket is with its driver, and a session's sockets come
+            // and go: the subprotocol was kept (a session's: its first socket's).
             Some(protocol) => Some(protocol),
             None if self.is_away() => None,
             None => self.get_ref().protocol(),
@@ -157,8 +158,15 @@ impl WebSocketUpgrade {
             // handed to it, a refused one is closed with its code (logged at debug level).
             let sessions = Sessions::new(heartbeat);
             return self.inner.on_upgrade(move |socket| async move {
+                // The handler's `protocol()`: the subprotocol of the session's first socket.
+                let protocol = socket.protocol().cloned();
                 match sessions.accept(socket).await {
-                    Ok(Some(session)) => callback(session).await,
+                    Ok(Some(mut session)) => {
+                        if let Some(protocol) = protocol {
+                            session.keep_for_session(protocol);
+                        }
+                        callback(session).await
+                    }
                     Ok(None) => {}
                     Err(err) => tracing::debug!(%err, "websocket session refused"),
                 }

@@ -1047,21 +1047,28 @@ async fn the_axum_drop_in_runs_the_callback_once_per_session() {
             get(move |ws: WebSocketUpgrade| {
                 let counted = counted.clone();
                 async move {
-                    ws.on_upgrade(move |mut socket: WebSocket| async move {
-                        counted.fetch_add(1, Ordering::SeqCst);
-                        while let Some(Ok(axum::extract::ws::Message::Text(t))) =
-                            socket.recv().await
-                        {
-                            let answer = format!("s:{}", t.as_str());
-                            if socket
-                                .send(axum::extract::ws::Message::Text(answer.into()))
-                                .await
-                                .is_err()
+                    ws.map(|ws| ws.protocols(["chat"])).on_upgrade(
+                        move |mut socket: WebSocket| async move {
+                            counted.fetch_add(1, Ordering::SeqCst);
+                            // The handler's `protocol()` works as on axum's own socket.
+                            let chat = socket
+                                .protocol()
+                                .map(|p| p.to_str().unwrap_or("").to_owned());
+                            assert_eq!(chat.as_deref(), Some("chat"));
+                            while let Some(Ok(axum::extract::ws::Message::Text(t))) =
+                                socket.recv().await
                             {
-                                return;
+                                let answer = format!("s:{}", t.as_str());
+                                if socket
+                                    .send(axum::extract::ws::Message::Text(answer.into()))
+                                    .await
+                                    .is_err()
+                                {
+                                    return;
+                                }
                             }
-                        }
-                    })
+                        },
+                    )
                 }
             }),
         )
@@ -1070,7 +1077,15 @@ async fn the_axum_drop_in_runs_the_callback_once_per_session() {
     let url = format!("ws://{}/ws", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let (mut first, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            url.as_str(),
+        )
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "chat".parse().unwrap());
+    let (mut first, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     let w = welcome(
         &say(
             &mut first,

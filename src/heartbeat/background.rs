@@ -139,7 +139,16 @@ impl<S> Heartbeat<S> {
                 } => k.downcast_ref(),
                 _ => None,
             },
-            _ => None,
+            Slot::Session { .. } => self.conn.rare.as_ref()?.keepsake.as_ref()?.downcast_ref(),
+            Slot::Here { .. } => None,
+        }
+    }
+
+    /// Keeps `keepsake` for the handler's accessors of a session ([`Heartbeat::keepsake`]).
+    #[cfg(feature = "axum")]
+    pub(crate) fn keep_for_session<K: Send + Sync + 'static>(&mut self, keepsake: K) {
+        if let Slot::Session { .. } = self.slot {
+            self.conn.rare().keepsake = Some(Box::new(keepsake));
         }
     }
 
