@@ -36,8 +36,9 @@ pub(crate) enum Message<'a> {
     Hello(Hello),
     Welcome(Welcome),
     Ack(u64),
-    /// A message of a later version, or malformed: `Err` carries why.
+    /// A message whose name this version does not know (a later version's): ignored.
     Unknown(&'a str),
+    /// A known message with malformed words: why.
     Malformed(&'static str),
 }
 
