@@ -1143,3 +1143,58 @@ async fn a_sessions_handle_shows_its_sockets_heartbeat() {
     reader.abort();
     client_task.abort();
 }
+
+/// The acknowledgement rule (PROTOCOL.md, section 2) keeps a steady sender from ever
+/// waiting on a healthy peer: acknowledgements come at once after every quarter of the
+/// sender's buffer, not only at the heartbeat's ticks.
+///
+/// Timeline: a 1 000-byte buffer; 50-byte messages (58 with their header), one per ms,
+/// for 1 s, while the server reads and echoes them. The server acknowledges every 250
+/// bytes (5 messages), at once: no send takes any time (the clock is paused and the link
+/// in memory), and the 1 000 sends take exactly 1 000 ms. With the ticks alone (1 s) the
+/// buffer would fill after 18 messages and each send after it would wait for a tick.
+#[tokio::test(start_paused = true)]
+async fn a_steady_sender_never_waits_on_a_healthy_peer() {
+    let net = server(Resume::new());
+    let client = net.client(Resume::new().buffer(1000));
+    let (mut writer, mut reader) = client.split();
+    let echoes = tokio::spawn(async move { read_n_split(&mut reader, 1000).await });
+    let start = Instant::now();
+    let mut waited = Duration::ZERO;
+    for i in 0..1000 {
+        let before = Instant::now();
+        writer
+            .send(Message::text(format!("{i:050}")))
+            .await
+            .unwrap();
+        waited += before.elapsed();
+        tokio::time::sleep(ms(1)).await;
+    }
+    assert_eq!(
+        waited,
+        Duration::ZERO,
+        "the sender waited {waited:?} in all"
+    );
+    assert_eq!(start.elapsed(), ms(1000));
+    let echoes = timeout(Duration::from_secs(10), echoes)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(echoes.len(), 1000);
+    assert_eq!(net.got().len(), 1000);
+}
+
+async fn read_n_split(
+    reader: &mut futures_util::stream::SplitStream<Reconnect<Ws>>,
+    n: usize,
+) -> Vec<String> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        match reader.next().await {
+            Some(Ok(Message::Text(t))) => got.push(t.to_string()),
+            Some(Ok(_)) => {}
+            other => panic!("the client ended after {} of {n}: {other:?}", got.len()),
+        }
+    }
+    got
+}
