@@ -197,6 +197,7 @@ mod config;
 mod error;
 mod handle;
 mod heartbeat;
+mod lag;
 mod layer;
 mod message;
 mod pacemaker;
@@ -228,6 +229,7 @@ fn cases(default: u32) -> u32 {
 pub use error::Dead;
 pub use handle::{HeartbeatHandle, Stats};
 pub use heartbeat::Heartbeat;
+pub use lag::{TickLag, tick_lag};
 pub use layer::{HeartbeatLayer, Settings};
 pub use message::{MessageKind, WsMessage};
 pub use progress::{Progress, Tracked};

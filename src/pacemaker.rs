@@ -150,12 +150,7 @@ impl Pacemaker {
 
     /// A tick happened at `now`. The settings are the caller's, kept once per connection.
     pub(crate) fn on_tick(&mut self, config: &Config, now: Instant) -> Tick {
-        let alive = self.progressed
-            || if config.any_inbound_is_alive {
-                self.heard
-            } else {
-                self.answered
-            };
+        let alive = self.alive(config);
         if alive {
             self.missed = 0;
             self.counted_from = self.next_seq;
@@ -181,6 +176,22 @@ impl Pacemaker {
         self.next_seq = seq.wrapping_add(1);
         self.written_at = Stamp::UNKNOWN;
         Tick::Ping(seq)
+    }
+
+    /// The peer showed life since the last tick.
+    fn alive(&self, config: &Config) -> bool {
+        self.progressed
+            || if config.any_inbound_is_alive {
+                self.heard
+            } else {
+                self.answered
+            }
+    }
+
+    /// A tick now would count a miss: no life since the last tick, and a ping went out
+    /// since the peer was last found alive.
+    pub(crate) fn would_miss(&self, config: &Config) -> bool {
+        !self.alive(config) && self.counted_from != self.next_seq
     }
 
     /// A ping is out that no pong has answered yet.

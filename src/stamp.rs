@@ -40,6 +40,15 @@ impl Stamp {
         }
     }
 
+    /// The stamp as nanoseconds from the base, to keep in an atomic.
+    pub(crate) fn to_nanos(self) -> i64 {
+        self.0
+    }
+
+    pub(crate) fn from_nanos(nanos: i64) -> Self {
+        Stamp(nanos)
+    }
+
     /// The time from `earlier` to `self`; zero if `earlier` is later.
     pub(crate) fn since(self, earlier: Stamp) -> Duration {
         Duration::from_nanos(u64::try_from(self.0.saturating_sub(earlier.0)).unwrap_or(0))

@@ -8,8 +8,8 @@ use std::task::Poll;
 use futures_core::Stream;
 use futures_sink::Sink;
 
-use super::state::Flags;
-use super::{Conn, Io, probe};
+use super::state::{Flags, State};
+use super::{Conn, Io, Side, probe};
 use crate::message::{MessageKind, WsMessage};
 use crate::pacemaker::Pong;
 use crate::protocol::{Protocol, Verdict};
@@ -141,12 +141,51 @@ impl Conn {
         E: Send + Sync + 'static,
     {
         if self.flags.any(Flags::UNREAD) && !self.has_read_ahead() && self.awaiting_pong() {
-            // Reading on the writer's behalf must not steal a parked reader's wake-up.
-            io.shared.writer.register(io.cx.waker());
-            io.for_both_sides(|io| self.read_ahead_now(io));
+            self.read_for_the_reader(io);
         }
     }
 
+    /// The writing side reads on the reader's behalf; a reader parked in the inner stream
+    /// must not lose its wake-up, and learns of what was kept.
+    fn read_for_the_reader<S, M, E>(&mut self, io: &mut Io<'_, '_, S>)
+    where
+        S: Stream<Item = Result<M, E>> + Sink<M, Error = E>,
+        M: WsMessage + Send + Sync + 'static,
+        E: Send + Sync + 'static,
+    {
+        io.shared.writer.register(io.cx.waker());
+        io.for_both_sides(|io| self.read_ahead_now(io));
+        io.shared.reader.wake();
+    }
+
+    /// A due tick is about to judge a peer that has not shown life since the last one while
+    /// a ping is out: first read what the socket already holds. On an overloaded runtime the
+    /// tick and the peer's answer wake the task together, and the tick would otherwise run
+    /// first; the lateness is ours, and must not make an answered ping a miss
+    /// (ARCHITECTURE.md, "Ticks and the schedule"). Heartbeat frames are read (up to
+    /// `HIDDEN_PER_POLL`), and the first data message is kept for the reader. Only a peer
+    /// that would miss costs this read: one that answered on time was read already.
+    pub(super) fn read_before_judging<S, M, E>(&mut self, io: &mut Io<'_, '_, S>, side: Side)
+    where
+        S: Stream<Item = Result<M, E>> + Sink<M, Error = E>,
+        M: WsMessage + Send + Sync + 'static,
+        E: Send + Sync + 'static,
+    {
+        let State::Running(running) = &self.state else {
+            return;
+        };
+        if self.has_read_ahead() || !running.pacemaker.would_miss(&self.config) {
+            return;
+        }
+        match side {
+            // The reader returns what it kept at once (`poll_next_full`).
+            Side::Reader => self.read_ahead_now(io),
+            Side::Writer => self.read_for_the_reader(io),
+        }
+    }
+
+    /// Reads heartbeat frames until the inner stream waits, keeping the first data message
+    /// (or error, or the end) for the reader.
     #[inline(never)]
     fn read_ahead_now<S, M, E>(&mut self, io: &mut Io<'_, '_, S>)
     where
@@ -177,7 +216,6 @@ impl Conn {
                 Poll::Pending => return,
             }
         }
-        io.shared.reader.wake();
     }
 }
 

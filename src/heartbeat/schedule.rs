@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_core::Stream;
 use futures_sink::Sink;
 use futures_util::task::ArcWake;
 use tokio::time::Instant;
@@ -14,6 +15,7 @@ use super::state::{Flags, Phase};
 use super::{Conn, Io, Side, probe};
 use crate::config::{Follow, Nanos};
 use crate::error::Dead;
+use crate::lag;
 use crate::message::WsMessage;
 use crate::pacemaker::Tick;
 use crate::progress::Progress;
@@ -27,10 +29,12 @@ impl Conn {
     #[inline]
     pub(super) fn drive<S, M, E>(&mut self, io: &mut Io<'_, '_, S>, side: Side) -> Result<(), E>
     where
-        S: Sink<M, Error = E>,
-        M: WsMessage + 'static,
+        S: Stream<Item = Result<M, E>> + Sink<M, Error = E>,
+        M: WsMessage + Send + Sync + 'static,
+        E: Send + Sync + 'static,
     {
         if let Some(now) = self.due(io.shared) {
+            self.read_before_judging(io, side);
             self.tick(io.shared, now);
         }
         // Only while live: once a Close went out, the library refuses further frames.
@@ -103,6 +107,12 @@ impl Conn {
         if progressed {
             running.pacemaker.on_progress();
         }
+        let interval = self.config.interval.get();
+        lag::record(
+            Stamp::new(now.into_std()).since(running.next_tick),
+            interval,
+            Stamp::new(now.into_std()),
+        );
         let tick = running.pacemaker.on_tick(&self.config, now.into_std());
         shared.set_missed(running.pacemaker.missed());
         match tick {
@@ -111,7 +121,6 @@ impl Conn {
             // While closing the ping cannot be written: it counts as unanswered.
             Tick::Ping(_) | Tick::Skip => {}
         }
-        let interval = self.config.interval.get();
         let next = running.next_tick.add(interval);
         let now = Stamp::new(now.into_std());
         // After a stall longer than an interval, tick once and start a fresh schedule

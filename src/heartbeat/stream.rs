@@ -126,6 +126,10 @@ impl Conn {
             if let Err(err) = self.drive(io, Side::Reader) {
                 return Poll::Ready(Some(Err(err)));
             }
+            // What the tick read before judging.
+            if let Some(item) = self.take_kept::<Result<M, E>>() {
+                return Poll::Ready(Some(item));
+            }
             if !self.state.runs() {
                 continue;
             }
