@@ -69,6 +69,12 @@ fn kinds() -> Vec<Kind> {
         .collect()
 }
 
+/// How long the detection measurement waits for the frozen peers, in intervals:
+/// `SCALE_WAIT_INTERVALS`, default 12 (three times the bound).
+fn wait_intervals() -> u32 {
+    env_or("SCALE_WAIT_INTERVALS", 12) as u32
+}
+
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).map_or(default, |v| v.parse().expect("a whole number"))
 }
@@ -123,7 +129,10 @@ fn net_bytes(region: &Region<'_, System>) -> i64 {
 struct Run {
     memory: i64,
     cpu: Duration,
+    /// From each frozen peer's freeze to its `Dead`, sorted.
     detection: Vec<Duration>,
+    /// Peers that never froze but were declared dead.
+    live_dead: usize,
 }
 
 async fn run(kind: Kind, n: usize) -> Run {
@@ -137,7 +146,7 @@ async fn run(kind: Kind, n: usize) -> Run {
         .jitter(jitter);
     let freeze = Arc::new(Notify::new());
     let frozen_flag = Arc::new(AtomicBool::new(false));
-    let (dead_tx, mut dead_rx) = mpsc::unbounded_channel::<Instant>();
+    let (dead_tx, mut dead_rx) = mpsc::unbounded_channel::<(usize, Instant)>();
     let mut tasks = Vec::with_capacity(2 * n);
     // Connections arrive over one interval, in 1 000 batches, as on a server that has been
     // up a while (all at once, the hand-written loop's ticks would coincide; real ones don't).
@@ -171,7 +180,7 @@ async fn run(kind: Kind, n: usize) -> Run {
                     while let Some(item) = ws.next().await {
                         if let Err(err) = item {
                             if Dead::find(&err).is_some() {
-                                let _ = dead_tx.send(Instant::now());
+                                let _ = dead_tx.send((id, Instant::now()));
                             }
                             break;
                         }
@@ -191,7 +200,7 @@ async fn run(kind: Kind, n: usize) -> Run {
                             },
                             _ = ping.tick() => {
                                 if last_seen.elapsed() > 3 * interval {
-                                    let _ = dead_tx.send(Instant::now());
+                                    let _ = dead_tx.send((id, Instant::now()));
                                     break;
                                 }
                                 if ws.send(Message::Ping(Vec::new().into())).await.is_err() {
@@ -229,16 +238,20 @@ async fn run(kind: Kind, n: usize) -> Run {
     tokio::time::sleep(interval * ROUNDS).await;
     let cpu = cpu() - cpu_before;
 
+    // No peer has frozen yet: every death so far is of a live peer.
+    let mut live_dead = std::iter::from_fn(|| dead_rx.try_recv().ok()).count();
     let mut detection = Vec::new();
     if kind != Kind::Bare && std::env::var_os("SCALE_ONLY").is_none() {
         frozen_flag.store(true, Ordering::Relaxed);
         freeze.notify_waiters();
         let frozen_at = Instant::now();
         let expected = n.div_ceil(one_in);
-        let deadline = frozen_at + interval * 6;
+        // Three times the bound: under overload, late detections are part of the figure.
+        let deadline = frozen_at + interval * wait_intervals();
         while detection.len() < expected && Instant::now() < deadline {
             match tokio::time::timeout_at(deadline.into(), dead_rx.recv()).await {
-                Ok(Some(at)) => detection.push(at - frozen_at),
+                Ok(Some((id, at))) if id % one_in == 0 => detection.push(at - frozen_at),
+                Ok(Some(_)) => live_dead += 1,
                 _ => break,
             }
         }
@@ -259,6 +272,7 @@ async fn run(kind: Kind, n: usize) -> Run {
         memory,
         cpu,
         detection,
+        live_dead,
     }
 }
 
@@ -325,15 +339,32 @@ fn main() {
                 r.cpu,
                 bare.cpu,
             );
-            if !r.detection.is_empty() {
+            if kind != Kind::Bare {
                 let d = &r.detection;
+                let bound = interval() * 4;
+                let late = |at: &Duration| at.as_secs_f64() / bound.as_secs_f64();
+                let range = match (d.first(), d.last()) {
+                    (Some(first), Some(last)) => format!(
+                        "{first:.2?} .. {last:.2?} (median {:.2?}; latest {:.2}x the bound)",
+                        d[d.len() / 2],
+                        late(last)
+                    ),
+                    _ => "none".into(),
+                };
                 println!(
-                    "N = {n:>6} {kind:<9?}: {} of {} frozen peers declared dead {:?} .. {:?} (median {:?}) after freezing",
+                    "N = {n:>6} {kind:<9?}: {} of {} frozen peers declared dead {range} after freezing; \
+                     live peers declared dead: {}",
                     d.len(),
                     n.div_ceil(frozen_one_in()),
-                    d[0],
-                    d[d.len() - 1],
-                    d[d.len() / 2]
+                    r.live_dead,
+                );
+            }
+            if matches!(kind, Kind::Heartbeat | Kind::Background) {
+                let lag = ws_heartbeat::tick_lag();
+                println!(
+                    "N = {n:>6} {kind:<9?}: ticks later than a quarter interval so far in this process: {} \
+                     (the latest {:.2?} late; the worst tick {:.2?} late)",
+                    lag.late_ticks, lag.latest, lag.worst
                 );
             }
         }
