@@ -617,13 +617,13 @@ mod tests {
     /// with handles and the ticker, and 8 bytes in the ticker's list; see BENCHMARKS.md.)
     /// Background mode's box shares the stream's place: a WebSocket has room for its tag.
     #[test]
-    fn the_adapter_adds_at_most_120_bytes_inline() {
+    fn the_adapter_adds_at_most_104_bytes_inline() {
         type Ws = WebSocketStream<tokio::io::DuplexStream>;
         let added = std::mem::size_of::<Heartbeat<Ws>>() - std::mem::size_of::<Ws>();
-        assert!(added <= 120, "{added}");
+        assert!(added <= 104, "{added}");
         type Tcp = WebSocketStream<tokio::net::TcpStream>;
         let added = std::mem::size_of::<Heartbeat<Tcp>>() - std::mem::size_of::<Tcp>();
-        assert!(added <= 120, "{added}");
+        assert!(added <= 104, "{added}");
     }
 
     /// (clock reads, filings with the ticker) by the adapter on this thread so far.
