@@ -331,9 +331,11 @@ impl<S> Heartbeat<S> {
 
     /// Pings this heartbeat has sent: a session acknowledges at each new one.
     pub(crate) fn pings_sent(&self) -> u64 {
-        self.shared
-            .pings_sent
-            .load(std::sync::atomic::Ordering::Relaxed)
+        u64::from(
+            self.shared
+                .pings_sent
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
     }
 
     /// The close timeout of the settings.
