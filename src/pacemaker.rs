@@ -179,6 +179,7 @@ impl Pacemaker {
                 ));
             }
         }
+        // The signs of life are the interval's; `PINGED` lasts until the peer is alive.
         self.flags &= PINGED;
         // "Busy" is what proves life: with `any_inbound_is_alive` off, data alone must not
         // save pings, or a peer that talks but never answers could never be found dead.
