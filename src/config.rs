@@ -109,10 +109,15 @@ impl Follow {
     }
 }
 
-/// Checks the number of unanswered pings that make a peer dead.
+/// Checks the number of unanswered pings that make a peer dead. The pacemaker counts misses
+/// in a `u16` (a connection's size is counted); more than 65 535 would not be a heartbeat.
 #[track_caller]
 pub(crate) const fn checked_max_missed(max_missed: u32) -> u32 {
     assert!(max_missed > 0, "max_missed must be at least 1");
+    assert!(
+        max_missed <= u16::MAX as u32,
+        "max_missed must be at most 65535"
+    );
     max_missed
 }
 
@@ -204,6 +209,18 @@ mod tests {
     #[should_panic(expected = "at least 1")]
     fn zero_max_missed_is_rejected() {
         checked_max_missed(0);
+    }
+
+    #[test]
+    #[should_panic(expected = "max_missed must be at most 65535")]
+    fn max_missed_over_u16_is_rejected() {
+        checked_max_missed(65_536);
+    }
+
+    #[test]
+    fn max_missed_up_to_u16_is_accepted() {
+        assert_eq!(checked_max_missed(1), 1);
+        assert_eq!(checked_max_missed(65_535), 65_535);
     }
 
     #[test]

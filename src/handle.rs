@@ -10,6 +10,11 @@ use crate::config::checked_interval;
 use crate::wake::Shared;
 
 /// Counters of one heartbeat, read through [`HeartbeatHandle::stats`].
+///
+/// The three counts wrap to zero after 2^32 − 1: each connection keeps them in 32 bits (a
+/// ping every second takes 136 years to get there, but a peer may send unsolicited pongs at
+/// will). Compare two readings with `!=`, or count between them modulo 2^32:
+/// `later.wrapping_sub(earlier) % (1 << 32)`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
@@ -65,10 +70,10 @@ impl HeartbeatHandle {
     pub fn stats(&self) -> Stats {
         let s = &self.shared;
         Stats {
-            pings_sent: s.pings_sent.load(Relaxed),
-            pongs_received: s.pongs_received.load(Relaxed),
-            rtt_samples: s.rtt_samples.load(Relaxed),
-            missed: s.missed.load(Relaxed),
+            pings_sent: u64::from(s.pings_sent.load(Relaxed)),
+            pongs_received: u64::from(s.pongs_received.load(Relaxed)),
+            rtt_samples: u64::from(s.rtt_samples.load(Relaxed)),
+            missed: u32::from(s.missed.load(Relaxed)),
         }
     }
 

@@ -196,7 +196,7 @@ impl HeartbeatLayer {
     /// Unanswered pings in a row after which the peer is dead.
     ///
     /// # Panics
-    /// If `max_missed` is zero.
+    /// If `max_missed` is zero or more than 65 535.
     #[track_caller]
     pub const fn max_missed(mut self, max_missed: u32) -> Self {
         self.config.max_missed = config::checked_max_missed(max_missed);

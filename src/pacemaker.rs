@@ -37,24 +37,20 @@ pub(crate) enum Pong {
 
 #[derive(Debug)]
 pub(crate) struct Pacemaker {
-    /// Any frame arrived since the last tick.
-    heard: bool,
-    /// A pong answering one of our pings arrived since the last tick.
-    answered: bool,
-    /// Bytes moved on the transport since the last tick (a slow peer mid-message).
-    progressed: bool,
+    /// `HEARD`, `ANSWERED`, `PROGRESSED`, `PINGED`: one byte, a connection's size is counted.
+    flags: u8,
     /// A Close frame went out or came in: pings can no longer be written, and the ones a
-    /// tick asks for count as unanswered (kept here, in a byte the other flags leave free).
+    /// tick asks for count as unanswered. A real `bool`: its spare values are where `State`
+    /// keeps its tag.
     closing: bool,
-    /// Ticks in a row without life while a ping was outstanding.
-    missed: u32,
+    /// Ticks in a row without life while a ping was outstanding. At most `max_missed`, which
+    /// `config::checked_max_missed` keeps within `u16`.
+    missed: u16,
+    /// Pings `next_seq - unanswered..next_seq` may still be answered (a pong matches one of
+    /// them). Saturates: past `u32::MAX` outstanding pings, the oldest stop matching.
+    unanswered: u32,
     /// Sequence number of the next ping.
     next_seq: u64,
-    /// Pings `first_unanswered..next_seq` may still be answered (a pong matches one of them).
-    first_unanswered: u64,
-    /// Pings `counted_from..next_seq` were sent since the peer was last alive at a tick: they
-    /// are the ones a silent tick counts as missed.
-    counted_from: u64,
     /// When the latest ping (`next_seq - 1`) was handed to the sink (`UNKNOWN` if not yet):
     /// only it gives an RTT sample. (Stamps: 8 bytes each instead of 16.)
     written_at: Stamp,
@@ -62,20 +58,27 @@ pub(crate) struct Pacemaker {
     last_alive: Stamp,
 }
 
+/// Any frame arrived since the last tick.
+const HEARD: u8 = 1;
+/// A pong answering one of our pings arrived since the last tick.
+const ANSWERED: u8 = 1 << 1;
+/// Bytes moved on the transport since the last tick (a slow peer mid-message).
+const PROGRESSED: u8 = 1 << 2;
+/// A ping went out since the peer was last found alive at a tick: a silent tick counts as
+/// missed only then.
+const PINGED: u8 = 1 << 3;
+
 impl Pacemaker {
     /// A pacemaker for a connection whose handshake completed at `now`. The handshake counts
     /// as the first sign of life. `first_seq` should be unpredictable, so that pongs forged
     /// or replayed by a peer do not match.
     pub(crate) fn new(first_seq: u64, now: Instant) -> Self {
         Self {
-            heard: true,
-            answered: true,
-            progressed: false,
+            flags: HEARD | ANSWERED,
             closing: false,
             missed: 0,
+            unanswered: 0,
             next_seq: first_seq,
-            first_unanswered: first_seq,
-            counted_from: first_seq,
             written_at: Stamp::UNKNOWN,
             last_alive: Stamp::new(now),
         }
@@ -84,7 +87,7 @@ impl Pacemaker {
     /// Some frame (data, ping, close) arrived. No clock: this runs for every message.
     #[inline]
     pub(crate) fn on_inbound(&mut self) {
-        self.heard = true;
+        self.flags |= HEARD;
     }
 
     /// A pong control frame arrived at `now`, carrying `payload` (ours are 8-byte sequence
@@ -93,7 +96,7 @@ impl Pacemaker {
         match <[u8; 8]>::try_from(payload) {
             Ok(bytes) => self.on_answer(u64::from_be_bytes(bytes), now),
             Err(_) => {
-                self.heard = true;
+                self.flags |= HEARD;
                 Pong::Unmatched
             }
         }
@@ -106,20 +109,25 @@ impl Pacemaker {
             Some(seq) => self.on_answer(seq, now),
             None if self.awaiting_pong() => self.on_answer(self.next_seq.wrapping_sub(1), now),
             None => {
-                self.heard = true;
+                self.flags |= HEARD;
                 Pong::Unmatched
             }
         }
     }
 
     fn on_answer(&mut self, seq: u64, now: Instant) -> Pong {
-        self.heard = true;
-        let offset = seq.wrapping_sub(self.first_unanswered);
-        if offset >= self.next_seq.wrapping_sub(self.first_unanswered) {
-            return Pong::Unmatched;
+        self.flags |= HEARD;
+        // Pings sent after `seq`: it is outstanding if fewer than `unanswered` were. (A
+        // future or foreign `seq` wraps to a count far beyond.)
+        let after = self.next_seq.wrapping_sub(seq).wrapping_sub(1);
+        match u32::try_from(after) {
+            Ok(after) if after < self.unanswered => {
+                // The pings up to `seq` are answered with it; those after it still may be.
+                self.unanswered = after;
+                self.flags |= ANSWERED;
+            }
+            _ => return Pong::Unmatched,
         }
-        self.answered = true;
-        self.first_unanswered = seq.wrapping_add(1);
         if seq == self.latest_seq() && self.written_at != Stamp::UNKNOWN {
             let rtt = Stamp::new(now).since(self.written_at);
             self.written_at = Stamp::UNKNOWN;
@@ -133,7 +141,7 @@ impl Pacemaker {
     /// frame has completed, in either liveness mode (a pong can be stuck behind a huge
     /// message).
     pub(crate) fn on_progress(&mut self) {
-        self.progressed = true;
+        self.flags |= PROGRESSED;
     }
 
     /// The ping `seq` was handed to the sink at `now`.
@@ -153,20 +161,20 @@ impl Pacemaker {
         let alive = self.alive(config);
         if alive {
             self.missed = 0;
-            self.counted_from = self.next_seq;
+            self.flags &= !PINGED;
             self.last_alive = Stamp::new(now);
-        } else if self.counted_from != self.next_seq {
+        } else if self.flags & PINGED != 0 {
+            // No overflow: the peer is dead at `max_missed`, which fits in `u16`.
             self.missed += 1;
-            if self.missed >= config.max_missed {
+            if u32::from(self.missed) >= config.max_missed {
                 return Tick::Dead(Dead::new(
-                    self.missed,
+                    self.missed(),
                     Stamp::new(now).since(self.last_alive),
                 ));
             }
         }
-        self.heard = false;
-        self.answered = false;
-        self.progressed = false;
+        // The signs of life are the interval's; `PINGED` lasts until the peer is alive.
+        self.flags &= PINGED;
         // "Busy" is what proves life: with `any_inbound_is_alive` off, data alone must not
         // save pings, or a peer that talks but never answers could never be found dead.
         if config.idle_only && alive {
@@ -174,30 +182,33 @@ impl Pacemaker {
         }
         let seq = self.next_seq;
         self.next_seq = seq.wrapping_add(1);
+        self.unanswered = self.unanswered.saturating_add(1);
+        self.flags |= PINGED;
         self.written_at = Stamp::UNKNOWN;
         Tick::Ping(seq)
     }
 
     /// The peer showed life since the last tick.
     fn alive(&self, config: &Config) -> bool {
-        self.progressed
-            || if config.any_inbound_is_alive {
-                self.heard
+        let life = PROGRESSED
+            | if config.any_inbound_is_alive {
+                HEARD
             } else {
-                self.answered
-            }
+                ANSWERED
+            };
+        self.flags & life != 0
     }
 
     /// A tick now would count a miss: no life since the last tick, and a ping went out
     /// since the peer was last found alive.
     pub(crate) fn would_miss(&self, config: &Config) -> bool {
-        !self.alive(config) && self.counted_from != self.next_seq
+        !self.alive(config) && self.flags & PINGED != 0
     }
 
     /// A ping is out that no pong has answered yet.
     #[inline]
     pub(crate) fn awaiting_pong(&self) -> bool {
-        self.first_unanswered != self.next_seq
+        self.unanswered != 0
     }
 
     /// The connection started closing: see `closing`.
@@ -211,7 +222,7 @@ impl Pacemaker {
 
     /// Silent ticks in a row so far.
     pub(crate) fn missed(&self) -> u32 {
-        self.missed
+        u32::from(self.missed)
     }
 }
 
@@ -413,6 +424,50 @@ mod tests {
         }
         ping(pm.on_tick(&cfg, at(t0, 110)));
         assert!(matches!(pm.on_tick(&cfg, at(t0, 120)), Tick::Dead(_)));
+    }
+
+    #[test]
+    fn past_u32_max_outstanding_pings_the_oldest_stop_matching() {
+        // A peer that talks but never answers: pings pile up, forgiven but still answerable.
+        let t0 = Instant::now();
+        let cfg = config(3);
+        let mut pm = Pacemaker::new(0, t0);
+        ping(pm.on_tick(&cfg, at(t0, 10)));
+        // As if u32::MAX pings were out (0 s to 10 s: far too many ticks to run).
+        let next = 1u64 << 40;
+        pm.next_seq = next;
+        pm.unanswered = u32::MAX;
+        let oldest = next - u64::from(u32::MAX);
+        pm.on_inbound();
+        let newest = ping(pm.on_tick(&cfg, at(t0, 20)));
+        assert_eq!(newest, next);
+        assert_eq!(pm.unanswered, u32::MAX);
+        // The window moved by one: the oldest ping no longer matches, the next oldest does.
+        assert_eq!(
+            pm.on_pong(&oldest.to_be_bytes(), at(t0, 21)),
+            Pong::Unmatched
+        );
+        assert_eq!(
+            pm.on_pong(&(oldest + 1).to_be_bytes(), at(t0, 21)),
+            Pong::Answer
+        );
+        assert_eq!(pm.unanswered, u32::MAX - 1);
+        assert_eq!(
+            pm.on_pong(&(oldest + 1).to_be_bytes(), at(t0, 21)),
+            Pong::Unmatched
+        );
+        assert_eq!(pm.on_pong(&newest.to_be_bytes(), at(t0, 22)), Pong::Answer);
+        assert!(!pm.awaiting_pong());
+        assert_eq!(
+            pm.on_pong(&(newest + 1).to_be_bytes(), at(t0, 22)),
+            Pong::Unmatched
+        );
+    }
+
+    #[test]
+    fn a_pacemaker_takes_32_bytes() {
+        // Every connection holds one (with `State`'s tag in `closing`: see its test).
+        assert_eq!(std::mem::size_of::<Pacemaker>(), 32);
     }
 
     #[test]

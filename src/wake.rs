@@ -7,71 +7,78 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU16, AtomicU32, AtomicU64};
 use std::time::Duration;
 
 use futures_util::task::{ArcWake, AtomicWaker};
 
 /// State shared between a [`Heartbeat`](crate::Heartbeat) and its handles. Written by the
-/// adapter only at heartbeat events (a tick, a ping, a pong), never per message.
+/// adapter only at heartbeat events (a tick, a ping, a pong), never per message. Every
+/// connection allocates one, so its fields are as narrow as their values allow.
 #[derive(Debug)]
 pub(crate) struct Shared {
     /// Latest RTT sample in nanoseconds; `u64::MAX` until the first one.
     pub(crate) rtt_nanos: AtomicU64,
-    pub(crate) pings_sent: AtomicU64,
-    pub(crate) pongs_received: AtomicU64,
-    pub(crate) rtt_samples: AtomicU64,
-    pub(crate) missed: AtomicU32,
     pub(crate) interval_nanos: AtomicU64,
-    /// A handle changed the interval; the adapter applies it when it next runs.
-    interval_changed: AtomicBool,
+    /// The counters of [`Stats`](crate::Stats), wrapping at 2^32 (a ping every second takes
+    /// 136 years to get there).
+    pub(crate) pings_sent: AtomicU32,
+    pub(crate) pongs_received: AtomicU32,
+    pub(crate) rtt_samples: AtomicU32,
+    /// The pacemaker's count, which `max_missed` keeps within `u16`.
+    pub(crate) missed: AtomicU16,
+    /// Set by the runtime's ticker when the connection's deadline may have passed. A byte of
+    /// its own: it is read per message.
+    pub(crate) due: DueFlag,
+    /// `INTERVAL_CHANGED`, `PAUSED`, `WAS_PAUSED`: events of the handles and the background
+    /// driver, taken at ticks.
+    events: AtomicU8,
     /// The last task that waited to read, and the last that waited to write. The adapter
     /// polls the inner stream on behalf of one side with a waker that wakes both (see
     /// [`ArcWake`] below), so that neither side's wake-up gets lost when the other one
     /// replaces it inside the inner stream.
     pub(crate) reader: AtomicWaker,
     pub(crate) writer: AtomicWaker,
-    /// Set by the runtime's ticker when the connection's deadline may have passed.
-    pub(crate) due: DueFlag,
-    /// Background mode: the driver stopped reading because the handler's queue is full
-    /// (`PAUSED`), or did since the last tick (`WAS_PAUSED`). That silence is ours: the tick
-    /// does not count it against the peer.
-    paused: AtomicU8,
 }
 
-const PAUSED: u8 = 1;
-const WAS_PAUSED: u8 = 2;
+/// A handle changed the interval; the adapter applies it when it next runs.
+const INTERVAL_CHANGED: u8 = 1;
+/// Background mode: the driver stopped reading because the handler's queue is full
+/// (`PAUSED`), or did since the last tick (`WAS_PAUSED`). That silence is ours: the tick
+/// does not count it against the peer.
+const PAUSED: u8 = 1 << 1;
+const WAS_PAUSED: u8 = 1 << 2;
 
 impl Shared {
     pub(crate) fn new(interval: Duration) -> Self {
         Self {
             rtt_nanos: AtomicU64::new(u64::MAX),
-            pings_sent: AtomicU64::new(0),
-            pongs_received: AtomicU64::new(0),
-            rtt_samples: AtomicU64::new(0),
-            missed: AtomicU32::new(0),
             interval_nanos: AtomicU64::new(nanos(interval)),
-            interval_changed: AtomicBool::new(false),
+            pings_sent: AtomicU32::new(0),
+            pongs_received: AtomicU32::new(0),
+            rtt_samples: AtomicU32::new(0),
+            missed: AtomicU16::new(0),
+            due: DueFlag::default(),
+            events: AtomicU8::new(0),
             reader: AtomicWaker::new(),
             writer: AtomicWaker::new(),
-            due: DueFlag::default(),
-            paused: AtomicU8::new(0),
         }
     }
 
     /// The background driver stops (`true`) or resumes reading.
     pub(crate) fn pause_reading(&self, paused: bool) {
         if paused {
-            self.paused.store(PAUSED | WAS_PAUSED, Relaxed);
+            self.events.fetch_or(PAUSED | WAS_PAUSED, Relaxed);
         } else {
-            self.paused.fetch_and(!PAUSED, Relaxed);
+            self.events.fetch_and(!PAUSED, Relaxed);
         }
     }
 
     /// At a tick: whether reading was paused at any moment since the last tick (the flag
     /// stays set while it still is).
     pub(crate) fn take_paused(&self) -> bool {
-        self.paused.load(Relaxed) != 0 && self.paused.fetch_and(PAUSED, Relaxed) != 0
+        self.events.load(Relaxed) & (PAUSED | WAS_PAUSED) != 0
+            && self.events.fetch_and(!WAS_PAUSED, Relaxed) & (PAUSED | WAS_PAUSED) != 0
     }
 
     pub(crate) fn ping_sent(&self) {
@@ -92,15 +99,17 @@ impl Shared {
         ArcWake::wake_by_ref(self);
     }
 
+    /// `missed` is the pacemaker's, at most `max_missed`: within `u16`.
     pub(crate) fn set_missed(&self, missed: u32) {
-        self.missed.store(missed, Relaxed);
+        self.missed
+            .store(u16::try_from(missed).unwrap_or(u16::MAX), Relaxed);
     }
 
     /// A handle's new interval, applied by the adapter when it next runs; whoever polls the
     /// connection is woken so that the change does not wait for the old interval's tick.
     pub(crate) fn set_interval(self: &Arc<Self>, interval: Duration) {
         self.interval_nanos.store(nanos(interval), Relaxed);
-        self.interval_changed.store(true, Release);
+        self.events.fetch_or(INTERVAL_CHANGED, Release);
         ArcWake::wake_by_ref(self);
     }
 
@@ -114,7 +123,9 @@ impl Shared {
     /// The new interval, if a handle changed it since the last call.
     pub(crate) fn take_interval_change(&self) -> Option<Duration> {
         // Acquire pairs with the Release in `set_interval`: the new value is visible.
-        if self.interval_changed.load(Relaxed) && self.interval_changed.swap(false, Acquire) {
+        if self.events.load(Relaxed) & INTERVAL_CHANGED != 0
+            && self.events.fetch_and(!INTERVAL_CHANGED, Acquire) & INTERVAL_CHANGED != 0
+        {
             Some(Duration::from_nanos(self.interval_nanos.load(Relaxed)))
         } else {
             None
@@ -175,5 +186,45 @@ impl DueFlag {
 
     pub(crate) fn clear(&self) {
         self.0.store(false, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hub_takes_80_bytes() {
+        // Every connection allocates one: two wakers (48), the RTT and the interval (16), the
+        // counters (12), `missed` (2), `due` and the events (1 each).
+        assert_eq!(std::mem::size_of::<Shared>(), 80);
+    }
+
+    #[test]
+    fn the_events_sharing_a_byte_are_taken_each_on_its_own() {
+        let shared = Arc::new(Shared::new(Duration::from_secs(1)));
+        assert!(!shared.take_paused());
+        assert_eq!(shared.take_interval_change(), None);
+
+        shared.pause_reading(true);
+        shared.set_interval(Duration::from_secs(2));
+        // Still paused: taken at every tick while it lasts.
+        assert!(shared.take_paused());
+        assert!(shared.take_paused());
+        assert_eq!(shared.take_interval_change(), Some(Duration::from_secs(2)));
+        assert_eq!(shared.take_interval_change(), None);
+        assert!(shared.take_paused());
+
+        // Resumed after that tick: nothing more to take.
+        shared.pause_reading(false);
+        shared.set_interval(Duration::from_secs(3));
+        assert!(!shared.take_paused());
+        // Paused and resumed between two ticks: taken once.
+        shared.pause_reading(true);
+        shared.pause_reading(false);
+        assert!(shared.take_paused());
+        assert!(!shared.take_paused());
+        assert_eq!(shared.take_interval_change(), Some(Duration::from_secs(3)));
+        assert!(!shared.due.is_set());
     }
 }

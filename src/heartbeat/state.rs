@@ -284,6 +284,12 @@ mod tests {
     }
 
     #[test]
+    fn a_state_is_a_running_heartbeat_with_its_tag_in_a_spare_value() {
+        // The pacemaker (32 bytes) and the next tick: no room taken by the tag.
+        assert_eq!(std::mem::size_of::<State>(), 40);
+    }
+
+    #[test]
     fn flags_start_unread_and_unfiled_and_change_only_the_bits_named() {
         let mut flags = Flags::new();
         assert!(flags.any(Flags::UNREAD) && flags.any(Flags::UNFILED));
