@@ -110,7 +110,8 @@ impl Shared {
     pub(crate) fn set_interval(self: &Arc<Self>, interval: Duration) {
         self.interval_nanos.store(nanos(interval), Relaxed);
         self.events.fetch_or(INTERVAL_CHANGED, Release);
-        ArcWake::wake_by_ref(self);
+        // Due: the adapter looks at its timer, where it takes the change.
+        self.mark_due();
     }
 
     /// The adapter itself changed the interval (the peer asked for it): handles read it. A
@@ -225,6 +226,10 @@ mod tests {
         assert!(shared.take_paused());
         assert!(!shared.take_paused());
         assert_eq!(shared.take_interval_change(), Some(Duration::from_secs(3)));
+        // A new interval marks the connection due (where it is taken); pausing does not.
+        assert!(shared.due.is_set());
+        shared.due.clear();
+        shared.pause_reading(true);
         assert!(!shared.due.is_set());
     }
 }

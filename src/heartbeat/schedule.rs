@@ -82,8 +82,13 @@ impl Conn {
     }
 
     #[cold]
-    fn due_now(&self, shared: &Shared) -> Option<Instant> {
+    fn due_now(&mut self, shared: &Arc<Shared>) -> Option<Instant> {
         shared.due.clear();
+        // A handle's new interval marks the connection due too (`Shared::set_interval`), so
+        // that a poll checks one flag, not two.
+        if let Some(interval) = shared.take_interval_change() {
+            self.move_interval(interval, shared);
+        }
         let now = probe::now();
         let deadline = self.state.deadline()?;
         (Stamp::new(now.into_std()) >= deadline).then_some(now)
@@ -147,15 +152,12 @@ impl Conn {
         ArcWake::wake_by_ref(shared);
     }
 
-    /// Whether the ticker may have marked the connection due, after applying an interval
-    /// changed through a handle. `Pending` leaves the wake-up to the ticker, which wakes the
-    /// waker the caller registered in `shared` (reader or writer); `Ready` means: look
-    /// again (`drive` reads the clock).
+    /// Whether the ticker (or a handle's new interval) may have marked the connection due.
+    /// `Pending` leaves the wake-up to the ticker, which wakes the waker the caller
+    /// registered in `shared` (reader or writer); `Ready` means: look again (`drive` reads
+    /// the clock).
     pub(super) fn poll_timer(&mut self, shared: &Arc<Shared>) -> Poll<()> {
         self.ensure_filed(shared);
-        if let Some(interval) = shared.take_interval_change() {
-            self.move_interval(interval, shared);
-        }
         if shared.due.is_set() {
             Poll::Ready(())
         } else {
