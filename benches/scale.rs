@@ -234,6 +234,8 @@ async fn run(kind: Kind, n: usize) -> Run {
     tokio::time::sleep(interval + Duration::from_millis(500)).await;
     let memory = net_bytes(&region);
 
+    // For a profiler attached now (`perf record -p`): the steady state starts here.
+    eprintln!("{kind:?}, {n} connections: measuring CPU over {ROUNDS} rounds");
     let cpu_before = cpu();
     tokio::time::sleep(interval * ROUNDS).await;
     let cpu = cpu() - cpu_before;

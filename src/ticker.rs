@@ -269,7 +269,7 @@ mod tests {
     /// Resolves once the ticker marked `shared` due (it wakes the reader's waker).
     async fn marked_due(shared: &Shared) {
         poll_fn(|cx| {
-            shared.reader.register(cx.waker());
+            shared.register_reader(cx.waker());
             if shared.due.is_set() {
                 Poll::Ready(())
             } else {

@@ -5,7 +5,8 @@
 //!
 //! The design: ARCHITECTURE.md, "The wake hub".
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Waker;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU16, AtomicU32, AtomicU64};
 use std::time::Duration;
@@ -37,8 +38,49 @@ pub(crate) struct Shared {
     /// polls the inner stream on behalf of one side with a waker that wakes both (see
     /// [`ArcWake`] below), so that neither side's wake-up gets lost when the other one
     /// replaces it inside the inner stream.
-    pub(crate) reader: AtomicWaker,
-    pub(crate) writer: AtomicWaker,
+    parked: Parked,
+}
+
+/// The reader's and the writer's wakers behind one lock: 40 bytes, where two `AtomicWaker`s
+/// take 48 (every connection has one). The lock is held only to swap a waker in or out:
+/// wakers are woken and dropped outside it, so a waker that runs code (and registers again)
+/// cannot deadlock.
+#[derive(Debug, Default)]
+struct Parked(Mutex<[Option<Waker>; 2]>);
+
+const READER: usize = 0;
+const WRITER: usize = 1;
+
+impl Parked {
+    fn lock(&self) -> MutexGuard<'_, [Option<Waker>; 2]> {
+        // Nothing panics while the lock is held; should it, the wakers are still sound.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    #[inline]
+    fn register(&self, side: usize, waker: &Waker) {
+        let mut slots = self.lock();
+        if slots[side].as_ref().is_some_and(|old| old.will_wake(waker)) {
+            return;
+        }
+        let old = slots[side].replace(waker.clone());
+        drop(slots);
+        drop(old);
+    }
+
+    fn wake(&self, side: usize) {
+        let waker = self.lock()[side].take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    fn wake_both(&self) {
+        let [reader, writer] = std::mem::take(&mut *self.lock());
+        for waker in [reader, writer].into_iter().flatten() {
+            waker.wake();
+        }
+    }
 }
 
 /// A handle changed the interval; the adapter applies it when it next runs.
@@ -60,9 +102,24 @@ impl Shared {
             missed: AtomicU16::new(0),
             due: DueFlag::default(),
             events: AtomicU8::new(0),
-            reader: AtomicWaker::new(),
-            writer: AtomicWaker::new(),
+            parked: Parked::default(),
         }
+    }
+
+    /// The reading side waits: the ticker (or a death, or a new interval) wakes `waker`.
+    #[inline]
+    pub(crate) fn register_reader(&self, waker: &Waker) {
+        self.parked.register(READER, waker);
+    }
+
+    /// The writing side waits, as `register_reader`.
+    pub(crate) fn register_writer(&self, waker: &Waker) {
+        self.parked.register(WRITER, waker);
+    }
+
+    /// Wakes the reading side alone (the writing side did something for it).
+    pub(crate) fn wake_reader(&self) {
+        self.parked.wake(READER);
     }
 
     /// The background driver stops (`true`) or resumes reading.
@@ -136,8 +193,7 @@ impl Shared {
 
 impl ArcWake for Shared {
     fn wake_by_ref(arc_self: &Arc<Self>) {
-        arc_self.reader.wake();
-        arc_self.writer.wake();
+        arc_self.parked.wake_both();
     }
 }
 
@@ -195,10 +251,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_hub_takes_80_bytes() {
-        // Every connection allocates one: two wakers (48), the RTT and the interval (16), the
-        // counters (12), `missed` (2), `due` and the events (1 each).
-        assert_eq!(std::mem::size_of::<Shared>(), 80);
+    fn a_hub_takes_72_bytes() {
+        // Every connection allocates one: two wakers behind a lock (40), the RTT and the
+        // interval (16), the counters (12), `missed` (2), `due` and the events (1 each).
+        assert_eq!(std::mem::size_of::<Shared>(), 72);
     }
 
     #[test]

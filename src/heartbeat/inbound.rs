@@ -153,9 +153,9 @@ impl Conn {
         M: WsMessage + Send + Sync + 'static,
         E: Send + Sync + 'static,
     {
-        io.shared.writer.register(io.cx.waker());
+        io.shared.register_writer(io.cx.waker());
         io.for_both_sides(|io| self.read_ahead_now(io));
-        io.shared.reader.wake();
+        io.shared.wake_reader();
     }
 
     /// A due tick is about to judge a peer that has not shown life since the last one while

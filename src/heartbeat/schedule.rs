@@ -201,8 +201,8 @@ impl Conn {
     #[inline]
     pub(super) fn park(&mut self, shared: &Arc<Shared>, side: Side, cx: &Context<'_>) -> Poll<()> {
         match side {
-            Side::Reader => shared.reader.register(cx.waker()),
-            Side::Writer => shared.writer.register(cx.waker()),
+            Side::Reader => shared.register_reader(cx.waker()),
+            Side::Writer => shared.register_writer(cx.waker()),
         }
         self.poll_timer(shared)
     }
@@ -223,7 +223,7 @@ impl Conn {
                 // sink reserved: nothing else would wake it once the pong is handed over.
                 self.push_heartbeats(io)?;
                 if !self.pong_unsent() {
-                    io.shared.reader.wake();
+                    io.shared.wake_reader();
                 }
                 Ok(())
             }
@@ -231,7 +231,7 @@ impl Conn {
             // The reader polls the sink for the writer's sake: let a wake-up reach both, or
             // a writer parked on a full sink would miss the moment it drains.
             Side::Reader => {
-                io.shared.reader.register(io.cx.waker());
+                io.shared.register_reader(io.cx.waker());
                 io.for_both_sides(|io| self.push_heartbeats(io))
             }
         }

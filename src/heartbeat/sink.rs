@@ -219,7 +219,7 @@ impl Conn {
                 State::Dead(death) => {
                     let dead = death.dead;
                     // The ticker wakes this waker when the close timeout runs out.
-                    io.shared.writer.register(io.cx.waker());
+                    io.shared.register_writer(io.cx.waker());
                     let closed = self.poll_dead_close(io);
                     return match op {
                         SinkOp::Close => closed.map(Ok),

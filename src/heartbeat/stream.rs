@@ -134,7 +134,7 @@ impl Conn {
                 continue;
             }
             if self.flags.any(Flags::PONG_OWED) {
-                io.shared.reader.register(io.cx.waker());
+                io.shared.register_reader(io.cx.waker());
                 match io.for_both_sides(|io| self.poll_pong_flushed(io)) {
                     Poll::Ready(Ok(())) => {}
                     Poll::Ready(Err(err)) => return Poll::Ready(Some(Err(err))),
