@@ -33,7 +33,8 @@ impl Conn {
         M: WsMessage + Send + Sync + 'static,
         E: Send + Sync + 'static,
     {
-        if let Some(now) = self.due(io.shared) {
+        let ticked = self.due(io.shared);
+        if let Some(now) = ticked {
             self.read_before_judging(io, side);
             self.tick(io.shared, now);
         }
@@ -41,7 +42,7 @@ impl Conn {
         if (self.flags.any(Flags::PING_DUE | Flags::UNFLUSHED) || self.answer_pending())
             && self.state.is_live()
         {
-            self.send_heartbeats(io, side)?;
+            self.send_heartbeats(io, side, ticked)?;
         }
         Ok(())
     }
@@ -207,7 +208,14 @@ impl Conn {
         self.poll_timer(shared)
     }
 
-    fn send_heartbeats<S, M, E>(&mut self, io: &mut Io<'_, '_, S>, side: Side) -> Result<(), E>
+    /// `now`: the time of a tick in this same poll, if there was one; a ping it sends counts
+    /// as written then (one clock read per tick, not two).
+    fn send_heartbeats<S, M, E>(
+        &mut self,
+        io: &mut Io<'_, '_, S>,
+        side: Side,
+        now: Option<Instant>,
+    ) -> Result<(), E>
     where
         S: Sink<M, Error = E>,
         M: WsMessage + 'static,
@@ -221,18 +229,18 @@ impl Conn {
             Side::Writer if self.pong_unsent() => {
                 // A reader waits for this pong (the pong-flush rule) and may have found the
                 // sink reserved: nothing else would wake it once the pong is handed over.
-                self.push_heartbeats(io)?;
+                self.push_heartbeats(io, now)?;
                 if !self.pong_unsent() {
                     io.shared.wake_reader();
                 }
                 Ok(())
             }
-            Side::Writer => self.push_heartbeats(io),
+            Side::Writer => self.push_heartbeats(io, now),
             // The reader polls the sink for the writer's sake: let a wake-up reach both, or
             // a writer parked on a full sink would miss the moment it drains.
             Side::Reader => {
                 io.shared.register_reader(io.cx.waker());
-                io.for_both_sides(|io| self.push_heartbeats(io))
+                io.for_both_sides(|io| self.push_heartbeats(io, now))
             }
         }
     }
@@ -240,7 +248,11 @@ impl Conn {
     /// Hands the pending answers (our pong to the peer's ping first, then the answer to its
     /// application ping) and the pending ping to the sink, each after a `Ready` of its
     /// `poll_ready`, then flushes.
-    fn push_heartbeats<S, M, E>(&mut self, io: &mut Io<'_, '_, S>) -> Result<(), E>
+    fn push_heartbeats<S, M, E>(
+        &mut self,
+        io: &mut Io<'_, '_, S>,
+        now: Option<Instant>,
+    ) -> Result<(), E>
     where
         S: Sink<M, Error = E>,
         M: WsMessage + 'static,
@@ -264,7 +276,7 @@ impl Conn {
                 self.flags.set(Flags::UNREAD);
                 running
                     .pacemaker
-                    .on_ping_written(seq, probe::now().into_std());
+                    .on_ping_written(seq, now.unwrap_or_else(probe::now).into_std());
                 io.shared.ping_sent();
             } else {
                 // Only a running heartbeat owes pings (`die` drops the one due).
