@@ -14,16 +14,16 @@ pub(crate) const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// `Instant + interval * (max_missed + 1)` away from overflow.
 pub(crate) const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// Every setting of one heartbeat. Copied into each connection, so it stays small and `Copy`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Every setting of one heartbeat. Copied into each connection, so it is `Copy` and packed
+/// into 16 bytes: the switches in one byte, the close timeout in whole milliseconds (the
+/// timer rounds every deadline up to one anyway), `max_missed` in the `u16` the pacemaker
+/// counts in.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Config {
     pub(crate) interval: Nanos,
-    pub(crate) max_missed: u32,
-    pub(crate) any_inbound_is_alive: bool,
-    pub(crate) idle_only: bool,
-    pub(crate) forward_pings: bool,
-    pub(crate) jitter: bool,
-    pub(crate) close_timeout: Nanos,
+    close_timeout_ms: u32,
+    max_missed: u16,
+    switches: u8,
 }
 
 /// A checked duration (at most `MAX_DURATION`) in 8 bytes, where a `Duration` takes 16:
@@ -42,16 +42,101 @@ impl Nanos {
     }
 }
 
+/// The on/off settings, bits of `Config::switches`.
+const ANY_INBOUND_IS_ALIVE: u8 = 1;
+const IDLE_ONLY: u8 = 1 << 1;
+const FORWARD_PINGS: u8 = 1 << 2;
+const JITTER: u8 = 1 << 3;
+
 impl Config {
     pub(crate) const DEFAULT: Config = Config {
         interval: Nanos::new(DEFAULT_INTERVAL),
-        max_missed: DEFAULT_MAX_MISSED,
-        any_inbound_is_alive: true,
-        idle_only: false,
-        forward_pings: false,
-        jitter: true,
-        close_timeout: Nanos::new(DEFAULT_CLOSE_TIMEOUT),
+        close_timeout_ms: DEFAULT_CLOSE_TIMEOUT.as_millis() as u32,
+        max_missed: DEFAULT_MAX_MISSED as u16,
+        switches: ANY_INBOUND_IS_ALIVE | JITTER,
     };
+
+    const fn switch(self, bit: u8) -> bool {
+        self.switches & bit != 0
+    }
+
+    const fn with_switch(mut self, bit: u8, on: bool) -> Self {
+        self.switches = if on {
+            self.switches | bit
+        } else {
+            self.switches & !bit
+        };
+        self
+    }
+
+    pub(crate) const fn max_missed(self) -> u32 {
+        self.max_missed as u32
+    }
+
+    /// `max_missed` checked (`checked_max_missed`).
+    pub(crate) const fn with_max_missed(mut self, max_missed: u32) -> Self {
+        self.max_missed = checked_max_missed(max_missed) as u16;
+        self
+    }
+
+    pub(crate) const fn close_timeout(self) -> Duration {
+        Duration::from_millis(self.close_timeout_ms as u64)
+    }
+
+    /// The close timeout, checked (`checked_close_timeout`) and rounded up to whole
+    /// milliseconds.
+    pub(crate) const fn with_close_timeout(mut self, timeout: Duration) -> Self {
+        let timeout = checked_close_timeout(timeout);
+        let ms = timeout.as_millis() + (timeout.subsec_nanos() % 1_000_000 != 0) as u128;
+        self.close_timeout_ms = ms as u32;
+        self
+    }
+
+    pub(crate) const fn any_inbound_is_alive(self) -> bool {
+        self.switch(ANY_INBOUND_IS_ALIVE)
+    }
+
+    pub(crate) const fn with_any_inbound_is_alive(self, on: bool) -> Self {
+        self.with_switch(ANY_INBOUND_IS_ALIVE, on)
+    }
+
+    pub(crate) const fn idle_only(self) -> bool {
+        self.switch(IDLE_ONLY)
+    }
+
+    pub(crate) const fn with_idle_only(self, on: bool) -> Self {
+        self.with_switch(IDLE_ONLY, on)
+    }
+
+    pub(crate) const fn forward_pings(self) -> bool {
+        self.switch(FORWARD_PINGS)
+    }
+
+    pub(crate) const fn with_forward_pings(self, on: bool) -> Self {
+        self.with_switch(FORWARD_PINGS, on)
+    }
+
+    pub(crate) const fn jitter(self) -> bool {
+        self.switch(JITTER)
+    }
+
+    pub(crate) const fn with_jitter(self, on: bool) -> Self {
+        self.with_switch(JITTER, on)
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("interval", &self.interval.get())
+            .field("max_missed", &self.max_missed())
+            .field("any_inbound_is_alive", &self.any_inbound_is_alive())
+            .field("idle_only", &self.idle_only())
+            .field("forward_pings", &self.forward_pings())
+            .field("jitter", &self.jitter())
+            .field("close_timeout", &self.close_timeout())
+            .finish()
+    }
 }
 
 impl Default for Config {
@@ -139,12 +224,39 @@ mod tests {
     fn defaults_are_the_documented_ones() {
         let c = Config::default();
         assert_eq!(c.interval.get(), Duration::from_secs(10));
-        assert_eq!(c.max_missed, 3);
-        assert!(c.any_inbound_is_alive);
-        assert!(!c.idle_only);
-        assert!(!c.forward_pings);
-        assert!(c.jitter);
-        assert_eq!(c.close_timeout.get(), Duration::from_secs(1));
+        assert_eq!(c.max_missed(), 3);
+        assert!(c.any_inbound_is_alive());
+        assert!(!c.idle_only());
+        assert!(!c.forward_pings());
+        assert!(c.jitter());
+        assert_eq!(c.close_timeout(), Duration::from_secs(1));
+        assert_eq!(std::mem::size_of::<Config>(), 16);
+    }
+
+    #[test]
+    fn each_switch_and_the_close_timeout_are_kept_on_their_own() {
+        let c = Config::default()
+            .with_idle_only(true)
+            .with_any_inbound_is_alive(false)
+            .with_max_missed(65_535)
+            .with_close_timeout(Duration::from_micros(2_001));
+        assert!(c.idle_only() && !c.any_inbound_is_alive() && c.jitter() && !c.forward_pings());
+        assert_eq!(c.max_missed(), 65_535);
+        // Rounded up: never given up before the time asked for.
+        assert_eq!(c.close_timeout(), Duration::from_millis(3));
+        let c = c
+            .with_forward_pings(true)
+            .with_jitter(false)
+            .with_idle_only(false);
+        assert!(!c.idle_only() && !c.any_inbound_is_alive() && !c.jitter() && c.forward_pings());
+        assert_eq!(
+            c.with_close_timeout(Duration::ZERO).close_timeout(),
+            Duration::ZERO
+        );
+        assert_eq!(
+            c.with_close_timeout(MAX_DURATION).close_timeout(),
+            MAX_DURATION
+        );
     }
 
     #[test]

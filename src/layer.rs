@@ -199,7 +199,7 @@ impl HeartbeatLayer {
     /// If `max_missed` is zero or more than 65 535.
     #[track_caller]
     pub const fn max_missed(mut self, max_missed: u32) -> Self {
-        self.config.max_missed = config::checked_max_missed(max_missed);
+        self.config = self.config.with_max_missed(max_missed);
         self
     }
 
@@ -207,7 +207,7 @@ impl HeartbeatLayer {
     /// a pong answering one of our pings does: a peer whose application keeps talking while
     /// its WebSocket layer no longer answers pings is then found dead too.
     pub const fn any_inbound_is_alive(mut self, any_frame_counts: bool) -> Self {
-        self.config.any_inbound_is_alive = any_frame_counts;
+        self.config = self.config.with_any_inbound_is_alive(any_frame_counts);
         self
     }
 
@@ -216,7 +216,7 @@ impl HeartbeatLayer {
     /// pings of busy connections, and their RTT samples; detection takes up to one interval
     /// longer. Default `false`: every tick pings.
     pub const fn idle_only(mut self, only_when_idle: bool) -> Self {
-        self.config.idle_only = only_when_idle;
+        self.config = self.config.with_idle_only(only_when_idle);
         self
     }
 
@@ -224,7 +224,7 @@ impl HeartbeatLayer {
     /// WebSocket library either way, exactly once). Default `false`: hidden, like pongs,
     /// which never reach the handler.
     pub const fn forward_pings(mut self, forward: bool) -> Self {
-        self.config.forward_pings = forward;
+        self.config = self.config.with_forward_pings(forward);
         self
     }
 
@@ -239,7 +239,7 @@ impl HeartbeatLayer {
     /// A burst of 100 000 connections still makes about 1 560 groups, pinging in about 128
     /// waves.
     pub const fn jitter(mut self, enabled: bool) -> Self {
-        self.config.jitter = enabled;
+        self.config = self.config.with_jitter(enabled);
         self
     }
 
@@ -272,13 +272,14 @@ impl HeartbeatLayer {
     }
 
     /// How long the Close frame (1011, "keepalive timeout") to a dead peer may take before
-    /// the adapter gives up on it. The `Dead` error never waits for it.
+    /// the adapter gives up on it. The `Dead` error never waits for it. Kept in whole
+    /// milliseconds, rounded up (the timer wakes connections on the millisecond).
     ///
     /// # Panics
     /// If `timeout` is longer than 24 hours.
     #[track_caller]
     pub const fn close_timeout(mut self, timeout: Duration) -> Self {
-        self.config.close_timeout = Nanos::new(config::checked_close_timeout(timeout));
+        self.config = self.config.with_close_timeout(timeout);
         self
     }
 
@@ -342,30 +343,30 @@ impl<'a> Settings<'a> {
 
     /// Unanswered pings in a row that make the peer dead ([`HeartbeatLayer::max_missed`]).
     pub const fn max_missed(&self) -> u32 {
-        self.config.max_missed
+        self.config.max_missed()
     }
 
     /// Whether any frame proves the peer alive, not only a pong
     /// ([`HeartbeatLayer::any_inbound_is_alive`]).
     pub const fn any_inbound_is_alive(&self) -> bool {
-        self.config.any_inbound_is_alive
+        self.config.any_inbound_is_alive()
     }
 
     /// Whether a tick skips its ping when the peer proved alive since the previous one
     /// ([`HeartbeatLayer::idle_only`]).
     pub const fn idle_only(&self) -> bool {
-        self.config.idle_only
+        self.config.idle_only()
     }
 
     /// Whether the peer's pings reach the handler ([`HeartbeatLayer::forward_pings`]).
     pub const fn forward_pings(&self) -> bool {
-        self.config.forward_pings
+        self.config.forward_pings()
     }
 
     /// Whether the first tick comes at a random point of the first interval
     /// ([`HeartbeatLayer::jitter`]).
     pub const fn jitter(&self) -> bool {
-        self.config.jitter
+        self.config.jitter()
     }
 
     /// Whether each connection is driven by a task of its own
@@ -376,7 +377,7 @@ impl<'a> Settings<'a> {
 
     /// Time allowed for the Close frame to a dead peer ([`HeartbeatLayer::close_timeout`]).
     pub const fn close_timeout(&self) -> Duration {
-        self.config.close_timeout.get()
+        self.config.close_timeout()
     }
 
     /// The application heartbeat ([`HeartbeatLayer::protocol`]), or `None` for WebSocket
@@ -402,7 +403,7 @@ impl<'a> Settings<'a> {
     /// `interval × (max_missed + 1)`, plus one interval with `idle_only`
     /// ([`HeartbeatLayer::detection_bound`]).
     pub const fn detection_bound(&self) -> Duration {
-        let ticks = self.config.max_missed as u64 + 1 + self.config.idle_only as u64;
+        let ticks = self.config.max_missed() as u64 + 1 + self.config.idle_only() as u64;
         let nanos = self.config.interval.get().as_nanos() * ticks as u128;
         Duration::from_nanos(nanos as u64)
     }

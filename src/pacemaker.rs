@@ -166,7 +166,7 @@ impl Pacemaker {
         } else if self.flags & PINGED != 0 {
             // No overflow: the peer is dead at `max_missed`, which fits in `u16`.
             self.missed += 1;
-            if u32::from(self.missed) >= config.max_missed {
+            if u32::from(self.missed) >= config.max_missed() {
                 return Tick::Dead(Dead::new(
                     self.missed(),
                     Stamp::new(now).since(self.last_alive),
@@ -177,7 +177,7 @@ impl Pacemaker {
         self.flags &= PINGED;
         // "Busy" is what proves life: with `any_inbound_is_alive` off, data alone must not
         // save pings, or a peer that talks but never answers could never be found dead.
-        if config.idle_only && alive {
+        if config.idle_only() && alive {
             return Tick::Skip;
         }
         let seq = self.next_seq;
@@ -191,7 +191,7 @@ impl Pacemaker {
     /// The peer showed life since the last tick.
     fn alive(&self, config: &Config) -> bool {
         let life = PROGRESSED
-            | if config.any_inbound_is_alive {
+            | if config.any_inbound_is_alive() {
                 HEARD
             } else {
                 ANSWERED
@@ -231,10 +231,7 @@ mod tests {
     use super::*;
 
     fn config(max_missed: u32) -> Config {
-        Config {
-            max_missed,
-            ..Config::default()
-        }
+        Config::default().with_max_missed(max_missed)
     }
 
     fn at(t0: Instant, secs: u64) -> Instant {
@@ -300,10 +297,7 @@ mod tests {
     #[test]
     fn without_any_inbound_only_an_answer_counts() {
         let t0 = Instant::now();
-        let cfg = Config {
-            any_inbound_is_alive: false,
-            ..config(2)
-        };
+        let cfg = config(2).with_any_inbound_is_alive(false);
         let mut pm = Pacemaker::new(0, t0);
         let first = ping(pm.on_tick(&cfg, at(t0, 10)));
         pm.on_inbound();
@@ -357,10 +351,7 @@ mod tests {
     fn idle_only_skips_busy_ticks_and_detects_one_interval_later() {
         // 0 s handshake (busy). 10 s: skip. 20 s: ping. 30, 40 s: missed 1, 2. 50 s: dead.
         let t0 = Instant::now();
-        let cfg = Config {
-            idle_only: true,
-            ..config(3)
-        };
+        let cfg = config(3).with_idle_only(true);
         let mut pm = Pacemaker::new(0, t0);
         assert_eq!(pm.on_tick(&cfg, at(t0, 10)), Tick::Skip);
         ping(pm.on_tick(&cfg, at(t0, 20)));
@@ -374,10 +365,7 @@ mod tests {
         // 10 s: skip (handshake). 20 s: ping A. 25 s: data (A unanswered). 30 s: alive, skip.
         // 40 s: A is forgiven, nothing outstanding: no miss; ping B.
         let t0 = Instant::now();
-        let cfg = Config {
-            idle_only: true,
-            ..config(1)
-        };
+        let cfg = config(1).with_idle_only(true);
         let mut pm = Pacemaker::new(0, t0);
         assert_eq!(pm.on_tick(&cfg, at(t0, 10)), Tick::Skip);
         ping(pm.on_tick(&cfg, at(t0, 20)));
@@ -412,10 +400,7 @@ mod tests {
         // Only answers count, none come (a huge message holds them back), but bytes move
         // every interval: never dead. Then they stop: dead two ticks later.
         let t0 = Instant::now();
-        let cfg = Config {
-            any_inbound_is_alive: false,
-            ..config(2)
-        };
+        let cfg = config(2).with_any_inbound_is_alive(false);
         let mut pm = Pacemaker::new(0, t0);
         for k in 1..=10 {
             pm.on_progress();
@@ -557,12 +542,10 @@ mod properties {
     fn run(s: &Scenario) -> (Option<u64>, u64, u32) {
         let t0 = Instant::now();
         let ms = |t: u64| t0 + Duration::from_millis(t);
-        let config = Config {
-            max_missed: s.max_missed,
-            any_inbound_is_alive: s.any_inbound_is_alive,
-            idle_only: s.idle_only,
-            ..Config::default()
-        };
+        let config = Config::default()
+            .with_max_missed(s.max_missed)
+            .with_any_inbound_is_alive(s.any_inbound_is_alive)
+            .with_idle_only(s.idle_only);
         let mut pm = Pacemaker::new(0, t0);
         let mut queue: Vec<(u64, Event)> = s
             .data

@@ -47,7 +47,7 @@ impl Conn {
                 if let Some(pong) = msg.answer_ping() {
                     self.owe_pong(pong);
                 }
-                !self.config.forward_pings
+                !self.config.forward_pings()
             }
             MessageKind::Data => {
                 running.pacemaker.on_inbound();

@@ -340,7 +340,7 @@ impl<S> Heartbeat<S> {
 
     /// The close timeout of the settings.
     pub(crate) fn close_timeout(&self) -> std::time::Duration {
-        self.conn.config.close_timeout.get()
+        self.conn.config.close_timeout()
     }
 
     /// `other` wrapped with the same settings, as a fresh connection.
@@ -434,7 +434,7 @@ impl<S: fmt::Debug> fmt::Debug for Heartbeat<S> {
         f.debug_struct("Heartbeat")
             .field("inner", inner)
             .field("interval", &self.conn.config.interval.get())
-            .field("max_missed", &self.conn.config.max_missed)
+            .field("max_missed", &self.conn.config.max_missed())
             .field("missed", &self.conn.state.missed())
             .field("state", &self.conn.state.name())
             .finish_non_exhaustive()
@@ -446,7 +446,7 @@ impl Conn {
     /// moment of the first interval with `jitter`.
     fn new(config: Config) -> Self {
         let now = Instant::now();
-        let first_tick = if config.jitter {
+        let first_tick = if config.jitter() {
             random::first_tick(now, config.interval.get())
         } else {
             now + config.interval.get()
@@ -619,13 +619,13 @@ mod tests {
     /// with handles and the ticker, and 8 bytes in the ticker's list; see BENCHMARKS.md.)
     /// Background mode's box shares the stream's place: a WebSocket has room for its tag.
     #[test]
-    fn the_adapter_adds_at_most_104_bytes_inline() {
+    fn the_adapter_adds_at_most_96_bytes_inline() {
         type Ws = WebSocketStream<tokio::io::DuplexStream>;
         let added = std::mem::size_of::<Heartbeat<Ws>>() - std::mem::size_of::<Ws>();
-        assert!(added <= 104, "{added}");
+        assert!(added <= 96, "{added}");
         type Tcp = WebSocketStream<tokio::net::TcpStream>;
         let added = std::mem::size_of::<Heartbeat<Tcp>>() - std::mem::size_of::<Tcp>();
-        assert!(added <= 104, "{added}");
+        assert!(added <= 96, "{added}");
     }
 
     /// (clock reads, filings with the ticker) by the adapter on this thread so far.

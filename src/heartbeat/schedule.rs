@@ -143,7 +143,7 @@ impl Conn {
             silent_for = ?dead.silent_for(),
             "websocket peer is dead"
         );
-        let close_by = Stamp::new(now.into_std()).add(self.config.close_timeout.get());
+        let close_by = Stamp::new(now.into_std()).add(self.config.close_timeout());
         self.state.die(dead, close_by);
         self.flags.clear(Flags::PING_DUE);
         self.drop_owed();
