@@ -4,6 +4,10 @@ memory per connection and CPU per ping round per connection, with the server's k
 CPU is counted in both, as scale.rs counts both ends.
 
     $WS_HEARTBEAT_PYTHON benches/python_keepalive.py 10000   (the venv of .ci/run)
+
+With a second argument, the executable of `benches/keepalive_server.rs` (built by `cargo
+bench --no-run`), it measures that Rust server too, the same way, with the same Python
+clients: server RSS with the heartbeat on and off.
 """
 import asyncio
 import logging
@@ -61,22 +65,26 @@ async def clients(port: int, n: int) -> None:
     await asyncio.gather(*tasks)
 
 
-def measure(n: int, keepalive: bool) -> tuple[float, float]:
+def measure(n: int, keepalive: bool, rust_server: str | None = None) -> tuple[float, float, float]:
+    """Server memory per connection, CPU of both processes, CPU of the server alone."""
     me = sys.executable
-    server = subprocess.Popen([me, __file__, "serve", "on" if keepalive else "off"], stdout=subprocess.PIPE, text=True)
+    mode = "on" if keepalive else "off"
+    command = [rust_server, mode] if rust_server else [me, __file__, "serve", mode]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     port = server.stdout.readline().strip()
     idle_rss = rss_kib(server.pid)
     client = subprocess.Popen([me, __file__, "clients", port, str(n)], stdout=subprocess.PIPE, text=True)
     assert client.stdout.readline().strip() == "connected"
     time.sleep(INTERVAL)  # every connection set up and pinged once
     memory = (rss_kib(server.pid) - idle_rss) * 1024 / n
-    cpu_before = cpu_seconds(server.pid) + cpu_seconds(client.pid)
+    server_before, client_before = cpu_seconds(server.pid), cpu_seconds(client.pid)
     time.sleep(INTERVAL * ROUNDS)
-    cpu = cpu_seconds(server.pid) + cpu_seconds(client.pid) - cpu_before
+    server_cpu = cpu_seconds(server.pid) - server_before
+    cpu = server_cpu + cpu_seconds(client.pid) - client_before
     for process in (server, client):
         process.kill()
         process.wait()
-    return memory, cpu
+    return memory, cpu, server_cpu
 
 
 def main() -> None:
@@ -86,12 +94,17 @@ def main() -> None:
         asyncio.run(clients(int(sys.argv[2]), int(sys.argv[3])))
     else:
         n = int(sys.argv[1])
-        off_memory, off_cpu = measure(n, keepalive=False)
-        on_memory, on_cpu = measure(n, keepalive=True)
-        per_round = (on_cpu - off_cpu) / (n * ROUNDS) * 1e6
-        print(f"python websockets, N = {n}: server memory {off_memory:.0f} B per connection without keepalive, "
-              f"{on_memory:.0f} B with (+{on_memory - off_memory:.0f} B); CPU over {ROUNDS} rounds of {INTERVAL} s: "
-              f"{off_cpu:.2f} s without, {on_cpu:.2f} s with: {per_round:.1f} µs per round per connection")
-
+        servers = [("python websockets", None)]
+        if len(sys.argv) > 2:
+            servers.append(("rust ws-heartbeat", sys.argv[2]))
+        for name, rust_server in servers:
+            off_memory, off_cpu, off_server = measure(n, False, rust_server)
+            on_memory, on_cpu, on_server = measure(n, True, rust_server)
+            per_round = (on_cpu - off_cpu) / (n * ROUNDS) * 1e6
+            server_round = (on_server - off_server) / (n * ROUNDS) * 1e6
+            print(f"{name}, N = {n}: server memory {off_memory:.0f} B per connection without keepalive, "
+                  f"{on_memory:.0f} B with (+{on_memory - off_memory:.0f} B); CPU over {ROUNDS} rounds of {INTERVAL} s: "
+                  f"{off_cpu:.2f} s without, {on_cpu:.2f} s with: {per_round:.1f} µs per round per connection "
+                  f"(the server alone: {server_round:.1f} µs)", flush=True)
 
 main()

@@ -138,6 +138,11 @@
 //! - Round trips: each pong answering the latest ping gives a sample, read through
 //!   [`HeartbeatHandle::rtt`] and logged with `tracing` at debug level. Unmatched pongs are
 //!   traffic, never an error.
+//! - On an overloaded runtime ticks run late. A late tick reads what the socket already holds
+//!   before it judges and counts at most one miss, so no answering peer is declared dead for
+//!   our lateness; a dead one is found late by the lateness. [`tick_lag`] tells how late ticks
+//!   run, and a `tracing` warning says so at most every 10 s (ARCHITECTURE.md, "Ticks and the
+//!   schedule").
 //!
 //! The heartbeat runs inside the stream's `poll_next` and the sink's `poll_*` calls: no task
 //! is spawned per connection (only one shared timer task per runtime, see Cost). A handler that reads in a loop, or that writes steadily, keeps

@@ -545,7 +545,9 @@ impl Conn {
     }
 
     /// The full `poll_next` would only read: nothing due, no frame of ours to send or flush,
-    /// no pong owed, no answer owed, nothing read ahead.
+    /// no pong owed, no answer owed, nothing read ahead, and the reader has polled since the
+    /// last ping (the first read after a ping takes the full path, which notes that it did:
+    /// the direct path then stores nothing).
     #[inline(always)]
     fn reads_directly(&self, shared: &Shared) -> bool {
         self.idle_but(
@@ -554,7 +556,8 @@ impl Conn {
                 | Flags::UNFLUSHED
                 | Flags::PONG_OWED
                 | Flags::ANSWER_OWED
-                | Flags::KEPT,
+                | Flags::KEPT
+                | Flags::UNREAD,
         )
     }
 

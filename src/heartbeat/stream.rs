@@ -56,7 +56,6 @@ impl<S> Heartbeat<S> {
     {
         let (conn, mut io) = self.as_mut().split(cx);
         if conn.reads_directly(io.shared) {
-            conn.flags.clear(Flags::UNREAD);
             // Returned as it came, so that the inner stream's value moves straight into our
             // caller's slot. (The full loop below reads the same way; a shared helper that
             // returned the value through an enum cost 12 instructions per message.)
