@@ -77,4 +77,18 @@ async fn late_ticks_are_counted_and_warned_about_at_most_once_every_ten_seconds(
     assert_eq!((lag.latest, lag.worst), (ms(1500), ms(1500)));
     assert_eq!(captured.warnings(), vec![1, 4, 4]);
     assert_eq!(ws.handle().stats().missed, 0);
+
+    // A shorter interval is not lateness. 35 s: the last tick; the next is due at 36 s.
+    // 35.8 s: the interval becomes 0.5 s, which moves the next tick to 35.5 s, already past:
+    // it runs at once, 0.3 s after its moved time, and is not counted as late. Then ticks at
+    // 36, 36.5, 37 and 37.5 s, on time, the handler running every 0.1 s until 37.8 s.
+    // Pings: 5 (up to 5 s) + 12 (the late ticks) + 5.
+    sleep_until(start + ms(35_800)).await;
+    ws.handle().set_interval(ms(500));
+    for run in 0..=20u32 {
+        sleep_until(start + ms(35_800) + ms(100) * run).await;
+        assert!(ws.next().now_or_never().is_none(), "run {run}");
+    }
+    assert_eq!(ws.handle().stats().pings_sent, 5 + 12 + 5);
+    assert_eq!(ws_heartbeat::tick_lag().late_ticks, 12);
 }

@@ -154,8 +154,9 @@ impl Conn {
         E: Send + Sync + 'static,
     {
         io.shared.register_writer(io.cx.waker());
-        io.for_both_sides(|io| self.read_ahead_now(io));
-        io.shared.wake_reader();
+        if io.for_both_sides(|io| self.read_ahead_now(io)) {
+            io.shared.wake_reader();
+        }
     }
 
     /// A due tick is about to judge a peer that has not shown life since the last one while
@@ -179,15 +180,18 @@ impl Conn {
         }
         match side {
             // The reader returns what it kept at once (`poll_next_full`).
-            Side::Reader => self.read_ahead_now(io),
+            Side::Reader => {
+                self.read_ahead_now(io);
+            }
             Side::Writer => self.read_for_the_reader(io),
         }
     }
 
     /// Reads heartbeat frames until the inner stream waits, keeping the first data message
-    /// (or error, or the end) for the reader.
+    /// (or error, or the end) for the reader. `true` if the reader has something to look at:
+    /// what was kept, the end, or more frames past the per-poll limit.
     #[inline(never)]
-    fn read_ahead_now<S, M, E>(&mut self, io: &mut Io<'_, '_, S>)
+    fn read_ahead_now<S, M, E>(&mut self, io: &mut Io<'_, '_, S>) -> bool
     where
         S: Stream<Item = Result<M, E>> + Sink<M, Error = E>,
         M: WsMessage + Send + Sync + 'static,
@@ -196,7 +200,7 @@ impl Conn {
         for _ in 0..HIDDEN_PER_POLL {
             match self.poll_pong_flushed(io) {
                 Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(_)) | Poll::Pending => return, // the reader will see it
+                Poll::Ready(Err(_)) | Poll::Pending => return false, // the reader will see it
             }
             match io.inner.as_mut().poll_next(io.cx) {
                 Poll::Ready(Some(Ok(msg))) => {
@@ -213,9 +217,10 @@ impl Conn {
                     self.state.end();
                     break;
                 }
-                Poll::Pending => return,
+                Poll::Pending => return false,
             }
         }
+        true
     }
 }
 

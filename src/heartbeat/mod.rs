@@ -175,12 +175,12 @@ impl<S> Heartbeat<S> {
         } else {
             Slot::Here { inner }
         };
-        Self::in_slot(
-            slot,
-            config,
-            protocol,
-            Arc::new(Shared::new(config.interval.get())),
-        )
+        let shared = Arc::new(Shared::new(config.interval.get()));
+        // Due at once: the first poll takes the full path, which files the deadline with the
+        // runtime's ticker (the constructor may run outside a runtime), and the direct paths
+        // need not ask whether that happened.
+        shared.due.set();
+        Self::in_slot(slot, config, protocol, shared)
     }
 
     fn in_slot(slot: Slot<S>, config: Config, protocol: Protocol, shared: Arc<Shared>) -> Self {
@@ -537,11 +537,11 @@ impl Conn {
     }
 
     /// Nothing for the heartbeat to do before the inner stream or sink is polled, but
-    /// possibly the `flags` not named: the connection runs, its deadline is filed and not
-    /// marked due. The direct per-message paths start here.
+    /// possibly the `flags` not named: the connection runs and is not marked due (a new one
+    /// is, until its first poll files its deadline). The direct per-message paths start here.
     #[inline(always)]
     fn idle_but(&self, shared: &Shared, flags: u8) -> bool {
-        self.state.runs() && !shared.due.is_set() && !self.flags.any(Flags::UNFILED | flags)
+        self.state.runs() && !shared.due.is_set() && !self.flags.any(flags)
     }
 
     /// The full `poll_next` would only read: nothing due, no frame of ours to send or flush,
@@ -659,10 +659,11 @@ mod tests {
                 );
             }
         };
-        // The first poll files the first deadline with the ticker: one filing per connection.
+        // The first poll files the first deadline with the ticker (one filing per connection)
+        // and looks at the clock once: a new connection starts due.
         echo(1).await;
         let armed = probes();
-        assert_eq!(armed, (0, 1));
+        assert_eq!(armed, (1, 1));
 
         echo(10_000).await;
         assert_eq!(
@@ -700,7 +701,7 @@ mod tests {
         };
         ping_then_data(r#"{"type":"ping"}"#).await;
         let armed = probes();
-        assert_eq!(armed, (0, 1), "the first poll's filing only");
+        assert_eq!(armed, (1, 1), "the first poll's filing (and its look at the clock) only");
 
         // The request moves the next tick: one filing, no clock read.
         ping_then_data(r#"{"type":"ping","interval":1800000}"#).await;

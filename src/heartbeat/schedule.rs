@@ -47,10 +47,11 @@ impl Conn {
         Ok(())
     }
 
-    /// The deadline is filed with the runtime's ticker, at the first poll.
+    /// The deadline is filed with the runtime's ticker, at the first poll (a new connection
+    /// is due, so its first poll comes here).
     #[inline]
     fn ensure_filed(&mut self, shared: &Arc<Shared>) {
-        if self.flags.any(Flags::UNFILED) {
+        if self.ticker.is_none() {
             self.file_first(shared);
         }
     }
@@ -58,7 +59,6 @@ impl Conn {
     #[cold]
     fn file_first(&mut self, shared: &Arc<Shared>) {
         self.ticker = Some(Ticker::current());
-        self.flags.clear(Flags::UNFILED);
         self.file(shared);
     }
 
@@ -114,11 +114,12 @@ impl Conn {
             running.pacemaker.on_progress();
         }
         let interval = self.config.interval.get();
-        lag::record(
-            Stamp::new(now.into_std()).since(running.next_tick),
-            interval,
-            Stamp::new(now.into_std()),
-        );
+        let at = Stamp::new(now.into_std());
+        // A deadline an interval change moved into the past is not the runtime's lateness.
+        if !self.flags.any(Flags::MOVED) {
+            lag::record(at.since(running.next_tick), interval, at);
+        }
+        self.flags.clear(Flags::MOVED);
         let tick = running.pacemaker.on_tick(&self.config, now.into_std());
         shared.set_missed(running.pacemaker.missed());
         match tick {
@@ -128,10 +129,9 @@ impl Conn {
             Tick::Ping(_) | Tick::Skip => {}
         }
         let next = running.next_tick.add(interval);
-        let now = Stamp::new(now.into_std());
         // After a stall longer than an interval, tick once and start a fresh schedule
         // rather than firing a burst of ticks that the peer had no chance to answer.
-        running.next_tick = if next > now { next } else { now.add(interval) };
+        running.next_tick = if next > at { next } else { at.add(interval) };
         self.file(shared);
     }
 
@@ -158,7 +158,6 @@ impl Conn {
     /// registered in `shared` (reader or writer); `Ready` means: look again (`drive` reads
     /// the clock).
     pub(super) fn poll_timer(&mut self, shared: &Arc<Shared>) -> Poll<()> {
-        self.ensure_filed(shared);
         if shared.due.is_set() {
             Poll::Ready(())
         } else {
@@ -173,6 +172,7 @@ impl Conn {
         // Only a running heartbeat has a tick to move; a dead one keeps its close timeout.
         if let Some(running) = self.state.running() {
             running.next_tick = running.next_tick.sub(old.get()).add(interval);
+            self.flags.set(Flags::MOVED);
             self.file(shared);
         }
     }

@@ -194,12 +194,15 @@ impl Flags {
     pub(super) const ANSWER_OWED: u8 = 1 << 5;
     /// The rare box holds a message read ahead for the reader.
     pub(super) const KEPT: u8 = 1 << 6;
-    /// The deadline is not filed with the runtime's ticker yet (before the first poll).
-    pub(super) const UNFILED: u8 = 1 << 7;
+    /// An interval change moved the deadline (`Conn::move_interval`), maybe into the past:
+    /// the tick it brings is not late by the runtime's fault, and its lateness is not counted
+    /// (`lag`).
+    pub(super) const MOVED: u8 = 1 << 7;
 
-    /// A new connection's: nothing owed, nothing read, nothing filed.
+    /// A new connection's: nothing owed, nothing read. (Nothing filed either: a new
+    /// connection's hub starts due, so that its first poll takes the full path and files.)
     pub(super) const fn new() -> Self {
-        Flags(Self::UNREAD | Self::UNFILED)
+        Flags(Self::UNREAD)
     }
 
     /// Whether any of `bits` is set.
@@ -290,14 +293,14 @@ mod tests {
     }
 
     #[test]
-    fn flags_start_unread_and_unfiled_and_change_only_the_bits_named() {
+    fn flags_start_unread_and_change_only_the_bits_named() {
         let mut flags = Flags::new();
-        assert!(flags.any(Flags::UNREAD) && flags.any(Flags::UNFILED));
-        assert!(!flags.any(Flags::PING_DUE | Flags::UNFLUSHED | Flags::PONG_OWED));
-        flags.set(Flags::PING_DUE | Flags::KEPT);
-        flags.clear(Flags::UNFILED);
+        assert!(flags.any(Flags::UNREAD));
+        assert!(!flags.any(Flags::PING_DUE | Flags::UNFLUSHED | Flags::PONG_OWED | Flags::MOVED));
+        flags.set(Flags::PING_DUE | Flags::KEPT | Flags::MOVED);
+        flags.clear(Flags::MOVED);
         assert!(flags.any(Flags::PING_DUE) && flags.any(Flags::KEPT));
-        assert!(!flags.any(Flags::UNFILED));
+        assert!(!flags.any(Flags::MOVED));
         flags.set_if(Flags::RESERVED, false);
         assert!(!flags.any(Flags::RESERVED));
         flags.set_if(Flags::RESERVED, true);
