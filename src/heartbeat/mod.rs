@@ -701,7 +701,11 @@ mod tests {
         };
         ping_then_data(r#"{"type":"ping"}"#).await;
         let armed = probes();
-        assert_eq!(armed, (1, 1), "the first poll's filing (and its look at the clock) only");
+        assert_eq!(
+            armed,
+            (1, 1),
+            "the first poll's filing (and its look at the clock) only"
+        );
 
         // The request moves the next tick: one filing, no clock read.
         ping_then_data(r#"{"type":"ping","interval":1800000}"#).await;
