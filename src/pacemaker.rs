@@ -220,6 +220,11 @@ impl Pacemaker {
         self.closing
     }
 
+    /// When the peer was last found alive: the handshake, until a tick finds it alive.
+    pub(crate) fn last_alive(&self) -> Stamp {
+        self.last_alive
+    }
+
     /// Silent ticks in a row so far.
     pub(crate) fn missed(&self) -> u32 {
         u32::from(self.missed)

@@ -38,6 +38,10 @@ const SPARE_LISTS: usize = 1024;
 /// does not start a task per tick.
 const LINGER: Duration = Duration::from_secs(1);
 
+/// The most connections a new connection's first tick joins at a moment already filed
+/// (`Ticker::file_first`): a moment's wake-up then runs a burst of about a millisecond or two.
+const CROWD: usize = 1024;
+
 /// `task_wakes_at` of a task that runs with nothing filed.
 const IDLE: u64 = u64::MAX;
 
@@ -105,10 +109,52 @@ impl Ticker {
 
     /// Marks `shared` due (and wakes its connection) once `deadline` has passed.
     pub(crate) fn file(self: &Arc<Self>, deadline: Stamp, shared: &Arc<Shared>) {
-        // Rounded up, so that a connection is never due before its deadline.
-        let since = deadline.since(self.origin);
-        let ms = millis(since + Duration::from_nanos(999_999));
-        let mut filed = self.lock();
+        let ms = self.ms_after(deadline);
+        let filed = self.lock();
+        self.file_at(filed, ms, shared);
+    }
+
+    /// A new connection's first tick, drawn at `drawn` among the moments of its first
+    /// interval `(opened, latest]`: filed instead at a moment of that window where others
+    /// are filed already, if one holds fewer than `CROWD` filings (the first at or after
+    /// `drawn`, else the last before it). Returns the deadline filed.
+    ///
+    /// Each moment the timer fires costs the runtime a wake-up of its workers whatever
+    /// the number of connections it wakes, so few connections should not spread over all
+    /// the grid's moments. Many do: once every moment of the window holds `CROWD`, a first
+    /// tick keeps its draw, so a moment's burst stays about `CROWD` connections.
+    pub(crate) fn file_first(
+        self: &Arc<Self>,
+        (opened, drawn, latest): (Stamp, Stamp, Stamp),
+        shared: &Arc<Shared>,
+    ) -> Stamp {
+        // Whole milliseconds strictly after `opened`, and not after `latest`.
+        let first = self.ms_after(opened.add(Duration::from_nanos(1)));
+        let last = millis(latest.since(self.origin));
+        let ms = self.ms_after(drawn);
+        let filed = self.lock();
+        let has_room = |(&at, list): (&u64, &Vec<Weak<Shared>>)| (list.len() < CROWD).then_some(at);
+        let joined = if first <= ms && ms <= last {
+            (filed.due_at.range(ms..=last).find_map(has_room))
+                .or_else(|| filed.due_at.range(first..ms).rev().find_map(has_room))
+        } else {
+            None
+        };
+        let Some(joined) = joined else {
+            self.file_at(filed, ms, shared);
+            return drawn;
+        };
+        self.file_at(filed, joined, shared);
+        self.origin.add(Duration::from_millis(joined))
+    }
+
+    /// The millisecond, counted from the origin, at which `deadline` has passed: rounded up,
+    /// so that a connection is never due before its deadline.
+    fn ms_after(&self, deadline: Stamp) -> u64 {
+        millis(deadline.since(self.origin) + Duration::from_nanos(999_999))
+    }
+
+    fn file_at(self: &Arc<Self>, mut filed: MutexGuard<'_, Filed>, ms: u64, shared: &Arc<Shared>) {
         let Filed {
             due_at,
             spare,
@@ -173,12 +219,19 @@ impl Ticker {
         next
     }
 
-    /// Ends the task if nothing was filed while it lingered.
+    /// Ends the task if nothing was filed while it lingered. An idle ticker gives back the
+    /// lists it kept for reuse: their capacity is that of the busiest moments it had.
     fn stop_if_idle(&self) -> bool {
         let mut filed = self.lock();
         let idle = filed.due_at.is_empty();
         if idle {
             filed.task_wakes_at = None;
+            let kept = (
+                std::mem::take(&mut filed.spare),
+                std::mem::take(&mut filed.due),
+            );
+            drop(filed);
+            drop(kept);
         }
         idle
     }
@@ -370,6 +423,41 @@ mod tests {
         ticker.file(Stamp::now().add(ms(5)), &conn);
         assert_eq!(tasks(), 1);
         marked_due(&conn).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_first_tick_joins_a_moment_of_its_window_with_room() {
+        // Moments filed: 5 ms (by a later tick of another connection) and, by first ticks,
+        // whatever they join. Windows are (opened, opened + 99 ms].
+        let ticker = Ticker::current();
+        let at = |n| ticker.origin.add(ms(n));
+        let kept: Vec<_> = (0..CROWD + 3).map(|_| connection()).collect();
+        ticker.file(at(5), &kept[0]);
+        // Drawn at 50 ms: nothing filed at or after it, 5 ms before it has room: 5 ms.
+        assert_eq!(ticker.file_first((at(0), at(50), at(99)), &kept[1]), at(5));
+        for conn in &kept[2..CROWD] {
+            assert_eq!(ticker.file_first((at(0), at(70), at(99)), conn), at(5));
+        }
+        // 5 ms holds CROWD: the draw stands.
+        assert_eq!(
+            ticker.file_first((at(0), at(50), at(99)), &kept[CROWD]),
+            at(50)
+        );
+        // The first moment with room at or after the draw: 50 ms, not 5 ms.
+        assert_eq!(
+            ticker.file_first((at(0), at(20), at(99)), &kept[CROWD + 1]),
+            at(50)
+        );
+        // Opened at 50 ms: 50 ms is not strictly after, 5 ms is outside; a sub-millisecond
+        // draw files at its millisecond, rounded up, and returns the draw itself.
+        let drawn = at(60).add(Duration::from_micros(500));
+        assert_eq!(
+            ticker.file_first((at(50), drawn, at(149)), &kept[CROWD + 2]),
+            drawn
+        );
+        let filed = ticker.lock();
+        let sizes: Vec<(u64, usize)> = filed.due_at.iter().map(|(&k, l)| (k, l.len())).collect();
+        assert_eq!(sizes, [(5, CROWD), (50, 2), (61, 1)]);
     }
 
     #[test]

@@ -56,10 +56,26 @@ impl Conn {
         }
     }
 
+    /// With `jitter`, the first tick may move to a moment of its first interval where other
+    /// connections' ticks are filed already (`Ticker::file_first`), so that a few thousand
+    /// connections do not wake the runtime at all of the grid's moments.
     #[cold]
     fn file_first(&mut self, shared: &Arc<Shared>) {
-        self.ticker = Some(Ticker::current());
-        self.file(shared);
+        let ticker = self.ticker.insert(Ticker::current());
+        let interval = self.config.interval.get();
+        match self.state.running() {
+            Some(running) if self.config.jitter() && interval > Duration::from_millis(1) => {
+                probe::filed();
+                let opened = running.pacemaker.last_alive();
+                let window = (
+                    opened,
+                    running.next_tick,
+                    opened.add(interval - Duration::from_millis(1)),
+                );
+                running.next_tick = ticker.file_first(window, shared);
+            }
+            _ => self.file(shared),
+        }
     }
 
     fn file(&self, shared: &Arc<Shared>) {
