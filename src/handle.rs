@@ -57,12 +57,12 @@ impl HeartbeatHandle {
         Self { shared }
     }
 
-    /// The latest round-trip time: from handing a ping to the connection to reading its pong.
-    /// `None` until the first pong.
+    /// The latest round-trip time: from handing a ping to the connection to reading its pong,
+    /// in whole microseconds. `None` until the first pong.
     pub fn rtt(&self) -> Option<Duration> {
-        match self.shared.rtt_nanos.load(Relaxed) {
-            u64::MAX => None,
-            nanos => Some(Duration::from_nanos(nanos)),
+        match self.shared.rtt_micros.load(Relaxed) {
+            u32::MAX => None,
+            micros => Some(Duration::from_micros(u64::from(micros))),
         }
     }
 

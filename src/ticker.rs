@@ -14,8 +14,10 @@
 //! connection look at the clock and find that nothing is due (`Heartbeat` checks).
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::future::{Future, poll_fn};
 use std::pin::pin;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::Context;
 use std::time::Duration;
@@ -65,8 +67,10 @@ struct Filed {
     /// Connections by the millisecond, counted from `origin`, at which they are due.
     due_at: BTreeMap<u64, Vec<Weak<Shared>>>,
     spare: Vec<Vec<Weak<Shared>>>,
-    /// The connections being woken, kept for the next firing's reuse.
-    due: Vec<Weak<Shared>>,
+    /// The lists being fired, by their millisecond, and the carried filings that did not
+    /// go where the rest of their list went: kept for the next firing's reuse.
+    fired: Vec<(u64, Vec<Weak<Shared>>)>,
+    odd: Vec<(u64, Weak<Shared>)>,
     /// The millisecond the task sleeps until (`IDLE` while nothing is filed); `None` while
     /// no task runs.
     task_wakes_at: Option<u64>,
@@ -107,11 +111,22 @@ impl Ticker {
         })
     }
 
-    /// Marks `shared` due (and wakes its connection) once `deadline` has passed.
-    pub(crate) fn file(self: &Arc<Self>, deadline: Stamp, shared: &Arc<Shared>) {
+    /// Marks `shared` due (and wakes its connection) once `deadline` has passed; a tick's
+    /// filing (`periodic`) is then carried on by the interval (see `carry`). Nothing to do,
+    /// and `false`, if that filing stands already: the ticker carried it there.
+    pub(crate) fn file(
+        self: &Arc<Self>,
+        deadline: Stamp,
+        periodic: bool,
+        shared: &Arc<Shared>,
+    ) -> bool {
         let ms = self.ms_after(deadline);
+        if shared.filed.load(Relaxed) == code(ms, periodic) {
+            return false;
+        }
         let filed = self.lock();
-        self.file_at(filed, ms, shared);
+        self.file_at(filed, ms, periodic, shared);
+        true
     }
 
     /// A new connection's first tick, drawn at `drawn` among the moments of its first
@@ -141,10 +156,10 @@ impl Ticker {
             None
         };
         let Some(joined) = joined else {
-            self.file_at(filed, ms, shared);
+            self.file_at(filed, ms, true, shared);
             return drawn;
         };
-        self.file_at(filed, joined, shared);
+        self.file_at(filed, joined, true, shared);
         self.origin.add(Duration::from_millis(joined))
     }
 
@@ -154,25 +169,34 @@ impl Ticker {
         millis(deadline.since(self.origin) + Duration::from_nanos(999_999))
     }
 
-    fn file_at(self: &Arc<Self>, mut filed: MutexGuard<'_, Filed>, ms: u64, shared: &Arc<Shared>) {
-        let Filed {
-            due_at,
-            spare,
-            task_wakes_at,
-            ..
-        } = &mut *filed;
+    /// Under the lock: the filing becomes the connection's one (older ones are stale) and
+    /// goes in its millisecond's list.
+    fn file_at(
+        self: &Arc<Self>,
+        mut filed: MutexGuard<'_, Filed>,
+        ms: u64,
+        periodic: bool,
+        shared: &Arc<Shared>,
+    ) {
+        shared.filed.store(code(ms, periodic), Relaxed);
+        let Filed { due_at, spare, .. } = &mut *filed;
         due_at
             .entry(ms)
             .or_insert_with(|| spare.pop().unwrap_or_default())
             .push(Arc::downgrade(shared));
-        match *task_wakes_at {
+        self.start_or_notify(filed, ms);
+    }
+
+    /// After filing at `ms`: start the task if none runs, or tell it to wake earlier.
+    fn start_or_notify(self: &Arc<Self>, mut filed: MutexGuard<'_, Filed>, ms: u64) {
+        match filed.task_wakes_at {
             None => {
-                *task_wakes_at = Some(ms);
+                filed.task_wakes_at = Some(ms);
                 drop(filed);
                 tokio::spawn(run(Arc::clone(self)));
             }
             Some(wakes_at) if ms < wakes_at => {
-                *task_wakes_at = Some(ms);
+                filed.task_wakes_at = Some(ms);
                 drop(filed);
                 self.earlier.notify_one();
             }
@@ -180,42 +204,98 @@ impl Ticker {
         }
     }
 
+    /// Filings waiting to fire (stale ones included).
+    #[cfg(test)]
+    pub(crate) fn filings(&self) -> usize {
+        self.lock().due_at.values().map(Vec::len).sum()
+    }
+
     fn lock(&self) -> MutexGuard<'_, Filed> {
         // Nothing panics while the lock is held; should it, the filings are still sound.
         self.filed.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Marks due, and wakes, every connection filed at or before `now`. Returns the
-    /// millisecond to sleep until next, or `None` if nothing is filed any more. The task
-    /// notes that millisecond as the one it sleeps until (`Firing::Task`); the alarm must
-    /// not: it may run late, after the task ended, and would make the next filing believe
-    /// a task is running.
-    fn fire(&self, now: Stamp, by: Firing) -> Option<u64> {
+    /// Marks due, and wakes, every connection filed at or before `now`, and carries their
+    /// ticks' filings on by an interval (`carry`). Returns the millisecond to sleep until
+    /// next, or `None` if nothing is filed any more. The task notes that millisecond as the
+    /// one it sleeps until (`Firing::Task`); the alarm must not: it may run late, after the
+    /// task ended, and would make the next filing believe a task is running.
+    fn fire(self: &Arc<Self>, now: Stamp, by: Firing) -> Option<u64> {
         let now_ms = millis(now.since(self.origin));
         let mut filed = self.lock();
-        let mut due = std::mem::take(&mut filed.due);
+        let mut fired = std::mem::take(&mut filed.fired);
+        let mut odd = std::mem::take(&mut filed.odd);
         while let Some(entry) = filed.due_at.first_entry() {
             if *entry.key() > now_ms {
                 break;
             }
-            let mut list = entry.remove();
-            due.append(&mut list);
-            if filed.spare.len() < SPARE_LISTS {
-                filed.spare.push(list);
-            }
-        }
-        let next = filed.due_at.first_key_value().map(|(&ms, _)| ms);
-        if by == Firing::Task {
-            filed.task_wakes_at = Some(next.unwrap_or(IDLE));
+            fired.push(entry.remove_entry());
         }
         drop(filed);
-        // Outside the lock: a woken connection may run at once and file again.
-        for shared in due.drain(..) {
-            if let Some(shared) = shared.upgrade() {
+        // Outside the lock: a woken connection may run at once and file again. Each list
+        // keeps the filings carried to where its first carried one goes (a list's
+        // connections mostly share an interval); the others go to `odd`.
+        for (ms, list) in &mut fired {
+            let at = *ms;
+            let mut to = None;
+            list.retain(|weak| {
+                let Some(shared) = weak.upgrade() else {
+                    return false;
+                };
+                let keep = match carry(&shared, at, now_ms) {
+                    Fired::Stale => return false,
+                    Fired::Once => false,
+                    Fired::Carried(next) if *to.get_or_insert(next) == next => true,
+                    Fired::Carried(next) => {
+                        odd.push((next, weak.clone()));
+                        false
+                    }
+                };
                 shared.mark_due();
+                keep
+            });
+            *ms = to.unwrap_or(at);
+        }
+        let mut filed = self.lock();
+        let Filed {
+            due_at,
+            spare,
+            task_wakes_at,
+            ..
+        } = &mut *filed;
+        let mut earliest = None::<u64>;
+        for (ms, mut list) in fired.drain(..) {
+            if !list.is_empty() {
+                earliest = Some(earliest.map_or(ms, |e| e.min(ms)));
+                match due_at.entry(ms) {
+                    Entry::Vacant(vacant) => {
+                        vacant.insert(list);
+                        continue;
+                    }
+                    Entry::Occupied(mut occupied) => occupied.get_mut().append(&mut list),
+                }
+            }
+            if spare.len() < SPARE_LISTS {
+                spare.push(list);
             }
         }
-        self.lock().due = due;
+        for (ms, weak) in odd.drain(..) {
+            earliest = Some(earliest.map_or(ms, |e| e.min(ms)));
+            due_at
+                .entry(ms)
+                .or_insert_with(|| spare.pop().unwrap_or_default())
+                .push(weak);
+        }
+        let next = due_at.first_key_value().map(|(&ms, _)| ms);
+        if by == Firing::Task {
+            *task_wakes_at = Some(next.unwrap_or(IDLE));
+        }
+        (filed.fired, filed.odd) = (fired, odd);
+        // The alarm, with no task running (it ended, or was dropped with its runtime): the
+        // carried filings need one.
+        if let (None, Some(earliest)) = (filed.task_wakes_at, earliest) {
+            self.start_or_notify(filed, earliest);
+        }
         next
     }
 
@@ -228,7 +308,8 @@ impl Ticker {
             filed.task_wakes_at = None;
             let kept = (
                 std::mem::take(&mut filed.spare),
-                std::mem::take(&mut filed.due),
+                std::mem::take(&mut filed.fired),
+                std::mem::take(&mut filed.odd),
             );
             drop(filed);
             drop(kept);
@@ -243,6 +324,57 @@ impl Ticker {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A filing as its connection's hub records it (`Shared::filed`): its millisecond (modulo
+/// 2^31: filings fire within days, so equal codes are the same filing) and whether it is a
+/// tick's, which the ticker carries on by an interval when it fires.
+fn code(ms: u64, periodic: bool) -> u32 {
+    ((ms as u32) << 1) | u32::from(periodic)
+}
+
+/// What firing a filing made of it.
+enum Fired {
+    /// The connection filed again since: its filing is another one, which will wake it.
+    Stale,
+    /// The close timeout's, or a tick's the connection moved meanwhile: woken, not carried.
+    Once,
+    /// A tick's: woken, and filed again an interval later, at this millisecond.
+    Carried(u64),
+}
+
+/// A connection's filing at `ms` fires. A tick's is carried on: filed again at `ms` plus the
+/// interval, where the connection's next tick falls when this one runs on time. The
+/// connection then need not file at its tick, which on a busy server saves every tick a
+/// turn at the ticker's lock, shared by all workers. If the tick runs late (the schedule
+/// restarts) or its interval changed, the connection files where its deadline is, and this
+/// carried filing, no longer its own, is dropped without a wake when it fires (`Stale`).
+///
+/// The interval is rounded up to the millisecond: the carried filing is never earlier than
+/// the next tick, so it never wakes the connection for nothing. A filing fired more than an
+/// interval late (`now_ms`: the runtime is behind) is not carried: the tick will restart the
+/// schedule, and the carried filing would already be due, to be carried again at once.
+fn carry(shared: &Shared, ms: u64, now_ms: u64) -> Fired {
+    let code_now = shared.filed.load(Acquire);
+    if code_now >> 1 != code(ms, false) >> 1 {
+        return Fired::Stale;
+    }
+    if code_now & 1 == 0 {
+        return Fired::Once;
+    }
+    let interval = Duration::from_nanos(shared.interval_nanos.load(Relaxed));
+    let next = ms + millis(interval + Duration::from_nanos(999_999)).max(1);
+    if next <= now_ms {
+        return Fired::Once;
+    }
+    match shared
+        .filed
+        .compare_exchange(code_now, code(next, true), AcqRel, Acquire)
+    {
+        Ok(_) => Fired::Carried(next),
+        // The connection filed meanwhile: its new filing stands.
+        Err(_) => Fired::Once,
+    }
 }
 
 /// The ticker's task: sleeps until the earliest filing and fires what is due; ends once
@@ -353,8 +485,8 @@ mod tests {
         let ticker = Ticker::current();
         let start = ticker.origin;
         let (a, b) = (connection(), connection());
-        ticker.file(start.add(ms(2)), &a);
-        ticker.file(start.add(Duration::from_micros(2_500)), &b);
+        ticker.file(start.add(ms(2)), false, &a);
+        ticker.file(start.add(Duration::from_micros(2_500)), false, &b);
         due_in_order(start, (&a, ms(2)), (&b, ms(3))).await;
     }
 
@@ -365,9 +497,9 @@ mod tests {
         let ticker = Ticker::current();
         let start = ticker.origin;
         let (a, b) = (connection(), connection());
-        ticker.file(start.add(ms(100)), &a);
+        ticker.file(start.add(ms(100)), false, &a);
         tokio::task::yield_now().await;
-        ticker.file(start.add(ms(10)), &b);
+        ticker.file(start.add(ms(10)), false, &b);
         due_in_order(start, (&b, ms(10)), (&a, ms(100))).await;
     }
 
@@ -377,7 +509,7 @@ mod tests {
         let start = ticker.origin;
         let conns: Vec<_> = (0..100).map(|_| connection()).collect();
         for (i, conn) in (0..).zip(&conns) {
-            ticker.file(start.add(ms(1 + i % 7)), conn);
+            ticker.file(start.add(ms(1 + i % 7)), false, conn);
         }
         assert_eq!(tasks(), 1);
         for conn in &conns {
@@ -392,7 +524,7 @@ mod tests {
         assert_eq!(ticker.lock().task_wakes_at, None);
         // The next filing starts a task again.
         let late = connection();
-        ticker.file(Stamp::now().add(ms(5)), &late);
+        ticker.file(Stamp::now().add(ms(5)), false, &late);
         assert_eq!(tasks(), 1);
         marked_due(&late).await;
     }
@@ -402,10 +534,10 @@ mod tests {
         let ticker = Ticker::current();
         let start = ticker.origin;
         let gone = connection();
-        ticker.file(start.add(ms(5)), &gone);
+        ticker.file(start.add(ms(5)), false, &gone);
         drop(gone);
         let kept = connection();
-        ticker.file(start.add(ms(5)), &kept);
+        ticker.file(start.add(ms(5)), false, &kept);
         marked_due(&kept).await;
         let filed = ticker.lock();
         assert!(filed.due_at.is_empty());
@@ -420,9 +552,55 @@ mod tests {
         ArcWake::wake_by_ref(&ticker);
         assert_eq!(ticker.lock().task_wakes_at, None);
         let conn = connection();
-        ticker.file(Stamp::now().add(ms(5)), &conn);
+        ticker.file(Stamp::now().add(ms(5)), false, &conn);
         assert_eq!(tasks(), 1);
         marked_due(&conn).await;
+    }
+
+    /// Marked due `n` times in a row, at these milliseconds since `start`, and not before.
+    async fn due_at(shared: &Shared, start: Stamp, at: &[u64]) {
+        for &n in at {
+            marked_due(shared).await;
+            assert_eq!(Stamp::now().since(start), ms(n));
+            shared.due.clear();
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ticks_filing_is_carried_on_by_the_interval_until_filed_elsewhere() {
+        // Interval 1 s. A tick's filing at 5 ms fires there, then at 1 005 and 2 005 ms with
+        // no filing in between. At 2 005 ms the connection files at 2 500 ms instead (a late
+        // tick): the filing carried to 3 005 ms is no longer its own and wakes nothing.
+        let ticker = Ticker::current();
+        let start = ticker.origin;
+        let conn = connection();
+        assert!(ticker.file(start.add(ms(5)), true, &conn));
+        due_at(&conn, start, &[5, 1005, 2005]).await;
+        // Filed there already: nothing to do.
+        assert!(!ticker.file(start.add(ms(3005)), true, &conn));
+        assert!(ticker.file(start.add(ms(2500)), true, &conn));
+        due_at(&conn, start, &[2500]).await;
+        tokio::time::sleep_until(ticker.instant(3100)).await;
+        assert!(!conn.due.is_set());
+        due_at(&conn, start, &[3500]).await;
+        // The close timeout's filing fires once; the connection ends: its tick's filing fires
+        // once more.
+        assert!(ticker.file(start.add(ms(3600)), false, &conn));
+        due_at(&conn, start, &[3600]).await;
+        tokio::time::sleep(ms(2000)).await;
+        assert!(!conn.due.is_set());
+        assert!(ticker.file(start.add(ms(6000)), true, &conn));
+        conn.stop_carrying();
+        due_at(&conn, start, &[6000]).await;
+        tokio::time::sleep(ms(2000)).await;
+        assert!(!conn.due.is_set());
+        assert_eq!(ticker.filings(), 0);
+        // Fired more than an interval late (the runtime was behind): marked due, not
+        // carried; the late tick files its fresh schedule itself.
+        assert!(ticker.file(Stamp::now().add(ms(5)), true, &conn));
+        tokio::time::advance(ms(3000)).await;
+        marked_due(&conn).await;
+        assert_eq!(ticker.filings(), 0);
     }
 
     #[tokio::test(start_paused = true)]
@@ -432,7 +610,7 @@ mod tests {
         let ticker = Ticker::current();
         let at = |n| ticker.origin.add(ms(n));
         let kept: Vec<_> = (0..CROWD + 3).map(|_| connection()).collect();
-        ticker.file(at(5), &kept[0]);
+        ticker.file(at(5), false, &kept[0]);
         // Drawn at 50 ms: nothing filed at or after it, 5 ms before it has room: 5 ms.
         assert_eq!(ticker.file_first((at(0), at(50), at(99)), &kept[1]), at(5));
         for conn in &kept[2..CROWD] {

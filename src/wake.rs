@@ -18,9 +18,13 @@ use futures_util::task::{ArcWake, AtomicWaker};
 /// connection allocates one, so its fields are as narrow as their values allow.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    /// Latest RTT sample in nanoseconds; `u64::MAX` until the first one.
-    pub(crate) rtt_nanos: AtomicU64,
+    /// Latest RTT sample in microseconds (saturating at 71 minutes); `u32::MAX` until the
+    /// first one.
+    pub(crate) rtt_micros: AtomicU32,
     pub(crate) interval_nanos: AtomicU64,
+    /// The connection's filing with the runtime's ticker, as `ticker::code` records it: the
+    /// ticker fires only that one, and carries a tick's on by the interval.
+    pub(crate) filed: AtomicU32,
     /// The counters of [`Stats`](crate::Stats), wrapping at 2^32 (a ping every second takes
     /// 136 years to get there).
     pub(crate) pings_sent: AtomicU32,
@@ -39,6 +43,26 @@ pub(crate) struct Shared {
     /// [`ArcWake`] below), so that neither side's wake-up gets lost when the other one
     /// replaces it inside the inner stream.
     parked: Parked,
+}
+
+/// An adapter's pointer to its hub. When the adapter goes (dropped, or unwrapped with
+/// `into_inner`), the ticker stops carrying its ticks: a handle may keep the hub alive long
+/// after. (Background mode's two adapters share a hub: should the handler's side go first,
+/// the driver's next tick files itself again.)
+pub(crate) struct Hub(pub(crate) Arc<Shared>);
+
+impl std::ops::Deref for Hub {
+    type Target = Arc<Shared>;
+
+    fn deref(&self) -> &Arc<Shared> {
+        &self.0
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        self.0.stop_carrying();
+    }
 }
 
 /// The reader's and the writer's wakers behind one lock: 40 bytes, where two `AtomicWaker`s
@@ -94,8 +118,10 @@ const WAS_PAUSED: u8 = 1 << 2;
 impl Shared {
     pub(crate) fn new(interval: Duration) -> Self {
         Self {
-            rtt_nanos: AtomicU64::new(u64::MAX),
+            rtt_micros: AtomicU32::new(u32::MAX),
             interval_nanos: AtomicU64::new(nanos(interval)),
+            // Whatever it says, the first poll files (`Conn::ensure_filed`).
+            filed: AtomicU32::new(0),
             pings_sent: AtomicU32::new(0),
             pongs_received: AtomicU32::new(0),
             rtt_samples: AtomicU32::new(0),
@@ -145,9 +171,16 @@ impl Shared {
     pub(crate) fn pong_received(&self, rtt: Option<Duration>) {
         count(&self.pongs_received);
         if let Some(rtt) = rtt {
-            self.rtt_nanos.store(nanos(rtt).min(u64::MAX - 1), Relaxed);
+            let micros = u32::try_from(rtt.as_micros()).unwrap_or(u32::MAX);
+            self.rtt_micros.store(micros.min(u32::MAX - 1), Relaxed);
             count(&self.rtt_samples);
         }
+    }
+
+    /// The connection ended: its tick's filing is not carried on any more (it fires once
+    /// more, then is gone).
+    pub(crate) fn stop_carrying(&self) {
+        self.filed.fetch_and(!1, Relaxed);
     }
 
     /// The ticker found the deadline passed: wake whoever polls the connection.

@@ -23,7 +23,7 @@ use super::{Conn, Gone, Heartbeat, Slot, SlotProj};
 use crate::error::Dead;
 use crate::message::WsMessage;
 use crate::protocol::Protocol;
-use crate::wake::Shared;
+use crate::wake::{Hub, Shared};
 
 /// Items read while the handler is away wait in a queue of this many; when it is full, the
 /// driver stops reading until the handler takes one.
@@ -301,7 +301,7 @@ fn start<S, M, E, K>(
                 inner: Box::pin(inner),
             },
             protocol: protocol.clone(),
-            shared: shared.clone(),
+            shared: Hub(shared.clone()),
             conn,
         },
     };

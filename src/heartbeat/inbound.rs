@@ -214,7 +214,7 @@ impl Conn {
                     break;
                 }
                 Poll::Ready(None) => {
-                    self.state.end();
+                    self.end(io.shared);
                     break;
                 }
                 Poll::Pending => return false,

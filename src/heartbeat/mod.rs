@@ -25,7 +25,7 @@ use crate::protocol::{AppMessage, Protocol};
 use crate::random;
 use crate::stamp::Stamp;
 use crate::ticker::Ticker;
-use crate::wake::Shared;
+use crate::wake::{Hub, Shared};
 
 mod background;
 mod inbound;
@@ -67,7 +67,7 @@ pin_project! {
         #[pin]
         slot: Slot<S>,
         protocol: Protocol,
-        shared: Arc<Shared>,
+        shared: Hub,
         conn: Conn,
     }
 }
@@ -187,7 +187,7 @@ impl<S> Heartbeat<S> {
         Self {
             slot,
             protocol,
-            shared,
+            shared: Hub(shared),
             conn: Conn::new(config),
         }
     }
@@ -202,7 +202,7 @@ impl<S> Heartbeat<S> {
 
     /// A handle to this connection's heartbeat: RTT, counters, and the interval.
     pub fn handle(&self) -> HeartbeatHandle {
-        HeartbeatHandle::new(self.shared.clone())
+        HeartbeatHandle::new(self.shared.0.clone())
     }
 
     /// The wrapped stream.
@@ -315,7 +315,7 @@ impl<S> Heartbeat<S> {
 
     /// This connection's wake hub (which its handles read).
     pub(crate) fn shared(&self) -> Arc<Shared> {
-        self.shared.clone()
+        self.shared.0.clone()
     }
 
     /// With the registry of a layer that has `resume`: for the service form.
@@ -362,7 +362,7 @@ impl<S> Heartbeat<S> {
         };
         let io = Io {
             inner,
-            shared: this.shared,
+            shared: &this.shared.0,
             protocol: this.protocol,
             cx,
         };
@@ -673,12 +673,58 @@ mod tests {
         );
 
         // One tick: the clock is read once (the ping, handed over in the same poll, takes
-        // the tick's time as its write time), and the next deadline is filed once.
+        // the tick's time as its write time). Nothing is filed: the ticker carried the
+        // filing on by the interval when it fired, and the tick was on time.
         tokio::time::advance(Duration::from_secs(3600)).await;
         let waited = tokio::time::timeout(Duration::from_millis(1), ws.next()).await;
         assert!(waited.is_err(), "no message: {waited:?}");
         assert_eq!(ws.handle().stats().pings_sent, 1);
-        assert_eq!(probes(), (armed.0 + 1, armed.1 + 1));
+        assert_eq!(probes(), (armed.0 + 1, armed.1));
+
+        // A tick more than an interval late starts a fresh schedule, which it files.
+        tokio::time::advance(Duration::from_secs(2 * 3600)).await;
+        let waited = tokio::time::timeout(Duration::from_millis(1), ws.next()).await;
+        assert!(waited.is_err(), "no message: {waited:?}");
+        assert_eq!(ws.handle().stats().pings_sent, 2);
+        assert_eq!(probes(), (armed.0 + 2, armed.1 + 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_ticker_stops_carrying_a_connection_that_ended_or_went() {
+        // Interval 1 s. Three connections filed: one runs, one's stream ends (the peer
+        // closes) while the handler keeps it, one is dropped while a handle keeps its hub.
+        // The last two's filings fire at most once more: 2.5 s later, only the running one's
+        // is left, carried on.
+        let ticker = crate::ticker::Ticker::current();
+        let layer = HeartbeatLayer::new()
+            .interval(Duration::from_secs(1))
+            .jitter(false);
+        let mut kept = Vec::new();
+        let mut handles = Vec::new();
+        for fate in ["runs", "ends", "goes"] {
+            let (a, b) = tokio::io::duplex(1 << 16);
+            let server = WebSocketStream::from_raw_socket(a, Role::Server, None).await;
+            let mut peer = WebSocketStream::from_raw_socket(b, Role::Client, None).await;
+            let mut ws = layer.layer(server);
+            assert!(futures_util::poll!(ws.next()).is_pending());
+            handles.push(ws.handle());
+            match fate {
+                "runs" => {
+                    tokio::spawn(async move { while peer.next().await.is_some() {} });
+                    tokio::spawn(async move { while ws.next().await.is_some() {} });
+                }
+                "ends" => {
+                    peer.close(None).await.unwrap();
+                    while ws.next().await.is_some() {}
+                    kept.push(ws);
+                }
+                _ => drop(ws),
+            }
+        }
+        assert_eq!(ticker.filings(), 3);
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert_eq!(ticker.filings(), 1);
+        assert_eq!(handles[0].stats().pings_sent, 2);
     }
 
     #[tokio::test(start_paused = true)]

@@ -78,11 +78,21 @@ impl Conn {
         }
     }
 
+    /// Files the deadline, unless the ticker carried the last tick's filing there already: a
+    /// tick on time files nothing. A running connection's deadline is a tick, which the
+    /// ticker carries on; a dead one's is the close timeout, fired once.
     fn file(&self, shared: &Arc<Shared>) {
-        if let (Some(ticker), Some(deadline)) = (&self.ticker, self.state.deadline()) {
+        if let (Some(ticker), Some(deadline)) = (&self.ticker, self.state.deadline())
+            && ticker.file(deadline, self.state.runs(), shared)
+        {
             probe::filed();
-            ticker.file(deadline, shared);
         }
+    }
+
+    /// The transition to `Ended`: no more ticks, so the ticker stops carrying them.
+    pub(super) fn end(&mut self, shared: &Shared) {
+        self.state.end();
+        shared.stop_carrying();
     }
 
     /// `Some(now)` if the deadline has passed: the ticker marked the connection due and the

@@ -68,7 +68,7 @@ impl<S> Heartbeat<S> {
                 }
                 Poll::Ready(Some(Err(_))) => return poll,
                 Poll::Ready(None) => {
-                    conn.state.end();
+                    conn.end(io.shared);
                     return poll;
                 }
                 Poll::Pending => {
@@ -159,7 +159,7 @@ impl Conn {
                 }
                 Poll::Ready(Some(Err(_))) => return poll,
                 Poll::Ready(None) => {
-                    self.state.end();
+                    self.end(io.shared);
                     return poll;
                 }
                 Poll::Pending => {
