@@ -10,8 +10,9 @@
 //!
 //! The task runs only while some connection is filed: it ends when the last filing has
 //! fired, and the next filing starts it again. A filing is never taken back: a connection
-//! that moves its deadline files again, and the old filing, when it fires, only makes the
-//! connection look at the clock and find that nothing is due (`Heartbeat` checks).
+//! that moves its deadline files again, and the old filing, no longer the one its hub
+//! names, is dropped when it fires. A tick's filing, when it fires, is carried on by the
+//! interval (`carry`), so that a tick on time files nothing.
 
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;

@@ -89,7 +89,10 @@ impl Conn {
         }
     }
 
-    /// The transition to `Ended`: no more ticks, so the ticker stops carrying them.
+    /// The transition to `Ended`: no more ticks, so the ticker stops carrying them. (Once
+    /// per connection, out of the per-message read path.)
+    #[cold]
+    #[inline(never)]
     pub(super) fn end(&mut self, shared: &Shared) {
         self.state.end();
         shared.stop_carrying();
