@@ -14,20 +14,42 @@ pub(crate) const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// `Instant + interval * (max_missed + 1)` away from overflow.
 pub(crate) const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// Every setting of one heartbeat. Copied into each connection, so it is `Copy` and packed
-/// into 16 bytes: the switches in one byte, the close timeout in whole milliseconds (the
-/// timer rounds every deadline up to one anyway), `max_missed` in the `u16` the pacemaker
-/// counts in.
+/// Every setting of one heartbeat: the interval it starts with, and the rules it keeps.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Config {
+    /// Where a connection starts. From then on the interval in force is in its hub
+    /// (`wake::Shared`), where handles and the peer may change it.
     pub(crate) interval: Nanos,
+    pub(crate) rules: Rules,
+}
+
+impl Config {
+    pub(crate) const DEFAULT: Config = Config {
+        interval: Nanos::new(DEFAULT_INTERVAL),
+        rules: Rules::DEFAULT,
+    };
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// The settings a connection keeps for its life, copied into each: 7 bytes, packed, so that
+/// the connection's one-byte flags fill the eighth (a connection's size is counted). The
+/// switches in one byte, the close timeout in whole milliseconds (the timer rounds every
+/// deadline up to one anyway), `max_missed` in the `u16` the pacemaker counts in. Its fields
+/// are only ever copied out, never borrowed (a packed field cannot be).
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(C, packed)]
+pub(crate) struct Rules {
     close_timeout_ms: u32,
     max_missed: u16,
     switches: u8,
 }
 
-/// A checked duration (at most `MAX_DURATION`) in 8 bytes, where a `Duration` takes 16:
-/// every connection keeps two.
+/// A checked duration (at most `MAX_DURATION`) in 8 bytes, where a `Duration` takes 16.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Nanos(u64);
 
@@ -42,15 +64,14 @@ impl Nanos {
     }
 }
 
-/// The on/off settings, bits of `Config::switches`.
+/// The on/off settings, bits of `Rules::switches`.
 const ANY_INBOUND_IS_ALIVE: u8 = 1;
 const IDLE_ONLY: u8 = 1 << 1;
 const FORWARD_PINGS: u8 = 1 << 2;
 const JITTER: u8 = 1 << 3;
 
-impl Config {
-    pub(crate) const DEFAULT: Config = Config {
-        interval: Nanos::new(DEFAULT_INTERVAL),
+impl Rules {
+    pub(crate) const DEFAULT: Rules = Rules {
         close_timeout_ms: DEFAULT_CLOSE_TIMEOUT.as_millis() as u32,
         max_missed: DEFAULT_MAX_MISSED as u16,
         switches: ANY_INBOUND_IS_ALIVE | JITTER,
@@ -127,19 +148,33 @@ impl Config {
 
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("interval", &self.interval.get())
-            .field("max_missed", &self.max_missed())
+        let mut d = f.debug_struct("Config");
+        d.field("interval", &self.interval.get());
+        self.rules.fields(&mut d).finish()
+    }
+}
+
+impl std::fmt::Debug for Rules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.fields(&mut f.debug_struct("Rules")).finish()
+    }
+}
+
+impl Rules {
+    fn fields<'a, 'b, 'c>(
+        &self,
+        d: &'a mut std::fmt::DebugStruct<'b, 'c>,
+    ) -> &'a mut std::fmt::DebugStruct<'b, 'c> {
+        d.field("max_missed", &self.max_missed())
             .field("any_inbound_is_alive", &self.any_inbound_is_alive())
             .field("idle_only", &self.idle_only())
             .field("forward_pings", &self.forward_pings())
             .field("jitter", &self.jitter())
             .field("close_timeout", &self.close_timeout())
-            .finish()
     }
 }
 
-impl Default for Config {
+impl Default for Rules {
     fn default() -> Self {
         Self::DEFAULT
     }
@@ -222,20 +257,21 @@ mod tests {
 
     #[test]
     fn defaults_are_the_documented_ones() {
-        let c = Config::default();
-        assert_eq!(c.interval.get(), Duration::from_secs(10));
+        assert_eq!(Config::default().interval.get(), Duration::from_secs(10));
+        let c = Config::default().rules;
         assert_eq!(c.max_missed(), 3);
         assert!(c.any_inbound_is_alive());
         assert!(!c.idle_only());
         assert!(!c.forward_pings());
         assert!(c.jitter());
         assert_eq!(c.close_timeout(), Duration::from_secs(1));
-        assert_eq!(std::mem::size_of::<Config>(), 16);
+        // Seven bytes, so that a connection's flags fill the eighth.
+        assert_eq!(std::mem::size_of::<Rules>(), 7);
     }
 
     #[test]
     fn each_switch_and_the_close_timeout_are_kept_on_their_own() {
-        let c = Config::default()
+        let c = Rules::default()
             .with_idle_only(true)
             .with_any_inbound_is_alive(false)
             .with_max_missed(65_535)

@@ -79,7 +79,7 @@ impl HeartbeatHandle {
 
     /// The interval currently in force (or about to be, after [`set_interval`](Self::set_interval)).
     pub fn interval(&self) -> Duration {
-        Duration::from_nanos(self.shared.interval_nanos.load(Relaxed))
+        self.shared.interval()
     }
 
     /// Changes the interval of the live connection. The next tick comes one new interval

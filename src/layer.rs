@@ -199,7 +199,7 @@ impl HeartbeatLayer {
     /// If `max_missed` is zero or more than 65 535.
     #[track_caller]
     pub const fn max_missed(mut self, max_missed: u32) -> Self {
-        self.config = self.config.with_max_missed(max_missed);
+        self.config.rules = self.config.rules.with_max_missed(max_missed);
         self
     }
 
@@ -207,7 +207,10 @@ impl HeartbeatLayer {
     /// a pong answering one of our pings does: a peer whose application keeps talking while
     /// its WebSocket layer no longer answers pings is then found dead too.
     pub const fn any_inbound_is_alive(mut self, any_frame_counts: bool) -> Self {
-        self.config = self.config.with_any_inbound_is_alive(any_frame_counts);
+        self.config.rules = self
+            .config
+            .rules
+            .with_any_inbound_is_alive(any_frame_counts);
         self
     }
 
@@ -216,7 +219,7 @@ impl HeartbeatLayer {
     /// pings of busy connections, and their RTT samples; detection takes up to one interval
     /// longer. Default `false`: every tick pings.
     pub const fn idle_only(mut self, only_when_idle: bool) -> Self {
-        self.config = self.config.with_idle_only(only_when_idle);
+        self.config.rules = self.config.rules.with_idle_only(only_when_idle);
         self
     }
 
@@ -224,7 +227,7 @@ impl HeartbeatLayer {
     /// WebSocket library either way, exactly once). Default `false`: hidden, like pongs,
     /// which never reach the handler.
     pub const fn forward_pings(mut self, forward: bool) -> Self {
-        self.config = self.config.with_forward_pings(forward);
+        self.config.rules = self.config.rules.with_forward_pings(forward);
         self
     }
 
@@ -239,7 +242,7 @@ impl HeartbeatLayer {
     /// A burst of 100 000 connections still makes about 1 560 groups, pinging in about 128
     /// waves.
     pub const fn jitter(mut self, enabled: bool) -> Self {
-        self.config = self.config.with_jitter(enabled);
+        self.config.rules = self.config.rules.with_jitter(enabled);
         self
     }
 
@@ -279,7 +282,7 @@ impl HeartbeatLayer {
     /// If `timeout` is longer than 24 hours.
     #[track_caller]
     pub const fn close_timeout(mut self, timeout: Duration) -> Self {
-        self.config = self.config.with_close_timeout(timeout);
+        self.config.rules = self.config.rules.with_close_timeout(timeout);
         self
     }
 
@@ -343,30 +346,30 @@ impl<'a> Settings<'a> {
 
     /// Unanswered pings in a row that make the peer dead ([`HeartbeatLayer::max_missed`]).
     pub const fn max_missed(&self) -> u32 {
-        self.config.max_missed()
+        self.config.rules.max_missed()
     }
 
     /// Whether any frame proves the peer alive, not only a pong
     /// ([`HeartbeatLayer::any_inbound_is_alive`]).
     pub const fn any_inbound_is_alive(&self) -> bool {
-        self.config.any_inbound_is_alive()
+        self.config.rules.any_inbound_is_alive()
     }
 
     /// Whether a tick skips its ping when the peer proved alive since the previous one
     /// ([`HeartbeatLayer::idle_only`]).
     pub const fn idle_only(&self) -> bool {
-        self.config.idle_only()
+        self.config.rules.idle_only()
     }
 
     /// Whether the peer's pings reach the handler ([`HeartbeatLayer::forward_pings`]).
     pub const fn forward_pings(&self) -> bool {
-        self.config.forward_pings()
+        self.config.rules.forward_pings()
     }
 
     /// Whether the first tick comes at a random point of the first interval
     /// ([`HeartbeatLayer::jitter`]).
     pub const fn jitter(&self) -> bool {
-        self.config.jitter()
+        self.config.rules.jitter()
     }
 
     /// Whether each connection is driven by a task of its own
@@ -377,7 +380,7 @@ impl<'a> Settings<'a> {
 
     /// Time allowed for the Close frame to a dead peer ([`HeartbeatLayer::close_timeout`]).
     pub const fn close_timeout(&self) -> Duration {
-        self.config.close_timeout()
+        self.config.rules.close_timeout()
     }
 
     /// The application heartbeat ([`HeartbeatLayer::protocol`]), or `None` for WebSocket
@@ -403,7 +406,8 @@ impl<'a> Settings<'a> {
     /// `interval × (max_missed + 1)`, plus one interval with `idle_only`
     /// ([`HeartbeatLayer::detection_bound`]).
     pub const fn detection_bound(&self) -> Duration {
-        let ticks = self.config.max_missed() as u64 + 1 + self.config.idle_only() as u64;
+        let ticks =
+            self.config.rules.max_missed() as u64 + 1 + self.config.rules.idle_only() as u64;
         let nanos = self.config.interval.get().as_nanos() * ticks as u128;
         Duration::from_nanos(nanos as u64)
     }

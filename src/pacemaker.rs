@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::config::Config;
+use crate::config::Rules;
 use crate::error::Dead;
 use crate::stamp::Stamp;
 
@@ -157,8 +157,8 @@ impl Pacemaker {
     }
 
     /// A tick happened at `now`. The settings are the caller's, kept once per connection.
-    pub(crate) fn on_tick(&mut self, config: &Config, now: Instant) -> Tick {
-        let alive = self.alive(config);
+    pub(crate) fn on_tick(&mut self, rules: &Rules, now: Instant) -> Tick {
+        let alive = self.alive(rules);
         if alive {
             self.missed = 0;
             self.flags &= !PINGED;
@@ -166,7 +166,7 @@ impl Pacemaker {
         } else if self.flags & PINGED != 0 {
             // No overflow: the peer is dead at `max_missed`, which fits in `u16`.
             self.missed += 1;
-            if u32::from(self.missed) >= config.max_missed() {
+            if u32::from(self.missed) >= rules.max_missed() {
                 return Tick::Dead(Dead::new(
                     self.missed(),
                     Stamp::new(now).since(self.last_alive),
@@ -177,7 +177,7 @@ impl Pacemaker {
         self.flags &= PINGED;
         // "Busy" is what proves life: with `any_inbound_is_alive` off, data alone must not
         // save pings, or a peer that talks but never answers could never be found dead.
-        if config.idle_only() && alive {
+        if rules.idle_only() && alive {
             return Tick::Skip;
         }
         let seq = self.next_seq;
@@ -189,9 +189,9 @@ impl Pacemaker {
     }
 
     /// The peer showed life since the last tick.
-    fn alive(&self, config: &Config) -> bool {
+    fn alive(&self, rules: &Rules) -> bool {
         let life = PROGRESSED
-            | if config.any_inbound_is_alive() {
+            | if rules.any_inbound_is_alive() {
                 HEARD
             } else {
                 ANSWERED
@@ -201,8 +201,8 @@ impl Pacemaker {
 
     /// A tick now would count a miss: no life since the last tick, and a ping went out
     /// since the peer was last found alive.
-    pub(crate) fn would_miss(&self, config: &Config) -> bool {
-        !self.alive(config) && self.flags & PINGED != 0
+    pub(crate) fn would_miss(&self, rules: &Rules) -> bool {
+        !self.alive(rules) && self.flags & PINGED != 0
     }
 
     /// A ping is out that no pong has answered yet.
@@ -235,8 +235,8 @@ impl Pacemaker {
 mod tests {
     use super::*;
 
-    fn config(max_missed: u32) -> Config {
-        Config::default().with_max_missed(max_missed)
+    fn config(max_missed: u32) -> Rules {
+        Rules::default().with_max_missed(max_missed)
     }
 
     fn at(t0: Instant, secs: u64) -> Instant {
@@ -547,7 +547,7 @@ mod properties {
     fn run(s: &Scenario) -> (Option<u64>, u64, u32) {
         let t0 = Instant::now();
         let ms = |t: u64| t0 + Duration::from_millis(t);
-        let config = Config::default()
+        let config = Rules::default()
             .with_max_missed(s.max_missed)
             .with_any_inbound_is_alive(s.any_inbound_is_alive)
             .with_idle_only(s.idle_only);

@@ -363,7 +363,7 @@ fn carry(shared: &Shared, ms: u64, now_ms: u64) -> Fired {
     if code_now & 1 == 0 {
         return Fired::Once;
     }
-    let interval = Duration::from_nanos(shared.interval_nanos.load(Relaxed));
+    let interval = shared.interval();
     let next = ms + millis(interval + Duration::from_nanos(999_999)).max(1);
     if next <= now_ms {
         return Fired::Once;

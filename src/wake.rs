@@ -141,7 +141,7 @@ impl Parked {
     }
 }
 
-/// A handle changed the interval; the adapter applies it when it next runs.
+/// A handle changed the interval; the adapter files the tick it moved when it next runs.
 const INTERVAL_CHANGED: u8 = 1;
 /// Background mode: the driver stopped reading because the handler's queue is full
 /// (`PAUSED`), or did since the last tick (`WAS_PAUSED`). That silence is ours: the tick
@@ -164,6 +164,12 @@ impl Shared {
             events: AtomicU8::new(0),
             parked: Parked::default(),
         }
+    }
+
+    /// The interval in force: the layer's, or the latest a handle or the peer asked for.
+    #[inline]
+    pub(crate) fn interval(&self) -> Duration {
+        Duration::from_nanos(self.interval_nanos.load(Relaxed))
     }
 
     /// The reading side waits: the ticker (or a death, or a new interval) wakes `waker`.
@@ -229,8 +235,9 @@ impl Shared {
             .store(u16::try_from(missed).unwrap_or(u16::MAX), Relaxed);
     }
 
-    /// A handle's new interval, applied by the adapter when it next runs; whoever polls the
-    /// connection is woken so that the change does not wait for the old interval's tick.
+    /// A handle's new interval, in force at once: the next tick is due one new interval after
+    /// the last. Whoever polls the connection is woken to file that tick with the ticker, so
+    /// that the change does not wait for the old interval's tick.
     pub(crate) fn set_interval(self: &Arc<Self>, interval: Duration) {
         self.interval_nanos.store(nanos(interval), Relaxed);
         self.events.fetch_or(INTERVAL_CHANGED, Release);
@@ -238,23 +245,17 @@ impl Shared {
         self.mark_due();
     }
 
-    /// The adapter itself changed the interval (the peer asked for it): handles read it. A
-    /// handle's change not yet applied then applies this value (a no-op): the later of the
-    /// two wins.
+    /// The adapter itself changes the interval (the peer asked for it). A handle's change not
+    /// yet taken then refiles this value (a no-op): the later of the two wins.
     pub(crate) fn note_interval(&self, interval: Duration) {
         self.interval_nanos.store(nanos(interval), Relaxed);
     }
 
-    /// The new interval, if a handle changed it since the last call.
-    pub(crate) fn take_interval_change(&self) -> Option<Duration> {
+    /// Whether a handle changed the interval since the last call.
+    pub(crate) fn take_interval_change(&self) -> bool {
         // Acquire pairs with the Release in `set_interval`: the new value is visible.
-        if self.events.load(Relaxed) & INTERVAL_CHANGED != 0
+        self.events.load(Relaxed) & INTERVAL_CHANGED != 0
             && self.events.fetch_and(!INTERVAL_CHANGED, Acquire) & INTERVAL_CHANGED != 0
-        {
-            Some(Duration::from_nanos(self.interval_nanos.load(Relaxed)))
-        } else {
-            None
-        }
     }
 }
 
@@ -378,15 +379,16 @@ mod tests {
     fn the_events_sharing_a_byte_are_taken_each_on_its_own() {
         let shared = Arc::new(Shared::new(Duration::from_secs(1)));
         assert!(!shared.take_paused());
-        assert_eq!(shared.take_interval_change(), None);
+        assert!(!shared.take_interval_change());
 
         shared.pause_reading(true);
         shared.set_interval(Duration::from_secs(2));
         // Still paused: taken at every tick while it lasts.
         assert!(shared.take_paused());
         assert!(shared.take_paused());
-        assert_eq!(shared.take_interval_change(), Some(Duration::from_secs(2)));
-        assert_eq!(shared.take_interval_change(), None);
+        assert!(shared.take_interval_change());
+        assert_eq!(shared.interval(), Duration::from_secs(2));
+        assert!(!shared.take_interval_change());
         assert!(shared.take_paused());
 
         // Resumed after that tick: nothing more to take.
@@ -398,7 +400,8 @@ mod tests {
         shared.pause_reading(false);
         assert!(shared.take_paused());
         assert!(!shared.take_paused());
-        assert_eq!(shared.take_interval_change(), Some(Duration::from_secs(3)));
+        assert!(shared.take_interval_change());
+        assert_eq!(shared.interval(), Duration::from_secs(3));
         // A new interval marks the connection due (where it is taken); pausing does not.
         assert!(shared.due.is_set());
         shared.due.clear();

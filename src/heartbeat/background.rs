@@ -294,7 +294,7 @@ fn start<S, M, E, K>(
     let keepsake = keep(&inner).map(|k| Box::new(k) as Box<dyn Any + Send + Sync>);
     // The driver takes the schedule as it stands (the first tick was drawn at construction);
     // the handler's side keeps a fresh copy it never runs.
-    let conn = std::mem::replace(conn, Conn::new(conn.config));
+    let conn = std::mem::replace(conn, Conn::new(conn.config(shared)));
     let driven = Driven {
         hb: Heartbeat {
             slot: Slot::Here {

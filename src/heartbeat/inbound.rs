@@ -47,7 +47,7 @@ impl Conn {
                 if let Some(pong) = msg.answer_ping() {
                     self.owe_pong(pong);
                 }
-                !self.config.forward_pings()
+                !self.rules.forward_pings()
             }
             MessageKind::Data => {
                 running.pacemaker.on_inbound();
@@ -175,7 +175,7 @@ impl Conn {
         let State::Running(running) = &self.state else {
             return;
         };
-        if self.has_read_ahead() || !running.pacemaker.would_miss(&self.config) {
+        if self.has_read_ahead() || !running.pacemaker.would_miss(&self.rules) {
             return;
         }
         match side {

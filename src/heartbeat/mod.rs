@@ -16,7 +16,7 @@ use futures_util::task::waker_ref;
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
-use crate::config::Config;
+use crate::config::{Config, Nanos, Rules};
 use crate::handle::HeartbeatHandle;
 use crate::message::WsMessage;
 use crate::pacemaker::Pacemaker;
@@ -109,8 +109,9 @@ enum Gone<S> {
 
 /// The per-connection heartbeat state, apart from the inner stream.
 struct Conn {
-    /// The settings; `config.interval` is the interval in force (a handle may change it).
-    config: Config,
+    /// The settings kept for the connection's life. (The interval in force is the hub's: a
+    /// handle or the peer may change it.)
+    rules: Rules,
     /// The runtime's shared timer, with which `deadline` is filed; `None` until the first
     /// poll (it needs a runtime, the constructor does not).
     ticker: Option<Arc<Ticker>>,
@@ -340,13 +341,18 @@ impl<S> Heartbeat<S> {
 
     /// The close timeout of the settings.
     pub(crate) fn close_timeout(&self) -> std::time::Duration {
-        self.conn.config.close_timeout()
+        self.conn.rules.close_timeout()
     }
 
     /// `other` wrapped with the same settings, as a fresh connection.
     pub(crate) fn wrap_like<W>(&self, other: W) -> Heartbeat<W> {
         let background = matches!(self.slot, Slot::Away { .. });
-        Heartbeat::with_config(other, self.conn.config, self.protocol.clone(), background)
+        Heartbeat::with_config(
+            other,
+            self.conn.config(&self.shared),
+            self.protocol.clone(),
+            background,
+        )
     }
 
     /// The connection's state and the context of one poll, apart. Only for a stream that is
@@ -433,8 +439,8 @@ impl<S: fmt::Debug> fmt::Debug for Heartbeat<S> {
         };
         f.debug_struct("Heartbeat")
             .field("inner", inner)
-            .field("interval", &self.conn.config.interval.get())
-            .field("max_missed", &self.conn.config.max_missed())
+            .field("interval", &self.shared.interval())
+            .field("max_missed", &self.conn.rules.max_missed())
             .field("missed", &self.conn.state.missed())
             .field("state", &self.conn.state.name())
             .finish_non_exhaustive()
@@ -446,20 +452,30 @@ impl Conn {
     /// moment of the first interval with `jitter`.
     fn new(config: Config) -> Self {
         let now = Instant::now();
-        let first_tick = if config.jitter() {
-            random::first_tick(now, config.interval.get())
+        let interval = config.interval.get();
+        let first_tick = if config.rules.jitter() {
+            random::first_tick(now, interval)
         } else {
-            now + config.interval.get()
+            now + interval
         };
         Conn {
-            config,
+            rules: config.rules,
             ticker: None,
             state: State::start(
                 Pacemaker::new(random::first_seq(), now.into_std()),
                 Stamp::new(first_tick.into_std()),
+                interval,
             ),
             flags: Flags::new(),
             rare: None,
+        }
+    }
+
+    /// The settings as they stand: the rules, and the interval in force.
+    fn config(&self, shared: &Shared) -> Config {
+        Config {
+            interval: Nanos::new(shared.interval()),
+            rules: self.rules,
         }
     }
 

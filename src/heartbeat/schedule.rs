@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::state::{Flags, Phase};
 use super::{Conn, Io, Side, probe};
-use crate::config::{Follow, Nanos};
+use crate::config::Follow;
 use crate::error::Dead;
 use crate::lag;
 use crate::message::WsMessage;
@@ -62,17 +62,17 @@ impl Conn {
     #[cold]
     fn file_first(&mut self, shared: &Arc<Shared>) {
         let ticker = self.ticker.insert(Ticker::current());
-        let interval = self.config.interval.get();
+        let interval = shared.interval();
         match self.state.running() {
-            Some(running) if self.config.jitter() && interval > Duration::from_millis(1) => {
+            Some(running) if self.rules.jitter() && interval > Duration::from_millis(1) => {
                 probe::filed();
                 let opened = running.pacemaker.last_alive();
                 let window = (
                     opened,
-                    running.next_tick,
+                    running.next_tick(interval),
                     opened.add(interval - Duration::from_millis(1)),
                 );
-                running.next_tick = ticker.file_first(window, shared);
+                running.last_tick = ticker.file_first(window, shared).sub(interval);
             }
             _ => self.file(shared),
         }
@@ -82,7 +82,8 @@ impl Conn {
     /// tick on time files nothing. A running connection's deadline is a tick, which the
     /// ticker carries on; a dead one's is the close timeout, fired once.
     fn file(&self, shared: &Arc<Shared>) {
-        if let (Some(ticker), Some(deadline)) = (&self.ticker, self.state.deadline())
+        if let (Some(ticker), Some(deadline)) =
+            (&self.ticker, self.state.deadline(shared.interval()))
             && ticker.file(deadline, self.state.runs(), shared)
         {
             probe::filed();
@@ -116,18 +117,15 @@ impl Conn {
         shared.due.clear();
         // A handle's new interval marks the connection due too (`Shared::set_interval`), so
         // that a poll checks one flag, not two.
-        if let Some(interval) = shared.take_interval_change() {
-            self.move_interval(interval, shared);
+        if shared.take_interval_change() {
+            self.move_interval(shared);
         }
         let now = probe::now();
-        let deadline = self.state.deadline()?;
+        let deadline = self.state.deadline(shared.interval())?;
         (Stamp::new(now.into_std()) >= deadline).then_some(now)
     }
 
     fn tick(&mut self, shared: &Arc<Shared>, now: Instant) {
-        if let Some(interval) = shared.take_interval_change() {
-            self.config.interval = Nanos::new(interval);
-        }
         let progressed = self
             .rare
             .as_ref()
@@ -142,14 +140,15 @@ impl Conn {
         if progressed {
             running.pacemaker.on_progress();
         }
-        let interval = self.config.interval.get();
+        let interval = shared.interval();
         let at = Stamp::new(now.into_std());
+        let due_at = running.next_tick(interval);
         // A deadline an interval change moved into the past is not the runtime's lateness.
         if !self.flags.any(Flags::MOVED) {
-            lag::record(at.since(running.next_tick), interval, at);
+            lag::record(at.since(due_at), interval, at);
         }
         self.flags.clear(Flags::MOVED);
-        let tick = running.pacemaker.on_tick(&self.config, now.into_std());
+        let tick = running.pacemaker.on_tick(&self.rules, now.into_std());
         shared.set_missed(running.pacemaker.missed());
         match tick {
             Tick::Dead(dead) => return self.die(dead, shared, now),
@@ -157,10 +156,13 @@ impl Conn {
             // While closing the ping cannot be written: it counts as unanswered.
             Tick::Ping(_) | Tick::Skip => {}
         }
-        let next = running.next_tick.add(interval);
         // After a stall longer than an interval, tick once and start a fresh schedule
         // rather than firing a burst of ticks that the peer had no chance to answer.
-        running.next_tick = if next > at { next } else { at.add(interval) };
+        running.last_tick = if due_at.add(interval) > at {
+            due_at
+        } else {
+            at
+        };
         self.file(shared);
     }
 
@@ -172,7 +174,7 @@ impl Conn {
             silent_for = ?dead.silent_for(),
             "websocket peer is dead"
         );
-        let close_by = Stamp::new(now.into_std()).add(self.config.close_timeout());
+        let close_by = Stamp::new(now.into_std()).add(self.rules.close_timeout());
         self.state.die(dead, close_by);
         self.flags.clear(Flags::PING_DUE);
         self.drop_owed();
@@ -194,13 +196,11 @@ impl Conn {
         }
     }
 
-    /// The interval becomes `interval`: the next tick moves to the previous tick plus the new
-    /// interval (at once, if that has passed); the missed count carries over.
-    fn move_interval(&mut self, interval: Duration, shared: &Arc<Shared>) {
-        let old = std::mem::replace(&mut self.config.interval, Nanos::new(interval));
+    /// The hub's interval changed: the next tick moves to the previous tick plus the new
+    /// interval (at once, if that has passed), filed here; the missed count carries over.
+    fn move_interval(&mut self, shared: &Arc<Shared>) {
         // Only a running heartbeat has a tick to move; a dead one keeps its close timeout.
-        if let Some(running) = self.state.running() {
-            running.next_tick = running.next_tick.sub(old.get()).add(interval);
+        if self.state.runs() {
             self.flags.set(Flags::MOVED);
             self.file(shared);
         }
@@ -220,9 +220,9 @@ impl Conn {
             return;
         };
         let interval = follow.clamp(requested);
-        if interval != self.config.interval.get() {
+        if interval != shared.interval() {
             shared.note_interval(interval);
-            self.move_interval(interval, shared);
+            self.move_interval(shared);
         }
     }
 

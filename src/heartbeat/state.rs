@@ -1,6 +1,8 @@
 //! Where a connection is in its life ([`State`], with named transitions), and what the
 //! heartbeat owes it between two polls ([`Flags`]).
 
+use std::time::Duration;
+
 use crate::error::Dead;
 use crate::pacemaker::Pacemaker;
 use crate::stamp::Stamp;
@@ -27,8 +29,18 @@ pub(super) struct Running {
     /// The timing rules: what the peer said since the last tick, the pings out, the misses,
     /// and the phase (it keeps that in a spare byte: a connection's size is counted).
     pub(super) pacemaker: Pacemaker,
+    /// When the latest tick was due (before the first, one interval before the first). The
+    /// next is due one interval later: the interval in force is the hub's, so a new one moves
+    /// the next tick without a word here.
+    pub(super) last_tick: Stamp,
+}
+
+impl Running {
     /// When the next tick is due.
-    pub(super) next_tick: Stamp,
+    #[inline]
+    pub(super) fn next_tick(&self, interval: Duration) -> Stamp {
+        self.last_tick.add(interval)
+    }
 }
 
 impl Running {
@@ -71,11 +83,12 @@ pub(super) enum DeadClose {
 }
 
 impl State {
-    /// A running heartbeat, live, whose first tick is due at `first_tick`.
-    pub(super) fn start(pacemaker: Pacemaker, first_tick: Stamp) -> Self {
+    /// A running heartbeat, live, whose first tick is due at `first_tick` (`interval`
+    /// after a tick that never was).
+    pub(super) fn start(pacemaker: Pacemaker, first_tick: Stamp, interval: Duration) -> Self {
         State::Running(Running {
             pacemaker,
-            next_tick: first_tick,
+            last_tick: first_tick.sub(interval),
         })
     }
 
@@ -107,11 +120,11 @@ impl State {
         }
     }
 
-    /// The moment the ticker should wake the connection: the next tick while running, the
-    /// end of the close timeout once dead.
-    pub(super) fn deadline(&self) -> Option<Stamp> {
+    /// The moment the ticker should wake the connection: the next tick while running (at
+    /// `interval`, the hub's), the end of the close timeout once dead.
+    pub(super) fn deadline(&self, interval: Duration) -> Option<Stamp> {
         match self {
-            State::Running(running) => Some(running.next_tick),
+            State::Running(running) => Some(running.next_tick(interval)),
             State::Dead(death) => Some(death.close_by),
             State::Ended => None,
         }
@@ -236,13 +249,15 @@ impl Flags {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
 
     use super::*;
 
+    const SECOND: Duration = Duration::from_secs(1);
+
     fn running() -> State {
         let now = Instant::now();
-        State::start(Pacemaker::new(7, now), Stamp::new(now))
+        State::start(Pacemaker::new(7, now), Stamp::new(now), SECOND)
     }
 
     #[test]
@@ -258,13 +273,24 @@ mod tests {
     }
 
     #[test]
+    fn the_next_tick_is_one_interval_in_force_after_the_last() {
+        // Started with its first tick at `t` under one second: the tick that never was is at
+        // `t - 1 s`, so a new interval moves the first tick with it.
+        let t = Stamp::new(Instant::now());
+        let state = State::start(Pacemaker::new(7, t.instant()), t, SECOND);
+        assert_eq!(state.deadline(SECOND), Some(t));
+        assert_eq!(state.deadline(3 * SECOND), Some(t.add(2 * SECOND)));
+        assert_eq!(state.deadline(SECOND / 2), Some(t.sub(SECOND / 2)));
+    }
+
+    #[test]
     fn death_carries_its_details_and_is_reported_once() {
         let mut state = running();
         let close_by = Stamp::new(Instant::now()).add(Duration::from_secs(1));
         state.die(Dead::new(3, Duration::from_secs(4)), close_by);
         assert_eq!(state.name(), "dead");
         assert!(!state.runs());
-        assert_eq!(state.deadline(), Some(close_by));
+        assert_eq!(state.deadline(SECOND), Some(close_by));
         assert_eq!(state.missed(), 3);
         // Closing a dead connection changes nothing.
         state.close();
@@ -282,7 +308,7 @@ mod tests {
         let mut state = running();
         state.end();
         assert_eq!(state.name(), "ended");
-        assert_eq!(state.deadline(), None);
+        assert_eq!(state.deadline(SECOND), None);
         assert!(state.report_death().is_none());
     }
 
