@@ -49,14 +49,19 @@ pub(crate) struct Pacemaker {
     /// Pings `next_seq - unanswered..next_seq` may still be answered (a pong matches one of
     /// them). Saturates: past `u32::MAX` outstanding pings, the oldest stop matching.
     unanswered: u32,
-    /// Sequence number of the next ping.
-    next_seq: u64,
-    /// When the latest ping (`next_seq - 1`) was handed to the sink (`UNKNOWN` if not yet):
-    /// only it gives an RTT sample. (Stamps: 8 bytes each instead of 16.)
-    written_at: Stamp,
+    /// Sequence number of the next ping. 32 bits, wrapping: unpredictable enough that a
+    /// peer cannot answer a ping it never saw, and exact in a JavaScript number.
+    next_seq: u32,
+    /// When the latest ping (`next_seq - 1`) was handed to the sink, in microseconds after
+    /// `last_alive` (`UNWRITTEN` if not yet, or not within 71 minutes of it): only it gives
+    /// an RTT sample. (4 bytes where a stamp takes 8: a connection's size is counted.)
+    written: u32,
     /// The tick at which the peer was last found alive (initially: the handshake).
     last_alive: Stamp,
 }
+
+/// `written` of a ping not handed to the sink, or written too long after `last_alive`.
+const UNWRITTEN: u32 = u32::MAX;
 
 /// Any frame arrived since the last tick.
 const HEARD: u8 = 1;
@@ -72,14 +77,14 @@ impl Pacemaker {
     /// A pacemaker for a connection whose handshake completed at `now`. The handshake counts
     /// as the first sign of life. `first_seq` should be unpredictable, so that pongs forged
     /// or replayed by a peer do not match.
-    pub(crate) fn new(first_seq: u64, now: Instant) -> Self {
+    pub(crate) fn new(first_seq: u32, now: Instant) -> Self {
         Self {
             flags: HEARD | ANSWERED,
             closing: false,
             missed: 0,
             unanswered: 0,
             next_seq: first_seq,
-            written_at: Stamp::UNKNOWN,
+            written: UNWRITTEN,
             last_alive: Stamp::new(now),
         }
     }
@@ -107,7 +112,7 @@ impl Pacemaker {
     pub(crate) fn on_app_pong(&mut self, seq: Option<u64>, now: Instant) -> Pong {
         match seq {
             Some(seq) => self.on_answer(seq, now),
-            None if self.awaiting_pong() => self.on_answer(self.next_seq.wrapping_sub(1), now),
+            None if self.awaiting_pong() => self.on_answer(self.latest_seq(), now),
             None => {
                 self.flags |= HEARD;
                 Pong::Unmatched
@@ -117,21 +122,25 @@ impl Pacemaker {
 
     fn on_answer(&mut self, seq: u64, now: Instant) -> Pong {
         self.flags |= HEARD;
+        // Ours are 32-bit: anything wider is foreign.
+        let Ok(seq) = u32::try_from(seq) else {
+            return Pong::Unmatched;
+        };
         // Pings sent after `seq`: it is outstanding if fewer than `unanswered` were. (A
         // future or foreign `seq` wraps to a count far beyond.)
         let after = self.next_seq.wrapping_sub(seq).wrapping_sub(1);
-        match u32::try_from(after) {
-            Ok(after) if after < self.unanswered => {
-                // The pings up to `seq` are answered with it; those after it still may be.
-                self.unanswered = after;
-                self.flags |= ANSWERED;
-            }
-            _ => return Pong::Unmatched,
+        if after >= self.unanswered {
+            return Pong::Unmatched;
         }
-        if seq == self.latest_seq() && self.written_at != Stamp::UNKNOWN {
-            let rtt = Stamp::new(now).since(self.written_at);
-            self.written_at = Stamp::UNKNOWN;
-            Pong::Rtt(rtt)
+        // The pings up to `seq` are answered with it; those after it still may be.
+        self.unanswered = after;
+        self.flags |= ANSWERED;
+        if after == 0 && self.written != UNWRITTEN {
+            let written_at = self
+                .last_alive
+                .add(Duration::from_micros(u64::from(self.written)));
+            self.written = UNWRITTEN;
+            Pong::Rtt(Stamp::new(now).since(written_at))
         } else {
             Pong::Answer
         }
@@ -147,13 +156,18 @@ impl Pacemaker {
     /// The ping `seq` was handed to the sink at `now`.
     pub(crate) fn on_ping_written(&mut self, seq: u64, now: Instant) {
         if seq == self.latest_seq() {
-            self.written_at = Stamp::new(now);
+            // Truncated to the microsecond: the sample errs long, by less than one.
+            let after = Stamp::new(now).since(self.last_alive).as_micros();
+            self.written = u32::try_from(after)
+                .ok()
+                .filter(|&us| us != UNWRITTEN)
+                .unwrap_or(UNWRITTEN);
         }
     }
 
     /// The sequence number of the latest ping.
     pub(crate) fn latest_seq(&self) -> u64 {
-        self.next_seq.wrapping_sub(1)
+        u64::from(self.next_seq.wrapping_sub(1))
     }
 
     /// A tick happened at `now`. The settings are the caller's, kept once per connection.
@@ -163,6 +177,9 @@ impl Pacemaker {
             self.missed = 0;
             self.flags &= !PINGED;
             self.last_alive = Stamp::new(now);
+            // `written` counts from `last_alive`, which moved: an answer to the ping out
+            // (if this tick sends none, with `idle_only`) gives no sample.
+            self.written = UNWRITTEN;
         } else if self.flags & PINGED != 0 {
             // No overflow: the peer is dead at `max_missed`, which fits in `u16`.
             self.missed += 1;
@@ -184,8 +201,8 @@ impl Pacemaker {
         self.next_seq = seq.wrapping_add(1);
         self.unanswered = self.unanswered.saturating_add(1);
         self.flags |= PINGED;
-        self.written_at = Stamp::UNKNOWN;
-        Tick::Ping(seq)
+        self.written = UNWRITTEN;
+        Tick::Ping(u64::from(seq))
     }
 
     /// The peer showed life since the last tick.
@@ -322,13 +339,18 @@ mod tests {
     fn unmatched_and_replayed_pongs_give_no_sample() {
         let t0 = Instant::now();
         let cfg = config(3);
-        let mut pm = Pacemaker::new(u64::MAX, t0);
+        let mut pm = Pacemaker::new(u32::MAX, t0);
         let seq = ping(pm.on_tick(&cfg, at(t0, 10)));
-        assert_eq!(seq, u64::MAX);
+        assert_eq!(seq, u64::from(u32::MAX));
         pm.on_ping_written(seq, at(t0, 10));
         assert_eq!(pm.on_pong(&[], at(t0, 11)), Pong::Unmatched);
         assert_eq!(pm.on_pong(&[0; 9], at(t0, 11)), Pong::Unmatched);
         assert_eq!(pm.on_pong(&0u64.to_be_bytes(), at(t0, 11)), Pong::Unmatched);
+        // Ours are 32-bit: the same low bits with high ones set are foreign.
+        assert_eq!(
+            pm.on_pong(&(seq | 1 << 32).to_be_bytes(), at(t0, 11)),
+            Pong::Unmatched
+        );
         assert!(pm.awaiting_pong());
         assert_eq!(
             pm.on_pong(&seq.to_be_bytes(), at(t0, 12)),
@@ -423,14 +445,15 @@ mod tests {
         let cfg = config(3);
         let mut pm = Pacemaker::new(0, t0);
         ping(pm.on_tick(&cfg, at(t0, 10)));
-        // As if u32::MAX pings were out (0 s to 10 s: far too many ticks to run).
-        let next = 1u64 << 40;
+        // As if u32::MAX pings were out (0 s to 10 s: far too many ticks to run): every
+        // sequence number but the next one, oldest first.
+        let next = 1u32 << 31;
         pm.next_seq = next;
         pm.unanswered = u32::MAX;
-        let oldest = next - u64::from(u32::MAX);
+        let oldest = u64::from(next.wrapping_add(1));
         pm.on_inbound();
         let newest = ping(pm.on_tick(&cfg, at(t0, 20)));
-        assert_eq!(newest, next);
+        assert_eq!(newest, u64::from(next));
         assert_eq!(pm.unanswered, u32::MAX);
         // The window moved by one: the oldest ping no longer matches, the next oldest does.
         assert_eq!(
@@ -455,9 +478,50 @@ mod tests {
     }
 
     #[test]
-    fn a_pacemaker_takes_32_bytes() {
+    fn a_pacemaker_takes_24_bytes() {
         // Every connection holds one (with `State`'s tag in `closing`: see its test).
-        assert_eq!(std::mem::size_of::<Pacemaker>(), 32);
+        assert_eq!(std::mem::size_of::<Pacemaker>(), 24);
+    }
+
+    #[test]
+    fn a_sample_needs_a_ping_written_within_71_minutes_of_the_last_life() {
+        // The write time is kept as microseconds after `last_alive`, in 32 bits.
+        let t0 = Instant::now();
+        let cfg = config(3);
+        let mut pm = Pacemaker::new(0, t0);
+        // 1 h: alive (the handshake); ping written 4 294.967 s later, at the last
+        // microsecond that fits: a sample, exact.
+        let hour = Duration::from_secs(3600);
+        let a = ping(pm.on_tick(&cfg, t0 + hour));
+        let last = Duration::from_micros(u64::from(u32::MAX - 1));
+        pm.on_ping_written(a, t0 + hour + last);
+        assert_eq!(
+            pm.on_pong(
+                &a.to_be_bytes(),
+                t0 + hour + last + Duration::from_millis(5)
+            ),
+            Pong::Rtt(Duration::from_millis(5))
+        );
+        // 3 h: alive; a ping written one microsecond later than that: an answer, no sample.
+        let b = ping(pm.on_tick(&cfg, t0 + 3 * hour));
+        pm.on_ping_written(b, t0 + 3 * hour + last + Duration::from_micros(1));
+        assert_eq!(pm.on_pong(&b.to_be_bytes(), t0 + 5 * hour), Pong::Answer);
+    }
+
+    #[test]
+    fn with_idle_only_a_pong_after_a_skipped_tick_gives_no_sample() {
+        // 10 s: skip (the handshake). 20 s: ping A, written. 25 s: data. 30 s: alive, skip:
+        // `last_alive` moves, and the write time with it. 31 s: A's answer: an answer, no
+        // sample. As without `idle_only`, where the tick at 30 s would send a new ping.
+        let t0 = Instant::now();
+        let cfg = config(3).with_idle_only(true);
+        let mut pm = Pacemaker::new(0, t0);
+        assert_eq!(pm.on_tick(&cfg, at(t0, 10)), Tick::Skip);
+        let a = ping(pm.on_tick(&cfg, at(t0, 20)));
+        pm.on_ping_written(a, at(t0, 20));
+        pm.on_inbound();
+        assert_eq!(pm.on_tick(&cfg, at(t0, 30)), Tick::Skip);
+        assert_eq!(pm.on_pong(&a.to_be_bytes(), at(t0, 31)), Pong::Answer);
     }
 
     #[test]

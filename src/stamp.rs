@@ -1,4 +1,4 @@
-//! Instants in 8 bytes, where `Instant` takes 16: every connection keeps three of them.
+//! Instants in 8 bytes, where `Instant` takes 16: every connection keeps two of them.
 //!
 //! A [`Stamp`] counts signed nanoseconds from a process-wide base: the first instant ever
 //! converted (so this module reads no clock of its own). Instants before the base, such as
@@ -14,9 +14,6 @@ static BASE: OnceLock<Instant> = OnceLock::new();
 pub(crate) struct Stamp(i64);
 
 impl Stamp {
-    /// Not a time: marks "unknown" where an `Option<Stamp>` would take 16 bytes again.
-    pub(crate) const UNKNOWN: Stamp = Stamp(i64::MIN);
-
     pub(crate) fn new(at: Instant) -> Self {
         let base = *BASE.get_or_init(|| at);
         match at.checked_duration_since(base) {
