@@ -14,6 +14,7 @@
 //! names, is dropped when it fires. A tick's filing, when it fires, is carried on by the
 //! interval (`carry`), so that a tick on time files nothing.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 use std::future::{Future, poll_fn};
@@ -51,6 +52,13 @@ const IDLE: u64 = u64::MAX;
 /// The tickers of the runtimes that have heartbeats, by runtime.
 static TICKERS: Mutex<Vec<(Id, Weak<Ticker>)>> = Mutex::new(Vec::new());
 
+thread_local! {
+    /// The ticker this thread looked up last, with its runtime: a filing takes it from here
+    /// when its runtime is the same, without `TICKERS`' lock, which every worker shares.
+    /// (A connection keeps no pointer to its ticker: 8 bytes per connection.)
+    static LAST: RefCell<Option<(Id, Arc<Ticker>)>> = const { RefCell::new(None) };
+}
+
 pub(crate) struct Ticker {
     /// Millisecond 0 of the filings.
     origin: Stamp,
@@ -78,14 +86,37 @@ struct Filed {
 }
 
 impl Ticker {
-    /// The ticker of the current runtime.
+    /// `f` with the ticker of the current runtime: the one this thread used last if its
+    /// runtime is the same (one look at the runtime's id), else from the table.
     ///
     /// # Panics
     /// Outside a tokio runtime, like `tokio::time::sleep`.
+    pub(crate) fn with_current<R>(f: impl FnOnce(&Arc<Ticker>) -> R) -> R {
+        let runtime = runtime_id();
+        let mut f = Some(f);
+        let done = LAST.try_with(|last| {
+            let mut last = last.borrow_mut();
+            let ticker = match &*last {
+                Some((id, ticker)) if *id == runtime => ticker,
+                _ => &last.insert((runtime, Self::of(runtime))).1,
+            };
+            f.take().map(|f| f(ticker))
+        });
+        match (done, f) {
+            (Ok(Some(out)), _) => out,
+            // The thread is exiting (its locals are gone): from the table.
+            (_, Some(f)) => f(&Self::of(runtime)),
+            (_, None) => unreachable!("`f` ran, and returned"),
+        }
+    }
+
+    /// The ticker of the current runtime, from the table.
+    #[cfg(test)]
     pub(crate) fn current() -> Arc<Ticker> {
-        let runtime = Handle::try_current()
-            .expect("a heartbeat must be polled inside a tokio runtime (it needs its timer)")
-            .id();
+        Self::of(runtime_id())
+    }
+
+    fn of(runtime: Id) -> Arc<Ticker> {
         let mut tickers = TICKERS.lock().unwrap_or_else(PoisonError::into_inner);
         // A runtime id is reused once its runtime is gone; a ticker kept alive by a connection
         // of that old runtime may count from an origin this runtime's clock has not reached
@@ -113,21 +144,11 @@ impl Ticker {
     }
 
     /// Marks `shared` due (and wakes its connection) once `deadline` has passed; a tick's
-    /// filing (`periodic`) is then carried on by the interval (see `carry`). Nothing to do,
-    /// and `false`, if that filing stands already: the ticker carried it there.
-    pub(crate) fn file(
-        self: &Arc<Self>,
-        deadline: Stamp,
-        periodic: bool,
-        shared: &Arc<Shared>,
-    ) -> bool {
+    /// filing (`periodic`) is then carried on by the interval (see `carry`).
+    pub(crate) fn file(self: &Arc<Self>, deadline: Stamp, periodic: bool, shared: &Arc<Shared>) {
         let ms = self.ms_after(deadline);
-        if shared.filed.load(Relaxed) == code(ms, periodic) {
-            return false;
-        }
         let filed = self.lock();
         self.file_at(filed, ms, periodic, shared);
-        true
     }
 
     /// A new connection's first tick, drawn at `drawn` among the moments of its first
@@ -323,16 +344,33 @@ impl Ticker {
     }
 }
 
+fn runtime_id() -> Id {
+    Handle::try_current()
+        .expect("a heartbeat must be polled inside a tokio runtime (it needs its timer)")
+        .id()
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// A filing as its connection's hub records it (`Shared::filed`): its millisecond (modulo
-/// 2^31: filings fire within days, so equal codes are the same filing) and whether it is a
-/// tick's, which the ticker carries on by an interval when it fires.
+/// A filing as its connection's hub records it (`Shared::filed`): `FILED`, its millisecond
+/// (modulo 2^29, 6 days: a connection's filings fire within two, so equal milliseconds are
+/// the same filing), `PERIODIC` if it is a tick's, which the ticker carries on by an interval
+/// when it fires, and `CARRIED` once it did. Zero: never filed.
 fn code(ms: u64, periodic: bool) -> u32 {
-    ((ms as u32) << 1) | u32::from(periodic)
+    FILED | ((ms as u32) << 2 & MOMENT) | if periodic { PERIODIC } else { 0 }
 }
+
+/// A tick's filing (cleared when the connection ends: `Shared::stop_carrying`).
+pub(crate) const PERIODIC: u32 = 1;
+/// The ticker carried the filing on by an interval: the connection's next tick is filed
+/// (`Shared::take_carried`).
+pub(crate) const CARRIED: u32 = 1 << 1;
+/// The bits of the millisecond.
+const MOMENT: u32 = !(FILED | CARRIED | PERIODIC);
+/// Set in every filing's code: the connection filed at least once.
+const FILED: u32 = 1 << 31;
 
 /// What firing a filing made of it.
 enum Fired {
@@ -357,10 +395,10 @@ enum Fired {
 /// schedule, and the carried filing would already be due, to be carried again at once.
 fn carry(shared: &Shared, ms: u64, now_ms: u64) -> Fired {
     let code_now = shared.filed.load(Acquire);
-    if code_now >> 1 != code(ms, false) >> 1 {
+    if code_now & MOMENT != code(ms, false) & MOMENT {
         return Fired::Stale;
     }
-    if code_now & 1 == 0 {
+    if code_now & PERIODIC == 0 {
         return Fired::Once;
     }
     let interval = shared.interval();
@@ -370,7 +408,7 @@ fn carry(shared: &Shared, ms: u64, now_ms: u64) -> Fired {
     }
     match shared
         .filed
-        .compare_exchange(code_now, code(next, true), AcqRel, Acquire)
+        .compare_exchange(code_now, code(next, true) | CARRIED, AcqRel, Acquire)
     {
         Ok(_) => Fired::Carried(next),
         // The connection filed meanwhile: its new filing stands.
@@ -575,22 +613,23 @@ mod tests {
         let ticker = Ticker::current();
         let start = ticker.origin;
         let conn = connection();
-        assert!(ticker.file(start.add(ms(5)), true, &conn));
+        ticker.file(start.add(ms(5)), true, &conn);
         due_at(&conn, start, &[5, 1005, 2005]).await;
-        // Filed there already: nothing to do.
-        assert!(!ticker.file(start.add(ms(3005)), true, &conn));
-        assert!(ticker.file(start.add(ms(2500)), true, &conn));
+        // Carried to 3 005 ms: the hub says so, once (the tick there need not file).
+        assert!(conn.take_carried());
+        assert!(!conn.take_carried());
+        ticker.file(start.add(ms(2500)), true, &conn);
         due_at(&conn, start, &[2500]).await;
         tokio::time::sleep_until(ticker.instant(3100)).await;
         assert!(!conn.due.is_set());
         due_at(&conn, start, &[3500]).await;
         // The close timeout's filing fires once; the connection ends: its tick's filing fires
         // once more.
-        assert!(ticker.file(start.add(ms(3600)), false, &conn));
+        ticker.file(start.add(ms(3600)), false, &conn);
         due_at(&conn, start, &[3600]).await;
         tokio::time::sleep(ms(2000)).await;
         assert!(!conn.due.is_set());
-        assert!(ticker.file(start.add(ms(6000)), true, &conn));
+        ticker.file(start.add(ms(6000)), true, &conn);
         conn.stop_carrying();
         due_at(&conn, start, &[6000]).await;
         tokio::time::sleep(ms(2000)).await;
@@ -598,7 +637,7 @@ mod tests {
         assert_eq!(ticker.filings(), 0);
         // Fired more than an interval late (the runtime was behind): marked due, not
         // carried; the late tick files its fresh schedule itself.
-        assert!(ticker.file(Stamp::now().add(ms(5)), true, &conn));
+        ticker.file(Stamp::now().add(ms(5)), true, &conn);
         tokio::time::advance(ms(3000)).await;
         marked_due(&conn).await;
         assert_eq!(ticker.filings(), 0);
@@ -653,5 +692,13 @@ mod tests {
         let c = two.block_on(async { Ticker::current() });
         assert!(Arc::ptr_eq(&a, &b));
         assert!(!Arc::ptr_eq(&a, &c));
+        // The same through this thread's last ticker, the runtimes taking turns on it: each
+        // filing gets its own runtime's.
+        let current = || Ticker::with_current(Arc::clone);
+        for _ in 0..2 {
+            assert!(Arc::ptr_eq(&one.block_on(async { current() }), &a));
+            assert!(Arc::ptr_eq(&one.block_on(async { current() }), &a));
+            assert!(Arc::ptr_eq(&two.block_on(async { current() }), &c));
+        }
     }
 }

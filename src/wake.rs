@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use futures_util::task::{ArcWake, AtomicWaker};
 
+use crate::ticker;
+
 /// State shared between a [`Heartbeat`](crate::Heartbeat) and its handles. Written by the
 /// adapter only at heartbeat events (a tick, a ping, a pong), never per message. Every
 /// connection allocates one, so its fields are as narrow as their values allow.
@@ -23,7 +25,8 @@ pub(crate) struct Shared {
     pub(crate) rtt_micros: AtomicU32,
     pub(crate) interval_nanos: AtomicU64,
     /// The connection's filing with the runtime's ticker, as `ticker::code` records it: the
-    /// ticker fires only that one, and carries a tick's on by the interval.
+    /// ticker fires only that one, and carries a tick's on by the interval. Zero until the
+    /// first filing.
     pub(crate) filed: AtomicU32,
     /// The counters of [`Stats`](crate::Stats), wrapping at 2^32 (a ping every second takes
     /// 136 years to get there).
@@ -154,7 +157,7 @@ impl Shared {
         Self {
             rtt_micros: AtomicU32::new(u32::MAX),
             interval_nanos: AtomicU64::new(nanos(interval)),
-            // Whatever it says, the first poll files (`Conn::ensure_filed`).
+            // Never filed: the first poll files (`Conn::due_now`).
             filed: AtomicU32::new(0),
             pings_sent: AtomicU32::new(0),
             pongs_received: AtomicU32::new(0),
@@ -220,7 +223,19 @@ impl Shared {
     /// The connection ended: its tick's filing is not carried on any more (it fires once
     /// more, then is gone).
     pub(crate) fn stop_carrying(&self) {
-        self.filed.fetch_and(!1, Relaxed);
+        self.filed.fetch_and(!ticker::PERIODIC, Relaxed);
+    }
+
+    /// Whether the connection ever filed with the ticker.
+    pub(crate) fn ever_filed(&self) -> bool {
+        self.filed.load(Relaxed) != 0
+    }
+
+    /// At a tick: whether the ticker carried the tick's filing on by an interval since the
+    /// last call (then the next tick, if on schedule, is filed already).
+    pub(crate) fn take_carried(&self) -> bool {
+        self.filed.load(Relaxed) & ticker::CARRIED != 0
+            && self.filed.fetch_and(!ticker::CARRIED, Relaxed) & ticker::CARRIED != 0
     }
 
     /// The ticker found the deadline passed: wake whoever polls the connection.

@@ -24,7 +24,6 @@ use crate::progress::Progress;
 use crate::protocol::{AppMessage, Protocol};
 use crate::random;
 use crate::stamp::Stamp;
-use crate::ticker::Ticker;
 use crate::wake::{Hub, Shared};
 
 mod background;
@@ -112,9 +111,6 @@ struct Conn {
     /// The settings kept for the connection's life. (The interval in force is the hub's: a
     /// handle or the peer may change it.)
     rules: Rules,
-    /// The runtime's shared timer, with which `deadline` is filed; `None` until the first
-    /// poll (it needs a runtime, the constructor does not).
-    ticker: Option<Arc<Ticker>>,
     state: State,
     flags: Flags,
     /// What few connections need, allocated on first use.
@@ -460,7 +456,6 @@ impl Conn {
         };
         Conn {
             rules: config.rules,
-            ticker: None,
             state: State::start(
                 Pacemaker::new(random::first_seq(), now.into_std()),
                 Stamp::new(first_tick.into_std()),

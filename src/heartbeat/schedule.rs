@@ -47,21 +47,12 @@ impl Conn {
         Ok(())
     }
 
-    /// The deadline is filed with the runtime's ticker, at the first poll (a new connection
-    /// is due, so its first poll comes here).
-    #[inline]
-    fn ensure_filed(&mut self, shared: &Arc<Shared>) {
-        if self.ticker.is_none() {
-            self.file_first(shared);
-        }
-    }
-
-    /// With `jitter`, the first tick may move to a moment of its first interval where other
-    /// connections' ticks are filed already (`Ticker::file_first`), so that a few thousand
-    /// connections do not wake the runtime at all of the grid's moments.
+    /// The first filing, at the first poll (a new connection is due, so that its first poll
+    /// comes to `due_now`). With `jitter`, the first tick may move to a moment of its first
+    /// interval where other connections' ticks are filed already (`Ticker::file_first`), so
+    /// that a few thousand connections do not wake the runtime at all of the grid's moments.
     #[cold]
     fn file_first(&mut self, shared: &Arc<Shared>) {
-        let ticker = self.ticker.insert(Ticker::current());
         let interval = shared.interval();
         match self.state.running() {
             Some(running) if self.rules.jitter() && interval > Duration::from_millis(1) => {
@@ -72,20 +63,19 @@ impl Conn {
                     running.next_tick(interval),
                     opened.add(interval - Duration::from_millis(1)),
                 );
-                running.last_tick = ticker.file_first(window, shared).sub(interval);
+                let first = Ticker::with_current(|ticker| ticker.file_first(window, shared));
+                running.last_tick = first.sub(interval);
             }
             _ => self.file(shared),
         }
     }
 
-    /// Files the deadline, unless the ticker carried the last tick's filing there already: a
-    /// tick on time files nothing. A running connection's deadline is a tick, which the
-    /// ticker carries on; a dead one's is the close timeout, fired once.
+    /// Files the deadline with the runtime's ticker. A running connection's deadline is a
+    /// tick, which the ticker carries on; a dead one's is the close timeout, fired once.
     fn file(&self, shared: &Arc<Shared>) {
-        if let (Some(ticker), Some(deadline)) =
-            (&self.ticker, self.state.deadline(shared.interval()))
-            && ticker.file(deadline, self.state.runs(), shared)
-        {
+        if let Some(deadline) = self.state.deadline(shared.interval()) {
+            let periodic = self.state.runs();
+            Ticker::with_current(|ticker| ticker.file(deadline, periodic, shared));
             probe::filed();
         }
     }
@@ -104,7 +94,6 @@ impl Conn {
     /// message this is one relaxed load.
     #[inline]
     pub(super) fn due(&mut self, shared: &Arc<Shared>) -> Option<Instant> {
-        self.ensure_filed(shared);
         if shared.due.is_set() {
             self.due_now(shared)
         } else {
@@ -115,6 +104,9 @@ impl Conn {
     #[cold]
     fn due_now(&mut self, shared: &Arc<Shared>) -> Option<Instant> {
         shared.due.clear();
+        if !shared.ever_filed() {
+            self.file_first(shared);
+        }
         // A handle's new interval marks the connection due too (`Shared::set_interval`), so
         // that a poll checks one flag, not two.
         if shared.take_interval_change() {
@@ -158,12 +150,14 @@ impl Conn {
         }
         // After a stall longer than an interval, tick once and start a fresh schedule
         // rather than firing a burst of ticks that the peer had no chance to answer.
-        running.last_tick = if due_at.add(interval) > at {
-            due_at
-        } else {
-            at
-        };
-        self.file(shared);
+        let on_schedule = due_at.add(interval) > at;
+        running.last_tick = if on_schedule { due_at } else { at };
+        // A tick on time files nothing: the ticker carried its filing to the next tick
+        // (`ticker::carry`), which an interval of whole milliseconds puts exactly there.
+        let carried = shared.take_carried();
+        if !(carried && on_schedule && interval.subsec_nanos() % 1_000_000 == 0) {
+            self.file(shared);
+        }
     }
 
     /// The transition to `Dead`, with what it owes: nothing more to send but the Close frame,
