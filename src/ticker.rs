@@ -94,7 +94,7 @@ impl Ticker {
     pub(crate) fn with_current<R>(f: impl FnOnce(&Arc<Ticker>) -> R) -> R {
         let runtime = runtime_id();
         let mut f = Some(f);
-        let done = LAST.try_with(|last| {
+        let ran = LAST.try_with(|last| {
             let mut last = last.borrow_mut();
             let ticker = match &*last {
                 Some((id, ticker)) if *id == runtime => ticker,
@@ -102,11 +102,10 @@ impl Ticker {
             };
             f.take().map(|f| f(ticker))
         });
-        match (done, f) {
+        match (ran, f) {
             (Ok(Some(out)), _) => out,
-            // The thread is exiting (its locals are gone): from the table.
-            (_, Some(f)) => f(&Self::of(runtime)),
-            (_, None) => unreachable!("`f` ran, and returned"),
+            // The thread is exiting (its locals are gone), so `f` did not run: the table's.
+            (_, f) => f.expect("`f` runs once")(&Self::of(runtime)),
         }
     }
 
