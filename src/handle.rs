@@ -77,18 +77,19 @@ impl HeartbeatHandle {
         }
     }
 
-    /// The interval currently in force (or about to be, after [`set_interval`](Self::set_interval)).
+    /// The interval in force: the layer's, or the latest [`set_interval`](Self::set_interval)
+    /// (or interval the peer asked for, with
+    /// [`follow_peer_interval`](crate::HeartbeatLayer::follow_peer_interval)).
     pub fn interval(&self) -> Duration {
         self.shared.interval()
     }
 
-    /// Changes the interval of the live connection. The next tick comes one new interval
-    /// after the previous tick (at once, if that moment has passed); the missed count and
-    /// `max_missed` carry over, so the dead bound scales with the new interval.
+    /// Changes the interval of the live connection, at once: the next tick comes one new
+    /// interval after the previous tick (at once, if that moment has passed); the missed
+    /// count and `max_missed` carry over, so the dead bound scales with the new interval.
     ///
-    /// The connection's task is woken to apply it. A connection so busy that its stream is
-    /// never idle applies it at its next tick instead (checking for it per message would
-    /// cost every message an atomic load).
+    /// The connection's task is woken to file the moved tick with the runtime's timer (a busy
+    /// connection does it at its next message, where it checks its timer anyway).
     ///
     /// # Panics
     /// If `interval` is zero or longer than 24 hours, like
