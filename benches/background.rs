@@ -1,4 +1,4 @@
-//! Per-message instructions of `HeartbeatLayer::background(true)`: messages echoed over
+//! Per-message instructions of `HeartbeatLayer::background()`: messages echoed over
 //! `tokio::io::duplex` (tokio-tungstenite on both ends), the echoing end a `Heartbeat` whose
 //! connection is driven by its own task, so that every message read crosses from the driver
 //! to the handler through the queue. A bench of its own: as a fourth end of
@@ -14,7 +14,6 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tower::Layer;
 use ws_heartbeat::HeartbeatLayer;
 
 fn main() {
@@ -37,8 +36,8 @@ fn main() {
         let mut client = WebSocketStream::from_raw_socket(b, Role::Client, config).await;
         let mut echo = HeartbeatLayer::new()
             .jitter(false)
-            .background(true)
-            .layer(server);
+            .background()
+            .wrap(server);
         let start = Instant::now();
         for _ in 0..n {
             client.send(message.clone()).await.unwrap();

@@ -6,7 +6,7 @@
 //! - `heartbeat`: the same handler reading a `Heartbeat` of the stream;
 //! - `select`: the usual hand-written keepalive, a `tokio::select!` over the stream and a
 //!   `tokio::time::interval` in the handler task;
-//! - `background`: the `heartbeat` handler with `HeartbeatLayer::background(true)`, each
+//! - `background`: the `heartbeat` handler with `HeartbeatLayer::background()`, each
 //!   connection driven by a task of its own.
 //!
 //! Reported per connection: memory added over `bare` (bytes the allocator holds once every
@@ -121,6 +121,22 @@ where
     tokio::spawn(handler)
 }
 
+/// The heartbeat kinds' handler: reads until the stream ends, and reports a death with
+/// its time.
+async fn until_dead<W>(mut ws: W, id: usize, dead_tx: mpsc::UnboundedSender<(usize, Instant)>)
+where
+    W: futures_util::Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
+{
+    while let Some(item) = ws.next().await {
+        if let Err(err) = item {
+            if Dead::find(&err).is_some() {
+                let _ = dead_tx.send((id, Instant::now()));
+            }
+            break;
+        }
+    }
+}
+
 fn net_bytes(region: &Region<'_, System>) -> i64 {
     let change = region.change();
     change.bytes_allocated as i64 - change.bytes_deallocated as i64
@@ -170,22 +186,13 @@ async fn run(kind: Kind, n: usize) -> Run {
                     drop(dead_tx);
                 })
             }
-            Kind::Heartbeat | Kind::Background => {
-                let mut ws = layer
-                    .clone()
-                    .background(kind == Kind::Background)
-                    .layer(server);
-                let dead_tx = dead_tx.clone();
-                spawn_server(kind, async move {
-                    while let Some(item) = ws.next().await {
-                        if let Err(err) = item {
-                            if Dead::find(&err).is_some() {
-                                let _ = dead_tx.send((id, Instant::now()));
-                            }
-                            break;
-                        }
-                    }
-                })
+            Kind::Heartbeat => {
+                let ws = layer.layer(server);
+                spawn_server(kind, until_dead(ws, id, dead_tx.clone()))
+            }
+            Kind::Background => {
+                let ws = layer.clone().background().wrap(server);
+                spawn_server(kind, until_dead(ws, id, dead_tx.clone()))
             }
             Kind::Select => {
                 let (mut ws, dead_tx) = (server, dead_tx.clone());

@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tower::Layer;
 use ws_heartbeat::HeartbeatLayer;
-use ws_heartbeat::resume::{Resume, Sessions};
+use ws_heartbeat::resume::Resume;
 
 fn main() {
     match std::env::var("SESSION_ONLY") {
@@ -83,8 +83,8 @@ fn run(kind: &str, n: u64, size: usize) -> Duration {
         let server = WebSocketStream::from_raw_socket(a, Role::Server, config).await;
         let mut client = WebSocketStream::from_raw_socket(b, Role::Client, config).await;
         let layer = HeartbeatLayer::new().jitter(false);
-        let (mut echo, ack_every) = if kind == "session" {
-            let sessions = Sessions::new(layer.resume(Resume::new()));
+        if kind == "session" {
+            let sessions = layer.resume(Resume::new());
             let hello = format!("\u{10}hello 1 new {:032x} {:032x} {buffer}", 1, 2);
             client.send(Message::text(hello)).await.unwrap();
             let session = sessions
@@ -94,31 +94,47 @@ fn run(kind: &str, n: u64, size: usize) -> Duration {
                 .expect("a new session");
             let welcome = client.next().await.unwrap().unwrap();
             assert!(welcome.to_text().unwrap().starts_with("\u{10}welcome 1 "));
-            (session, buffer / 4)
+            echo_rounds(session, &mut client, &message, n, buffer / 4).await
         } else {
-            (layer.layer(server), usize::MAX)
-        };
-        let (mut received, mut unacked) = (0u64, 0usize);
-        let start = Instant::now();
-        for _ in 0..n {
-            client.send(message.clone()).await.unwrap();
-            let msg = echo.next().await.unwrap().unwrap();
-            echo.send(msg).await.unwrap();
-            // The session's own acknowledgements come between the echoes: read past them.
-            let echoed = loop {
-                let msg = client.next().await.unwrap().unwrap();
-                if !matches!(&msg, Message::Text(t) if t.as_str().starts_with('\u{10}')) {
-                    break msg;
-                }
-            };
-            received += 1;
-            unacked += echoed.len() + 8;
-            if unacked >= ack_every {
-                let ack = format!("\u{10}ack {received}");
-                client.send(Message::text(ack)).await.unwrap();
-                unacked = 0;
-            }
+            echo_rounds(layer.layer(server), &mut client, &message, n, usize::MAX).await
         }
-        start.elapsed()
     })
+}
+
+/// `n` round trips of `message`, echoed by `echo`; the client acknowledges every `ack_every`
+/// bytes, as PROTOCOL.md's rule says.
+async fn echo_rounds<W>(
+    mut echo: W,
+    client: &mut WebSocketStream<tokio::io::DuplexStream>,
+    message: &Message,
+    n: u64,
+    ack_every: usize,
+) -> Duration
+where
+    W: futures_util::Stream<Item = Result<Message, tungstenite::Error>>
+        + futures_util::Sink<Message, Error = tungstenite::Error>
+        + Unpin,
+{
+    let (mut received, mut unacked) = (0u64, 0usize);
+    let start = Instant::now();
+    for _ in 0..n {
+        client.send(message.clone()).await.unwrap();
+        let msg = echo.next().await.unwrap().unwrap();
+        echo.send(msg).await.unwrap();
+        // The session's own acknowledgements come between the echoes: read past them.
+        let echoed = loop {
+            let msg = client.next().await.unwrap().unwrap();
+            if !matches!(&msg, Message::Text(t) if t.as_str().starts_with('\u{10}')) {
+                break msg;
+            }
+        };
+        received += 1;
+        unacked += echoed.len() + 8;
+        if unacked >= ack_every {
+            let ack = format!("\u{10}ack {received}");
+            client.send(Message::text(ack)).await.unwrap();
+            unacked = 0;
+        }
+    }
+    start.elapsed()
 }

@@ -21,8 +21,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
-use ws_heartbeat::resume::{Resume, SessionLost, Sessions};
-use ws_heartbeat::{Heartbeat, HeartbeatLayer};
+use ws_heartbeat::HeartbeatLayer;
+use ws_heartbeat::resume::{Resume, Session, SessionLost, Sessions};
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -39,10 +39,9 @@ async fn main() -> std::io::Result<()> {
     };
     let (interval, window) = (millis(10_000), millis(30_000));
 
-    let layer = HeartbeatLayer::new()
+    let sessions = HeartbeatLayer::new()
         .interval(interval)
         .resume(Resume::new().window(window));
-    let sessions = Sessions::new(layer);
     let calls = Arc::new(AtomicUsize::new(0));
     let listener = TcpListener::bind(("127.0.0.1", port)).await?;
     println!("listening {}", listener.local_addr()?.port());
@@ -76,7 +75,7 @@ async fn main() -> std::io::Result<()> {
 }
 
 /// The handler of one session.
-async fn echo(mut ws: Heartbeat<WebSocketStream<TcpStream>>, name: &str) {
+async fn echo(mut ws: Session<WebSocketStream<TcpStream>>, name: &str) {
     while let Some(msg) = ws.next().await {
         match msg {
             Ok(Message::Text(text)) => {

@@ -196,14 +196,12 @@ impl MessageStream {
 impl Stream for MessageStream {
     type Item = Result<Message, ProtocolError>;
 
-    // The adapter's `poll_next` logic, called as a method: `Heartbeat`'s `Stream` impl may
-    // ask for a `Send` stream, which actix's is not.
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        Pin::new(&mut self.inner).poll_next_msg(cx)
+        Pin::new(&mut self.inner).poll_next(cx)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        self.inner.items_left()
+        self.inner.size_hint()
     }
 }
 

@@ -1,11 +1,12 @@
 //! axum 0.8: keepalive for an existing WebSocket handler by changing one `use` line.
 //!
 //! [`WebSocketUpgrade`] and [`WebSocket`] here stand in for axum's: the extractor hands the
-//! callback a [`Heartbeat`] of axum's socket, which has axum's `recv`, `send` and `protocol`
+//! callback a [`WebSocket`] with a heartbeat, which has axum's `recv`, `send` and `protocol`
 //! methods (and is a `Stream + Sink` with axum's item and error types), so the handler body
-//! does not change. The heartbeat's settings come from a [`HeartbeatLayer`] in the request
-//! extensions (`Router::layer(Extension(layer))`), or from [`WebSocketUpgrade::heartbeat`],
-//! or are the defaults.
+//! does not change. The settings come from the request extensions
+//! (`Router::layer(Extension(layer))`: a [`HeartbeatLayer`], a [`BackgroundLayer`] or
+//! [`Sessions`](crate::resume::Sessions)), or from [`WebSocketUpgrade::heartbeat`], or are
+//! the defaults; the handler's `WebSocket` is one type whichever they are.
 //!
 //! ```
 //! use axum::{Extension, Router, response::Response, routing::get};
@@ -35,13 +36,15 @@
 //!
 //! A [`Dead`] peer surfaces as an `axum::Error` that [`Dead::find`] recognises.
 //!
-//! With [`HeartbeatLayer::resume`] in the layer, the callback gets a session
-//! ([`crate::resume`]): it runs once per session, a socket that resumes one is handed to it
-//! without a call, and a socket without a valid session handshake is closed with the code
-//! that says why (PROTOCOL.md) without a call. Clones of one layer share its sessions, so
-//! the layer in the request extensions serves every upgrade of the router.
+//! With [`Sessions`](crate::resume::Sessions) ([`HeartbeatLayer::resume`]), the callback
+//! gets a session ([`crate::resume`]): it runs once per session, a socket that resumes one
+//! is handed to it without a call, and a socket without a valid session handshake is closed
+//! with the code that says why (PROTOCOL.md) without a call. Clones of `Sessions` share its
+//! registry, so the one in the request extensions serves every upgrade of the router.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use ::axum::Error;
 use ::axum::body::Bytes;
@@ -51,18 +54,76 @@ use ::axum::extract::ws::{self, CloseFrame, Message, Utf8Bytes};
 use ::axum::http::HeaderValue;
 use ::axum::http::request::Parts;
 use ::axum::response::Response;
+use futures_core::{FusedStream, Stream};
+use futures_sink::Sink;
 use futures_util::{SinkExt, StreamExt};
-use tower_layer::Layer;
 
+use crate::background::{Background, BackgroundLayer};
 use crate::error::Dead;
+use crate::handle::HeartbeatHandle;
 use crate::heartbeat::Heartbeat;
 use crate::layer::HeartbeatLayer;
 use crate::message::{MessageKind, WsMessage};
 use crate::protocol::{AppFrame, AppMessage};
-use crate::resume::Sessions;
+#[cfg(feature = "resume")]
+use crate::resume::{Session, Sessions};
 
-/// axum's WebSocket with a heartbeat: a drop-in for `axum::extract::ws::WebSocket`.
-pub type WebSocket = Heartbeat<ws::WebSocket>;
+/// axum's WebSocket with a heartbeat: a drop-in for `axum::extract::ws::WebSocket`, with its
+/// `recv`, `send` and `protocol`, and a `Stream + Sink` of axum's `Message` and `Error`.
+///
+/// One type whatever the settings: inside it is a [`Heartbeat`], a [`Background`] or a
+/// [`Session`](crate::resume::Session), as the layer chose (see [`Keepalive`]), so a
+/// handler's signature does not change with them.
+#[must_use = "streams do nothing unless polled"]
+pub struct WebSocket {
+    mode: Mode,
+}
+
+/// What a [`WebSocket`] is inside, as the layer chose.
+enum Mode {
+    Plain(Heartbeat<ws::WebSocket>),
+    /// With the subprotocol of the handshake, kept before the socket went to its driver.
+    Background(Background<ws::WebSocket>, Option<HeaderValue>),
+    /// With the subprotocol of the session's first socket.
+    #[cfg(feature = "resume")]
+    Session(Session<ws::WebSocket>, Option<HeaderValue>),
+}
+
+/// The settings a [`WebSocketUpgrade`] runs a socket with: a plain [`HeartbeatLayer`], a
+/// [`BackgroundLayer`] ([`HeartbeatLayer::background`]) or [`Sessions`]
+/// ([`HeartbeatLayer::resume`]). Each converts into it, so
+/// [`WebSocketUpgrade::heartbeat`] takes any of them.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Keepalive {
+    /// A heartbeat in the handler's task ([`Heartbeat`]).
+    Plain(HeartbeatLayer),
+    /// A heartbeat on a task of its own ([`Background`]).
+    Background(BackgroundLayer),
+    /// Sessions: the callback runs once per session ([`Session`](crate::resume::Session)).
+    #[cfg(feature = "resume")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "resume")))]
+    Sessions(Sessions),
+}
+
+impl From<HeartbeatLayer> for Keepalive {
+    fn from(layer: HeartbeatLayer) -> Self {
+        Keepalive::Plain(layer)
+    }
+}
+
+impl From<BackgroundLayer> for Keepalive {
+    fn from(layer: BackgroundLayer) -> Self {
+        Keepalive::Background(layer)
+    }
+}
+
+#[cfg(feature = "resume")]
+impl From<Sessions> for Keepalive {
+    fn from(sessions: Sessions) -> Self {
+        Keepalive::Sessions(sessions)
+    }
+}
 
 impl WsMessage for Message {
     fn ping(payload: [u8; 8]) -> Self {
@@ -112,7 +173,7 @@ impl From<Dead> for Error {
 }
 
 /// axum's inherent methods, so a handler written for axum's `WebSocket` compiles unchanged.
-impl Heartbeat<ws::WebSocket> {
+impl WebSocket {
     /// Receives the next message, like `axum::extract::ws::WebSocket::recv`. Heartbeat
     /// traffic never comes out; a dead peer comes out as one `Err` (see [`Dead::find`]).
     pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
@@ -124,14 +185,105 @@ impl Heartbeat<ws::WebSocket> {
         SinkExt::send(self, msg).await
     }
 
-    /// The subprotocol chosen in the handshake, like `axum::extract::ws::WebSocket::protocol`.
+    /// The subprotocol chosen in the handshake, like `axum::extract::ws::WebSocket::protocol`
+    /// (a session's: its first socket's).
     pub fn protocol(&self) -> Option<&HeaderValue> {
-        match self.keepsake::<HeaderValue>() {
-            // In background mode the socket is with its driver, and a session's sockets come
-            // and go: the subprotocol was kept (a session's: its first socket's).
-            Some(protocol) => Some(protocol),
-            None if self.is_away() => None,
-            None => self.get_ref().protocol(),
+        match &self.mode {
+            Mode::Plain(ws) => ws.get_ref().protocol(),
+            Mode::Background(_, protocol) => protocol.as_ref(),
+            #[cfg(feature = "resume")]
+            Mode::Session(_, protocol) => protocol.as_ref(),
+        }
+    }
+
+    /// A handle to the heartbeat: RTT, counters, and the interval (a session's follows it
+    /// from socket to socket).
+    pub fn handle(&self) -> HeartbeatHandle {
+        match &self.mode {
+            Mode::Plain(ws) => ws.handle(),
+            Mode::Background(ws, _) => ws.handle(),
+            #[cfg(feature = "resume")]
+            Mode::Session(session, _) => session.handle(),
+        }
+    }
+}
+
+impl Stream for WebSocket {
+    type Item = Result<Message, Error>;
+
+    #[inline]
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match &mut self.get_mut().mode {
+            Mode::Plain(ws) => Pin::new(ws).poll_next(cx),
+            Mode::Background(ws, _) => Pin::new(ws).poll_next(cx),
+            #[cfg(feature = "resume")]
+            Mode::Session(session, _) => Pin::new(session).poll_next(cx),
+        }
+    }
+}
+
+impl FusedStream for WebSocket {
+    fn is_terminated(&self) -> bool {
+        match &self.mode {
+            Mode::Plain(ws) => ws.is_terminated(),
+            Mode::Background(ws, _) => ws.is_terminated(),
+            #[cfg(feature = "resume")]
+            Mode::Session(session, _) => session.is_terminated(),
+        }
+    }
+}
+
+/// Forwards a sink operation to whatever the socket is inside.
+macro_rules! each_mode {
+    ($self:ident, $ws:ident => $call:expr) => {
+        match &mut $self.get_mut().mode {
+            Mode::Plain($ws) => {
+                let $ws = Pin::new($ws);
+                $call
+            }
+            Mode::Background($ws, _) => {
+                let $ws = Pin::new($ws);
+                $call
+            }
+            #[cfg(feature = "resume")]
+            Mode::Session($ws, _) => {
+                let $ws = Pin::new($ws);
+                $call
+            }
+        }
+    };
+}
+
+impl Sink<Message> for WebSocket {
+    type Error = Error;
+
+    #[inline]
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        each_mode!(self, ws => ws.poll_ready(cx))
+    }
+
+    #[inline]
+    fn start_send(self: Pin<&mut Self>, msg: Message) -> Result<(), Error> {
+        each_mode!(self, ws => ws.start_send(msg))
+    }
+
+    #[inline]
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        each_mode!(self, ws => ws.poll_flush(cx))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        each_mode!(self, ws => ws.poll_close(cx))
+    }
+}
+
+impl std::fmt::Debug for WebSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.mode {
+            Mode::Plain(ws) => ws.fmt(f),
+            Mode::Background(ws, _) => ws.fmt(f),
+            #[cfg(feature = "resume")]
+            Mode::Session(session, _) => session.fmt(f),
         }
     }
 }
@@ -142,47 +294,56 @@ impl Heartbeat<ws::WebSocket> {
 #[must_use]
 pub struct WebSocketUpgrade {
     inner: ws::WebSocketUpgrade,
-    heartbeat: HeartbeatLayer,
+    keepalive: Keepalive,
 }
 
 impl WebSocketUpgrade {
     /// Completes the upgrade and runs `callback` with the socket, wrapped in the heartbeat.
+    /// With [`Sessions`](crate::resume::Sessions), the callback runs once per session: a
+    /// socket that resumes one is handed to it, a refused one is closed with its code
+    /// (logged at debug level), neither calls it.
     pub fn on_upgrade<C, Fut>(self, callback: C) -> Response
     where
         C: FnOnce(WebSocket) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let heartbeat = self.heartbeat;
-        if heartbeat.settings().resume().is_some() {
-            // Sessions: the callback runs once per session; a socket that resumes one is
-            // handed to it, a refused one is closed with its code (logged at debug level).
-            let sessions = Sessions::new(heartbeat);
-            return self.inner.on_upgrade(move |socket| async move {
-                // The handler's `protocol()`: the subprotocol of the session's first socket.
+        match self.keepalive {
+            Keepalive::Plain(layer) => self.inner.on_upgrade(move |socket| {
+                callback(WebSocket {
+                    mode: Mode::Plain(layer.wrap(socket)),
+                })
+            }),
+            Keepalive::Background(layer) => self.inner.on_upgrade(move |socket| {
+                let protocol = socket.protocol().cloned();
+                let mut socket = layer.wrap(socket);
+                // The driver starts before the handler runs, which may be away before its
+                // first read.
+                socket.start();
+                callback(WebSocket {
+                    mode: Mode::Background(socket, protocol),
+                })
+            }),
+            #[cfg(feature = "resume")]
+            Keepalive::Sessions(sessions) => self.inner.on_upgrade(move |socket| async move {
                 let protocol = socket.protocol().cloned();
                 match sessions.accept(socket).await {
-                    Ok(Some(mut session)) => {
-                        if let Some(protocol) = protocol {
-                            session.keep_for_session(protocol);
-                        }
-                        callback(session).await
+                    Ok(Some(session)) => {
+                        callback(WebSocket {
+                            mode: Mode::Session(session, protocol),
+                        })
+                        .await
                     }
                     Ok(None) => {}
                     Err(err) => tracing::debug!(%err, "websocket session refused"),
                 }
-            });
+            }),
         }
-        self.inner.on_upgrade(move |socket| {
-            let mut socket = heartbeat.layer(socket);
-            // In background mode the driver starts before the handler runs.
-            socket.start_background(|ws| ws.protocol().cloned());
-            callback(socket)
-        })
     }
 
-    /// Heartbeat settings for this upgrade, instead of the ones in the request extensions.
-    pub fn heartbeat(mut self, layer: HeartbeatLayer) -> Self {
-        self.heartbeat = layer;
+    /// Heartbeat settings for this upgrade, instead of the ones in the request extensions:
+    /// a [`HeartbeatLayer`], a [`BackgroundLayer`] or [`Sessions`](crate::resume::Sessions).
+    pub fn heartbeat(mut self, keepalive: impl Into<Keepalive>) -> Self {
+        self.keepalive = keepalive.into();
         self
     }
 
@@ -199,17 +360,30 @@ impl WebSocketUpgrade {
     }
 }
 
+/// The settings in the request extensions: a [`HeartbeatLayer`], a [`BackgroundLayer`] or
+/// [`Sessions`](crate::resume::Sessions), looked for in that order; the defaults without.
+fn keepalive_of(parts: &Parts) -> Keepalive {
+    let extensions = &parts.extensions;
+    if let Some(layer) = extensions.get::<HeartbeatLayer>() {
+        return layer.clone().into();
+    }
+    if let Some(layer) = extensions.get::<BackgroundLayer>() {
+        return layer.clone().into();
+    }
+    #[cfg(feature = "resume")]
+    if let Some(sessions) = extensions.get::<Sessions>() {
+        return sessions.clone().into();
+    }
+    HeartbeatLayer::new().into()
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
     type Rejection = WebSocketUpgradeRejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let inner = ws::WebSocketUpgrade::from_request_parts(parts, state).await?;
-        let heartbeat = parts
-            .extensions
-            .get::<HeartbeatLayer>()
-            .cloned()
-            .unwrap_or_default();
-        Ok(Self { inner, heartbeat })
+        let keepalive = keepalive_of(parts);
+        Ok(Self { inner, keepalive })
     }
 }
 

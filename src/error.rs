@@ -1,5 +1,6 @@
 //! [`Dead`]: the error a heartbeat ends a connection with, and its conversions into the
-//! error types of the WebSocket libraries it wraps.
+//! error types of the WebSocket libraries it wraps; with sessions, [`SessionLost`], the end
+//! of a session that can no longer resume, which travels inside a `Dead`.
 
 use std::error::Error;
 use std::fmt;
@@ -32,7 +33,8 @@ use std::time::Duration;
 pub struct Dead {
     missed: u32,
     silent_for: Duration,
-    lost: Option<crate::resume::SessionLost>,
+    #[cfg(feature = "resume")]
+    lost: Option<SessionLost>,
 }
 
 impl Dead {
@@ -40,12 +42,14 @@ impl Dead {
         Self {
             missed,
             silent_for,
+            #[cfg(feature = "resume")]
             lost: None,
         }
     }
 
     /// The end of a session that can no longer resume.
-    pub(crate) const fn session_lost(lost: crate::resume::SessionLost) -> Self {
+    #[cfg(feature = "resume")]
+    pub(crate) const fn session_lost(lost: SessionLost) -> Self {
         Self {
             missed: 0,
             silent_for: Duration::ZERO,
@@ -54,7 +58,9 @@ impl Dead {
     }
 
     /// Why the session ended, if this is the end of a session rather than of one socket.
-    pub const fn lost(&self) -> Option<&crate::resume::SessionLost> {
+    #[cfg(feature = "resume")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "resume")))]
+    pub const fn lost(&self) -> Option<&SessionLost> {
         self.lost.as_ref()
     }
 
@@ -101,6 +107,7 @@ impl Dead {
 
 impl fmt::Display for Dead {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        #[cfg(feature = "resume")]
         if self.lost.is_some() {
             return f.write_str("websocket session ended");
         }
@@ -115,9 +122,11 @@ impl fmt::Display for Dead {
 impl Error for Dead {
     /// The [`SessionLost`](crate::resume::SessionLost) of a session's end.
     fn source(&self) -> Option<&(dyn Error + 'static)> {
-        self.lost
-            .as_ref()
-            .map(|lost| lost as &(dyn Error + 'static))
+        #[cfg(feature = "resume")]
+        if let Some(lost) = &self.lost {
+            return Some(lost);
+        }
+        None
     }
 }
 
@@ -140,6 +149,87 @@ impl From<Dead> for tokio_websockets::Error {
         tokio_websockets::Error::Io(dead.into())
     }
 }
+
+/// Why a session ended without a Close: it can no longer resume.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+#[cfg(feature = "resume")]
+pub enum Reason {
+    /// Its socket went down and no client came back within the window.
+    WindowPassed,
+    /// The server refused the resume (close 4410): it does not hold the session (it ended,
+    /// its window passed, the server restarted) or the token was not valid.
+    Refused,
+    /// Its socket went down while the server already kept `max_parked` sessions waiting.
+    TooManyParked,
+    /// The peer broke the session protocol (PROTOCOL.md); the socket was closed with 1002.
+    Violation(&'static str),
+    /// The session had already ended (a Close from either side); nothing more can be sent.
+    Closed,
+}
+
+/// A session that can no longer resume: why, and how many of this side's data messages
+/// were never acknowledged by the other (they may or may not have arrived).
+///
+/// It reaches a server's handler as the [`source`](Error::source) of a
+/// [`Dead`](crate::Dead) inside the socket's own error type, and a Rust client as
+/// [`reconnect::Error::SessionLost`](crate::reconnect::Error::SessionLost).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg(feature = "resume")]
+pub struct SessionLost {
+    pub(crate) reason: Reason,
+    pub(crate) unconfirmed: u64,
+}
+
+#[cfg(feature = "resume")]
+impl SessionLost {
+    /// Why.
+    pub const fn reason(&self) -> Reason {
+        self.reason
+    }
+
+    /// This side's data messages never acknowledged.
+    pub const fn unconfirmed(&self) -> u64 {
+        self.unconfirmed
+    }
+
+    /// Finds a `SessionLost` in `err` or down its source chain (inside a
+    /// [`Dead`](crate::Dead), inside an `io::Error`), like [`Dead::find`](crate::Dead::find).
+    pub fn find<'a>(err: &'a (dyn Error + 'static)) -> Option<&'a SessionLost> {
+        let mut current = Some(err);
+        while let Some(err) = current {
+            if let Some(lost) = err.downcast_ref::<SessionLost>() {
+                return Some(lost);
+            }
+            if let Some(lost) = Dead::find(err).and_then(Dead::lost) {
+                return Some(lost);
+            }
+            current = err.source();
+        }
+        None
+    }
+}
+
+#[cfg(feature = "resume")]
+impl fmt::Display for SessionLost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let why = match self.reason {
+            Reason::WindowPassed => "the peer did not come back within the window",
+            Reason::Refused => "the server no longer holds the session",
+            Reason::TooManyParked => "too many sessions were waiting for their clients",
+            Reason::Violation(what) => what,
+            Reason::Closed => "the session was closed",
+        };
+        write!(
+            f,
+            "session lost: {why}; {} sent messages unconfirmed",
+            self.unconfirmed
+        )
+    }
+}
+
+#[cfg(feature = "resume")]
+impl Error for SessionLost {}
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,7 @@
 //! [`HeartbeatLayer`]: the tower `Layer` that adds a heartbeat, the builder of its
 //! settings, and [`Settings`], their read-only view.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tower_layer::Layer;
@@ -9,7 +9,6 @@ use tower_layer::Layer;
 use crate::config::{self, Config, Follow, Nanos};
 use crate::heartbeat::Heartbeat;
 use crate::protocol::{App, HeartbeatProtocol, Protocol};
-use crate::resume::{Registry, Resume};
 
 /// Adds a heartbeat to a WebSocket, or to every WebSocket a connection-handler service is
 /// called with. Holds the settings; cheap to clone (an application protocol is shared).
@@ -25,7 +24,6 @@ use crate::resume::{Registry, Resume};
 /// | [`close_timeout`](Self::close_timeout) | 1 s | time allowed for the Close frame to a dead peer |
 /// | [`protocol`](Self::protocol) | control frames | what pings and pongs look like: WebSocket Ping/Pong frames, or application messages ([`crate::protocol`]) |
 /// | [`follow_peer_interval`](Self::follow_peer_interval) | off | follow the interval the peer's application pings ask for, clamped into `[min, max]` |
-/// | [`background`](Self::background) | `false` | drive each connection from a task of its own, so the heartbeat runs while the handler is away |
 ///
 /// Each setting is read back under the same name from [`settings`](Self::settings):
 /// `layer.settings().interval()`.
@@ -56,11 +54,6 @@ pub struct HeartbeatLayer {
     /// As set, whatever the protocol; an application protocol carries a copy to its
     /// connections.
     follow: Option<Follow>,
-    /// Each connection driven by a task of its own ([`HeartbeatLayer::background`]).
-    background: bool,
-    /// Sessions ([`HeartbeatLayer::resume`]): the settings, and the registry that the
-    /// layer's clones share, made at first use with the layer's settings as they are then.
-    resume: Option<(Resume, Arc<OnceLock<Arc<Registry>>>)>,
 }
 
 impl HeartbeatLayer {
@@ -70,44 +63,6 @@ impl HeartbeatLayer {
             config: Config::DEFAULT,
             protocol: Protocol::Control,
             follow: None,
-            background: false,
-            resume: None,
-        }
-    }
-
-    /// Sessions that survive the network ([`crate::resume`]): with
-    /// [`Sessions::new`](crate::resume::Sessions::new) on this layer, every data message
-    /// reaches the other side exactly once and in order across reconnects within
-    /// `resume`'s window. Clones of the layer share one registry of sessions.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use ws_heartbeat::HeartbeatLayer;
-    /// use ws_heartbeat::resume::{Resume, Sessions};
-    ///
-    /// let layer = HeartbeatLayer::new()
-    ///     .interval(Duration::from_secs(10))
-    ///     .resume(Resume::new().window(Duration::from_secs(30)).buffer(1 << 20));
-    /// assert_eq!(layer.settings().resume(), Some(Resume::new().window(Duration::from_secs(30))));
-    /// let sessions = Sessions::new(layer);
-    /// ```
-    pub fn resume(mut self, resume: Resume) -> Self {
-        self.resume = Some((resume, Arc::new(OnceLock::new())));
-        self
-    }
-
-    /// The heartbeat protocol of this layer's connections.
-    #[cfg_attr(not(feature = "reconnect"), allow(dead_code))]
-    pub(crate) fn protocol_of(&self) -> Protocol {
-        self.protocol.clone()
-    }
-
-    /// The registry of this layer's sessions.
-    pub(crate) fn session_registry(&self) -> Arc<Registry> {
-        let make = |resume| Arc::new(Registry::new(self.config, self.protocol.clone(), resume));
-        match &self.resume {
-            Some((resume, registry)) => registry.get_or_init(|| make(*resume)).clone(),
-            None => make(Resume::new()),
         }
     }
 
@@ -246,34 +201,6 @@ impl HeartbeatLayer {
         self
     }
 
-    /// With `true`, each connection is driven by a task of its own, so that its heartbeat
-    /// keeps going while the handler is away (a slow database call between a request and its
-    /// answer): pings go out, the peer's pings are answered, a dead peer is found. Off by
-    /// default: the heartbeat then runs inside the handler's polls, at no cost of its own.
-    ///
-    /// The handler gets the same `Heartbeat<S>`, with the same item and error, and needs no
-    /// change. What arrives while it is away waits in a queue of 32 messages; when the queue
-    /// is full the driver stops reading, and the silence that follows is not counted against
-    /// the peer. The connection moves to its driver at its first poll, or at once in the
-    /// service form and the axum drop-in; from then on `get_ref`, `get_mut`, `get_pin_mut`,
-    /// `into_inner` and `into_parts` panic: the stream is with the driver. Needs a tokio
-    /// runtime (the driver is spawned with `tokio::spawn`). No effect on actix-ws's
-    /// `ws_heartbeat::actix::MessageStream`, whose stream is not `Send`. The cost per
-    /// connection and per message: BENCHMARKS.md. The design: ARCHITECTURE.md, "The
-    /// background driver".
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use ws_heartbeat::HeartbeatLayer;
-    ///
-    /// let layer = HeartbeatLayer::new().interval(Duration::from_secs(20)).background(true);
-    /// assert!(layer.settings().background());
-    /// ```
-    pub const fn background(mut self, enabled: bool) -> Self {
-        self.background = enabled;
-        self
-    }
-
     /// How long the Close frame (1011, "keepalive timeout") to a dead peer may take before
     /// the adapter gives up on it. The `Dead` error never waits for it. Kept in whole
     /// milliseconds, rounded up (the timer wakes connections on the millisecond).
@@ -313,11 +240,6 @@ impl HeartbeatLayer {
             config: self.config,
             protocol: &self.protocol,
             follow: self.follow,
-            background: self.background,
-            resume: match &self.resume {
-                Some((resume, _)) => Some(*resume),
-                None => None,
-            },
         }
     }
 }
@@ -329,16 +251,9 @@ pub struct Settings<'a> {
     config: Config,
     protocol: &'a Protocol,
     follow: Option<Follow>,
-    background: bool,
-    resume: Option<Resume>,
 }
 
 impl<'a> Settings<'a> {
-    /// The session settings ([`HeartbeatLayer::resume`]), or `None` without sessions.
-    pub const fn resume(&self) -> Option<Resume> {
-        self.resume
-    }
-
     /// Time between two ticks ([`HeartbeatLayer::interval`]).
     pub const fn interval(&self) -> Duration {
         self.config.interval.get()
@@ -370,12 +285,6 @@ impl<'a> Settings<'a> {
     /// ([`HeartbeatLayer::jitter`]).
     pub const fn jitter(&self) -> bool {
         self.config.rules.jitter()
-    }
-
-    /// Whether each connection is driven by a task of its own
-    /// ([`HeartbeatLayer::background`]).
-    pub const fn background(&self) -> bool {
-        self.background
     }
 
     /// Time allowed for the Close frame to a dead peer ([`HeartbeatLayer::close_timeout`]).
@@ -414,12 +323,14 @@ impl<'a> Settings<'a> {
 }
 
 impl HeartbeatLayer {
-    /// `inner` with a heartbeat of these settings, polled where it is: what `layer` does
-    /// without `background`, for the actix wrapper, whose inner stream is not `Send` and so
-    /// cannot move to a driver task of its own (`tokio::spawn`).
-    #[cfg(feature = "actix")]
+    /// The heartbeat protocol of this layer's connections.
+    pub(crate) fn protocol_of(&self) -> Protocol {
+        self.protocol.clone()
+    }
+
+    /// `inner` with a heartbeat of these settings.
     pub(crate) fn wrap<S>(&self, inner: S) -> Heartbeat<S> {
-        Heartbeat::with_config(inner, self.config, self.protocol.clone(), false)
+        Heartbeat::with_config(inner, self.config, self.protocol.clone())
     }
 }
 
@@ -427,12 +338,7 @@ impl<S> Layer<S> for HeartbeatLayer {
     type Service = Heartbeat<S>;
 
     fn layer(&self, inner: S) -> Heartbeat<S> {
-        let hb = Heartbeat::with_config(inner, self.config, self.protocol.clone(), self.background);
-        match &self.resume {
-            // For the service form: its WebSockets go to the sessions first.
-            Some(_) => hb.with_sessions(self.session_registry()),
-            None => hb,
-        }
+        self.wrap(inner)
     }
 }
 

@@ -197,6 +197,7 @@ pub mod actix;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
+pub mod background;
 pub mod browser;
 mod config;
 mod error;
@@ -212,6 +213,8 @@ mod random;
 #[cfg(feature = "reconnect")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reconnect")))]
 pub mod reconnect;
+#[cfg(feature = "resume")]
+#[cfg_attr(docsrs, doc(cfg(feature = "resume")))]
 pub mod resume;
 mod service;
 mod stamp;
@@ -238,4 +241,3 @@ pub use lag::{TickLag, tick_lag};
 pub use layer::{HeartbeatLayer, Settings};
 pub use message::{MessageKind, WsMessage};
 pub use progress::{Progress, Tracked};
-pub use service::ResponseFuture;

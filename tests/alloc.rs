@@ -230,7 +230,7 @@ impl Sink<Frame> for Shared {
 /// data arrived: its acknowledgements ride the pings), counted exactly.
 #[test]
 fn a_session_allocates_nothing_per_message_once_its_buffer_has_grown() {
-    use ws_heartbeat::resume::{Resume, Sessions};
+    use ws_heartbeat::resume::Resume;
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -248,11 +248,11 @@ fn a_session_allocates_nothing_per_message_once_its_buffer_has_grown() {
             .lock()
             .unwrap()
             .push_inbound(Frame::Text(Box::leak(hello.into_boxed_str())));
-        let layer = HeartbeatLayer::new()
+        let sessions = HeartbeatLayer::new()
             .interval(ms(100))
             .jitter(false)
             .resume(Resume::new());
-        let mut session = Sessions::new(layer)
+        let mut session = sessions
             .accept(Shared(socket.clone()))
             .await
             .unwrap()
@@ -264,7 +264,7 @@ fn a_session_allocates_nothing_per_message_once_its_buffer_has_grown() {
         // One round: the peer sends message i (and every 50th time its acknowledgement),
         // the session delivers it, the handler echoes it. Returns the frames the session
         // wrote that are not echoes (its acknowledgements and pings).
-        let mut round = |session: &mut ws_heartbeat::Heartbeat<Shared>, i: u32| -> usize {
+        let mut round = |session: &mut ws_heartbeat::resume::Session<Shared>, i: u32| -> usize {
             // Never starting with 0x10: that would be a session frame (PROTOCOL.md).
             let payload = Frame::Payload((u64::from(i) << 8 | 0xAA).to_le_bytes());
             {

@@ -188,7 +188,7 @@ async fn in_background_mode_the_drop_in_pings_before_the_first_read_and_keeps_th
                 })
         }
     };
-    let keepalive = HeartbeatLayer::new().interval(ms(200)).background(true);
+    let keepalive = HeartbeatLayer::new().interval(ms(200)).background();
     let app = Router::new()
         .route("/ws", get(route))
         .layer(Extension(keepalive));

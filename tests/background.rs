@@ -1,4 +1,4 @@
-//! `HeartbeatLayer::background(true)`: the connection is driven by a task of its own, so the
+//! `HeartbeatLayer::background()`: the connection is driven by a task of its own, so the
 //! heartbeat keeps going while the handler is away (a slow database call between a request
 //! and its answer). Paused clock, in-memory WebSockets; interval 1 s, max_missed 3, no jitter:
 //! a silent peer is dead within 4 s. The handler is away for 12 s, three times that.
@@ -12,8 +12,10 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::{Instant, sleep};
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
+use ws_heartbeat::background::{Background, BackgroundLayer};
 use ws_heartbeat::{Heartbeat, HeartbeatLayer};
 
 use support::*;
@@ -33,9 +35,16 @@ struct Seen {
 /// The handler reads a request, is away for `AWAY`, answers, and reads on. The peer sends the
 /// request at once, pings every 500 ms, and reads throughout (which answers our pings).
 /// Returns what the peer saw up to the handler's answer, and when the answer came.
-async fn busy_handler(layer: HeartbeatLayer) -> (Seen, Duration) {
+async fn busy_handler<W>(ws: W, peer: Ws) -> (Seen, Duration)
+where
+    W: futures_util::Stream<Item = Result<Message, WsError>>
+        + futures_util::Sink<Message, Error = WsError>
+        + Unpin
+        + Send
+        + 'static,
+{
     let start = Instant::now();
-    let (mut ws, peer) = pair(layer).await;
+    let mut ws = ws;
     let (mut tx, mut rx) = peer.split();
     tx.send(Message::text("request")).await.unwrap();
     let pinger = tokio::spawn(async move {
@@ -80,7 +89,8 @@ async fn busy_handler(layer: HeartbeatLayer) -> (Seen, Duration) {
 async fn with_background_pings_go_out_and_the_peers_pings_are_answered_while_the_handler_is_away() {
     // t=0 request read; ticks at 1 s .. 12 s send 12 pings; the peer's pings at 0.5 s .. 12 s
     // (24) are answered as they come; t=12.25 s the answer.
-    let (seen, answered_after) = busy_handler(one_second().background(true)).await;
+    let (ws, peer) = background_pair(one_second().background()).await;
+    let (seen, answered_after) = busy_handler(ws, peer).await;
     assert_eq!(answered_after, AWAY + ms(250));
     assert_eq!(seen.data, ["answer"]);
     assert_eq!(seen.pings, 12, "{seen:?}");
@@ -92,7 +102,8 @@ async fn with_background_pings_go_out_and_the_peers_pings_are_answered_while_the
 async fn without_background_the_heartbeat_stands_still_while_the_handler_is_away() {
     // The same handler on the default layer: nothing is sent while it is away, neither our
     // pings nor the answers to the peer's (a peer with a ping timeout would have closed).
-    let (seen, answered_after) = busy_handler(one_second()).await;
+    let (ws, peer) = pair(one_second()).await;
+    let (seen, answered_after) = busy_handler(ws, peer).await;
     assert_eq!(answered_after, AWAY + ms(250));
     assert_eq!(seen.data, ["answer"]);
     assert_eq!(seen.pings, 0, "{seen:?}");
@@ -103,7 +114,7 @@ async fn without_background_the_heartbeat_stands_still_while_the_handler_is_away
 async fn what_arrives_while_the_handler_is_away_waits_for_it_in_order() {
     // t=0 the handler reads "0"; the peer sends "1" .. "20" at once; t=12 s the handler comes
     // back (12.25 s, after 12 ticks) and reads them all, in order.
-    let (mut ws, mut peer) = pair(one_second().background(true)).await;
+    let (mut ws, mut peer) = background_pair(one_second().background()).await;
     peer.send(Message::text("0")).await.unwrap();
     assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("0"));
     for i in 1..=20 {
@@ -130,7 +141,10 @@ async fn a_full_queue_stops_reading_and_the_silence_is_ours_not_the_peers() {
     // the queue was full, so the pongs behind the unread messages stay unread: that silence
     // is ours, and no miss is counted (counted, the peer would be dead at t=4 s). Then the
     // handler reads all 1 000, in order.
-    let (mut ws, peer) = pair_with_capacity(one_second().background(true), 1 << 20).await;
+    let (a, b) = tokio::io::duplex(1 << 20);
+    let server = Ws::from_raw_socket(a, Role::Server, None).await;
+    let peer = Ws::from_raw_socket(b, Role::Client, None).await;
+    let mut ws = one_second().background().wrap(server);
     let (mut tx, rx) = peer.split();
     for i in 0..1000 {
         tx.feed(Message::text(i.to_string())).await.unwrap();
@@ -164,7 +178,7 @@ async fn a_silent_peer_is_found_dead_within_the_bound_while_the_handler_is_away(
     // t=0 the handler reads "hello", then is away for 12 s; the peer falls silent at once. The
     // driver finds it dead by t=4 s and closes with 1011; the handler, back at 12 s, gets the
     // `Dead` error next, with the silence the heartbeat measured.
-    let (mut ws, mut peer) = pair(one_second().background(true)).await;
+    let (mut ws, mut peer) = background_pair(one_second().background()).await;
     peer.send(Message::text("hello")).await.unwrap();
     assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("hello"));
     let handle = ws.handle();
@@ -196,7 +210,7 @@ async fn a_silent_peer_is_found_dead_within_the_bound_while_the_handler_is_away(
 
 #[tokio::test(start_paused = true)]
 async fn dropping_the_connection_stops_its_driver_and_closes_the_socket() {
-    let (ws, mut peer) = pair(one_second().background(true)).await;
+    let (ws, mut peer) = background_pair(one_second().background()).await;
     let mut ws = ws;
     peer.send(Message::text("start")).await.unwrap();
     assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("start"));
@@ -210,7 +224,7 @@ async fn dropping_the_connection_stops_its_driver_and_closes_the_socket() {
 }
 
 /// A handler written for the bare stream, generic over what it gets: it compiles unchanged
-/// with the option on, since the type is the same `Heartbeat<S>`.
+/// with the option on, since the item and error are the stream's own.
 async fn echo<S, E>(mut ws: S)
 where
     S: futures_util::Stream<Item = Result<Message, E>> + futures_util::Sink<Message> + Unpin,
@@ -224,13 +238,13 @@ where
 
 #[tokio::test(start_paused = true)]
 async fn the_service_form_drives_each_connection_from_its_own_task() {
-    // The service form with the option: the handler gets the same `Heartbeat<Ws>` and is away
-    // for 12 s before it starts reading; the peer, reading for 12.25 s, gets 12 pings.
-    let layer = one_second().background(true);
+    // The service form with the option: the handler gets a `Background<Ws>` and is away for
+    // 12 s before it starts reading; the peer, reading for 12.25 s, gets 12 pings.
+    let layer = one_second().background();
     let mut service =
         ServiceBuilder::new()
             .layer(layer)
-            .service_fn(|ws: Heartbeat<Ws>| async move {
+            .service_fn(|ws: Background<Ws>| async move {
                 sleep(AWAY).await;
                 echo(ws).await;
                 Ok::<_, std::convert::Infallible>(())
@@ -245,13 +259,16 @@ async fn the_service_form_drives_each_connection_from_its_own_task() {
 }
 
 #[test]
-fn the_option_reads_back() {
-    assert!(
-        HeartbeatLayer::new()
-            .background(true)
-            .settings()
-            .background()
-    );
-    assert!(!HeartbeatLayer::new().settings().background());
+fn the_settings_read_back_and_each_mode_has_its_type() {
+    let layer = one_second().background();
+    assert_eq!(layer.settings().interval(), ms(1000));
     let _: fn(HeartbeatLayer, Ws) -> Heartbeat<Ws> = |layer, ws| layer.layer(ws);
+    let _: fn(BackgroundLayer, Ws) -> Background<Ws> = |layer, ws| layer.wrap(ws);
+    let _: fn(Heartbeat<Ws>) -> Background<Ws> = Background::new;
+}
+
+/// A server-side WebSocket in background mode and its bare peer (see `support::pair`).
+async fn background_pair(layer: BackgroundLayer) -> (Background<Ws>, Ws) {
+    let (server, client) = bare_pair().await;
+    (layer.wrap(server), client)
 }

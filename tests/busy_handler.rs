@@ -1,6 +1,6 @@
 //! A handler that is away between a request and its answer (a slow database call) for three
 //! times its peer's dead bound, against peers with deadlines of their own. With
-//! `HeartbeatLayer::background(true)` the connection survives and the answer arrives; with
+//! `HeartbeatLayer::background()` the connection survives and the answer arrives; with
 //! the default, it does not, which is what the option is for:
 //!
 //! - Python `websockets` with `ping_interval=0.2, ping_timeout=0.4`: its pings go unanswered
@@ -65,16 +65,13 @@ fn main() {
     suite.run()
 }
 
-fn layer(background: bool) -> HeartbeatLayer {
-    HeartbeatLayer::new()
-        .interval(ms(200))
-        .max_missed(3)
-        .background(background)
+fn layer() -> HeartbeatLayer {
+    HeartbeatLayer::new().interval(ms(200)).max_missed(3)
 }
 
-/// A server on a free port whose handler reads a request, is away for `AWAY`, answers
-/// "answer", and reads on. Returns the port.
-async fn busy_server(layer: HeartbeatLayer) -> u16 {
+/// A server on a free port whose handler (in background mode or not) reads a request, is
+/// away for `AWAY`, answers "answer", and reads on. Returns the port.
+async fn busy_server(layer: HeartbeatLayer, background: bool) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
@@ -85,18 +82,28 @@ async fn busy_server(layer: HeartbeatLayer) -> u16 {
                 let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else {
                     return;
                 };
-                let mut ws = layer.layer(ws);
-                // The request (anything else the peer sends first is data too).
-                let Some(Ok(_)) = ws.next().await else { return };
-                tokio::time::sleep(AWAY).await; // the database
-                if ws.send(Message::text("answer")).await.is_err() {
-                    return;
+                if background {
+                    busy_handler(layer.background().wrap(ws)).await;
+                } else {
+                    busy_handler(layer.layer(ws)).await;
                 }
-                while let Some(Ok(_)) = ws.next().await {}
             });
         }
     });
     port
+}
+
+async fn busy_handler<W, E>(mut ws: W)
+where
+    W: futures_util::Stream<Item = Result<Message, E>> + futures_util::Sink<Message> + Unpin,
+{
+    // The request (anything else the peer sends first is data too).
+    let Some(Ok(_)) = ws.next().await else { return };
+    tokio::time::sleep(AWAY).await; // the database
+    if ws.send(Message::text("answer")).await.is_err() {
+        return;
+    }
+    while let Some(Ok(_)) = ws.next().await {}
 }
 
 /// The peer's one line: what came first, and when (seconds after its request).
@@ -127,14 +134,14 @@ fn check(peer: &str, line: &str, background: bool) {
 }
 
 async fn python_client(python: PathBuf, background: bool) {
-    let port = busy_server(layer(background)).await;
+    let port = busy_server(layer(), background).await;
     let url = format!("ws://127.0.0.1:{port}");
     let mut peer = Peer::spawn(&python, &peers_dir().join("py_busy_client.py"), &[&url]);
     check("python websockets", &peer.line().await, background);
 }
 
 async fn browser_module_client(node: PathBuf, background: bool) {
-    let port = busy_server(layer(background).protocol(protocol::Json::new())).await;
+    let port = busy_server(layer().protocol(protocol::Json::new()), background).await;
     let url = format!("ws://127.0.0.1:{port}");
     let mut peer = Peer::spawn(&node, &peers_dir().join("node_busy_client.mjs"), &[&url]);
     check("browser module", &peer.line().await, background);
@@ -142,7 +149,7 @@ async fn browser_module_client(node: PathBuf, background: bool) {
 
 async fn behind_nginx(nginx: PathBuf, background: bool) {
     // nginx cuts a connection on which nothing moved for 1 s; the handler is away for 1.8 s.
-    let proxy = Nginx::start(&nginx, busy_server(layer(background)).await, ms(1000)).await;
+    let proxy = Nginx::start(&nginx, busy_server(layer(), background).await, ms(1000)).await;
     let url = format!("ws://127.0.0.1:{}", proxy.port);
     let (mut client, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
     let start = tokio::time::Instant::now();

@@ -15,9 +15,9 @@ use tokio::io::DuplexStream;
 use tokio::time::{Instant, timeout};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{Message, protocol::Role};
+use ws_heartbeat::HeartbeatLayer;
 use ws_heartbeat::reconnect::{Backoff, Error as ClientError, Event, Reconnect};
-use ws_heartbeat::resume::{AcceptError, Reason, Resume, SessionLost, Sessions};
-use ws_heartbeat::{Heartbeat, HeartbeatLayer};
+use ws_heartbeat::resume::{AcceptError, Reason, Resume, Session, SessionLost, Sessions};
 
 use support::ms;
 use support::relay::{Ctl, relay};
@@ -48,9 +48,9 @@ struct Net {
 }
 
 impl Net {
-    fn new(layer: HeartbeatLayer) -> Self {
+    fn new(sessions: Sessions) -> Self {
         Self {
-            sessions: Sessions::new(layer),
+            sessions,
             links: Arc::default(),
             calls: Arc::default(),
             got: Arc::default(),
@@ -62,10 +62,10 @@ impl Net {
     }
 
     /// A server whose handler is split in two tasks, its writer sending `sends` messages.
-    fn split(layer: HeartbeatLayer, sends: usize) -> Self {
+    fn split(sessions: Sessions, sends: usize) -> Self {
         Self {
             split: Some(sends),
-            ..Self::new(layer)
+            ..Self::new(sessions)
         }
     }
 
@@ -118,7 +118,7 @@ impl Net {
 
 /// The handler: records every text and answers it with `s:` in front; a text `kick`
 /// closes with 4001. Returns how the session ended.
-async fn echo(mut ws: Heartbeat<Ws>, net: &Net) -> String {
+async fn echo(mut ws: Session<Ws>, net: &Net) -> String {
     loop {
         let permit = net.reading.acquire().await.expect("open");
         let next = ws.next().await;
@@ -161,7 +161,7 @@ async fn echo(mut ws: Heartbeat<Ws>, net: &Net) -> String {
 
 /// A handler in two tasks (`split`): the writing half sends `s0..s{sends-1}` and ends, the
 /// reading half records every text. Returns how the reading half ended.
-async fn split_handler(ws: Heartbeat<Ws>, net: &Net, sends: usize) -> String {
+async fn split_handler(ws: Session<Ws>, net: &Net, sends: usize) -> String {
     let (mut sink, mut stream) = ws.split();
     tokio::spawn(async move {
         for i in 0..sends {
@@ -981,7 +981,7 @@ async fn the_service_form_calls_the_handler_once_per_session() {
     let counted = calls.clone();
     let service = ServiceBuilder::new()
         .layer(layer().resume(Resume::new()))
-        .service_fn(move |mut ws: Heartbeat<Ws>| {
+        .service_fn(move |mut ws: Session<Ws>| {
             counted.fetch_add(1, Ordering::SeqCst);
             async move {
                 while let Some(Ok(Message::Text(t))) = ws.next().await {
@@ -1117,7 +1117,7 @@ async fn the_axum_drop_in_runs_the_callback_once_per_session() {
 /// answered by the client's library.
 #[tokio::test(start_paused = true)]
 async fn a_sessions_handle_shows_its_sockets_heartbeat() {
-    let sessions = Sessions::new(layer().resume(Resume::new()));
+    let sessions = layer().resume(Resume::new());
     let (server, mut client) = support::bare_pair().await;
     let client_task = tokio::spawn(async move {
         let w = say(

@@ -34,10 +34,10 @@ use tokio::sync::watch;
 use tokio::time::{Instant, timeout};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use ws_heartbeat::HeartbeatLayer;
 use ws_heartbeat::protocol::Json;
 use ws_heartbeat::reconnect::{Backoff, Event, Reconnect};
-use ws_heartbeat::resume::{Resume, SessionLost, Sessions};
-use ws_heartbeat::{Heartbeat, HeartbeatLayer};
+use ws_heartbeat::resume::{Resume, Session, SessionLost, Sessions};
 
 use support::ms;
 use support::relay::{Ctl, Stop, relay};
@@ -224,7 +224,7 @@ async fn serve(
 
 /// The handler: its writing half, in a task of its own, sends `s0..s9999`; its reading
 /// half records everything until the run is over.
-async fn handler(session: Heartbeat<ServerWs>, log: Arc<Log>, mut done: watch::Receiver<bool>) {
+async fn handler(session: Session<ServerWs>, log: Arc<Log>, mut done: watch::Receiver<bool>) {
     let (mut sink, mut stream) = session.split();
     let writer_log = log.clone();
     tokio::spawn(async move {
@@ -387,7 +387,7 @@ async fn run(shape: Shape) {
 
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let server_addr = listener.local_addr().unwrap();
-    let sessions = Sessions::new(layer(shape).resume(resume()));
+    let sessions = layer(shape).resume(resume());
     let server = tokio::spawn(serve(listener, sessions.clone(), log.clone(), done.clone()));
 
     let relay_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -112,10 +112,9 @@ async fn wake_at_once(n: usize) {
 
 #[tokio::test(start_paused = true)]
 async fn a_parked_session_holds_at_most_per_session_bytes() {
-    let layer = HeartbeatLayer::new()
+    let sessions = HeartbeatLayer::new()
         .interval(ms(1000))
         .resume(Resume::new().window(ms(60_000)));
-    let sessions = Sessions::new(layer);
     // A first round grows the registry's table and the runtime's timer structures, which
     // stay: the second round measures what each session adds. And the runtime's run queue
     // grows to the most tasks woken at once, which the first ticks of connections opened

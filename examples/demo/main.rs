@@ -70,7 +70,7 @@ struct App {
     totals: Totals,
     /// The layers of `/session`: the four above, each with `resume`. Each keeps its own
     /// sessions (clones of a layer share them).
-    resumed: [(&'static str, HeartbeatLayer); 4],
+    resumed: [(&'static str, Sessions); 4],
     sessions: SessionBook,
     cuttables: Arc<Cuttables>,
 }
@@ -212,8 +212,7 @@ impl App {
         let b = &self.sessions;
         let latest = b.latest.lock().unwrap();
         let (mut held, mut parked) = (0, 0);
-        for (_, layer) in &self.resumed {
-            let sessions = Sessions::new(layer.clone());
+        for (_, sessions) in &self.resumed {
             held += sessions.len();
             parked += sessions.parked();
         }
@@ -229,7 +228,7 @@ impl App {
             "out_of_order": sum(|c| c.numbered.lock().unwrap().out_of_order),
             "cuts": b.cut_requests.load(Relaxed),
             "cut_connections": b.cut_connections.load(Relaxed),
-            "window_ms": self.resumed[0].1.settings().resume().map(|r| r.window_len().as_millis() as u64),
+            "window_ms": self.resumed[0].1.resume().window_len().as_millis() as u64,
             "list": latest.iter().map(|c| c.stats()).collect::<Vec<_>>(),
         })
     }
@@ -331,7 +330,7 @@ async fn session_upgrade(
     ConnectInfo(conn): ConnectInfo<Conn>,
 ) -> Response {
     let wanted = params.heartbeat.as_deref().unwrap_or("json");
-    let (heartbeat, layer) = app
+    let (heartbeat, sessions) = app
         .resumed
         .iter()
         .find(|(name, _)| *name == wanted)
@@ -339,7 +338,7 @@ async fn session_upgrade(
         .clone();
     // A session socket: `/cut` may drop its connection.
     conn.mark();
-    ws.heartbeat(layer)
+    ws.heartbeat(sessions)
         .on_upgrade(move |socket| stream_session(socket, app, heartbeat))
 }
 

@@ -6,7 +6,6 @@
 //! the two traits with their direct per-message paths. ARCHITECTURE.md ("The adapter")
 //! describes the whole.
 
-use std::any::Any;
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -26,10 +25,8 @@ use crate::random;
 use crate::stamp::Stamp;
 use crate::wake::{Hub, Shared};
 
-mod background;
 mod inbound;
 mod parts;
-mod queue;
 mod rare;
 mod schedule;
 mod sink;
@@ -44,18 +41,21 @@ pin_project! {
     /// with a [`Dead`](crate::Dead) error when the peer stops answering.
     ///
     /// Same `Item` and same `Sink` error as `S`, so a handler written for `S` takes a
-    /// `Heartbeat<S>` unchanged; it is `Unpin` when `S` is. Built by [`HeartbeatLayer`]
-    /// (`layer.layer(ws)`) or [`Heartbeat::new`] with the defaults.
+    /// `Heartbeat<S>` unchanged. It asks nothing more of `S` than to be a WebSocket
+    /// `Stream + Sink`: not `Send` (a stream on a `LocalSet` works), not `'static` (a
+    /// `&mut` borrowed stream works, and is usable bare again afterwards). It is `Unpin`,
+    /// `Send` and `Sync` when `S` is. Built by [`HeartbeatLayer`] (`layer.layer(ws)`) or
+    /// [`Heartbeat::new`] with the defaults.
     ///
     /// The heartbeat runs while the connection is polled: reading (`poll_next`) or writing
     /// (`poll_ready`, `poll_flush`, `poll_close`) both drive it, and both report the death.
     /// A handler that stops polling for longer than the dead bound (a long `await` on
-    /// something else) holds the heartbeat still: turn on
-    /// [`HeartbeatLayer::background`](crate::HeartbeatLayer::background), which drives the
-    /// connection from a task of its own, or `split()` the stream and keep a reader loop
-    /// running if the handler waits elsewhere.
+    /// something else) holds the heartbeat still: use
+    /// [`Background`](crate::background::Background) (`HeartbeatLayer::background`), whose
+    /// connection is driven by a task of its own, or `split()` the stream and keep a reader
+    /// loop running.
     ///
-    /// Wrapped in a tower [`Service`](tower_service::Service) (through
+    /// Wrapped around a tower [`Service`](tower_service::Service) (through
     /// [`ServiceBuilder::layer`](https://docs.rs/tower/latest/tower/struct.ServiceBuilder.html#method.layer)),
     /// `Heartbeat<Svc>` is a connection-handler service that wraps each WebSocket it is
     /// called with before handing it to `Svc`.
@@ -64,46 +64,11 @@ pin_project! {
     #[must_use = "streams do nothing unless polled"]
     pub struct Heartbeat<S> {
         #[pin]
-        slot: Slot<S>,
+        inner: S,
         protocol: Protocol,
         shared: Hub,
         conn: Conn,
     }
-}
-
-pin_project! {
-    /// Where the wrapped stream is: here, or gone to the background
-    /// (`HeartbeatLayer::background`; ARCHITECTURE.md, "The background driver"). One box
-    /// for all of background mode keeps the adapter as small as without it.
-    #[project = SlotProj]
-    enum Slot<S> {
-        /// Polled by the adapter itself, in the handler's task.
-        Here { #[pin] inner: S },
-        /// Background mode. (For a connection-handler service, the service waits here, and
-        /// the connections it wraps go to the background.)
-        Away { gone: Box<Gone<S>> },
-        /// A session (`resume::Sessions::accept`): a `resume::Session<S, M, E>`, which owns
-        /// the session's current socket, its item and error types erased here. (The lock is
-        /// never taken: the adapter reaches it through `&mut`; it makes the slot `Sync`.)
-        Session { session: std::sync::Mutex<Box<dyn Any + Send>> },
-    }
-}
-
-/// Background mode: where the stream is instead of here.
-enum Gone<S> {
-    /// Before the first poll: waiting for its driver, in a box, so it moves unpinned.
-    Parked(S),
-    /// With its driver task; the handler's polls go to the driver's queue and sink.
-    /// `ended`: the handler has read the queue's end. `keepsake`: what an integration kept of
-    /// the stream before it left (axum: the subprotocol).
-    Driven {
-        remote: Box<dyn Any + Send + Sync>,
-        ended: bool,
-        #[cfg_attr(not(feature = "axum"), allow(dead_code))]
-        keepsake: Option<Box<dyn Any + Send + Sync>>,
-    },
-    /// Between the two, while the driver starts.
-    Moving,
 }
 
 /// The per-connection heartbeat state, apart from the inner stream.
@@ -154,35 +119,18 @@ impl<S> Heartbeat<S> {
     /// Wraps `inner` with the default settings (interval 10 s, `max_missed` 3). Use
     /// [`HeartbeatLayer`](crate::HeartbeatLayer) to choose others.
     pub fn new(inner: S) -> Self {
-        Self::with_config(inner, Config::DEFAULT, Protocol::Control, false)
+        Self::with_config(inner, Config::DEFAULT, Protocol::Control)
     }
 
-    /// `inner` with these settings; in `background` mode it waits in a box for its driver,
-    /// which starts at the first poll.
-    pub(crate) fn with_config(
-        inner: S,
-        config: Config,
-        protocol: Protocol,
-        background: bool,
-    ) -> Self {
-        let slot = if background {
-            Slot::Away {
-                gone: Box::new(Gone::Parked(inner)),
-            }
-        } else {
-            Slot::Here { inner }
-        };
+    /// `inner` with these settings, as a new connection.
+    pub(crate) fn with_config(inner: S, config: Config, protocol: Protocol) -> Self {
         let shared = Arc::new(Shared::new(config.interval.get()));
         // Due at once: the first poll takes the full path, which files the deadline with the
         // runtime's ticker (the constructor may run outside a runtime), and the direct paths
         // need not ask whether that happened.
         shared.due.set();
-        Self::in_slot(slot, config, protocol, shared)
-    }
-
-    fn in_slot(slot: Slot<S>, config: Config, protocol: Protocol, shared: Arc<Shared>) -> Self {
         Self {
-            slot,
+            inner,
             protocol,
             shared: Hub(shared),
             conn: Conn::new(config),
@@ -203,130 +151,54 @@ impl<S> Heartbeat<S> {
     }
 
     /// The wrapped stream.
-    ///
-    /// # Panics
-    /// In background mode, once the stream has moved to its driver task (at the first poll).
     pub fn get_ref(&self) -> &S {
-        match &self.slot {
-            Slot::Here { inner } => inner,
-            Slot::Away { gone } => match &**gone {
-                Gone::Parked(inner) => inner,
-                _ => panic!("{AWAY}"),
-            },
-            Slot::Session { .. } => panic!("{AWAY}"),
-        }
+        &self.inner
     }
 
     /// The wrapped stream, mutably. Reading from or writing to it directly bypasses the
     /// heartbeat.
-    ///
-    /// # Panics
-    /// In background mode, once the stream has moved to its driver task (at the first poll).
     pub fn get_mut(&mut self) -> &mut S {
-        match &mut self.slot {
-            Slot::Here { inner } => inner,
-            Slot::Away { gone } => match &mut **gone {
-                Gone::Parked(inner) => inner,
-                _ => panic!("{AWAY}"),
-            },
-            Slot::Session { .. } => panic!("{AWAY}"),
-        }
+        &mut self.inner
     }
 
     /// The wrapped stream, pinned.
-    ///
-    /// # Panics
-    /// In background mode (where the stream waits in a box for its driver, which it may
-    /// not do pinned, and then moves to it).
     pub fn get_pin_mut(self: Pin<&mut Self>) -> Pin<&mut S> {
-        match self.project().slot.project() {
-            SlotProj::Here { inner } => inner,
-            _ => panic!("{AWAY}"),
-        }
+        self.project().inner
     }
 
     /// Stops the heartbeat and returns the wrapped stream. A message the writing side read
     /// ahead for the reader (see [`Heartbeat`]) is dropped: use
     /// [`into_parts`](Heartbeat::into_parts) to get it too.
-    ///
-    /// # Panics
-    /// In background mode, once the stream has moved to its driver task (at the first poll).
     pub fn into_inner(self) -> S {
-        self.slot.into_inner()
+        self.inner
     }
 
     /// The same connection, heartbeat and all, around `f(inner)`: for a wrapped stream's
     /// builder methods that take it by value (actix-ws's `max_frame_size`).
-    ///
-    /// # Panics
-    /// In background mode, once the stream has moved to its driver task (the actix wrapper,
-    /// its one user, never runs in the background).
     #[cfg_attr(not(feature = "actix"), allow(dead_code))]
     pub(crate) fn map_inner<T>(self, f: impl FnOnce(S) -> T) -> Heartbeat<T> {
         let Heartbeat {
-            slot,
+            inner,
             protocol,
             shared,
             conn,
         } = self;
         Heartbeat {
-            slot: Slot::Here {
-                inner: f(slot.into_inner()),
-            },
+            inner: f(inner),
             protocol,
             shared,
             conn,
         }
     }
 
-    /// A heartbeat for one of a session's sockets: the layer's settings, never in the
-    /// background (the session polls it where it is).
-    pub(crate) fn for_session(inner: S, config: Config, protocol: Protocol) -> Self {
-        Self::with_config(inner, config, protocol, false)
-    }
-
-    /// The handler's side of a session: polls go to `session`.
-    /// The handler's `handle()` shows the heartbeat of the session's first socket: its hub,
-    /// `shared`, which the session's adapter shares rather than making one nobody runs.
-    pub(crate) fn from_session<M, E>(
-        session: crate::resume::Session<S, M, E>,
-        config: Config,
-        protocol: Protocol,
-        shared: Arc<Shared>,
-    ) -> Self
-    where
-        S: Send + 'static,
-        M: Send + 'static,
-        E: Send + 'static,
-    {
-        let session: Box<dyn Any + Send> = Box::new(session);
-        Self::in_slot(
-            Slot::Session {
-                session: std::sync::Mutex::new(session),
-            },
-            config,
-            protocol,
-            shared,
-        )
-    }
-
     /// This connection's wake hub (which its handles read).
-    pub(crate) fn shared(&self) -> Arc<Shared> {
-        self.shared.0.clone()
-    }
-
-    /// With the registry of a layer that has `resume`: for the service form.
-    pub(crate) fn with_sessions(mut self, registry: Arc<crate::resume::Registry>) -> Self {
-        self.conn.rare().sessions = Some(registry);
-        self
-    }
-
-    /// The sessions a connection-handler service hands its WebSockets to, if any.
-    pub(crate) fn sessions(&self) -> Option<&Arc<crate::resume::Registry>> {
-        self.conn.rare.as_ref()?.sessions.as_ref()
+    #[cfg_attr(not(any(feature = "resume", feature = "reconnect")), allow(dead_code))]
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared.0
     }
 
     /// Pings this heartbeat has sent: a session acknowledges at each new one.
+    #[cfg_attr(not(any(feature = "resume", feature = "reconnect")), allow(dead_code))]
     pub(crate) fn pings_sent(&self) -> u64 {
         u64::from(
             self.shared
@@ -336,105 +208,51 @@ impl<S> Heartbeat<S> {
     }
 
     /// The close timeout of the settings.
+    #[cfg_attr(not(feature = "resume"), allow(dead_code))]
     pub(crate) fn close_timeout(&self) -> std::time::Duration {
         self.conn.rules.close_timeout()
     }
 
-    /// `other` wrapped with the same settings, as a fresh connection.
-    pub(crate) fn wrap_like<W>(&self, other: W) -> Heartbeat<W> {
-        let background = matches!(self.slot, Slot::Away { .. });
-        Heartbeat::with_config(
-            other,
-            self.conn.config(&self.shared),
-            self.protocol.clone(),
-            background,
-        )
+    /// The settings as they stand (the interval in force, which a handle or the peer may
+    /// have changed).
+    pub(crate) fn config(&self) -> Config {
+        self.conn.config(&self.shared)
     }
 
-    /// The connection's state and the context of one poll, apart. Only for a stream that is
-    /// here: every poll checks `is_here` first.
+    /// `other` wrapped with the same settings, as a fresh connection.
+    pub(crate) fn wrap_like<W>(&self, other: W) -> Heartbeat<W> {
+        Heartbeat::with_config(other, self.config(), self.protocol.clone())
+    }
+
+    /// The connection's state and the context of one poll, apart.
     #[inline(always)]
     fn split<'a, 'cx>(
         self: Pin<&'a mut Self>,
         cx: &'a mut Context<'cx>,
     ) -> (&'a mut Conn, Io<'a, 'cx, S>) {
         let this = self.project();
-        let SlotProj::Here { inner } = this.slot.project() else {
-            unreachable!()
-        };
         let io = Io {
-            inner,
+            inner: this.inner,
             shared: &this.shared.0,
             protocol: this.protocol,
             cx,
         };
         (this.conn, io)
     }
-
-    /// Whether the adapter polls the stream itself (not yet, or never, in background mode).
-    #[inline(always)]
-    fn is_here(&self) -> bool {
-        matches!(self.slot, Slot::Here { .. })
-    }
-
-    /// Whether the stream is with its driver task (background mode, after the first poll)
-    /// or this is a session's (whose sockets come and go).
-    #[cfg(feature = "axum")]
-    pub(crate) fn is_away(&self) -> bool {
-        match &self.slot {
-            Slot::Away { gone } => matches!(**gone, Gone::Driven { .. }),
-            Slot::Session { .. } => true,
-            Slot::Here { .. } => false,
-        }
-    }
-}
-
-/// What the accessors say when the stream is with its driver task, or is a session's.
-const AWAY: &str = "this Heartbeat runs in the background (HeartbeatLayer::background), or is a \
-                    session (resume::Sessions), whose sockets come and go: there is no one \
-                    stream to give";
-
-impl<S> Slot<S> {
-    fn into_inner(self) -> S {
-        match self {
-            Slot::Here { inner } => inner,
-            Slot::Away { gone } => match *gone {
-                Gone::Parked(inner) => inner,
-                _ => panic!("{AWAY}"),
-            },
-            Slot::Session { .. } => panic!("{AWAY}"),
-        }
-    }
 }
 
 impl<S: Clone> Clone for Heartbeat<S> {
     /// A clone wraps a clone of the inner value with the same settings and a fresh
     /// heartbeat (this is what a cloned connection-handler service needs).
-    ///
-    /// # Panics
-    /// In background mode, once the stream has moved to its driver task (at the first poll).
     fn clone(&self) -> Self {
-        let clone = self.wrap_like(self.get_ref().clone());
-        match self.sessions() {
-            // A connection-handler service's clones share its sessions.
-            Some(registry) => clone.with_sessions(registry.clone()),
-            None => clone,
-        }
+        self.wrap_like(self.inner.clone())
     }
 }
 
 impl<S: fmt::Debug> fmt::Debug for Heartbeat<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let inner: &dyn fmt::Debug = match &self.slot {
-            Slot::Here { inner } => inner,
-            Slot::Away { gone } => match &**gone {
-                Gone::Parked(inner) => inner,
-                _ => &"(with its driver task)",
-            },
-            Slot::Session { .. } => &"(a session)",
-        };
         f.debug_struct("Heartbeat")
-            .field("inner", inner)
+            .field("inner", &self.inner)
             .field("interval", &self.shared.interval())
             .field("max_missed", &self.conn.rules.max_missed())
             .field("missed", &self.conn.state.missed())

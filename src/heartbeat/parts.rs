@@ -25,14 +25,11 @@ where
     /// # drop(bare);
     /// # }
     /// ```
-    ///
-    /// # Panics
-    /// In background mode, once the stream has moved to its driver task (at the first poll).
     pub fn into_parts(self) -> (S, Option<S::Item>) {
         let mut conn = self.conn;
         // The read-ahead slot only ever holds an item of the inner stream, `S::Item`.
         let read_ahead = conn.take_kept::<S::Item>();
-        (self.slot.into_inner(), read_ahead)
+        (self.inner, read_ahead)
     }
 }
 

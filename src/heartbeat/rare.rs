@@ -21,13 +21,6 @@ pub(super) struct Rare {
     /// Byte-level progress of the transport, if it is tracked.
     pub(super) progress: Option<Progress>,
     pub(super) read_ahead: ReadAhead,
-    /// The sessions of a connection-handler service whose layer has `resume`
-    /// (`crate::resume`): every WebSocket it is called with goes to them first.
-    pub(super) sessions: Option<std::sync::Arc<crate::resume::Registry>>,
-    /// What an integration kept of a session's first socket for the handler's accessors
-    /// (axum: the subprotocol), as `Gone::Driven` keeps it in background mode.
-    #[cfg(feature = "axum")]
-    pub(super) keepsake: Option<Box<dyn Any + Send + Sync>>,
 }
 
 /// One item read ahead by the writing side, waiting for the reader. Type-erased because

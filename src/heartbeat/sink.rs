@@ -8,7 +8,7 @@ use futures_core::Stream;
 use futures_sink::Sink;
 
 use super::state::{DeadClose, Flags, State};
-use super::{Conn, Heartbeat, Io, Side, SlotProj};
+use super::{Conn, Heartbeat, Io, Side};
 use crate::error::Dead;
 use crate::message::{MessageKind, WsMessage};
 
@@ -19,7 +19,7 @@ const DEAD_CLOSE_REASON: &str = "keepalive timeout";
 
 /// Which inner sink operation a `poll_*` of the adapter waits for.
 #[derive(Clone, Copy)]
-pub(super) enum SinkOp {
+enum SinkOp {
     Ready,
     Flush,
     Close,
@@ -27,64 +27,19 @@ pub(super) enum SinkOp {
 
 impl<S, M, E> Sink<M> for Heartbeat<S>
 where
-    S: Stream<Item = Result<M, E>> + Sink<M, Error = E> + Send + 'static,
+    S: Stream<Item = Result<M, E>> + Sink<M, Error = E>,
     M: WsMessage + Send + Sync + 'static,
     E: From<Dead> + Send + Sync + 'static,
 {
     type Error = E;
 
-    // See `Heartbeat::poll_ready_msg`; in background mode, on the driver's writing half.
-    #[inline(always)]
-    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
-        if !self.is_here() {
-            return self.poll_sink_away(cx, SinkOp::Ready);
-        }
-        self.poll_ready_msg(cx)
-    }
-
-    #[inline(always)]
-    fn start_send(self: Pin<&mut Self>, item: M) -> Result<(), E> {
-        if !self.is_here() {
-            return self.start_send_away(item);
-        }
-        self.start_send_msg(item)
-    }
-
-    #[inline(always)]
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
-        if !self.is_here() {
-            return self.poll_sink_away(cx, SinkOp::Flush);
-        }
-        self.poll_flush_msg(cx)
-    }
-
-    /// Closes the inner sink. After the peer was found dead, this finishes the best-effort
-    /// Close frame (within the close timeout) and returns `Ok`.
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
-        if !self.is_here() {
-            return self.poll_sink_away(cx, SinkOp::Close);
-        }
-        self.poll_close_msg(cx)
-    }
-}
-
-/// The sink's methods for a stream that is here, with only the bounds their logic needs (the
-/// background driver and wrappers of streams that are not `Send` write through them).
-impl<S> Heartbeat<S> {
     /// Runs the heartbeat only when it has to wait: a send ends with a `poll_flush`, which
     /// runs it, so the timer is checked once per message, not twice.
-    // Inlined by force, like `start_send` and `poll_flush`: as a call it made the caller's
-    // send future (`futures_util`'s `Feed`) too large for the compiler to inline into `Send`.
+    // Inlined by force, like `start_send` and `poll_flush`: every send goes through the three,
+    // and as calls they made the caller's send future (`futures_util`'s `Feed`) too large for
+    // the compiler to inline into `Send`, and cost each send calls and moves of the message.
     #[inline(always)]
-    pub(crate) fn poll_ready_msg<M, E>(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<(), E>>
-    where
-        S: Stream<Item = Result<M, E>> + Sink<M, Error = E>,
-        M: WsMessage + Send + Sync + 'static,
-        E: From<Dead> + Send + Sync + 'static,
-    {
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
         let (conn, mut io) = self.as_mut().split(cx);
         if conn.state.runs() {
             if let Poll::Ready(result) = conn.poll_inner(&mut io, SinkOp::Ready) {
@@ -94,15 +49,8 @@ impl<S> Heartbeat<S> {
         self.poll_sink(cx, SinkOp::Ready)
     }
 
-    // Inlined by force, with `poll_flush`: every send goes through both, and as calls they
-    // would cost each send two calls and a move of the message.
     #[inline(always)]
-    pub(crate) fn start_send_msg<M, E>(self: Pin<&mut Self>, item: M) -> Result<(), E>
-    where
-        S: Sink<M, Error = E>,
-        M: WsMessage,
-        E: From<Dead>,
-    {
+    fn start_send(self: Pin<&mut Self>, item: M) -> Result<(), E> {
         let this = self.project();
         let conn = this.conn;
         // A `start_send` after a successful `poll_ready` succeeds, even if the peer was
@@ -117,24 +65,13 @@ impl<S> Heartbeat<S> {
         if let MessageKind::Close(_) = item.kind() {
             conn.state.close();
         }
-        let SlotProj::Here { inner } = this.slot.project() else {
-            unreachable!()
-        };
-        inner.start_send(item)
+        this.inner.start_send(item)
     }
 
     /// Every send ends here, so the common case is kept small: with nothing of the
     /// heartbeat's to do, flush the inner sink directly; the full path runs otherwise.
     #[inline(always)]
-    pub(crate) fn poll_flush_msg<M, E>(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<(), E>>
-    where
-        S: Stream<Item = Result<M, E>> + Sink<M, Error = E>,
-        M: WsMessage + Send + Sync + 'static,
-        E: From<Dead> + Send + Sync + 'static,
-    {
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
         let (conn, mut io) = self.as_mut().split(cx);
         if conn.writes_directly(io.shared) {
             if let Poll::Ready(result) = conn.poll_inner(&mut io, SinkOp::Flush) {
@@ -144,16 +81,9 @@ impl<S> Heartbeat<S> {
         self.poll_sink(cx, SinkOp::Flush)
     }
 
-    /// `poll_close` for a stream that is here.
-    pub(crate) fn poll_close_msg<M, E>(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<(), E>>
-    where
-        S: Stream<Item = Result<M, E>> + Sink<M, Error = E>,
-        M: WsMessage + Send + Sync + 'static,
-        E: From<Dead> + Send + Sync + 'static,
-    {
+    /// Closes the inner sink. After the peer was found dead, this finishes the best-effort
+    /// Close frame (within the close timeout) and returns `Ok`.
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
         self.poll_sink(cx, SinkOp::Close)
     }
 }

@@ -8,52 +8,23 @@ use futures_sink::Sink;
 
 use super::inbound::HIDDEN_PER_POLL;
 use super::state::{Flags, State};
-use super::{Conn, Heartbeat, Io, Side, Slot};
+use super::{Conn, Heartbeat, Io, Side};
 use crate::error::Dead;
 use crate::message::WsMessage;
 
 impl<S, M, E> Stream for Heartbeat<S>
 where
-    S: Stream<Item = Result<M, E>> + Sink<M, Error = E> + Send + 'static,
+    S: Stream<Item = Result<M, E>> + Sink<M, Error = E>,
     M: WsMessage + Send + Sync + 'static,
     E: From<Dead> + Send + Sync + 'static,
 {
     type Item = Result<M, E>;
 
-    // Every message comes through here: see `Heartbeat::poll_next_msg`. In background mode,
-    // from the driver's queue instead.
-    #[inline(always)]
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if !self.is_here() {
-            return self.poll_next_away(cx);
-        }
-        self.poll_next_msg(cx)
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.items_left()
-    }
-}
-
-impl<S> Heartbeat<S> {
-    /// The stream's `poll_next` for a stream that is here, as a method with only the bounds
-    /// its logic needs (the background driver and wrappers of streams that are not `Send`
-    /// read through it).
-    ///
     /// Every message comes through here, so the common case is kept small: with nothing of
-    /// the heartbeat's to do, read the inner stream directly and look at what comes; the full
-    /// path (out of line) runs otherwise. Inlined by force into `poll_next`: as a call, the
-    /// message would be returned through one more slot.
+    /// the heartbeat's to do, read the inner stream directly and look at what comes; the
+    /// full path (out of line) runs otherwise.
     #[inline(always)]
-    pub(crate) fn poll_next_msg<M, E>(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<M, E>>>
-    where
-        S: Stream<Item = Result<M, E>> + Sink<M, Error = E>,
-        M: WsMessage + Send + Sync + 'static,
-        E: From<Dead> + Send + Sync + 'static,
-    {
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let (conn, mut io) = self.as_mut().split(cx);
         if conn.reads_directly(io.shared) {
             // Returned as it came, so that the inner stream's value moves straight into our
@@ -81,6 +52,12 @@ impl<S> Heartbeat<S> {
         self.poll_next_full(cx)
     }
 
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.items_left()
+    }
+}
+
+impl<S> Heartbeat<S> {
     /// `poll_next` when the heartbeat has something to do: a tick, a ping or an answer to
     /// send, a pong to flush, a message read ahead, a death to report. Out of line, and
     /// taking the adapter rather than an `Io`, so that the direct path builds no context in
@@ -174,18 +151,15 @@ impl Conn {
 
 impl<S, M, E> FusedStream for Heartbeat<S>
 where
-    S: FusedStream<Item = Result<M, E>> + Sink<M, Error = E> + Send + 'static,
+    S: FusedStream<Item = Result<M, E>> + Sink<M, Error = E>,
     M: WsMessage + Send + Sync + 'static,
     E: From<Dead> + Send + Sync + 'static,
 {
     fn is_terminated(&self) -> bool {
-        let Slot::Here { inner } = &self.slot else {
-            return self.ended_away();
-        };
         match &self.conn.state {
             State::Ended => true,
             State::Dead(death) => death.reported,
-            State::Running(_) => !self.conn.has_read_ahead() && inner.is_terminated(),
+            State::Running(_) => !self.conn.has_read_ahead() && self.inner.is_terminated(),
         }
     }
 }

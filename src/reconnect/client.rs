@@ -19,13 +19,10 @@ use crate::heartbeat::Heartbeat;
 use crate::message::{MessageKind, WsMessage};
 use crate::random::random_u64;
 use crate::resume::wire::Welcome;
-use crate::resume::{Reason as Lost, SessionLost};
+use crate::resume::{Ahead, Reason as Lost, SessionLost, Sorted, close_ends_session, weight};
 use crate::wake::Halves;
 
-use super::session::{ClientSession, Sorted, handshake};
-
-/// Messages a session's client reads ahead while its writer waits for an acknowledgement.
-const AHEAD: usize = 1024;
+use super::session::{ClientSession, handshake};
 
 /// A connect attempt in flight: the connection and, with a session, the server's `welcome`.
 type Attempt<S> = BoxFuture<'static, Result<(Heartbeat<S>, Option<Welcome>), Reason>>;
@@ -81,7 +78,7 @@ pub struct Reconnect<S: Connection> {
     /// messages in wire form (and acknowledgements), all kept in the session's ledger.
     session: Option<ClientSession>,
     /// Data read while the writer waited for an acknowledgement, for the next reads.
-    ahead: VecDeque<S::Message>,
+    ahead: Ahead<S::Message>,
 }
 
 impl<S: Connection> std::fmt::Debug for Reconnect<S> {
@@ -121,7 +118,7 @@ impl<S: Connection> Reconnect<S> {
             unconfirmed: 0,
             pongs_seen: 0,
             session,
-            ahead: VecDeque::new(),
+            ahead: Ahead::default(),
         }
     }
 
@@ -201,7 +198,7 @@ impl<S: Connection> Reconnect<S> {
             }
             // A session ends at any Close but the heartbeat's own (PROTOCOL.md, section 6).
             let is_final = match self.session {
-                Some(_) => *code != 1011,
+                Some(_) => close_ends_session(Some(*code)),
                 None => (self.settings.is_final)(*code, text),
             };
             if is_final {
@@ -269,7 +266,7 @@ impl<S: Connection> Reconnect<S> {
             None => reason,
         };
         if let Some(session) = &mut self.session {
-            self.unconfirmed = session.ledger.unconfirmed();
+            self.unconfirmed = session.core.ledger().unconfirmed();
             session.went_down();
         }
         self.emit(Event::Disconnected {
@@ -289,7 +286,7 @@ impl<S: Connection> Reconnect<S> {
                 State::Connecting(attempt) => match attempt.as_mut().poll(cx) {
                     Poll::Ready(Ok((ws, welcome))) => {
                         if let (Some(session), Some(welcome)) = (&mut self.session, welcome) {
-                            match session.welcomed(&welcome) {
+                            match session.welcomed(&welcome, ws.pings_sent()) {
                                 Ok(replay) => self.buffer = replay.into(),
                                 Err(violation) => {
                                     let lost = session.lost(violation);
@@ -297,7 +294,6 @@ impl<S: Connection> Reconnect<S> {
                                     continue;
                                 }
                             }
-                            session.pings_seen = ws.pings_sent();
                         }
                         self.pongs_seen = ws.handle().stats().pongs_received;
                         self.emit(Event::Connected { retry: self.retry });
@@ -362,34 +358,38 @@ impl<S: Connection> Reconnect<S> {
         match Pin::new(&mut *ws).poll_next(cx) {
             Poll::Ready(Some(Ok(msg))) => {
                 self.unconfirmed = 0;
-                if let MessageKind::Close(frame) = msg.kind() {
-                    let (code, reason) = frame.unwrap_or((1005, ""));
-                    *closed_by_server = Some((code, reason.to_owned()));
-                    return Poll::Ready(None);
-                }
                 let Some(session) = &mut self.session else {
+                    if let MessageKind::Close(frame) = msg.kind() {
+                        let (code, reason) = frame.unwrap_or((1005, ""));
+                        *closed_by_server = Some((code, reason.to_owned()));
+                        return Poll::Ready(None);
+                    }
                     return Poll::Ready(Some(msg));
                 };
-                if !matches!(msg.kind(), MessageKind::Data) {
-                    return Poll::Ready(Some(msg));
-                }
-                let mut ack = None;
-                match session.sort(msg, &mut ack) {
+                match session.sort(msg) {
                     Sorted::Deliver(msg) => {
-                        if let Some(ack) = ack {
+                        if let Some(ack) = session.ack(ws.pings_sent()) {
                             self.buffer.push_front(ack);
                         }
                         Poll::Ready(Some(msg))
                     }
-                    Sorted::Handled(room) => {
+                    Sorted::Close { msg, .. } => {
+                        let (code, reason) = match msg.kind() {
+                            MessageKind::Close(frame) => frame.unwrap_or((1005, "")),
+                            _ => unreachable!("a Close"),
+                        };
+                        *closed_by_server = Some((code, reason.to_owned()));
+                        Poll::Ready(None)
+                    }
+                    Sorted::Handled { room } => {
                         if room {
                             self.halves.writer.wake();
                         }
                         Poll::Ready(None)
                     }
                     Sorted::Violation(what) => {
-                        let _ = Pin::new(&mut *ws)
-                            .start_send(S::Message::close(1002, "session protocol error"));
+                        let (code, reason) = crate::resume::VIOLATION_CLOSE;
+                        let _ = Pin::new(&mut *ws).start_send(S::Message::close(code, reason));
                         let _ = Pin::new(&mut *ws).poll_flush(cx);
                         let lost = session.lost(Lost::Violation(what));
                         self.lose(lost);
@@ -407,15 +407,11 @@ impl<S: Connection> Reconnect<S> {
             }
             Poll::Pending => {
                 if let Some(session) = &mut self.session {
-                    let pings = ws.pings_sent();
-                    if pings != session.pings_seen {
-                        // A tick sent a ping: the acknowledgement rides along.
-                        session.pings_seen = pings;
-                        if let Some(ack) = session.ack() {
-                            // Look again: the caller's drain sends it.
-                            self.buffer.push_front(ack);
-                            return Poll::Ready(None);
-                        }
+                    // A tick sent a ping: the acknowledgement rides along. Look again: the
+                    // caller's drain sends it.
+                    if let Some(ack) = session.ack(ws.pings_sent()) {
+                        self.buffer.push_front(ack);
+                        return Poll::Ready(None);
                     }
                 }
                 Poll::Pending
@@ -435,7 +431,7 @@ impl<S: Connection> Reconnect<S> {
     /// message the server has not acknowledged (sent or not).
     fn unsent(&self) -> usize {
         match &self.session {
-            Some(session) => session.ledger.unconfirmed() as usize,
+            Some(session) => session.core.ledger().unconfirmed() as usize,
             None => self.buffer.len(),
         }
     }
@@ -444,9 +440,17 @@ impl<S: Connection> Reconnect<S> {
     /// ledger of unacknowledged messages.
     fn has_room(&self) -> bool {
         match &self.session {
-            Some(session) => session.ledger.has_room(),
+            Some(session) => session.core.ledger().has_room(),
             None => self.buffer.len() < self.settings.buffer,
         }
+    }
+
+    /// Whether the writer, waiting for an acknowledgement, may read one more message ahead
+    /// for the reader: with a session, up to its own buffer in bytes.
+    fn may_read_ahead(&self) -> bool {
+        self.session
+            .as_ref()
+            .is_some_and(|session| self.ahead.has_room(session.core.ledger().buffer()))
     }
 
     /// The terminal error, if there is one to report, for the sink.
@@ -498,7 +502,7 @@ impl<S: Connection> Reconnect<S> {
                 self.disconnect(Self::reason_of(err));
                 continue;
             }
-            if let Some(msg) = self.ahead.pop_front() {
+            if let Some(msg) = self.ahead.pop() {
                 return Poll::Ready(Some(Ok(msg)));
             }
             match self.poll_read(cx) {
@@ -524,12 +528,13 @@ impl<S: Connection> Reconnect<S> {
                 Poll::Ready(true) => match self.poll_drain(cx) {
                     Poll::Ready(Err(err)) => self.disconnect(Self::reason_of(err)),
                     _ if self.has_room() => {}
-                    _ if self.session.is_some() && self.ahead.len() < AHEAD => {
+                    _ if self.may_read_ahead() => {
                         // Read on for the acknowledgement that makes room; what arrives
                         // meanwhile is the reader's.
                         match self.poll_read(cx) {
                             Poll::Ready(Some(msg)) => {
-                                self.ahead.push_back(msg);
+                                let bytes = weight(&msg);
+                                self.ahead.push(msg, bytes);
                                 self.halves.reader.wake();
                             }
                             Poll::Ready(None) => {}

@@ -13,35 +13,23 @@ use tokio::time::Instant;
 use super::{Connection, Reason};
 use crate::heartbeat::Heartbeat;
 use crate::message::{MessageKind, WsMessage};
-use crate::protocol::{AppFrame, AppMessage, Protocol};
+use crate::protocol::{AppMessage, Protocol};
 use crate::resume::wire::{self, Incoming, Message, Welcome};
-use crate::resume::{Ledger, Reason as Lost, Resume, Secret, SessionLost, payload_len};
+use crate::resume::{Core, Ledger, Reason as Lost, Resume, Secret, SessionId, SessionLost, Sorted};
 
-/// The client's side of one session.
+/// The client's side of one session: the session's rules ([`Core`]) and what only a
+/// client has: its id and secret, the latest token, the window's clock.
 #[derive(Debug)]
 pub(super) struct ClientSession {
-    sid: Secret,
+    sid: SessionId,
     secret: Secret,
     /// The token of the latest `welcome`; `None` before the first (then `hello new`).
     token: Option<Secret>,
-    pub(super) ledger: Ledger,
+    pub(super) core: Core,
     /// The smaller of ours and the server's (from its `welcome`).
     window: Duration,
     /// When the latest socket went down, while no `welcome` has come since.
     down_since: Option<Instant>,
-    /// The socket's pings when we last acknowledged.
-    pub(super) pings_seen: u64,
-    protocol: Protocol,
-}
-
-/// What a message from the server was.
-pub(super) enum Sorted<M> {
-    /// For the application.
-    Deliver(M),
-    /// An acknowledgement or a message of a later version: read on. `true`: room was made.
-    Handled(bool),
-    /// The server broke the protocol.
-    Violation(&'static str),
 }
 
 impl ClientSession {
@@ -50,103 +38,63 @@ impl ClientSession {
     /// # Panics
     /// If the OS's random source fails.
     pub(super) fn new(resume: Resume, protocol: Protocol) -> Self {
-        let random = || Secret::random().expect("the OS's random source works");
+        const RANDOM: &str = "the OS's random source works";
         Self {
-            sid: random(),
-            secret: random(),
+            sid: SessionId::random().expect(RANDOM),
+            secret: Secret::random().expect(RANDOM),
             token: None,
-            ledger: Ledger::new(resume.buffer_len(), 0),
+            core: Core::new(Ledger::new(resume.buffer_len(), 0), protocol),
             window: resume.window_len(),
             down_since: None,
-            pings_seen: 0,
-            protocol,
         }
     }
 
     /// The `hello` for the next connection.
     pub(super) fn hello(&mut self) -> String {
+        let ledger = self.core.ledger_mut();
         match self.token {
-            None => wire::hello_new(self.sid, self.secret, self.ledger.buffer() as u64),
-            Some(token) => wire::hello_resume(self.sid, token, self.ledger.told_in_handshake()),
+            None => wire::hello_new(self.sid, self.secret, ledger.buffer() as u64),
+            Some(token) => wire::hello_resume(self.sid, token, ledger.told_in_handshake()),
         }
     }
 
-    /// The server's `welcome`: the session goes on from its count. Returns what to send
-    /// again, oldest first, in wire form.
-    pub(super) fn welcomed<M: WsMessage>(&mut self, welcome: &Welcome) -> Result<Vec<M>, Lost> {
-        self.ledger
-            .acknowledged(welcome.received)
+    /// The server's `welcome` on a connection whose heartbeat has sent `pings` pings: the
+    /// session goes on from its count. Returns what to send again, oldest first, in wire
+    /// form.
+    pub(super) fn welcomed<M: WsMessage>(
+        &mut self,
+        welcome: &Welcome,
+        pings: u64,
+    ) -> Result<Vec<M>, Lost> {
+        let replay = self
+            .core
+            .resume_from(welcome.received)
             .map_err(|violation| Lost::Violation(violation.0))?;
         self.token = Some(welcome.token);
         self.window = self.window.min(Duration::from_millis(welcome.window_ms));
-        self.ledger.set_peer_buffer(welcome.buffer);
+        self.core.ledger_mut().set_peer_buffer(welcome.buffer);
+        self.core.on_socket(pings);
         self.down_since = None;
-        Ok(self
-            .ledger
-            .replay()
-            .into_iter()
-            .map(|m| self.wire_form(m))
-            .collect())
-    }
-
-    /// A message as it goes on the wire: escaped if it must be.
-    pub(super) fn wire_form<M: WsMessage>(&self, msg: AppMessage) -> M {
-        let frame = app_frame(&msg);
-        if wire::needs_escape(frame, &self.protocol) {
-            M::from_app(wire::escaped(frame))
-        } else {
-            M::from_app(msg)
-        }
+        Ok(replay.into_iter().map(M::from_app).collect())
     }
 
     /// Numbers and keeps a data message the application sends; returns its wire form.
     pub(super) fn send<M: WsMessage>(&mut self, msg: M) -> M {
-        let Some(frame) = msg.as_app() else {
-            return msg;
+        let escaped = match msg.as_app() {
+            Some(frame) => self.core.keep(frame),
+            None => None,
         };
-        if !matches!(msg.kind(), MessageKind::Data) {
-            return msg;
-        }
-        self.ledger.keep(frame);
-        if wire::needs_escape(frame, &self.protocol) {
-            M::from_app(wire::escaped(frame))
-        } else {
-            msg
-        }
+        escaped.map_or(msg, M::from_app)
     }
 
-    /// Sorts a data message from the server (Close frames and pings are the caller's).
-    pub(super) fn sort<M: WsMessage>(&mut self, msg: M, ack: &mut Option<M>) -> Sorted<M> {
-        let Some(frame) = msg.as_app() else {
-            return Sorted::Deliver(msg);
-        };
-        let (deliver, len) = match wire::incoming(frame) {
-            Incoming::Data => (None, payload_len(frame)),
-            Incoming::Escaped => (
-                Some(M::from_app(wire::unescaped(frame))),
-                payload_len(frame) - 2,
-            ),
-            Incoming::Session(Message::Ack(count)) => {
-                return match self.ledger.acknowledged(count) {
-                    Ok(()) => Sorted::Handled(true),
-                    Err(violation) => Sorted::Violation(violation.0),
-                };
-            }
-            Incoming::Session(Message::Unknown(_)) => return Sorted::Handled(false),
-            Incoming::Session(_) => return Sorted::Violation("unexpected session message"),
-            Incoming::Reserved => return Sorted::Violation("reserved binary frame"),
-        };
-        if self.ledger.received(len) {
-            *ack = self.ack();
-        }
-        Sorted::Deliver(deliver.unwrap_or(msg))
+    /// Sorts a message from the server.
+    pub(super) fn sort<M: WsMessage>(&mut self, msg: M) -> Sorted<M> {
+        self.core.sort(msg)
     }
 
-    /// An acknowledgement, if the count moved.
-    pub(super) fn ack<M: WsMessage>(&mut self) -> Option<M> {
-        self.ledger
-            .ack()
-            .map(|count| M::from_app(AppMessage::Text(wire::ack_text(count))))
+    /// The acknowledgement due on a connection whose heartbeat has sent `pings` pings.
+    pub(super) fn ack<M: WsMessage>(&mut self, pings: u64) -> Option<M> {
+        self.core.ack(pings).map(M::from_app)
     }
 
     /// The socket went down (the first time since the last `welcome` starts the window).
@@ -166,17 +114,7 @@ impl ClientSession {
     }
 
     pub(super) fn lost(&self, reason: Lost) -> SessionLost {
-        SessionLost {
-            reason,
-            unconfirmed: self.ledger.unconfirmed(),
-        }
-    }
-}
-
-fn app_frame(msg: &AppMessage) -> AppFrame<'_> {
-    match msg {
-        AppMessage::Text(t) => AppFrame::Text(t),
-        AppMessage::Binary(b) => AppFrame::Binary(b),
+        self.core.lost(reason)
     }
 }
 

@@ -10,10 +10,9 @@
 //! use ws_heartbeat::resume::{Resume, Sessions};
 //!
 //! # async fn serve() -> std::io::Result<()> {
-//! let layer = HeartbeatLayer::new()
+//! let sessions: Sessions = HeartbeatLayer::new()
 //!     .interval(Duration::from_secs(10))
 //!     .resume(Resume::new().window(Duration::from_secs(30)).buffer(1 << 20));
-//! let sessions = Sessions::new(layer);
 //! let listener = TcpListener::bind("127.0.0.1:3000").await?;
 //! loop {
 //!     let (tcp, _) = listener.accept().await?;
@@ -21,7 +20,7 @@
 //!     tokio::spawn(async move {
 //!         let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else { return };
 //!         match sessions.accept(ws).await {
-//!             // A new session: the same `Heartbeat<_>` a handler gets without sessions.
+//!             // A new session: a `Stream + Sink` of the socket's own messages.
 //!             Ok(Some(mut session)) => {
 //!                 while let Some(Ok(msg)) = session.next().await {
 //!                     if msg.is_text() && session.send(msg).await.is_err() {
@@ -67,20 +66,23 @@
 //! "Sessions"; the wire: PROTOCOL.md.
 
 mod ledger;
+mod registry;
+mod rules;
+mod service;
 mod session;
 mod sessions;
 mod token;
 pub(crate) mod wire;
 
-use std::error::Error as StdError;
-use std::fmt;
 use std::time::Duration;
 
-pub(crate) use ledger::{Ledger, payload_len};
-pub(crate) use session::Session;
-pub(crate) use sessions::Registry;
+pub use crate::error::{Reason, SessionLost};
+pub(crate) use ledger::Ledger;
+pub(crate) use rules::{Ahead, Core, Sorted, VIOLATION_CLOSE, close_ends_session, weight};
+pub use service::SessionService;
+pub use session::Session;
 pub use sessions::{AcceptError, Sessions};
-pub(crate) use token::Secret;
+pub(crate) use token::{Secret, SessionId};
 
 use crate::config::MAX_DURATION;
 
@@ -210,79 +212,3 @@ impl Resume {
             .saturating_mul(self.buffer.saturating_add(Self::PER_SESSION))
     }
 }
-
-/// Why a session ended without a Close: it can no longer resume.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Reason {
-    /// Its socket went down and no client came back within the window.
-    WindowPassed,
-    /// The server refused the resume (close 4410): it does not hold the session (it ended,
-    /// its window passed, the server restarted) or the token was not valid.
-    Refused,
-    /// Its socket went down while the server already kept `max_parked` sessions waiting.
-    TooManyParked,
-    /// The peer broke the session protocol (PROTOCOL.md); the socket was closed with 1002.
-    Violation(&'static str),
-    /// The session had already ended (a Close from either side); nothing more can be sent.
-    Closed,
-}
-
-/// A session that can no longer resume: why, and how many of this side's data messages
-/// were never acknowledged by the other (they may or may not have arrived).
-///
-/// It reaches a server's handler as the [`source`](StdError::source) of a
-/// [`Dead`](crate::Dead) inside the socket's own error type, and a Rust client as
-/// [`reconnect::Error::SessionLost`](crate::reconnect::Error::SessionLost).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SessionLost {
-    pub(crate) reason: Reason,
-    pub(crate) unconfirmed: u64,
-}
-
-impl SessionLost {
-    /// Why.
-    pub const fn reason(&self) -> Reason {
-        self.reason
-    }
-
-    /// This side's data messages never acknowledged.
-    pub const fn unconfirmed(&self) -> u64 {
-        self.unconfirmed
-    }
-
-    /// Finds a `SessionLost` in `err` or down its source chain (inside a
-    /// [`Dead`](crate::Dead), inside an `io::Error`), like [`Dead::find`](crate::Dead::find).
-    pub fn find<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a SessionLost> {
-        let mut current = Some(err);
-        while let Some(err) = current {
-            if let Some(lost) = err.downcast_ref::<SessionLost>() {
-                return Some(lost);
-            }
-            if let Some(lost) = crate::Dead::find(err).and_then(crate::Dead::lost) {
-                return Some(lost);
-            }
-            current = err.source();
-        }
-        None
-    }
-}
-
-impl fmt::Display for SessionLost {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let why = match self.reason {
-            Reason::WindowPassed => "the peer did not come back within the window",
-            Reason::Refused => "the server no longer holds the session",
-            Reason::TooManyParked => "too many sessions were waiting for their clients",
-            Reason::Violation(what) => what,
-            Reason::Closed => "the session was closed",
-        };
-        write!(
-            f,
-            "session lost: {why}; {} sent messages unconfirmed",
-            self.unconfirmed
-        )
-    }
-}
-
-impl StdError for SessionLost {}

@@ -1,26 +1,28 @@
-//! [`Session`]: one server-side session, as the handler's `Heartbeat<S>` holds it in
-//! session mode. It owns the current socket (a heartbeat of its own), the accounts, and
-//! the phase: live on a socket, parked without one, or ended. Only its owner's polls touch
+//! [`Session`]: one server-side session, the handler's `Stream + Sink`. It owns the current
+//! socket (a heartbeat of its own), the session's rules and accounts ([`Core`]), and the
+//! phase: live on a socket, parked without one, or ended. Only its owner's polls touch
 //! them; a resuming socket waits in the session's mailbox until the next poll adopts it.
-//!
-//! The design: ARCHITECTURE.md, "Sessions".
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use futures_core::Stream;
+use futures_core::{FusedStream, Stream};
 use futures_sink::Sink;
 use tokio::time::Sleep;
 
-use super::sessions::{Mailbox, Registry};
-use super::wire::{self, Incoming, Message};
-use super::{Ledger, Reason, Secret, SessionLost, payload_len};
+use super::registry::{Mailbox, Registry};
+use super::rules::{Ahead, Core, Sorted, VIOLATION_CLOSE, weight};
+use super::token::SessionId;
+use super::wire;
+use super::{Ledger, Reason, SessionLost};
 use crate::error::Dead;
+use crate::handle::{Following, Follows, HeartbeatHandle};
 use crate::heartbeat::Heartbeat;
 use crate::message::{MessageKind, WsMessage};
-use crate::protocol::{AppMessage, Protocol};
+use crate::protocol::AppMessage;
 
 /// Where a session is in its life.
 enum Phase {
@@ -35,32 +37,25 @@ enum Phase {
     Ended { lost: Option<SessionLost> },
 }
 
-/// What a received message was.
-enum Sorted<M> {
-    /// For the handler.
-    Deliver(M),
-    /// The session's own (an acknowledgement); read on.
-    Handled,
-    /// The peer broke the protocol.
-    Violation(&'static str),
-    /// A Close frame 1011: the peer found this socket dead, the session parks.
-    Park,
-}
-
-pub(crate) struct Session<S, M, E> {
+/// A session on the server ([`crate::resume`]): what [`Sessions::accept`] gives the handler
+/// of a new session, a `Stream + Sink` with the socket's own item and error. Messages
+/// reach the handler exactly once and in order across the sockets the session moves
+/// through; its reads wait while no socket is up, its sends are kept meanwhile (up to the
+/// buffer). A session that can no longer resume ends with one `Err` carrying a
+/// [`Dead`] whose source is a [`SessionLost`], then the stream ends.
+///
+/// [`Sessions::accept`]: super::Sessions::accept
+#[must_use = "streams do nothing unless polled"]
+pub struct Session<S: Stream> {
     ws: Option<Pin<Box<Heartbeat<S>>>>,
-    ledger: Ledger,
-    /// Session messages and replays to write before anything else.
-    out: VecDeque<M>,
+    core: Core,
+    /// Session messages and replays, in wire form, to write before anything else.
+    out: VecDeque<AppMessage>,
     /// Data read while waiting for room to send, for the handler's next reads.
-    ahead: VecDeque<Result<M, E>>,
-    ahead_bytes: usize,
+    ahead: Ahead<S::Item>,
     phase: Phase,
-    /// The socket's pings when we last acknowledged: a new ping is a tick to ride.
-    pings_seen: u64,
-    protocol: Protocol,
     registry: Arc<Registry>,
-    sid: Secret,
+    sid: SessionId,
     /// Whether the registry still holds the session (under `sid`): until it closes or ends.
     registered: bool,
     mailbox: Arc<Mailbox<S>>,
@@ -69,7 +64,36 @@ pub(crate) struct Session<S, M, E> {
     both: Waker,
 }
 
-impl<S, M, E> Session<S, M, E>
+impl<S: Stream> fmt::Debug for Session<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let phase = match self.phase {
+            Phase::Live => "live",
+            Phase::Closing => "closing",
+            Phase::Parked { .. } => "parked",
+            Phase::Ended { .. } => "ended",
+        };
+        f.debug_struct("Session")
+            .field("phase", &phase)
+            .field("unconfirmed", &self.core.ledger().unconfirmed())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Send + 'static> Follows for Mailbox<S> {
+    fn following(&self) -> &Following {
+        &self.following
+    }
+}
+
+impl<S: Stream + Send + 'static> Session<S> {
+    /// A handle to the heartbeat of the socket the session is on, which follows it to the
+    /// next ([`HeartbeatHandle`]).
+    pub fn handle(&self) -> HeartbeatHandle {
+        HeartbeatHandle::following(self.mailbox.clone())
+    }
+}
+
+impl<S, M, E> Session<S>
 where
     S: Stream<Item = Result<M, E>> + Sink<M, Error = E> + Send + 'static,
     M: WsMessage + Send + Sync + 'static,
@@ -79,20 +103,18 @@ where
         ws: Pin<Box<Heartbeat<S>>>,
         ledger: Ledger,
         registry: Arc<Registry>,
-        sid: Secret,
+        sid: SessionId,
         mailbox: Arc<Mailbox<S>>,
     ) -> Self {
-        let pings_seen = ws.pings_sent();
+        let mut core = Core::new(ledger, registry.layer.protocol_of());
+        core.on_socket(ws.pings_sent());
         let both = futures_util::task::waker(mailbox.clone());
         Self {
-            protocol: registry.protocol.clone(),
             ws: Some(ws),
-            ledger,
+            core,
             out: VecDeque::new(),
-            ahead: VecDeque::new(),
-            ahead_bytes: 0,
+            ahead: Ahead::default(),
             phase: Phase::Live,
-            pings_seen,
             registry,
             sid,
             registered: true,
@@ -102,7 +124,7 @@ where
     }
 
     /// Runs `poll` with a context whose waker wakes both halves of the handler
-    /// (ARCHITECTURE.md, "The wake hub"); the half that polls has registered its own.
+    /// (ARCHITECTURE.md, "Two halves"); the half that polls has registered its own.
     #[inline]
     fn with_both<R>(&mut self, poll: impl FnOnce(&mut Self, &mut Context<'_>) -> R) -> R {
         let both = std::mem::replace(&mut self.both, Waker::noop().clone());
@@ -134,45 +156,34 @@ where
             Phase::Ended { .. } | Phase::Closing => return,
             Phase::Parked { .. } | Phase::Live => {}
         }
-        if let Err(violation) = self.ledger.acknowledged(handover.peer_received) {
-            // The client claims more than we sent: not a client of this session. The session
-            // stays as it was (parked: still counted once).
-            tracing::debug!(?violation, "session resume refused");
-            return;
-        }
+        let replay = match self.core.resume_from(handover.peer_received) {
+            Ok(replay) => replay,
+            Err(violation) => {
+                // The client claims more than we sent: not a client of this session. The
+                // session stays as it was (parked: still counted once).
+                tracing::debug!(?violation, "session resume refused");
+                return;
+            }
+        };
         if let Phase::Parked { .. } = self.phase {
             self.registry.unpark();
         }
         let ws = handover.ws;
-        self.pings_seen = ws.pings_sent();
+        self.core.on_socket(ws.pings_sent());
+        self.mailbox.following.follow(ws.shared());
+        let resume = &self.registry.resume;
         self.out.clear();
-        self.out
-            .push_back(M::from_app(AppMessage::Text(wire::welcome_text(
-                handover.token,
-                self.ledger.told_in_handshake(),
-                self.ledger.buffer() as u64,
-                self.registry.resume.window.as_millis() as u64,
-            ))));
-        for msg in self.ledger.replay() {
-            self.out.push_back(self.wire_form(msg));
-        }
+        self.out.push_back(AppMessage::Text(wire::welcome_text(
+            handover.token,
+            self.core.ledger_mut().told_in_handshake(),
+            resume.buffer_len() as u64,
+            resume.window_len().as_millis() as u64,
+        )));
+        self.out.extend(replay);
         self.ws = Some(ws);
         self.phase = Phase::Live;
         // The other half may wait on the old socket, or on the mailbox.
         self.mailbox.halves.wake_both();
-    }
-
-    /// A replayed message as it goes on the wire (escaped if it must be).
-    fn wire_form(&self, msg: AppMessage) -> M {
-        let frame = match &msg {
-            AppMessage::Text(t) => crate::protocol::AppFrame::Text(t),
-            AppMessage::Binary(b) => crate::protocol::AppFrame::Binary(b),
-        };
-        if wire::needs_escape(frame, &self.protocol) {
-            M::from_app(wire::escaped(frame))
-        } else {
-            M::from_app(msg)
-        }
     }
 
     /// The socket went down: wait for the client, or end if too many wait already.
@@ -180,15 +191,14 @@ where
         self.ws = None;
         // A parked session holds only what it must: what bursts grew goes back.
         self.out = VecDeque::new();
-        self.ledger.shrink();
-        if !matches!(self.phase, Phase::Live) {
-            if matches!(self.phase, Phase::Closing) {
-                self.end(None);
-            }
-            return;
+        self.core.ledger_mut().shrink();
+        match self.phase {
+            Phase::Live => {}
+            Phase::Closing => return self.end(None),
+            Phase::Parked { .. } | Phase::Ended { .. } => return,
         }
         if self.registry.try_park() {
-            let until = Box::pin(tokio::time::sleep(self.registry.resume.window));
+            let until = Box::pin(tokio::time::sleep(self.registry.resume.window_len()));
             self.phase = Phase::Parked { until };
         } else {
             self.lose(Reason::TooManyParked);
@@ -198,10 +208,7 @@ where
     }
 
     fn lose(&mut self, reason: Reason) {
-        let lost = SessionLost {
-            reason,
-            unconfirmed: self.ledger.unconfirmed(),
-        };
+        let lost = self.core.lost(reason);
         tracing::debug!(%lost, "session ended");
         self.end(Some(lost));
     }
@@ -253,7 +260,7 @@ where
             return Poll::Ready(false);
         };
         while !self.out.is_empty() {
-            match ws.as_mut().poll_ready_msg(cx) {
+            match ws.as_mut().poll_ready(cx) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(_)) => {
                     self.park();
@@ -262,80 +269,63 @@ where
                 Poll::Pending => return Poll::Pending,
             }
             let msg = self.out.pop_front().expect("not empty");
-            if ws.as_mut().start_send_msg(msg).is_err() {
+            if ws.as_mut().start_send(M::from_app(msg)).is_err() {
                 self.park();
                 return Poll::Ready(false);
             }
         }
-        if let Poll::Ready(Err(_)) = ws.as_mut().poll_flush_msg(cx) {
+        if let Poll::Ready(Err(_)) = ws.as_mut().poll_flush(cx) {
             self.park();
             return Poll::Ready(false);
         }
         Poll::Ready(true)
     }
 
-    /// If a tick sent a ping since we last looked, the acknowledgement rides along (when
-    /// data arrived since the last one).
+    /// Queues the acknowledgement due, if any: after a quarter of the client's buffer, or
+    /// at a tick of the socket's heartbeat (one load per message, so that a reader that is
+    /// never idle sees the ticks).
     #[inline]
-    fn ack_at_tick(&mut self) {
-        if let Some(ws) = &self.ws {
-            let pings = ws.pings_sent();
-            if pings != self.pings_seen {
-                self.pings_seen = pings;
-                self.queue_ack();
-            }
-        }
-    }
-
-    /// Queues an acknowledgement if the count moved.
     fn queue_ack(&mut self) {
-        if let Some(count) = self.ledger.ack() {
-            self.out
-                .push_back(M::from_app(AppMessage::Text(wire::ack_text(count))));
+        if let Some(ws) = &self.ws {
+            if let Some(ack) = self.core.ack(ws.pings_sent()) {
+                self.out.push_back(ack);
+            }
         }
     }
 
-    /// Sorts a message read from the socket.
+    /// What a message read from the socket means here: `Some` for the handler.
     #[inline(always)]
-    fn sort(&mut self, msg: M) -> Sorted<M> {
-        // Text and binary first (`as_app` is `Some` for those only): the common case asks
-        // one question.
-        let Some(frame) = msg.as_app() else {
-            return match msg.kind() {
-                MessageKind::Close(Some((1011, _))) => Sorted::Park,
-                MessageKind::Close(_) => {
-                    self.closing();
-                    Sorted::Deliver(msg)
-                }
-                MessageKind::Data | MessageKind::Ping | MessageKind::Pong(_) => {
-                    Sorted::Deliver(msg)
-                }
-            };
-        };
-        match wire::incoming(frame) {
-            Incoming::Data => {
-                if self.ledger.received(payload_len(frame)) {
-                    self.queue_ack();
-                }
-                Sorted::Deliver(msg)
+    fn receive(&mut self, msg: M) -> Option<M> {
+        match self.core.sort(msg) {
+            Sorted::Deliver(msg) => {
+                self.queue_ack();
+                Some(msg)
             }
-            Incoming::Escaped => {
-                let data = wire::unescaped(frame);
-                if self.ledger.received(payload_len(frame) - 2) {
-                    self.queue_ack();
-                }
-                Sorted::Deliver(M::from_app(data))
+            Sorted::Close {
+                msg,
+                ends_session: true,
+            } => {
+                self.closing();
+                Some(msg)
             }
-            Incoming::Session(Message::Ack(count)) => match self.ledger.acknowledged(count) {
-                Ok(()) => {
+            // The client found this socket dead: the session parks.
+            Sorted::Close {
+                ends_session: false,
+                ..
+            } => {
+                self.park();
+                None
+            }
+            Sorted::Handled { room } => {
+                if room {
                     self.mailbox.halves.writer.wake();
-                    Sorted::Handled
                 }
-                Err(violation) => Sorted::Violation(violation.0),
-            },
-            Incoming::Session(Message::Unknown(_)) => Sorted::Handled,
-            Incoming::Session(_) => Sorted::Violation("unexpected session message"),
-            Incoming::Reserved => Sorted::Violation("reserved binary frame"),
+                None
+            }
+            Sorted::Violation(what) => {
+                self.violated(what);
+                None
+            }
         }
     }
 
@@ -344,9 +334,20 @@ where
         if let Some(ws) = self.ws.as_mut() {
             let _ = ws
                 .as_mut()
-                .start_send_msg(M::close(1002, "session protocol error"));
+                .start_send(M::close(VIOLATION_CLOSE.0, VIOLATION_CLOSE.1));
         }
         self.lose(Reason::Violation(what));
+    }
+
+    /// The socket failed or ended: a closing session ends (`Some`: what the handler reads,
+    /// the socket's own error or end), any other parks.
+    fn socket_gone(&mut self, item: Option<Result<M, E>>) -> Option<Option<Result<M, E>>> {
+        if let Phase::Closing = self.phase {
+            self.end(None);
+            return Some(item);
+        }
+        self.park();
+        None
     }
 
     /// Whether a poll may go straight to the socket: live, nothing waiting in the mailbox,
@@ -359,48 +360,34 @@ where
             && !self.mailbox.full.load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// The reader's poll. The direct path, taken when the session [`is_plain`](Self::is_plain),
+    /// The reader's direct path, taken when the session [`is_plain`](Self::is_plain): it
     /// reads the socket with the reader's own waker (as a plain `Heartbeat` does, split or
-    /// not) and registers the reader with the mailbox only when it waits; everything else
-    /// goes through `poll_next_both`.
-    #[inline]
-    pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<M, E>>> {
-        if self.is_plain() {
-            let ws = self.ws.as_mut().expect("live");
-            match ws.as_mut().poll_next_msg(cx) {
-                Poll::Ready(Some(Ok(msg))) => match self.sort(msg) {
-                    Sorted::Deliver(msg) => {
-                        // A reader that is never idle sees the ticks here (one load per
-                        // message).
-                        self.ack_at_tick();
-                        return Poll::Ready(Some(Ok(msg)));
-                    }
-                    Sorted::Handled => {}
-                    Sorted::Park => self.park(),
-                    Sorted::Violation(what) => self.violated(what),
-                },
-                Poll::Ready(Some(Err(_)) | None) => self.park(),
-                Poll::Pending => {
-                    self.ack_at_tick();
-                    self.mailbox.halves.reader.register(cx.waker());
-                    // Registered before this look: a socket delivered since is not missed.
-                    if self.is_plain() {
-                        return Poll::Pending;
-                    }
+    /// not) and registers the reader with the mailbox only when it waits. `None`: go the
+    /// full way.
+    #[inline(always)]
+    fn poll_next_direct(&mut self, cx: &mut Context<'_>) -> Option<Poll<Option<Result<M, E>>>> {
+        let ws = self.ws.as_mut().expect("live");
+        match ws.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(msg))) => {
+                return self.receive(msg).map(|msg| Poll::Ready(Some(Ok(msg))));
+            }
+            Poll::Ready(Some(Err(_)) | None) => self.park(),
+            Poll::Pending => {
+                self.queue_ack();
+                self.mailbox.halves.reader.register(cx.waker());
+                // Registered before this look: a socket delivered since is not missed.
+                if self.is_plain() {
+                    return Some(Poll::Pending);
                 }
             }
         }
-        self.mailbox.halves.reader.register(cx.waker());
-        self.with_both(Self::poll_next_both)
+        None
     }
 
     fn poll_next_both(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<M, E>>> {
         loop {
             self.adopt();
-            if let Some(item) = self.ahead.pop_front() {
-                if let Ok(msg) = &item {
-                    self.ahead_bytes -= msg.as_app().map_or(0, payload_len);
-                }
+            if let Some(item) = self.ahead.pop() {
                 return Poll::Ready(Some(item));
             }
             match &mut self.phase {
@@ -420,34 +407,19 @@ where
                 continue;
             }
             let ws = self.ws.as_mut().expect("live");
-            match ws.as_mut().poll_next_msg(cx) {
-                Poll::Ready(Some(Ok(msg))) => match self.sort(msg) {
-                    Sorted::Deliver(msg) => {
-                        // A reader that is never idle (never `Pending`) sees the ticks here
-                        // (one load per message).
-                        self.ack_at_tick();
+            match ws.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(msg))) => {
+                    if let Some(msg) = self.receive(msg) {
                         return Poll::Ready(Some(Ok(msg)));
                     }
-                    Sorted::Handled => {}
-                    Sorted::Park => self.park(),
-                    Sorted::Violation(what) => self.violated(what),
-                },
-                Poll::Ready(Some(Err(err))) => {
-                    if let Phase::Closing = self.phase {
-                        self.end(None);
-                        return Poll::Ready(Some(Err(err)));
-                    }
-                    self.park();
                 }
-                Poll::Ready(None) => {
-                    if let Phase::Closing = self.phase {
-                        self.end(None);
-                        return Poll::Ready(None);
+                Poll::Ready(gone) => {
+                    if let Some(item) = self.socket_gone(gone) {
+                        return Poll::Ready(item);
                     }
-                    self.park();
                 }
                 Poll::Pending => {
-                    self.ack_at_tick();
+                    self.queue_ack();
                     if !self.out.is_empty() && self.poll_out(cx) == Poll::Ready(false) {
                         continue;
                     }
@@ -455,19 +427,6 @@ where
                 }
             }
         }
-    }
-
-    /// The writer's poll for room: directly on the socket when the session is plain and
-    /// has room (see `poll_next`).
-    #[inline]
-    pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
-        if self.ledger.has_room() {
-            if let Some(done) = self.poll_writer_direct(cx, Heartbeat::poll_ready_msg) {
-                return done;
-            }
-        }
-        self.mailbox.halves.writer.register(cx.waker());
-        self.with_both(Self::poll_ready_both)
     }
 
     /// A writer's poll straight on the socket, when the session is plain: `Some` when it
@@ -496,26 +455,26 @@ where
         }
     }
 
+    /// The error a writer gets once the session is over.
+    fn closed_error(&self) -> E {
+        let lost = match &self.phase {
+            Phase::Ended {
+                lost: Some(lost), ..
+            } => *lost,
+            _ => self.core.lost(Reason::Closed),
+        };
+        E::from(Dead::session_lost(lost))
+    }
+
     fn poll_ready_both(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
         loop {
             self.adopt();
             match &self.phase {
-                Phase::Ended { lost } => {
-                    let lost = lost.unwrap_or(SessionLost {
-                        reason: Reason::Closed,
-                        unconfirmed: self.ledger.unconfirmed(),
-                    });
-                    return Poll::Ready(Err(E::from(Dead::session_lost(lost))));
-                }
-                Phase::Closing => {
-                    let lost = SessionLost {
-                        reason: Reason::Closed,
-                        unconfirmed: self.ledger.unconfirmed(),
-                    };
-                    return Poll::Ready(Err(E::from(Dead::session_lost(lost))));
+                Phase::Ended { .. } | Phase::Closing => {
+                    return Poll::Ready(Err(self.closed_error()));
                 }
                 Phase::Parked { .. } => {
-                    if self.ledger.has_room() {
+                    if self.core.ledger().has_room() {
                         return Poll::Ready(Ok(()));
                     }
                     match self.poll_window(cx) {
@@ -530,7 +489,7 @@ where
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(true) => {}
             }
-            if !self.ledger.has_room() {
+            if !self.core.ledger().has_room() {
                 // Read on for the acknowledgement that makes room; data read meanwhile
                 // waits for the handler, up to our buffer.
                 match self.read_ahead(cx) {
@@ -539,7 +498,7 @@ where
                 }
             }
             let ws = self.ws.as_mut().expect("live");
-            match ws.as_mut().poll_ready_msg(cx) {
+            match ws.as_mut().poll_ready(cx) {
                 Poll::Ready(Ok(())) => return Poll::Ready(Ok(())),
                 Poll::Ready(Err(_)) => self.park(),
                 Poll::Pending => return Poll::Pending,
@@ -549,86 +508,41 @@ where
 
     /// Reads one message for the writer's sake. `Ready`: something changed, look again.
     fn read_ahead(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.ahead_bytes >= self.ledger.buffer() {
+        if !self.ahead.has_room(self.core.ledger().buffer()) {
             return Poll::Pending;
         }
         let ws = self.ws.as_mut().expect("live");
-        match ws.as_mut().poll_next_msg(cx) {
-            Poll::Ready(Some(Ok(msg))) => match self.sort(msg) {
-                Sorted::Deliver(msg) => {
-                    self.ahead_bytes += msg.as_app().map_or(0, payload_len);
-                    self.ahead.push_back(Ok(msg));
+        match ws.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(msg))) => {
+                if let Some(msg) = self.receive(msg) {
+                    let bytes = weight(&msg);
+                    self.ahead.push(Ok(msg), bytes);
                     self.mailbox.halves.reader.wake();
                 }
-                Sorted::Handled => {}
-                Sorted::Park => self.park(),
-                Sorted::Violation(what) => self.violated(what),
-            },
-            Poll::Ready(Some(Err(_)) | None) if matches!(self.phase, Phase::Closing) => {
-                self.end(None)
             }
-            Poll::Ready(Some(Err(_)) | None) => self.park(),
+            Poll::Ready(gone) => {
+                if let Some(item) = self.socket_gone(gone) {
+                    if let Some(item) = item {
+                        self.ahead.push(item, 0);
+                    }
+                    self.mailbox.halves.reader.wake();
+                }
+            }
             Poll::Pending => return Poll::Pending,
         }
         Poll::Ready(())
-    }
-
-    #[inline]
-    pub(crate) fn start_send(&mut self, msg: M) -> Result<(), E> {
-        if let Some(frame) = msg.as_app() {
-            // A text or binary message: numbered and kept.
-            self.ledger.keep(frame);
-            if !matches!(self.phase, Phase::Live) {
-                // Kept: it goes out with the replay when the client comes back.
-                return Ok(());
-            }
-            let msg = if wire::needs_escape(frame, &self.protocol) {
-                M::from_app(wire::escaped(frame))
-            } else {
-                msg
-            };
-            return self.forward(msg);
-        }
-        match msg.kind() {
-            // Another data frame (tungstenite's raw `Frame`): passed on, not kept.
-            MessageKind::Data => self.forward(msg),
-            MessageKind::Close(_) => {
-                if let Phase::Live = self.phase {
-                    self.closing();
-                    self.forward(msg)
-                } else {
-                    self.end(None);
-                    Ok(())
-                }
-            }
-            MessageKind::Ping | MessageKind::Pong(_) => self.forward(msg),
-        }
     }
 
     /// Hands a message to the live socket; a socket that fails parks the session (a kept
     /// message goes again after the resume).
     #[inline(always)]
     fn forward(&mut self, msg: M) -> Result<(), E> {
-        match self.ws.as_mut() {
-            Some(ws) => {
-                if ws.as_mut().start_send_msg(msg).is_err() {
-                    self.park();
-                }
-                Ok(())
+        if let Some(ws) = self.ws.as_mut() {
+            if ws.as_mut().start_send(msg).is_err() {
+                self.park();
             }
-            None => Ok(()),
         }
-    }
-
-    /// The writer's flush: directly on the socket when the session is plain (see
-    /// `poll_next`).
-    #[inline]
-    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
-        if let Some(done) = self.poll_writer_direct(cx, Heartbeat::poll_flush_msg) {
-            return done;
-        }
-        self.mailbox.halves.writer.register(cx.waker());
-        self.with_both(Self::poll_flush_both)
+        Ok(())
     }
 
     fn poll_flush_both(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
@@ -641,18 +555,13 @@ where
             Poll::Ready(true) => {}
         }
         let ws = self.ws.as_mut().expect("live");
-        match ws.as_mut().poll_flush_msg(cx) {
+        match ws.as_mut().poll_flush(cx) {
             Poll::Ready(Err(_)) => {
                 self.park();
                 Poll::Ready(Ok(()))
             }
             other => other,
         }
-    }
-
-    pub(crate) fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
-        self.mailbox.halves.writer.register(cx.waker());
-        self.with_both(Self::poll_close_both)
     }
 
     fn poll_close_both(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
@@ -672,7 +581,7 @@ where
         }
         self.closing();
         let ws = self.ws.as_mut().expect("checked");
-        let closed = ws.as_mut().poll_close_msg(cx);
+        let closed = ws.as_mut().poll_close(cx);
         if closed.is_ready() {
             self.end(None);
         }
@@ -680,7 +589,113 @@ where
     }
 }
 
-impl<S, M, E> Session<S, M, E> {
+impl<S, M, E> Stream for Session<S>
+where
+    S: Stream<Item = Result<M, E>> + Sink<M, Error = E> + Send + 'static,
+    M: WsMessage + Send + Sync + 'static,
+    E: From<Dead> + Send + Sync + 'static,
+{
+    type Item = Result<M, E>;
+
+    /// The direct path (see `poll_next_direct`) when the session is plain; everything else
+    /// goes through `poll_next_both`.
+    #[inline]
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.is_plain() {
+            if let Some(poll) = this.poll_next_direct(cx) {
+                return poll;
+            }
+        }
+        this.mailbox.halves.reader.register(cx.waker());
+        this.with_both(Self::poll_next_both)
+    }
+}
+
+impl<S, M, E> FusedStream for Session<S>
+where
+    S: Stream<Item = Result<M, E>> + Sink<M, Error = E> + Send + 'static,
+    M: WsMessage + Send + Sync + 'static,
+    E: From<Dead> + Send + Sync + 'static,
+{
+    /// Once the session has ended and the handler has read all of it (the error of a lost
+    /// session included).
+    fn is_terminated(&self) -> bool {
+        matches!(self.phase, Phase::Ended { lost: None }) && self.ahead.is_empty()
+    }
+}
+
+impl<S, M, E> Sink<M> for Session<S>
+where
+    S: Stream<Item = Result<M, E>> + Sink<M, Error = E> + Send + 'static,
+    M: WsMessage + Send + Sync + 'static,
+    E: From<Dead> + Send + Sync + 'static,
+{
+    type Error = E;
+
+    /// Directly on the socket when the session is plain and has room (see `poll_next`).
+    #[inline]
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+        let this = self.get_mut();
+        if this.core.ledger().has_room() {
+            if let Some(done) = this.poll_writer_direct(cx, |ws, cx| ws.poll_ready(cx)) {
+                return done;
+            }
+        }
+        this.mailbox.halves.writer.register(cx.waker());
+        this.with_both(Self::poll_ready_both)
+    }
+
+    /// A text or binary message is numbered and kept (and, while no socket is up, only
+    /// kept: it goes out with the replay when the client comes back).
+    #[inline]
+    fn start_send(self: Pin<&mut Self>, msg: M) -> Result<(), E> {
+        let this = self.get_mut();
+        if let Some(frame) = msg.as_app() {
+            let escaped = this.core.keep(frame);
+            if !matches!(this.phase, Phase::Live) {
+                return Ok(());
+            }
+            return this.forward(escaped.map_or(msg, M::from_app));
+        }
+        match msg.kind() {
+            MessageKind::Close(_) => {
+                if let Phase::Live = this.phase {
+                    this.closing();
+                    this.forward(msg)
+                } else {
+                    this.end(None);
+                    Ok(())
+                }
+            }
+            // Another data frame (tungstenite's raw `Frame`), a ping, a pong: passed on,
+            // not kept.
+            MessageKind::Data | MessageKind::Ping | MessageKind::Pong(_) => this.forward(msg),
+        }
+    }
+
+    /// Directly on the socket when the session is plain (see `poll_next`).
+    #[inline]
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+        let this = self.get_mut();
+        if let Some(done) = this.poll_writer_direct(cx, |ws, cx| ws.poll_flush(cx)) {
+            return done;
+        }
+        this.mailbox.halves.writer.register(cx.waker());
+        this.with_both(Self::poll_flush_both)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+        let this = self.get_mut();
+        this.mailbox.halves.writer.register(cx.waker());
+        this.with_both(Self::poll_close_both)
+    }
+}
+
+// Nothing in a session is pinned in place: its socket is boxed.
+impl<S: Stream> Unpin for Session<S> {}
+
+impl<S: Stream> Session<S> {
     /// The session's id and tokens stop being valid (once: a new session may take the id).
     fn unregister(&mut self) {
         if self.registered {
@@ -690,7 +705,7 @@ impl<S, M, E> Session<S, M, E> {
     }
 }
 
-impl<S, M, E> Drop for Session<S, M, E> {
+impl<S: Stream> Drop for Session<S> {
     fn drop(&mut self) {
         if let Phase::Parked { .. } = self.phase {
             self.registry.unpark();

@@ -1,44 +1,38 @@
-//! [`Sessions`]: a server's registry of sessions and its `accept`, the server half of the
-//! handshake (PROTOCOL.md, section 4).
+//! [`Sessions`]: a server's sessions, the layer of session mode, and its `accept`, the
+//! server half of the handshake (PROTOCOL.md, section 4).
 
-use std::any::Any;
-use std::collections::HashMap;
 use std::fmt;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use futures_core::Stream;
 use futures_sink::Sink;
-use futures_util::task::ArcWake;
+use futures_util::SinkExt;
+use futures_util::StreamExt;
+use tower_layer::Layer;
 
+use super::registry::{Admission, Handover, Refusal, Registry};
 use super::session::Session;
-use super::token::{Secret, Tokens};
 use super::wire::{self, Hello, Incoming, Message};
 use super::{Ledger, Resume};
-use crate::config::Config;
 use crate::error::Dead;
 use crate::heartbeat::Heartbeat;
-use crate::layer::HeartbeatLayer;
+use crate::layer::{HeartbeatLayer, Settings};
 use crate::message::{MessageKind, WsMessage};
-use crate::protocol::Protocol;
-use crate::wake::Halves;
+use crate::protocol::AppMessage;
 
-/// A server's sessions: give every accepted WebSocket to [`accept`](Self::accept), which
-/// starts a new session (and returns it for the handler) or hands the socket to the session
-/// it resumes. Cheap to clone (an `Arc`); clones share the registry. See the
+use super::service::SessionService;
+
+/// A server's sessions, and the layer of session mode: give every accepted WebSocket to
+/// [`accept`](Self::accept), which starts a new session (and returns it for the handler) or
+/// hands the socket to the session it resumes; or put it in front of a connection-handler
+/// service (`ServiceBuilder::new().layer(sessions)`), which then runs the handler once per
+/// session ([`SessionService`]). Made by [`HeartbeatLayer::resume`] or [`Sessions::new`].
+/// Cheap to clone (an `Arc`); clones share the registry. See the
 /// [module documentation](super).
 #[derive(Clone)]
 pub struct Sessions {
     registry: Arc<Registry>,
-}
-
-impl fmt::Debug for Registry {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Registry")
-            .field("resume", &self.resume)
-            .finish_non_exhaustive()
-    }
 }
 
 impl fmt::Debug for Sessions {
@@ -51,81 +45,25 @@ impl fmt::Debug for Sessions {
     }
 }
 
-/// What the sessions of one layer share: the settings, the live and parked sessions by id,
-/// and the count of parked ones.
-pub(crate) struct Registry {
-    pub(crate) config: Config,
-    pub(crate) protocol: Protocol,
-    pub(crate) resume: Resume,
-    map: Mutex<HashMap<Secret, Entry>>,
-    parked: AtomicUsize,
-}
-
-/// One session as the registry knows it.
-struct Entry {
-    tokens: Tokens,
-    /// The session's [`Mailbox`], its socket type erased (`Sessions` serves any).
-    mailbox: Arc<dyn Any + Send + Sync>,
-}
-
-/// Where `accept` leaves a resuming socket for its session, which adopts it at its next
-/// poll (only the session's owner may touch its sockets and accounts).
-pub(crate) struct Mailbox<S> {
-    /// Set when `slot` holds a socket: the one check a session makes per poll.
-    pub(crate) full: AtomicBool,
-    pub(crate) slot: Mutex<Option<Handover<S>>>,
-    /// The handler's reading and writing halves (one task, or two after a `split`). The
-    /// mailbox is itself a waker that wakes both, with which the session polls its socket
-    /// and its window. (Here rather than in an `Arc` of their own: a parked session holds
-    /// one allocation fewer.)
-    pub(crate) halves: Halves,
-}
-
-impl<S: Send + 'static> ArcWake for Mailbox<S> {
-    fn wake_by_ref(arc_self: &Arc<Self>) {
-        arc_self.halves.wake_both();
+impl HeartbeatLayer {
+    /// Sessions that survive the network ([`crate::resume`]), with this layer's heartbeat
+    /// on every socket: every data message reaches the other side exactly once and in order
+    /// across reconnects within `resume`'s window. Set the heartbeat's settings first; they
+    /// are read back from [`Sessions::settings`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ws_heartbeat::HeartbeatLayer;
+    /// use ws_heartbeat::resume::Resume;
+    ///
+    /// let sessions = HeartbeatLayer::new()
+    ///     .interval(Duration::from_secs(10))
+    ///     .resume(Resume::new().window(Duration::from_secs(30)).buffer(1 << 20));
+    /// assert_eq!(sessions.resume(), Resume::new().window(Duration::from_secs(30)));
+    /// ```
+    pub fn resume(self, resume: Resume) -> Sessions {
+        Sessions::new(self, resume)
     }
-}
-
-/// A socket that resumed a session.
-pub(crate) struct Handover<S> {
-    pub(crate) ws: Pin<Box<Heartbeat<S>>>,
-    pub(crate) token: Secret,
-    /// The client's received count, from its `hello`.
-    pub(crate) peer_received: u64,
-}
-
-impl<S> Mailbox<S> {
-    fn new() -> Self {
-        Self {
-            full: AtomicBool::new(false),
-            slot: Mutex::new(None),
-            halves: Halves::default(),
-        }
-    }
-
-    fn deliver(&self, handover: Handover<S>) {
-        // A socket still waiting is replaced: the newest resume wins.
-        *lock(&self.slot) = Some(handover);
-        self.full.store(true, Ordering::Release);
-        self.halves.wake_both();
-    }
-
-    pub(crate) fn take(&self) -> Option<Handover<S>> {
-        if !self.full.load(Ordering::Acquire) {
-            return None;
-        }
-        self.full.store(false, Ordering::Relaxed);
-        lock(&self.slot).take()
-    }
-}
-
-/// A lock that a panic elsewhere does not poison for us: the data are counters and slots
-/// that stay consistent at every step.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Why [`Sessions::accept`] refused a socket; the socket was closed with the code each
@@ -205,23 +143,28 @@ impl<E: std::error::Error + 'static> std::error::Error for AcceptError<E> {
 }
 
 impl Sessions {
-    /// The sessions of `layer`: its heartbeat for every socket, and its
-    /// [`resume`](HeartbeatLayer::resume) settings (the defaults of [`Resume::new`] if it
-    /// has none). Clones of one layer share one registry, so the service form and the axum
-    /// drop-ins built from that layer resume the sessions this one accepts.
-    pub fn new(layer: HeartbeatLayer) -> Self {
-        let registry = layer.session_registry();
-        Self { registry }
+    /// The sessions of `layer`'s heartbeat with `resume`'s settings
+    /// ([`HeartbeatLayer::resume`]).
+    pub fn new(layer: HeartbeatLayer, resume: Resume) -> Self {
+        Self {
+            registry: Arc::new(Registry::new(layer, resume)),
+        }
     }
 
-    pub(crate) fn from_registry(registry: Arc<Registry>) -> Self {
-        Self { registry }
+    /// The heartbeat's settings, read back ([`HeartbeatLayer::settings`]).
+    pub fn settings(&self) -> Settings<'_> {
+        self.registry.layer.settings()
+    }
+
+    /// The session settings ([`HeartbeatLayer::resume`]).
+    pub fn resume(&self) -> Resume {
+        self.registry.resume
     }
 
     /// Sessions that can be resumed now: on a socket or parked, not yet closed (a session
     /// whose Close has gone either way is no longer counted, while its handler finishes).
     pub fn len(&self) -> usize {
-        lock(&self.registry.map).len()
+        self.registry.len()
     }
 
     /// Whether no session can be resumed ([`len`](Self::len) is 0).
@@ -231,18 +174,17 @@ impl Sessions {
 
     /// Sessions waiting for their client to come back.
     pub fn parked(&self) -> usize {
-        self.registry.parked.load(Ordering::Relaxed)
+        self.registry.parked()
     }
 
     /// Runs the handshake on a new WebSocket. `Ok(Some(session))`: a new session, to hand
-    /// to the handler (the same `Heartbeat<S>` the layer makes, with the socket's own item
-    /// and error). `Ok(None)`: the socket resumed a live session and was handed to it; its
-    /// handler carries on. `Err`: no valid handshake; the socket was closed with the code
+    /// to the handler (a `Stream + Sink` with the socket's own item and error).
+    /// `Ok(None)`: the socket resumed a live session and was handed to it; its handler
+    /// carries on. `Err`: no valid handshake; the socket was closed with the code
     /// [`AcceptError::close_code`] names.
     ///
-    /// The socket heartbeats from the start (the layer's settings). Background mode
-    /// ([`HeartbeatLayer::background`]) does not apply to sessions.
-    pub async fn accept<S, M, E>(&self, ws: S) -> Result<Option<Heartbeat<S>>, AcceptError<E>>
+    /// The socket heartbeats from the start, with the layer's settings.
+    pub async fn accept<S, M, E>(&self, ws: S) -> Result<Option<Session<S>>, AcceptError<E>>
     where
         S: Stream<Item = Result<M, E>> + Sink<M, Error = E> + Send + 'static,
         M: WsMessage + Send + Sync + 'static,
@@ -253,61 +195,46 @@ impl Sessions {
         Box::pin(self.handshake(ws)).await
     }
 
-    async fn handshake<S, M, E>(&self, ws: S) -> Result<Option<Heartbeat<S>>, AcceptError<E>>
+    async fn handshake<S, M, E>(&self, ws: S) -> Result<Option<Session<S>>, AcceptError<E>>
     where
         S: Stream<Item = Result<M, E>> + Sink<M, Error = E> + Send + 'static,
         M: WsMessage + Send + Sync + 'static,
         E: From<Dead> + Send + Sync + 'static,
     {
         let registry = &self.registry;
-        let mut hb = Box::pin(Heartbeat::for_session(
-            ws,
-            registry.config,
-            registry.protocol.clone(),
-        ));
-        let hello = match tokio::time::timeout(
-            self.registry.resume.handshake_timeout,
-            first_hello(hb.as_mut()),
-        )
-        .await
-        {
-            Ok(Ok(hello)) => hello,
-            Ok(Err(err)) => return refuse(hb, err).await,
-            Err(_) => return refuse(hb, AcceptError::NotASession).await,
-        };
-        match self.registry.admit::<S>(hello).map_err(AcceptError::widen) {
+        let mut hb = Box::pin(registry.layer.wrap(ws));
+        let hello =
+            match tokio::time::timeout(registry.resume.handshake_limit(), first_hello(hb.as_mut()))
+                .await
+            {
+                Ok(Ok(hello)) => hello,
+                Ok(Err(err)) => return refuse(hb, err).await,
+                Err(_) => return refuse(hb, AcceptError::NotASession).await,
+            };
+        match registry.admit::<S>(hello, hb.shared()) {
             Ok(Admission::New {
                 sid,
                 token,
                 peer_buffer,
+                mailbox,
             }) => {
-                let mut ledger = Ledger::new(self.registry.resume.buffer, peer_buffer);
+                let mut ledger = Ledger::new(registry.resume.buffer_len(), peer_buffer);
                 let welcome = wire::welcome_text(
                     token,
                     ledger.told_in_handshake(),
-                    self.registry.resume.buffer as u64,
-                    self.registry.resume.window.as_millis() as u64,
+                    registry.resume.buffer_len() as u64,
+                    registry.resume.window_len().as_millis() as u64,
                 );
-                if let Err(err) = send(
-                    hb.as_mut(),
-                    M::from_app(crate::protocol::AppMessage::Text(welcome)),
-                )
-                .await
-                {
-                    self.registry.forget(&sid);
+                if let Err(err) = hb.send(M::from_app(AppMessage::Text(welcome))).await {
+                    registry.forget(&sid);
                     return Err(AcceptError::Socket(Some(err)));
                 }
-                let mailbox = self
-                    .registry
-                    .mailbox::<S>(&sid)
-                    .expect("registered by admit");
-                let shared = hb.shared();
-                let session = Session::new(hb, ledger, self.registry.clone(), sid, mailbox);
-                Ok(Some(Heartbeat::from_session(
-                    session,
-                    registry.config,
-                    registry.protocol.clone(),
-                    shared,
+                Ok(Some(Session::new(
+                    hb,
+                    ledger,
+                    registry.clone(),
+                    sid,
+                    mailbox,
                 )))
             }
             Ok(Admission::Resume {
@@ -322,134 +249,35 @@ impl Sessions {
                 });
                 Ok(None)
             }
-            Err(err) => refuse(hb, err).await,
-        }
-    }
-}
-
-enum Admission<S> {
-    New {
-        sid: Secret,
-        token: Secret,
-        peer_buffer: u64,
-    },
-    Resume {
-        mailbox: Arc<Mailbox<S>>,
-        token: Secret,
-        peer_received: u64,
-    },
-}
-
-impl Registry {
-    pub(crate) fn new(config: Config, protocol: Protocol, resume: Resume) -> Self {
-        Self {
-            config,
-            protocol,
-            resume,
-            map: Mutex::new(HashMap::new()),
-            parked: AtomicUsize::new(0),
-        }
-    }
-
-    /// The registry's decision on a `hello`, under its lock, so that two sockets racing
-    /// for one session are ordered.
-    fn admit<S: Send + 'static>(
-        &self,
-        hello: Hello,
-    ) -> Result<Admission<S>, AcceptError<std::convert::Infallible>> {
-        let mut map = lock(&self.map);
-        let (sid, presented, peer_received, new) = match hello {
-            Hello::New {
-                sid,
-                secret,
-                buffer,
-                ..
-            } => {
-                if let std::collections::hash_map::Entry::Vacant(vacant) = map.entry(sid) {
-                    let tokens = Tokens::new(secret).map_err(AcceptError::Random)?;
-                    let token = tokens.issued();
-                    let mailbox: Arc<dyn Any + Send + Sync> = Arc::new(Mailbox::<S>::new());
-                    vacant.insert(Entry { tokens, mailbox });
-                    return Ok(Admission::New {
-                        sid,
-                        token,
-                        peer_buffer: buffer,
-                    });
-                }
-                // The same start again (its welcome was lost): a resume from nothing.
-                (sid, secret, 0, true)
+            Err(refusal) => {
+                let err = match refusal {
+                    Refusal::IdInUse => AcceptError::IdInUse,
+                    Refusal::Lost => AcceptError::SessionLost,
+                    Refusal::Random(err) => AcceptError::Random(err),
+                };
+                refuse(hb, err).await
             }
-            Hello::Resume {
-                sid,
-                token,
-                received,
-                ..
-            } => (sid, token, received, false),
-        };
-        let Some(entry) = map.get_mut(&sid) else {
-            return Err(AcceptError::SessionLost);
-        };
-        if !entry.tokens.accepts(&presented) {
-            return Err(if new {
-                AcceptError::IdInUse
-            } else {
-                AcceptError::SessionLost
-            });
-        }
-        let Ok(mailbox) = entry.mailbox.clone().downcast::<Mailbox<S>>() else {
-            // Another socket type than the session's: it cannot take over.
-            return Err(AcceptError::SessionLost);
-        };
-        let token = entry
-            .tokens
-            .rotate(presented)
-            .map_err(AcceptError::Random)?;
-        Ok(Admission::Resume {
-            mailbox,
-            token,
-            peer_received,
-        })
-    }
-
-    fn mailbox<S: Send + 'static>(&self, sid: &Secret) -> Option<Arc<Mailbox<S>>> {
-        lock(&self.map).get(sid)?.mailbox.clone().downcast().ok()
-    }
-
-    /// The session ended: its id and tokens stop being valid.
-    pub(crate) fn forget(&self, sid: &Secret) {
-        let mut map = lock(&self.map);
-        map.remove(sid);
-        // After a peak the table gives its room back (amortised: only once it is a quarter
-        // full, to half).
-        if map.capacity() > 64 && map.len() * 4 < map.capacity() {
-            let keep = map.len() * 2;
-            map.shrink_to(keep);
         }
     }
+}
 
-    /// A session's socket went down: `false` if `max_parked` sessions wait already.
-    pub(crate) fn try_park(&self) -> bool {
-        self.parked
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.resume.max_parked).then_some(n + 1)
-            })
-            .is_ok()
-    }
+impl<Svc> Layer<Svc> for Sessions {
+    type Service = SessionService<Svc>;
 
-    pub(crate) fn unpark(&self) {
-        self.parked.fetch_sub(1, Ordering::AcqRel);
+    fn layer(&self, inner: Svc) -> SessionService<Svc> {
+        SessionService::new(inner, self.clone())
     }
 }
 
 /// Reads the socket's first data frame and parses it as a `hello`.
 async fn first_hello<S, M, E>(mut hb: Pin<&mut Heartbeat<S>>) -> Result<Hello, AcceptError<E>>
 where
-    S: Stream<Item = Result<M, E>> + Sink<M, Error = E> + Send + 'static,
+    S: Stream<Item = Result<M, E>> + Sink<M, Error = E>,
     M: WsMessage + Send + Sync + 'static,
     E: From<Dead> + Send + Sync + 'static,
 {
     loop {
-        let msg = match std::future::poll_fn(|cx| hb.as_mut().poll_next_msg(cx)).await {
+        let msg = match hb.next().await {
             Some(Ok(msg)) => msg,
             Some(Err(err)) => return Err(AcceptError::Socket(Some(err))),
             None => return Err(AcceptError::Socket(None)),
@@ -477,7 +305,7 @@ async fn refuse<S, M, E, T>(
     err: AcceptError<E>,
 ) -> Result<T, AcceptError<E>>
 where
-    S: Stream<Item = Result<M, E>> + Sink<M, Error = E> + Send + 'static,
+    S: Stream<Item = Result<M, E>> + Sink<M, Error = E>,
     M: WsMessage + Send + Sync + 'static,
     E: From<Dead> + Send + Sync + 'static,
 {
@@ -485,35 +313,10 @@ where
         let close = M::close(code, err.close_reason());
         let timeout = hb.close_timeout();
         let _ = tokio::time::timeout(timeout, async {
-            send(hb.as_mut(), close).await?;
-            std::future::poll_fn(|cx| hb.as_mut().poll_close_msg(cx)).await
+            hb.send(close).await?;
+            hb.close().await
         })
         .await;
     }
     Err(err)
-}
-
-/// Sends one message through a socket's heartbeat and flushes it.
-pub(crate) async fn send<S, M, E>(mut hb: Pin<&mut Heartbeat<S>>, msg: M) -> Result<(), E>
-where
-    S: Stream<Item = Result<M, E>> + Sink<M, Error = E> + Send + 'static,
-    M: WsMessage + Send + Sync + 'static,
-    E: From<Dead> + Send + Sync + 'static,
-{
-    std::future::poll_fn(|cx| hb.as_mut().poll_ready_msg(cx)).await?;
-    hb.as_mut().start_send_msg(msg)?;
-    std::future::poll_fn(|cx| hb.as_mut().poll_flush_msg(cx)).await
-}
-
-impl<E> AcceptError<E> {
-    fn widen<F>(self) -> AcceptError<F> {
-        match self {
-            AcceptError::NotASession => AcceptError::NotASession,
-            AcceptError::BadHandshake => AcceptError::BadHandshake,
-            AcceptError::IdInUse => AcceptError::IdInUse,
-            AcceptError::SessionLost => AcceptError::SessionLost,
-            AcceptError::Random(err) => AcceptError::Random(err),
-            AcceptError::Socket(_) => AcceptError::Socket(None),
-        }
-    }
 }

@@ -1,33 +1,42 @@
-//! 128-bit secrets: session ids, the client's birth secret and the server's tokens, from the
-//! OS's random source, written as 32 lowercase hex digits and compared in constant time; and
-//! the rotation rule of PROTOCOL.md, section 5.
+//! 128-bit values from the OS's random source, written as 32 lowercase hex digits: session
+//! ids, and secrets (the client's birth secret, the server's tokens), which compare only in
+//! constant time; and the rotation rule of PROTOCOL.md, section 5.
 
 use std::fmt;
 
-/// 16 random bytes.
+/// A session's id: 16 random bytes. Not a secret (a client may put it in its URL for a
+/// load balancer, PROTOCOL.md, "Behind a load balancer"), so compared and hashed as any key.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct SessionId([u8; 16]);
+
+/// 16 random bytes that prove who holds them: the client's birth secret, the server's
+/// tokens. No `PartialEq`, so that no `==` with a timing that tells where two secrets differ
+/// can be written: [`same_as`](Secret::same_as) takes the same time whatever the bytes.
+#[derive(Clone, Copy)]
 pub(crate) struct Secret([u8; 16]);
+
+impl SessionId {
+    /// Fresh bytes from the OS (`getrandom`).
+    pub(crate) fn random() -> std::io::Result<Self> {
+        random_bytes().map(Self)
+    }
+
+    /// Parses exactly 32 lowercase hex digits.
+    pub(crate) fn parse(hex: &str) -> Option<Self> {
+        parse_hex(hex).map(Self)
+    }
+}
 
 impl Secret {
     /// Fresh bytes from the OS (`getrandom`). A machine whose random source fails cannot
     /// make sessions safely, so that is an error, not a weaker fallback.
     pub(crate) fn random() -> std::io::Result<Self> {
-        let mut bytes = [0; 16];
-        getrandom::fill(&mut bytes).map_err(std::io::Error::other)?;
-        Ok(Self(bytes))
+        random_bytes().map(Self)
     }
 
     /// Parses exactly 32 lowercase hex digits.
     pub(crate) fn parse(hex: &str) -> Option<Self> {
-        let hex = hex.as_bytes();
-        if hex.len() != 32 {
-            return None;
-        }
-        let mut bytes = [0; 16];
-        for (byte, pair) in bytes.iter_mut().zip(hex.chunks_exact(2)) {
-            *byte = (nibble(pair[0])? << 4) | nibble(pair[1])?;
-        }
-        Some(Self(bytes))
+        parse_hex(hex).map(Self)
     }
 
     /// Equal in constant time: how long it takes says nothing of where two secrets differ.
@@ -40,6 +49,24 @@ impl Secret {
     }
 }
 
+fn random_bytes() -> std::io::Result<[u8; 16]> {
+    let mut bytes = [0; 16];
+    getrandom::fill(&mut bytes).map_err(std::io::Error::other)?;
+    Ok(bytes)
+}
+
+fn parse_hex(hex: &str) -> Option<[u8; 16]> {
+    let hex = hex.as_bytes();
+    if hex.len() != 32 {
+        return None;
+    }
+    let mut bytes = [0; 16];
+    for (byte, pair) in bytes.iter_mut().zip(hex.chunks_exact(2)) {
+        *byte = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    }
+    Some(bytes)
+}
+
 fn nibble(c: u8) -> Option<u8> {
     match c {
         b'0'..=b'9' => Some(c - b'0'),
@@ -48,13 +75,30 @@ fn nibble(c: u8) -> Option<u8> {
     }
 }
 
+fn write_hex(bytes: &[u8; 16], f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    for byte in bytes {
+        write!(f, "{byte:02x}")?;
+    }
+    Ok(())
+}
+
+/// The 32 hex digits.
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_hex(&self.0, f)
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionId({self})")
+    }
+}
+
 /// The 32 hex digits.
 impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for byte in self.0 {
-            write!(f, "{byte:02x}")?;
-        }
-        Ok(())
+        write_hex(&self.0, f)
     }
 }
 
@@ -112,6 +156,19 @@ impl Tokens {
     }
 }
 
+/// `Secret` has no `PartialEq`: this fails to compile if one is added (two impls of
+/// `NotEq<_>` would apply, and the type could not be inferred).
+const _: () = {
+    trait NotEq<A> {
+        const CHECK: () = ();
+    }
+    impl<T: ?Sized> NotEq<()> for T {}
+    #[allow(dead_code)]
+    struct Compared;
+    impl<T: ?Sized + PartialEq> NotEq<Compared> for T {}
+    <Secret as NotEq<_>>::CHECK
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,21 +178,29 @@ mod tests {
         let secret = Secret::random().unwrap();
         let hex = secret.to_string();
         assert_eq!(hex.len(), 32);
-        assert_eq!(Secret::parse(&hex), Some(secret));
+        assert!(Secret::parse(&hex).unwrap().same_as(&secret));
         assert_eq!(
             Secret::parse(&hex.to_uppercase()).is_some(),
             hex == hex.to_uppercase()
         );
-        assert_eq!(Secret::parse(&hex[1..]), None);
-        assert_eq!(Secret::parse(&format!("{hex}0")), None);
-        assert_eq!(Secret::parse("g0000000000000000000000000000000"), None);
-        assert_eq!(Secret::parse("é000000000000000000000000000000"), None);
+        assert!(Secret::parse(&hex[1..]).is_none());
+        assert!(Secret::parse(&format!("{hex}0")).is_none());
+        assert!(Secret::parse("g0000000000000000000000000000000").is_none());
+        assert!(Secret::parse("é000000000000000000000000000000").is_none());
         assert_eq!(format!("{secret:?}"), "Secret(..)");
+        let sid = SessionId::random().unwrap();
+        assert_eq!(SessionId::parse(&sid.to_string()), Some(sid));
+        assert_eq!(format!("{sid:?}"), format!("SessionId({sid})"));
     }
 
     #[test]
     fn random_secrets_differ() {
-        assert_ne!(Secret::random().unwrap(), Secret::random().unwrap());
+        assert!(
+            !Secret::random()
+                .unwrap()
+                .same_as(&Secret::random().unwrap())
+        );
+        assert_ne!(SessionId::random().unwrap(), SessionId::random().unwrap());
     }
 
     /// PROTOCOL.md, section 5: the proven token and the two newest issued are valid; a

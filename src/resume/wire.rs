@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::token::Secret;
+use super::token::{Secret, SessionId};
 use crate::protocol::{AppFrame, AppMessage, Protocol};
 
 /// The byte that starts every session message (U+0010, DLE, "data link escape").
@@ -18,7 +18,8 @@ pub(crate) const VERSION: u32 = 1;
 const MAX_SESSION_MESSAGE: usize = 256;
 
 /// What a received text or binary frame is to a session.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
+#[cfg_attr(test, derive(PartialEq))]
 pub(crate) enum Incoming<'a> {
     /// A data message, unchanged on the wire.
     Data,
@@ -31,7 +32,10 @@ pub(crate) enum Incoming<'a> {
 }
 
 /// A session message (PROTOCOL.md, section 3).
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
+#[cfg_attr(test, derive(PartialEq))]
+// What the words say is read by the tests and shown by `Debug`.
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) enum Message<'a> {
     Hello(Hello),
     Welcome(Welcome),
@@ -42,23 +46,25 @@ pub(crate) enum Message<'a> {
     Malformed(&'static str),
 }
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) enum Hello {
     New {
         version: u32,
-        sid: Secret,
+        sid: SessionId,
         secret: Secret,
         buffer: u64,
     },
     Resume {
         version: u32,
-        sid: Secret,
+        sid: SessionId,
         token: Secret,
         received: u64,
     },
 }
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) struct Welcome {
     pub(crate) version: u32,
     pub(crate) token: Secret,
@@ -105,13 +111,13 @@ fn hello<'a>(words: &mut impl Iterator<Item = &'a str>) -> Option<Hello> {
     match words.next()? {
         "new" => Some(Hello::New {
             version,
-            sid: Secret::parse(words.next()?)?,
+            sid: SessionId::parse(words.next()?)?,
             secret: Secret::parse(words.next()?)?,
             buffer: number(words.next())?,
         }),
         "resume" => Some(Hello::Resume {
             version,
-            sid: Secret::parse(words.next()?)?,
+            sid: SessionId::parse(words.next()?)?,
             token: Secret::parse(words.next()?)?,
             received: number(words.next())?,
         }),
@@ -144,13 +150,13 @@ fn number(word: Option<&str>) -> Option<u64> {
 
 /// `hello 1 new <sid> <secret> <buffer>`.
 #[cfg_attr(not(feature = "reconnect"), allow(dead_code))]
-pub(crate) fn hello_new(sid: Secret, secret: Secret, buffer: u64) -> String {
+pub(crate) fn hello_new(sid: SessionId, secret: Secret, buffer: u64) -> String {
     format!("\u{10}hello {VERSION} new {sid} {secret} {buffer}")
 }
 
 /// `hello 1 resume <sid> <token> <received>`.
 #[cfg_attr(not(feature = "reconnect"), allow(dead_code))]
-pub(crate) fn hello_resume(sid: Secret, token: Secret, received: u64) -> String {
+pub(crate) fn hello_resume(sid: SessionId, token: Secret, received: u64) -> String {
     format!("\u{10}hello {VERSION} resume {sid} {token} {received}")
 }
 
@@ -209,6 +215,53 @@ pub(crate) fn unescaped(frame: AppFrame<'_>) -> AppMessage {
         // Both DLE are one byte each: the cut is on a character boundary.
         AppFrame::Text(t) => AppMessage::Text(t.get(2..).unwrap_or("").to_owned()),
         AppFrame::Binary(b) => AppMessage::Binary(b.get(2..).unwrap_or(&[]).to_vec()),
+    }
+}
+
+/// For the tests' `assert_eq!`: secrets compared as they must be, in constant time.
+#[cfg(test)]
+impl PartialEq for Hello {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (
+                Hello::New {
+                    version: v1,
+                    sid: s1,
+                    secret: k1,
+                    buffer: b1,
+                },
+                Hello::New {
+                    version: v2,
+                    sid: s2,
+                    secret: k2,
+                    buffer: b2,
+                },
+            ) => (v1, s1, b1) == (v2, s2, b2) && k1.same_as(k2),
+            (
+                Hello::Resume {
+                    version: v1,
+                    sid: s1,
+                    token: t1,
+                    received: r1,
+                },
+                Hello::Resume {
+                    version: v2,
+                    sid: s2,
+                    token: t2,
+                    received: r2,
+                },
+            ) => (v1, s1, r1) == (v2, s2, r2) && t1.same_as(t2),
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+impl PartialEq for Welcome {
+    fn eq(&self, other: &Self) -> bool {
+        (self.version, self.received, self.buffer, self.window_ms)
+            == (other.version, other.received, other.buffer, other.window_ms)
+            && self.token.same_as(&other.token)
     }
 }
 
@@ -347,7 +400,7 @@ mod tests {
 
     #[test]
     fn session_messages_round_trip() {
-        let (sid, secret) = (Secret::random().unwrap(), Secret::random().unwrap());
+        let (sid, secret) = (SessionId::random().unwrap(), Secret::random().unwrap());
         let text = hello_new(sid, secret, 1 << 20);
         assert_eq!(
             incoming(AppFrame::Text(&text)),

@@ -86,6 +86,27 @@ where
     }
 }
 
+/// The axum drop-in's `WebSocket` (a `Heartbeat` inside, or a background connection, or a
+/// session, as its layer chose).
+impl Conn for ws_heartbeat::axum::WebSocket {
+    async fn recv(&mut self) -> Option<Result<Msg, BoxError>> {
+        Some(match self.next().await? {
+            Ok(msg) => Ok(msg.to_msg()),
+            Err(err) => Err(err.into()),
+        })
+    }
+
+    async fn send(&mut self, msg: Msg) -> Result<(), BoxError> {
+        SinkExt::send(self, Neutral::from_msg(msg))
+            .await
+            .map_err(Into::into)
+    }
+
+    fn handle(&self) -> HeartbeatHandle {
+        ws_heartbeat::axum::WebSocket::handle(self)
+    }
+}
+
 /// The backend-neutral handlers.
 #[derive(Clone, Copy, Debug)]
 pub enum Program {

@@ -1,0 +1,241 @@
+//! [`Registry`]: the sessions of one [`Sessions`](super::Sessions) by id, their tokens and
+//! mailboxes, the count of parked ones, and the decision on a `hello` (PROTOCOL.md,
+//! section 4), taken under one lock so that sockets racing for one session are ordered.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry as Slot;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use futures_util::task::ArcWake;
+
+use super::Resume;
+use super::token::{Secret, SessionId, Tokens};
+use super::wire::Hello;
+use crate::handle::Following;
+use crate::heartbeat::Heartbeat;
+use crate::layer::HeartbeatLayer;
+use crate::wake::{Halves, Shared};
+
+/// What the sessions of one layer share: the settings, the live and parked sessions by id,
+/// and the count of parked ones.
+pub(crate) struct Registry {
+    pub(crate) layer: HeartbeatLayer,
+    pub(crate) resume: Resume,
+    map: Mutex<HashMap<SessionId, Entry>>,
+    parked: AtomicUsize,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("resume", &self.resume)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One session as the registry knows it.
+struct Entry {
+    tokens: Tokens,
+    /// The session's [`Mailbox`], its socket type erased (`Sessions` serves any): a socket
+    /// of another type cannot resume it.
+    mailbox: Arc<dyn Any + Send + Sync>,
+}
+
+/// Where `accept` leaves a resuming socket for its session, which adopts it at its next
+/// poll (only the session's owner may touch its sockets and accounts).
+pub(crate) struct Mailbox<S> {
+    /// Set when `slot` holds a socket: the one check a session makes per poll.
+    pub(crate) full: AtomicBool,
+    slot: Mutex<Option<Handover<S>>>,
+    /// The handler's reading and writing halves (one task, or two after a `split`). The
+    /// mailbox is itself a waker that wakes both, with which the session polls its socket
+    /// and its window. (Here rather than in an `Arc` of their own: a parked session holds
+    /// one allocation fewer.)
+    pub(crate) halves: Halves,
+    /// The socket the session is on, for its handles.
+    pub(crate) following: Following,
+}
+
+impl<S: Send + 'static> ArcWake for Mailbox<S> {
+    fn wake_by_ref(arc_self: &Arc<Self>) {
+        arc_self.halves.wake_both();
+    }
+}
+
+/// A socket that resumed a session.
+pub(crate) struct Handover<S> {
+    pub(crate) ws: Pin<Box<Heartbeat<S>>>,
+    pub(crate) token: Secret,
+    /// The client's received count, from its `hello`.
+    pub(crate) peer_received: u64,
+}
+
+impl<S> Mailbox<S> {
+    /// The mailbox of a session on the socket whose hub is `hub`.
+    fn new(hub: &Arc<Shared>) -> Self {
+        Self {
+            full: AtomicBool::new(false),
+            slot: Mutex::new(None),
+            halves: Halves::default(),
+            following: Following::new(hub.clone()),
+        }
+    }
+
+    /// Leaves `handover` for the session; a socket still waiting is replaced: the newest
+    /// resume wins.
+    pub(crate) fn deliver(&self, handover: Handover<S>) {
+        *lock(&self.slot) = Some(handover);
+        self.full.store(true, Ordering::Release);
+        self.halves.wake_both();
+    }
+
+    /// The socket waiting, if any.
+    pub(crate) fn take(&self) -> Option<Handover<S>> {
+        if !self.full.load(Ordering::Acquire) {
+            return None;
+        }
+        self.full.store(false, Ordering::Relaxed);
+        lock(&self.slot).take()
+    }
+}
+
+/// A lock that a panic elsewhere does not poison for us: the data are counters and slots
+/// that stay consistent at every step.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The registry's answer to a `hello`.
+pub(crate) enum Admission<S> {
+    /// A new session, registered under `sid` with its mailbox.
+    New {
+        sid: SessionId,
+        token: Secret,
+        peer_buffer: u64,
+        mailbox: Arc<Mailbox<S>>,
+    },
+    /// A resume of the session whose mailbox this is.
+    Resume {
+        mailbox: Arc<Mailbox<S>>,
+        token: Secret,
+        peer_received: u64,
+    },
+}
+
+/// Why the registry refused a `hello`.
+pub(crate) enum Refusal {
+    /// `hello new` with a session id in use with another secret.
+    IdInUse,
+    /// `hello resume` for a session not held, or with a token not valid.
+    Lost,
+    /// The OS's random source failed.
+    Random(std::io::Error),
+}
+
+impl Registry {
+    pub(crate) fn new(layer: HeartbeatLayer, resume: Resume) -> Self {
+        Self {
+            layer,
+            resume,
+            map: Mutex::new(HashMap::new()),
+            parked: AtomicUsize::new(0),
+        }
+    }
+
+    /// The registry's decision on a `hello` that came on the socket whose hub is `hub`,
+    /// under its lock, so that two sockets racing for one session are ordered.
+    pub(crate) fn admit<S: Send + 'static>(
+        &self,
+        hello: Hello,
+        hub: &Arc<Shared>,
+    ) -> Result<Admission<S>, Refusal> {
+        let mut map = lock(&self.map);
+        let (sid, presented, peer_received, new) = match hello {
+            Hello::New {
+                sid,
+                secret,
+                buffer,
+                ..
+            } => {
+                if let Slot::Vacant(vacant) = map.entry(sid) {
+                    let tokens = Tokens::new(secret).map_err(Refusal::Random)?;
+                    let token = tokens.issued();
+                    let mailbox = Arc::new(Mailbox::<S>::new(hub));
+                    vacant.insert(Entry {
+                        tokens,
+                        mailbox: mailbox.clone(),
+                    });
+                    return Ok(Admission::New {
+                        sid,
+                        token,
+                        peer_buffer: buffer,
+                        mailbox,
+                    });
+                }
+                // The same start again (its welcome was lost): a resume from nothing.
+                (sid, secret, 0, true)
+            }
+            Hello::Resume {
+                sid,
+                token,
+                received,
+                ..
+            } => (sid, token, received, false),
+        };
+        let Some(entry) = map.get_mut(&sid) else {
+            return Err(Refusal::Lost);
+        };
+        if !entry.tokens.accepts(&presented) {
+            return Err(if new { Refusal::IdInUse } else { Refusal::Lost });
+        }
+        let Ok(mailbox) = entry.mailbox.clone().downcast::<Mailbox<S>>() else {
+            // Another socket type than the session's: it cannot take over.
+            return Err(Refusal::Lost);
+        };
+        let token = entry.tokens.rotate(presented).map_err(Refusal::Random)?;
+        Ok(Admission::Resume {
+            mailbox,
+            token,
+            peer_received,
+        })
+    }
+
+    /// Sessions registered (live or parked, not yet closed).
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.map).len()
+    }
+
+    /// Sessions waiting for their client.
+    pub(crate) fn parked(&self) -> usize {
+        self.parked.load(Ordering::Relaxed)
+    }
+
+    /// The session ended: its id and tokens stop being valid.
+    pub(crate) fn forget(&self, sid: &SessionId) {
+        let mut map = lock(&self.map);
+        map.remove(sid);
+        // After a peak the table gives its room back (amortised: only once it is a quarter
+        // full, to half).
+        if map.capacity() > 64 && map.len() * 4 < map.capacity() {
+            let keep = map.len() * 2;
+            map.shrink_to(keep);
+        }
+    }
+
+    /// A session's socket went down: `false` if `max_parked` sessions wait already.
+    pub(crate) fn try_park(&self) -> bool {
+        self.parked
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.resume.parked_limit()).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    pub(crate) fn unpark(&self) {
+        self.parked.fetch_sub(1, Ordering::AcqRel);
+    }
+}

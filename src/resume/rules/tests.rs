@@ -1,0 +1,205 @@
+//! The session rules without a socket: messages in and out as values, the ledger's counts.
+
+use std::sync::Arc;
+
+use tungstenite::Message;
+use tungstenite::protocol::CloseFrame;
+
+use super::*;
+use crate::protocol::{App, Json};
+
+/// A session's rules with a 1 000-byte buffer on both sides, heartbeating with `protocol`.
+fn core(protocol: Protocol) -> Core {
+    Core::new(Ledger::new(1000, 1000), protocol)
+}
+
+fn json() -> Protocol {
+    Protocol::App(Arc::new(App {
+        protocol: Arc::new(Json::new()),
+        follow: None,
+    }))
+}
+
+fn text(t: &str) -> Message {
+    Message::text(t)
+}
+
+fn close(code: u16) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: code.into(),
+        reason: "".into(),
+    }))
+}
+
+#[test]
+fn data_is_delivered_and_counted_and_escaped_data_unescaped() {
+    let mut core = core(Protocol::Control);
+    assert_eq!(core.sort(text("hello")), Sorted::Deliver(text("hello")));
+    assert_eq!(
+        core.sort(text("\u{10}\u{10}\u{10}ack 1")),
+        Sorted::Deliver(text("\u{10}ack 1")),
+        "an escaped message arrives as what was sent"
+    );
+    assert_eq!(
+        core.ack(0).map(|m| format!("{m:?}")),
+        None,
+        "no tick, under a quarter buffer"
+    );
+    assert_eq!(
+        core.ack(1),
+        Some(AppMessage::Text("\u{10}ack 2".into())),
+        "a tick: two received"
+    );
+    assert_eq!(core.ack(1), None, "the count did not move");
+    assert_eq!(core.ack(2), None, "a tick, but nothing new");
+}
+
+#[test]
+fn a_quarter_of_the_peers_buffer_is_acknowledged_at_once() {
+    // The peer's buffer: 1 000 bytes; a quarter is 250, each message weighs its payload + 8.
+    let mut core = core(Protocol::Control);
+    let payload = "x".repeat(117); // 125 bytes each: the second reaches 250
+    assert_eq!(core.sort(text(&payload)), Sorted::Deliver(text(&payload)));
+    assert_eq!(core.ack(0), None);
+    assert_eq!(core.sort(text(&payload)), Sorted::Deliver(text(&payload)));
+    assert_eq!(core.ack(0), Some(AppMessage::Text("\u{10}ack 2".into())));
+    assert_eq!(core.ack(0), None);
+}
+
+#[test]
+fn sent_data_is_kept_and_lookalikes_escaped() {
+    let mut core = core(json());
+    assert_eq!(core.keep(AppFrame::Text("plain")), None);
+    assert_eq!(
+        core.keep(AppFrame::Text(r#"{"type":"ping"}"#)),
+        Some(AppMessage::Text("\u{10}\u{10}{\"type\":\"ping\"}".into())),
+        "looks like the protocol's ping"
+    );
+    assert_eq!(
+        core.keep(AppFrame::Binary(&[0x10, 1])),
+        Some(AppMessage::Binary(vec![0x10, 0x10, 0x10, 1])),
+        "starts with the session's byte"
+    );
+    assert_eq!(core.ledger().unconfirmed(), 3);
+    // Under control frames the JSON ping is plain data.
+    assert_eq!(
+        self::core(Protocol::Control).keep(AppFrame::Text(r#"{"type":"ping"}"#)),
+        None
+    );
+}
+
+#[test]
+fn acknowledgements_free_room_and_bad_ones_are_violations() {
+    let mut core = core(Protocol::Control);
+    for i in 0..3 {
+        core.keep(AppFrame::Text(&i.to_string()));
+    }
+    assert_eq!(
+        core.sort(text("\u{10}ack 2")),
+        Sorted::Handled { room: true }
+    );
+    assert_eq!(core.ledger().unconfirmed(), 1);
+    assert_eq!(
+        core.sort(text("\u{10}ack 1")),
+        Sorted::Violation("acknowledgement went backwards")
+    );
+    assert_eq!(
+        core.sort(text("\u{10}ack 9")),
+        Sorted::Violation("acknowledges more messages than were sent")
+    );
+    assert_eq!(
+        core.sort(text("\u{10}gossip 1")),
+        Sorted::Handled { room: false },
+        "a later version's message is ignored"
+    );
+    assert_eq!(
+        core.sort(text("\u{10}welcome 1")),
+        Sorted::Violation("unexpected session message")
+    );
+    assert_eq!(
+        core.sort(Message::binary(vec![0x10, 1])),
+        Sorted::Violation("reserved binary frame")
+    );
+}
+
+#[test]
+fn every_close_ends_the_session_but_the_heartbeats_own() {
+    let mut core = core(Protocol::Control);
+    assert_eq!(
+        core.sort(close(1011)),
+        Sorted::Close {
+            msg: close(1011),
+            ends_session: false
+        }
+    );
+    for code in [1000, 1001, 1008, 4001] {
+        assert_eq!(
+            core.sort(close(code)),
+            Sorted::Close {
+                msg: close(code),
+                ends_session: true
+            }
+        );
+    }
+    assert_eq!(
+        core.sort(Message::Close(None)),
+        Sorted::Close {
+            msg: Message::Close(None),
+            ends_session: true
+        }
+    );
+    assert!(close_ends_session(None) && !close_ends_session(Some(1011)));
+    let ping = Message::Ping(vec![1].into());
+    assert_eq!(core.sort(ping.clone()), Sorted::Deliver(ping));
+}
+
+#[test]
+fn a_resume_replays_what_the_peer_did_not_get_in_wire_form() {
+    let mut core = core(json());
+    core.keep(AppFrame::Text("a"));
+    core.keep(AppFrame::Text(r#"{"type":"pong"}"#));
+    core.keep(AppFrame::Binary(&[7]));
+    assert_eq!(
+        core.resume_from(1).unwrap(),
+        [
+            AppMessage::Text("\u{10}\u{10}{\"type\":\"pong\"}".into()),
+            AppMessage::Binary(vec![7]),
+        ]
+    );
+    assert_eq!(
+        core.resume_from(4).unwrap_err(),
+        Violation("acknowledges more messages than were sent")
+    );
+    assert_eq!(
+        core.lost(Reason::WindowPassed),
+        SessionLost {
+            reason: Reason::WindowPassed,
+            unconfirmed: 2
+        }
+    );
+}
+
+#[test]
+fn a_new_socket_counts_ticks_from_its_own_pings() {
+    let mut core = core(Protocol::Control);
+    core.sort(text("a"));
+    core.on_socket(7);
+    assert_eq!(core.ack(7), None, "no tick on the new socket yet");
+    assert_eq!(core.ack(8), Some(AppMessage::Text("\u{10}ack 1".into())));
+}
+
+#[test]
+fn a_read_ahead_holds_at_most_the_buffer_in_bytes() {
+    let mut ahead = Ahead::default();
+    assert!(ahead.has_room(100) && ahead.is_empty());
+    ahead.push("a", 60);
+    assert!(ahead.has_room(100));
+    ahead.push("b", 60);
+    assert!(!ahead.has_room(100), "120 bytes of 100");
+    assert_eq!(ahead.pop(), Some("a"));
+    assert!(ahead.has_room(100));
+    assert_eq!(ahead.pop(), Some("b"));
+    assert_eq!(ahead.pop(), None);
+    assert_eq!(weight(&text("four")), 4);
+    assert_eq!(weight(&Message::Ping(vec![1, 2].into())), 0);
+}
