@@ -1198,3 +1198,89 @@ async fn read_n_split(
     }
     got
 }
+
+/// A session is a `FusedStream` that knows when it has ended: once the handler has read
+/// its end, `is_terminated` says so (a `select!` loop stops polling it).
+///
+/// Timeline: 0 s: the session starts; the client closes at once; the handler reads the
+/// Close, then the end.
+#[tokio::test(start_paused = true)]
+async fn an_ended_session_is_terminated() {
+    use futures_util::stream::FusedStream;
+    let sessions = layer().resume(Resume::new());
+    let (server, mut client) = support::bare_pair().await;
+    let client_task = tokio::spawn(async move {
+        welcome(
+            &say(
+                &mut client,
+                &format!("\u{10}hello 1 new {SID} {SECRET} 1000"),
+            )
+            .await,
+        );
+        client.close(None).await.unwrap();
+        while client.next().await.is_some() {}
+    });
+    let mut session = sessions.accept(server).await.unwrap().expect("new");
+    assert!(!session.is_terminated());
+    assert!(matches!(session.next().await, Some(Ok(Message::Close(_)))));
+    assert!(!session.is_terminated(), "the end is still to be read");
+    assert!(session.next().await.is_none());
+    assert!(session.is_terminated());
+    client_task.await.unwrap();
+}
+
+/// A session's `handle()` follows it from socket to socket: after a resume it shows the new
+/// socket's heartbeat, and an interval set through it holds on the sockets that follow.
+///
+/// Timeline (1 s interval, no jitter): 0 s: the session starts on socket one, whose pings at
+/// 1 and 2 s are answered; 2.5 s: socket one drops, socket two resumes at once and is
+/// adopted (its pings at 3.5, 4.5, 5.5 s); 6 s: the handle sets 500 ms; 6.5 s: socket two
+/// drops, socket three resumes; from then on it pings every 500 ms.
+#[tokio::test(start_paused = true)]
+async fn a_sessions_handle_follows_its_resumes() {
+    let sessions = layer().resume(Resume::new());
+    let start = Instant::now();
+    // A client socket that says `hello`, then reads (answering pings) until `until`; returns
+    // the token of its welcome.
+    let socket = |hello: String, until: Instant| {
+        let sessions = sessions.clone();
+        async move {
+            let (server, mut client) = support::bare_pair().await;
+            let task = tokio::spawn(async move {
+                let token = welcome(&say(&mut client, &hello).await)[2].clone();
+                let _ = timeout(until - Instant::now(), answer(&mut client)).await;
+                token
+            });
+            (sessions.accept(server).await.unwrap(), task)
+        }
+    };
+    let hello = format!("\u{10}hello 1 new {SID} {SECRET} 1000");
+    let (session, first) = socket(hello, start + ms(2500)).await;
+    let mut session = session.expect("a new session");
+    let handle = session.handle();
+    let reader = tokio::spawn(async move { while let Some(Ok(_)) = session.next().await {} });
+    let token = first.await.unwrap(); // socket one dropped at 2.5 s
+    assert_eq!(handle.stats().pings_sent, 2);
+
+    let hello = format!("\u{10}hello 1 resume {SID} {token} 0");
+    let (resumed, second) = socket(hello, start + ms(6500)).await;
+    assert!(resumed.is_none(), "handed to the session");
+    tokio::time::sleep_until(start + ms(6000)).await;
+    let stats = handle.stats();
+    assert_eq!(
+        (stats.pings_sent, stats.pongs_received),
+        (3, 3),
+        "socket two's"
+    );
+    handle.set_interval(ms(500));
+    let token = second.await.unwrap();
+
+    let hello = format!("\u{10}hello 1 resume {SID} {token} 0");
+    let (resumed, third) = socket(hello, start + ms(60_000)).await;
+    assert!(resumed.is_none());
+    tokio::time::sleep_until(start + ms(8600)).await;
+    assert_eq!(handle.interval(), ms(500));
+    assert_eq!(handle.stats().pings_sent, 4, "socket three's, every 500 ms");
+    reader.abort();
+    third.abort();
+}
