@@ -2,13 +2,16 @@
 //!
 //! The design: ARCHITECTURE.md, "Interval changes through the handle".
 
-use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex, PoisonError};
+#[cfg(feature = "resume")]
+use std::sync::{Mutex, PoisonError, atomic::AtomicU64};
 use std::time::Duration;
 
 use crate::config::checked_interval;
-use crate::wake::{Shared, nanos};
+use crate::wake::Shared;
+#[cfg(feature = "resume")]
+use crate::wake::nanos;
 
 /// Counters of one heartbeat, read through [`HeartbeatHandle::stats`].
 ///
@@ -62,11 +65,13 @@ enum Target {
     /// One connection's hub.
     Connection(Arc<Shared>),
     /// A session's, which follows its sockets.
+    #[cfg(feature = "resume")]
     Session(Arc<dyn Follows>),
 }
 
 /// What a session shares with its handles: the hub of the socket it is on, and the interval
 /// set through a handle, which the session's next sockets take.
+#[cfg(feature = "resume")]
 #[derive(Debug)]
 pub(crate) struct Following {
     hub: Mutex<Arc<Shared>>,
@@ -76,10 +81,12 @@ pub(crate) struct Following {
 
 /// Something that holds a [`Following`] (a session's mailbox, shared with the registry
 /// already: the handles need no allocation of their own).
+#[cfg(feature = "resume")]
 pub(crate) trait Follows: Send + Sync {
     fn following(&self) -> &Following;
 }
 
+#[cfg(feature = "resume")]
 impl Following {
     /// Following the socket whose hub is `hub`.
     pub(crate) fn new(hub: Arc<Shared>) -> Self {
@@ -132,7 +139,7 @@ impl HeartbeatHandle {
     }
 
     /// A handle that follows a session from socket to socket.
-    #[cfg_attr(not(feature = "resume"), allow(dead_code))]
+    #[cfg(feature = "resume")]
     pub(crate) fn following(session: Arc<dyn Follows>) -> Self {
         Self {
             target: Target::Session(session),
@@ -143,6 +150,7 @@ impl HeartbeatHandle {
     fn with_hub<R>(&self, f: impl FnOnce(&Shared) -> R) -> R {
         match &self.target {
             Target::Connection(shared) => f(shared),
+            #[cfg(feature = "resume")]
             Target::Session(session) => f(&session.following().hub()),
         }
     }
@@ -188,6 +196,7 @@ impl HeartbeatHandle {
         let interval = checked_interval(interval);
         match &self.target {
             Target::Connection(shared) => shared.set_interval(interval),
+            #[cfg(feature = "resume")]
             Target::Session(session) => session.following().set_interval(interval),
         }
     }

@@ -324,6 +324,7 @@ impl<'a> Settings<'a> {
 
 impl HeartbeatLayer {
     /// The heartbeat protocol of this layer's connections.
+    #[cfg(feature = "resume")]
     pub(crate) fn protocol_of(&self) -> Protocol {
         self.protocol.clone()
     }

@@ -201,6 +201,8 @@ pub mod background;
 pub mod browser;
 mod config;
 mod error;
+#[cfg(any(feature = "resume", feature = "reconnect"))]
+mod halves;
 mod handle;
 mod heartbeat;
 mod lag;

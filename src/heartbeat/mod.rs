@@ -192,13 +192,12 @@ impl<S> Heartbeat<S> {
     }
 
     /// This connection's wake hub (which its handles read).
-    #[cfg_attr(not(any(feature = "resume", feature = "reconnect")), allow(dead_code))]
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared.0
     }
 
     /// Pings this heartbeat has sent: a session acknowledges at each new one.
-    #[cfg_attr(not(any(feature = "resume", feature = "reconnect")), allow(dead_code))]
+    #[cfg(feature = "resume")]
     pub(crate) fn pings_sent(&self) -> u64 {
         u64::from(
             self.shared
@@ -208,7 +207,7 @@ impl<S> Heartbeat<S> {
     }
 
     /// The close timeout of the settings.
-    #[cfg_attr(not(feature = "resume"), allow(dead_code))]
+    #[cfg(feature = "resume")]
     pub(crate) fn close_timeout(&self) -> std::time::Duration {
         self.conn.rules.close_timeout()
     }
@@ -557,6 +556,7 @@ mod tests {
         assert_eq!(handles[0].stats().pings_sent, 2);
     }
 
+    #[cfg(feature = "json")]
     #[tokio::test(start_paused = true)]
     async fn a_peer_interval_files_a_deadline_only_when_it_changes_the_interval() {
         let (a, b) = tokio::io::duplex(1 << 16);

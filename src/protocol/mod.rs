@@ -191,19 +191,30 @@ mod properties {
     use super::*;
     use proptest::prelude::*;
 
-    fn protocols() -> Vec<Arc<dyn HeartbeatProtocol>> {
+    /// Which built-in protocol a classifier is, for the grammars below.
+    #[derive(Clone, Copy)]
+    enum Kind {
+        #[cfg(feature = "json")]
+        Json,
+        Text,
+        Binary,
+    }
+
+    fn protocols() -> Vec<(Kind, Arc<dyn HeartbeatProtocol>)> {
         vec![
-            Arc::new(Json::new()),
-            Arc::new(Text::new()),
-            Arc::new(BinaryCommand::new()),
+            #[cfg(feature = "json")]
+            (Kind::Json, Arc::new(Json::new())),
+            (Kind::Text, Arc::new(Text::new())),
+            (Kind::Binary, Arc::new(BinaryCommand::new())),
         ]
     }
 
     /// The exact grammar of each built-in protocol's heartbeats, written independently of the
     /// classifiers: `Some(true)` for a ping, `Some(false)` for a pong.
-    fn is_heartbeat(protocol: usize, frame: AppFrame<'_>) -> Option<bool> {
+    fn is_heartbeat(protocol: Kind, frame: AppFrame<'_>) -> Option<bool> {
         match (protocol, frame) {
-            (0, AppFrame::Text(t)) if t.len() <= MAX_HEARTBEAT_LEN => {
+            #[cfg(feature = "json")]
+            (Kind::Json, AppFrame::Text(t)) if t.len() <= MAX_HEARTBEAT_LEN => {
                 let value: serde_json::Value = serde_json::from_str(t).ok()?;
                 match value.as_object()?.get("type")?.as_str()? {
                     "ping" => Some(true),
@@ -211,9 +222,11 @@ mod properties {
                     _ => None,
                 }
             }
-            (1, AppFrame::Text("ping")) => Some(true),
-            (1, AppFrame::Text("pong")) => Some(false),
-            (2, AppFrame::Binary(b)) if b.len() >= 6 && b.len() <= 6 + MAX_HEARTBEAT_LEN => {
+            (Kind::Text, AppFrame::Text("ping")) => Some(true),
+            (Kind::Text, AppFrame::Text("pong")) => Some(false),
+            (Kind::Binary, AppFrame::Binary(b))
+                if b.len() >= 6 && b.len() <= 6 + MAX_HEARTBEAT_LEN =>
+            {
                 let len = u32::from_be_bytes([b[2], b[3], b[4], b[5]]) as usize;
                 match (u16::from_be_bytes([b[0], b[1]]), len == b.len() - 6) {
                     (100, true) => Some(true),
@@ -228,13 +241,14 @@ mod properties {
     /// The interval a built-in protocol's ping asks for, written independently of
     /// `peer_interval`: Json's `"interval"` as `serde_json::Value::as_u64` reads it, the last
     /// 4 of a binary ping's 12 payload bytes; zero is none.
-    fn requested_interval(protocol: usize, frame: AppFrame<'_>) -> Option<Duration> {
+    fn requested_interval(protocol: Kind, frame: AppFrame<'_>) -> Option<Duration> {
         let millis = match (protocol, frame) {
-            (0, AppFrame::Text(t)) => serde_json::from_str::<serde_json::Value>(t)
+            #[cfg(feature = "json")]
+            (Kind::Json, AppFrame::Text(t)) => serde_json::from_str::<serde_json::Value>(t)
                 .ok()?
                 .get("interval")?
                 .as_u64()?,
-            (2, AppFrame::Binary(b)) if b.len() == 6 + 12 => {
+            (Kind::Binary, AppFrame::Binary(b)) if b.len() == 6 + 12 => {
                 u64::from(u32::from_be_bytes([b[14], b[15], b[16], b[17]]))
             }
             _ => return None,
@@ -243,7 +257,7 @@ mod properties {
     }
 
     fn check(frame: AppFrame<'_>) -> Result<(), TestCaseError> {
-        for (i, protocol) in protocols().iter().enumerate() {
+        for (i, protocol) in protocols() {
             let verdict = protocol.classify(frame);
             if matches!(verdict, Verdict::Ping { .. }) {
                 let (expected, got) = (requested_interval(i, frame), protocol.peer_interval(frame));

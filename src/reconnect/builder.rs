@@ -11,6 +11,7 @@ use super::{Backoff, Connection, Event, Reconnect, SharedError};
 use crate::config::MAX_DURATION;
 use crate::heartbeat::Heartbeat;
 use crate::layer::HeartbeatLayer;
+#[cfg(feature = "resume")]
 use crate::resume::Resume;
 
 /// Default time one call of the connect function may take.
@@ -51,6 +52,7 @@ pub struct ReconnectBuilder<S> {
     pub(super) is_final: IsFinal,
     pub(super) on_connect: Option<OnConnect<S>>,
     pub(super) on_event: Option<OnEvent>,
+    #[cfg(feature = "resume")]
     pub(super) resume: Option<Resume>,
 }
 
@@ -171,6 +173,8 @@ impl<S: Connection> ReconnectBuilder<S> {
     /// .build();
     /// # fn rand_key() -> u128 { 7 }
     /// ```
+    #[cfg(feature = "resume")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "resume")))]
     pub fn resume(mut self, resume: Resume) -> Self {
         self.resume = Some(resume);
         self
@@ -182,6 +186,7 @@ impl<S: Connection> ReconnectBuilder<S> {
     /// If both [`resume`](Self::resume) and [`on_connect`](Self::on_connect) are set, or the
     /// OS's random source fails to make a session's ids.
     pub fn build(self) -> Reconnect<S> {
+        #[cfg(feature = "resume")]
         assert!(
             self.resume.is_none() || self.on_connect.is_none(),
             "a session (resume) cannot be combined with an on-connect hook"
@@ -216,6 +221,7 @@ impl<S: Connection> Reconnect<S> {
             is_final: Arc::new(|code, _| matches!(code, 1000 | 1008 | 4000..=4999)),
             on_connect: None,
             on_event: None,
+            #[cfg(feature = "resume")]
             resume: None,
         }
     }

@@ -15,17 +15,22 @@ use tower_layer::Layer;
 use super::builder::{Overflow, ReconnectBuilder};
 use super::{Connection, Error, Event, Reason};
 use crate::error::Dead;
+use crate::halves::Halves;
 use crate::heartbeat::Heartbeat;
 use crate::message::{MessageKind, WsMessage};
 use crate::random::random_u64;
-use crate::resume::wire::Welcome;
+#[cfg(feature = "resume")]
 use crate::resume::{Ahead, Reason as Lost, SessionLost, Sorted, close_ends_session, weight};
-use crate::wake::Halves;
 
-use super::session::{ClientSession, handshake};
+#[cfg(feature = "resume")]
+use super::session::{ClientSession, Welcome, handshake};
 
 /// A connect attempt in flight: the connection and, with a session, the server's `welcome`.
 type Attempt<S> = BoxFuture<'static, Result<(Heartbeat<S>, Option<Welcome>), Reason>>;
+
+/// Without sessions there is no `welcome`.
+#[cfg(not(feature = "resume"))]
+type Welcome = std::convert::Infallible;
 
 // `Connected` is the state of almost every poll: boxing it to shrink the others would put an
 // indirection on every message.
@@ -76,8 +81,10 @@ pub struct Reconnect<S: Connection> {
     both: Waker,
     /// The session, with [`ReconnectBuilder::resume`]. `buffer` then holds numbered
     /// messages in wire form (and acknowledgements), all kept in the session's ledger.
+    #[cfg(feature = "resume")]
     session: Option<ClientSession>,
     /// Data read while the writer waited for an acknowledgement, for the next reads.
+    #[cfg(feature = "resume")]
     ahead: Ahead<S::Message>,
 }
 
@@ -104,6 +111,7 @@ impl<S: Connection> Unpin for Reconnect<S> {}
 
 impl<S: Connection> Reconnect<S> {
     pub(super) fn new(settings: ReconnectBuilder<S>) -> Self {
+        #[cfg(feature = "resume")]
         let session = settings
             .resume
             .map(|resume| ClientSession::new(resume, settings.heartbeat.protocol_of()));
@@ -117,7 +125,9 @@ impl<S: Connection> Reconnect<S> {
             retry: 0,
             unconfirmed: 0,
             pongs_seen: 0,
+            #[cfg(feature = "resume")]
             session,
+            #[cfg(feature = "resume")]
             ahead: Ahead::default(),
         }
     }
@@ -162,6 +172,7 @@ impl<S: Connection> Reconnect<S> {
         let timeout = self.settings.connect_timeout;
         let layer = self.settings.heartbeat.clone();
         let on_connect = self.settings.on_connect.clone();
+        #[cfg(feature = "resume")]
         let hello = self.session.as_mut().map(ClientSession::hello);
         let attempt = async move {
             let socket = match tokio::time::timeout(timeout, connect).await {
@@ -169,7 +180,9 @@ impl<S: Connection> Reconnect<S> {
                 Ok(Err(err)) => return Err(Reason::ConnectFailed(err)),
                 Err(_) => return Err(Reason::ConnectTimedOut(timeout)),
             };
+            #[cfg_attr(not(feature = "resume"), allow(unused_mut))]
             let mut ws = layer.layer(socket);
+            #[cfg(feature = "resume")]
             if let Some(hello) = hello {
                 // The connect timeout covers the session handshake too.
                 return match tokio::time::timeout(timeout, handshake(&mut ws, hello)).await {
@@ -192,15 +205,12 @@ impl<S: Connection> Reconnect<S> {
     /// A connection or an attempt ended for `reason`: end, or wait and try again.
     fn after(&mut self, reason: Reason, stable: bool) {
         if let Reason::ServerClosed { code, reason: text } = &reason {
+            #[cfg(feature = "resume")]
             if let (4410, Some(session)) = (*code, &self.session) {
                 let lost = session.lost(Lost::Refused);
                 return self.lose(lost);
             }
-            // A session ends at any Close but the heartbeat's own (PROTOCOL.md, section 6).
-            let is_final = match self.session {
-                Some(_) => close_ends_session(Some(*code)),
-                None => (self.settings.is_final)(*code, text),
-            };
+            let is_final = self.is_final(*code, text);
             if is_final {
                 let (code, text) = (*code, text.clone());
                 self.emit(Event::Closed {
@@ -222,7 +232,9 @@ impl<S: Connection> Reconnect<S> {
                 last: reason,
             })));
         }
+        #[cfg_attr(not(feature = "resume"), allow(unused_mut))]
         let mut delay = self.settings.backoff.delay(self.retry, random_u64());
+        #[cfg(feature = "resume")]
         if let Some(session) = &self.session {
             // The window runs from the loss of a socket the session was on (`disconnect`):
             // a server down from the start is retried like without a session.
@@ -243,7 +255,18 @@ impl<S: Connection> Reconnect<S> {
         self.set(State::Waiting(Box::pin(tokio::time::sleep(delay))));
     }
 
+    /// Whether a server's Close with `code` ends the client: with a session, any Close but
+    /// the heartbeat's own (PROTOCOL.md, section 6); without, as the settings say.
+    fn is_final(&self, code: u16, reason: &str) -> bool {
+        #[cfg(feature = "resume")]
+        if self.session.is_some() {
+            return close_ends_session(Some(code));
+        }
+        (self.settings.is_final)(code, reason)
+    }
+
     /// The session can no longer resume: the client ends.
+    #[cfg(feature = "resume")]
     fn lose(&mut self, lost: SessionLost) {
         self.emit(Event::SessionLost(lost));
         self.set(State::Done(Some(Error::SessionLost(lost))));
@@ -265,6 +288,7 @@ impl<S: Connection> Reconnect<S> {
             Some((code, reason)) => Reason::ServerClosed { code, reason },
             None => reason,
         };
+        #[cfg(feature = "resume")]
         if let Some(session) = &mut self.session {
             self.unconfirmed = session.core.ledger().unconfirmed();
             session.went_down();
@@ -285,6 +309,9 @@ impl<S: Connection> Reconnect<S> {
                 State::Idle => self.start_attempt(),
                 State::Connecting(attempt) => match attempt.as_mut().poll(cx) {
                     Poll::Ready(Ok((ws, welcome))) => {
+                        #[cfg(not(feature = "resume"))]
+                        let _: Option<Welcome> = welcome;
+                        #[cfg(feature = "resume")]
                         if let (Some(session), Some(welcome)) = (&mut self.session, welcome) {
                             match session.welcomed(&welcome, ws.pings_sent()) {
                                 Ok(replay) => self.buffer = replay.into(),
@@ -358,14 +385,13 @@ impl<S: Connection> Reconnect<S> {
         match Pin::new(&mut *ws).poll_next(cx) {
             Poll::Ready(Some(Ok(msg))) => {
                 self.unconfirmed = 0;
+                #[cfg(feature = "resume")]
                 let Some(session) = &mut self.session else {
-                    if let MessageKind::Close(frame) = msg.kind() {
-                        let (code, reason) = frame.unwrap_or((1005, ""));
-                        *closed_by_server = Some((code, reason.to_owned()));
-                        return Poll::Ready(None);
-                    }
-                    return Poll::Ready(Some(msg));
+                    return Poll::Ready(plain_message(msg, closed_by_server));
                 };
+                #[cfg(not(feature = "resume"))]
+                return Poll::Ready(plain_message(msg, closed_by_server));
+                #[cfg(feature = "resume")]
                 match session.sort(msg) {
                     Sorted::Deliver(msg) => {
                         if let Some(ack) = session.ack(ws.pings_sent()) {
@@ -406,6 +432,7 @@ impl<S: Connection> Reconnect<S> {
                 Poll::Ready(None)
             }
             Poll::Pending => {
+                #[cfg(feature = "resume")]
                 if let Some(session) = &mut self.session {
                     // A tick sent a ping: the acknowledgement rides along. Look again: the
                     // caller's drain sends it.
@@ -430,23 +457,26 @@ impl<S: Connection> Reconnect<S> {
     /// What `Event::Closed` reports as never delivered: the buffer, or with a session, every
     /// message the server has not acknowledged (sent or not).
     fn unsent(&self) -> usize {
-        match &self.session {
-            Some(session) => session.core.ledger().unconfirmed() as usize,
-            None => self.buffer.len(),
+        #[cfg(feature = "resume")]
+        if let Some(session) = &self.session {
+            return session.core.ledger().unconfirmed() as usize;
         }
+        self.buffer.len()
     }
 
     /// Whether a message may be sent now: room in the buffer, or with a session, in its
     /// ledger of unacknowledged messages.
     fn has_room(&self) -> bool {
-        match &self.session {
-            Some(session) => session.core.ledger().has_room(),
-            None => self.buffer.len() < self.settings.buffer,
+        #[cfg(feature = "resume")]
+        if let Some(session) = &self.session {
+            return session.core.ledger().has_room();
         }
+        self.buffer.len() < self.settings.buffer
     }
 
     /// Whether the writer, waiting for an acknowledgement, may read one more message ahead
     /// for the reader: with a session, up to its own buffer in bytes.
+    #[cfg(feature = "resume")]
     fn may_read_ahead(&self) -> bool {
         self.session
             .as_ref()
@@ -460,6 +490,17 @@ impl<S: Connection> Reconnect<S> {
             _ => Error::Closed,
         }
     }
+}
+
+/// A message of a connection without a session: for the application, but a Close, which is
+/// noted (`None`: the stream ends right after it).
+fn plain_message<M: WsMessage>(msg: M, closed_by_server: &mut Option<(u16, String)>) -> Option<M> {
+    if let MessageKind::Close(frame) = msg.kind() {
+        let (code, reason) = frame.unwrap_or((1005, ""));
+        *closed_by_server = Some((code, reason.to_owned()));
+        return None;
+    }
+    Some(msg)
 }
 
 impl<S: Connection> Stream for Reconnect<S> {
@@ -502,6 +543,7 @@ impl<S: Connection> Reconnect<S> {
                 self.disconnect(Self::reason_of(err));
                 continue;
             }
+            #[cfg(feature = "resume")]
             if let Some(msg) = self.ahead.pop() {
                 return Poll::Ready(Some(Ok(msg)));
             }
@@ -528,6 +570,7 @@ impl<S: Connection> Reconnect<S> {
                 Poll::Ready(true) => match self.poll_drain(cx) {
                     Poll::Ready(Err(err)) => self.disconnect(Self::reason_of(err)),
                     _ if self.has_room() => {}
+                    #[cfg(feature = "resume")]
                     _ if self.may_read_ahead() => {
                         // Read on for the acknowledgement that makes room; what arrives
                         // meanwhile is the reader's.
@@ -608,6 +651,7 @@ impl<S: Connection> Sink<S::Message> for Reconnect<S> {
         if let State::Closing(_) | State::Done(_) = this.state {
             return Err(this.sink_error());
         }
+        #[cfg(feature = "resume")]
         let msg = match &mut this.session {
             Some(session) => session.send(msg),
             None => msg,

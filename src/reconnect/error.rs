@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::Dead;
+#[cfg(feature = "resume")]
 use crate::resume::SessionLost;
 
 /// A shareable error from a connection or a connect attempt.
@@ -96,6 +97,8 @@ pub enum Error {
     /// The session ([`ReconnectBuilder::resume`](super::ReconnectBuilder::resume)) can no
     /// longer resume: the server refused it (4410), its window passed, or the server broke
     /// the protocol. Says how many of the application's messages were never acknowledged.
+    #[cfg(feature = "resume")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "resume")))]
     SessionLost(SessionLost),
 }
 
@@ -113,6 +116,7 @@ impl fmt::Display for Error {
             }
             Error::BufferFull => f.write_str("send buffer full"),
             Error::Closed => f.write_str("the reconnecting client has ended"),
+            #[cfg(feature = "resume")]
             Error::SessionLost(_) => f.write_str("the session ended"),
         }
     }
@@ -125,6 +129,7 @@ impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
             Error::GaveUp { last, .. } => Some(last),
+            #[cfg(feature = "resume")]
             Error::SessionLost(lost) => Some(lost),
             Error::Rejected { .. } | Error::BufferFull | Error::Closed => None,
         }

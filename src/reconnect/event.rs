@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::Reason;
+#[cfg(feature = "resume")]
 use crate::resume::SessionLost;
 
 /// What happens to a reconnecting client, in this order:
@@ -53,6 +54,8 @@ pub enum Event {
     },
     /// The session ([`ReconnectBuilder::resume`](super::ReconnectBuilder::resume)) can no
     /// longer resume: the client ends with [`Error::SessionLost`](super::Error::SessionLost).
+    #[cfg(feature = "resume")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "resume")))]
     SessionLost(SessionLost),
     /// The client has ended: closed by the application, or by a server close marked final.
     Closed {

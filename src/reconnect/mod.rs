@@ -69,6 +69,7 @@ mod builder;
 mod client;
 mod error;
 mod event;
+#[cfg(feature = "resume")]
 mod session;
 
 use std::error::Error as StdError;

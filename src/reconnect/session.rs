@@ -14,7 +14,8 @@ use super::{Connection, Reason};
 use crate::heartbeat::Heartbeat;
 use crate::message::{MessageKind, WsMessage};
 use crate::protocol::{AppMessage, Protocol};
-use crate::resume::wire::{self, Incoming, Message, Welcome};
+pub(super) use crate::resume::wire::Welcome;
+use crate::resume::wire::{self, Incoming, Message};
 use crate::resume::{Core, Ledger, Reason as Lost, Resume, Secret, SessionId, SessionLost, Sorted};
 
 /// The client's side of one session: the session's rules ([`Core`]) and what only a

@@ -78,10 +78,12 @@ use std::time::Duration;
 
 pub use crate::error::{Reason, SessionLost};
 pub(crate) use ledger::Ledger;
+#[cfg(feature = "reconnect")]
 pub(crate) use rules::{Ahead, Core, Sorted, VIOLATION_CLOSE, close_ends_session, weight};
 pub use service::SessionService;
 pub use session::Session;
 pub use sessions::{AcceptError, Sessions};
+#[cfg(feature = "reconnect")]
 pub(crate) use token::{Secret, SessionId};
 
 use crate::config::MAX_DURATION;

@@ -15,10 +15,11 @@ use futures_util::task::ArcWake;
 use super::Resume;
 use super::token::{Secret, SessionId, Tokens};
 use super::wire::Hello;
+use crate::halves::Halves;
 use crate::handle::Following;
 use crate::heartbeat::Heartbeat;
 use crate::layer::HeartbeatLayer;
-use crate::wake::{Halves, Shared};
+use crate::wake::Shared;
 
 /// What the sessions of one layer share: the settings, the live and parked sessions by id,
 /// and the count of parked ones.

@@ -17,6 +17,7 @@ pub(crate) struct Secret([u8; 16]);
 
 impl SessionId {
     /// Fresh bytes from the OS (`getrandom`).
+    #[cfg_attr(not(any(test, feature = "reconnect")), allow(dead_code))]
     pub(crate) fn random() -> std::io::Result<Self> {
         random_bytes().map(Self)
     }
