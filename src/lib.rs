@@ -201,6 +201,7 @@ pub mod background;
 pub mod browser;
 mod config;
 mod error;
+mod filing;
 #[cfg(any(feature = "resume", feature = "reconnect"))]
 mod halves;
 mod handle;

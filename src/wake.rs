@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures_util::task::ArcWake;
 
-use crate::ticker;
+use crate::filing::Filing;
 
 /// State shared between a [`Heartbeat`](crate::Heartbeat) and its handles. Written by the
 /// adapter only at heartbeat events (a tick, a ping, a pong), never per message. Every
@@ -24,10 +24,9 @@ pub(crate) struct Shared {
     /// first one.
     pub(crate) rtt_micros: AtomicU32,
     pub(crate) interval_nanos: AtomicU64,
-    /// The connection's filing with the runtime's ticker, as `ticker::code` records it: the
-    /// ticker fires only that one, and carries a tick's on by the interval. Zero until the
-    /// first filing.
-    pub(crate) filed: AtomicU32,
+    /// The connection's filing with the runtime's ticker: the ticker fires only that one,
+    /// and carries a tick's on by the interval.
+    pub(crate) filed: Filing,
     /// The counters of [`Stats`](crate::Stats), wrapping at 2^32 (a ping every second takes
     /// 136 years to get there).
     pub(crate) pings_sent: AtomicU32,
@@ -64,7 +63,7 @@ impl std::ops::Deref for Hub {
 
 impl Drop for Hub {
     fn drop(&mut self) {
-        self.0.stop_carrying();
+        self.0.filed.stop_carrying();
     }
 }
 
@@ -158,7 +157,7 @@ impl Shared {
             rtt_micros: AtomicU32::new(u32::MAX),
             interval_nanos: AtomicU64::new(nanos(interval)),
             // Never filed: the first poll files (`Conn::due_now`).
-            filed: AtomicU32::new(0),
+            filed: Filing::default(),
             pings_sent: AtomicU32::new(0),
             pongs_received: AtomicU32::new(0),
             rtt_samples: AtomicU32::new(0),
@@ -218,24 +217,6 @@ impl Shared {
             self.rtt_micros.store(micros.min(u32::MAX - 1), Relaxed);
             count(&self.rtt_samples);
         }
-    }
-
-    /// The connection ended: its tick's filing is not carried on any more (it fires once
-    /// more, then is gone).
-    pub(crate) fn stop_carrying(&self) {
-        self.filed.fetch_and(!ticker::PERIODIC, Relaxed);
-    }
-
-    /// Whether the connection ever filed with the ticker.
-    pub(crate) fn ever_filed(&self) -> bool {
-        self.filed.load(Relaxed) != 0
-    }
-
-    /// At a tick: whether the ticker carried the tick's filing on by an interval since the
-    /// last call (then the next tick, if on schedule, is filed already).
-    pub(crate) fn take_carried(&self) -> bool {
-        self.filed.load(Relaxed) & ticker::CARRIED != 0
-            && self.filed.fetch_and(!ticker::CARRIED, Relaxed) & ticker::CARRIED != 0
     }
 
     /// The ticker found the deadline passed: wake whoever polls the connection.

@@ -86,7 +86,7 @@ impl Conn {
     #[inline(never)]
     pub(super) fn end(&mut self, shared: &Shared) {
         self.state.end();
-        shared.stop_carrying();
+        shared.filed.stop_carrying();
     }
 
     /// `Some(now)` if the deadline has passed: the ticker marked the connection due and the
@@ -104,7 +104,7 @@ impl Conn {
     #[cold]
     fn due_now(&mut self, shared: &Arc<Shared>) -> Option<Instant> {
         shared.due.clear();
-        if !shared.ever_filed() {
+        if !shared.filed.ever_filed() {
             self.file_first(shared);
         }
         // A handle's new interval marks the connection due too (`Shared::set_interval`), so
@@ -154,7 +154,7 @@ impl Conn {
         running.last_tick = if on_schedule { due_at } else { at };
         // A tick on time files nothing: the ticker carried its filing to the next tick
         // (`ticker::carry`), which an interval of whole milliseconds puts exactly there.
-        let carried = shared.take_carried();
+        let carried = shared.filed.take_carried();
         if !(carried && on_schedule && interval.subsec_nanos() % 1_000_000 == 0) {
             self.file(shared);
         }

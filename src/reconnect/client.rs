@@ -1,7 +1,6 @@
 //! [`Reconnect`]: the state machine of a reconnecting client, and its `Stream + Sink`.
 
 use std::collections::VecDeque;
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -10,7 +9,6 @@ use futures_core::Stream;
 use futures_core::future::BoxFuture;
 use futures_sink::Sink;
 use tokio::time::{Instant, Sleep};
-use tower_layer::Layer;
 
 use super::builder::{Overflow, ReconnectBuilder};
 use super::{Connection, Error, Event, Reason};
@@ -18,12 +16,13 @@ use crate::error::Dead;
 use crate::halves::Halves;
 use crate::heartbeat::Heartbeat;
 use crate::message::{MessageKind, WsMessage};
-use crate::random::random_u64;
 #[cfg(feature = "resume")]
-use crate::resume::{Ahead, Reason as Lost, SessionLost, Sorted, close_ends_session, weight};
+use crate::resume::{Ahead, Reason as Lost, Sorted, weight};
 
 #[cfg(feature = "resume")]
-use super::session::{ClientSession, Welcome, handshake};
+use super::session::{ClientSession, Welcome};
+
+mod connect;
 
 /// A connect attempt in flight: the connection and, with a session, the server's `welcome`.
 type Attempt<S> = BoxFuture<'static, Result<(Heartbeat<S>, Option<Welcome>), Reason>>;
@@ -164,186 +163,6 @@ impl<S: Connection> Reconnect<S> {
         let r = poll(self, &mut Context::from_waker(&both));
         self.both = both;
         r
-    }
-
-    fn start_attempt(&mut self) {
-        self.emit(Event::Connecting { retry: self.retry });
-        let connect = (self.settings.connect)();
-        let timeout = self.settings.connect_timeout;
-        let layer = self.settings.heartbeat.clone();
-        let on_connect = self.settings.on_connect.clone();
-        #[cfg(feature = "resume")]
-        let hello = self.session.as_mut().map(ClientSession::hello);
-        let attempt = async move {
-            let socket = match tokio::time::timeout(timeout, connect).await {
-                Ok(Ok(socket)) => socket,
-                Ok(Err(err)) => return Err(Reason::ConnectFailed(err)),
-                Err(_) => return Err(Reason::ConnectTimedOut(timeout)),
-            };
-            #[cfg_attr(not(feature = "resume"), allow(unused_mut))]
-            let mut ws = layer.layer(socket);
-            #[cfg(feature = "resume")]
-            if let Some(hello) = hello {
-                // The connect timeout covers the session handshake too.
-                return match tokio::time::timeout(timeout, handshake(&mut ws, hello)).await {
-                    Ok(Ok(welcome)) => Ok((ws, Some(welcome))),
-                    Ok(Err(reason)) => Err(reason),
-                    Err(_) => Err(Reason::ConnectTimedOut(timeout)),
-                };
-            }
-            match on_connect {
-                Some(hook) => hook(ws)
-                    .await
-                    .map(|ws| (ws, None))
-                    .map_err(Reason::OnConnectFailed),
-                None => Ok((ws, None)),
-            }
-        };
-        self.set(State::Connecting(Box::pin(attempt)));
-    }
-
-    /// A connection or an attempt ended for `reason`: end, or wait and try again.
-    fn after(&mut self, reason: Reason, stable: bool) {
-        if let Reason::ServerClosed { code, reason: text } = &reason {
-            #[cfg(feature = "resume")]
-            if let (4410, Some(session)) = (*code, &self.session) {
-                let lost = session.lost(Lost::Refused);
-                return self.lose(lost);
-            }
-            let is_final = self.is_final(*code, text);
-            if is_final {
-                let (code, text) = (*code, text.clone());
-                self.emit(Event::Closed {
-                    by_server: Some((code, text.clone())),
-                    unsent: self.unsent(),
-                });
-                return self.set(State::Done(Some(Error::Rejected { code, reason: text })));
-            }
-        }
-        self.retry = if stable { 1 } else { self.retry + 1 };
-        if !self.settings.backoff.allows(self.retry) {
-            let retries = self.retry - 1;
-            self.emit(Event::GaveUp {
-                retries,
-                last: reason.clone(),
-            });
-            return self.set(State::Done(Some(Error::GaveUp {
-                retries,
-                last: reason,
-            })));
-        }
-        #[cfg_attr(not(feature = "resume"), allow(unused_mut))]
-        let mut delay = self.settings.backoff.delay(self.retry, random_u64());
-        #[cfg(feature = "resume")]
-        if let Some(session) = &self.session {
-            // The window runs from the loss of a socket the session was on (`disconnect`):
-            // a server down from the start is retried like without a session.
-            match session.window_left() {
-                // The last attempt comes before the server forgets the session.
-                Some(left) => delay = delay.min(left.saturating_sub(left / 4)),
-                None => {
-                    let lost = session.lost(Lost::WindowPassed);
-                    return self.lose(lost);
-                }
-            }
-        }
-        self.emit(Event::Reconnecting {
-            retry: self.retry,
-            delay,
-            after: reason,
-        });
-        self.set(State::Waiting(Box::pin(tokio::time::sleep(delay))));
-    }
-
-    /// Whether a server's Close with `code` ends the client: with a session, any Close but
-    /// the heartbeat's own (PROTOCOL.md, section 6); without, as the settings say.
-    fn is_final(&self, code: u16, reason: &str) -> bool {
-        #[cfg(feature = "resume")]
-        if self.session.is_some() {
-            return close_ends_session(Some(code));
-        }
-        (self.settings.is_final)(code, reason)
-    }
-
-    /// The session can no longer resume: the client ends.
-    #[cfg(feature = "resume")]
-    fn lose(&mut self, lost: SessionLost) {
-        self.emit(Event::SessionLost(lost));
-        self.set(State::Done(Some(Error::SessionLost(lost))));
-    }
-
-    /// The current connection ended for `reason`, or for the server's Close frame if one
-    /// came first (whatever went wrong after it).
-    fn disconnect(&mut self, reason: Reason) {
-        let State::Connected {
-            since,
-            closed_by_server,
-            ..
-        } = &mut self.state
-        else {
-            return;
-        };
-        let stable = since.elapsed() >= self.settings.stable_after;
-        let reason = match closed_by_server.take() {
-            Some((code, reason)) => Reason::ServerClosed { code, reason },
-            None => reason,
-        };
-        #[cfg(feature = "resume")]
-        if let Some(session) = &mut self.session {
-            self.unconfirmed = session.core.ledger().unconfirmed();
-            session.went_down();
-        }
-        self.emit(Event::Disconnected {
-            reason: reason.clone(),
-            unconfirmed: self.unconfirmed,
-        });
-        self.unconfirmed = 0;
-        self.after(reason, stable);
-    }
-
-    /// Drives attempts and backoff until a connection is up (`Ready(true)`), the client has
-    /// ended (`Ready(false)`), or it must wait.
-    fn poll_connected(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
-        loop {
-            match &mut self.state {
-                State::Idle => self.start_attempt(),
-                State::Connecting(attempt) => match attempt.as_mut().poll(cx) {
-                    Poll::Ready(Ok((ws, welcome))) => {
-                        #[cfg(not(feature = "resume"))]
-                        let _: Option<Welcome> = welcome;
-                        #[cfg(feature = "resume")]
-                        if let (Some(session), Some(welcome)) = (&mut self.session, welcome) {
-                            match session.welcomed(&welcome, ws.pings_sent()) {
-                                Ok(replay) => self.buffer = replay.into(),
-                                Err(violation) => {
-                                    let lost = session.lost(violation);
-                                    self.lose(lost);
-                                    continue;
-                                }
-                            }
-                        }
-                        self.pongs_seen = ws.handle().stats().pongs_received;
-                        self.emit(Event::Connected { retry: self.retry });
-                        let since = Instant::now();
-                        self.set(State::Connected {
-                            ws,
-                            since,
-                            closed_by_server: None,
-                        });
-                    }
-                    Poll::Ready(Err(reason)) => self.after(reason, false),
-                    Poll::Pending => return Poll::Pending,
-                },
-                State::Waiting(sleep) => {
-                    if sleep.as_mut().poll(cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                    self.start_attempt();
-                }
-                State::Connected { .. } => return Poll::Ready(true),
-                State::Closing(_) | State::Done(_) => return Poll::Ready(false),
-            }
-        }
     }
 
     /// Hands buffered messages to the connection while it takes them, then flushes.

@@ -6,6 +6,7 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 use futures_core::future::BoxFuture;
 use futures_sink::Sink;
+use tower_layer::Layer;
 use tower_service::Service;
 
 use super::Session;
@@ -28,9 +29,14 @@ pub struct SessionService<Svc> {
     sessions: Sessions,
 }
 
-impl<Svc> SessionService<Svc> {
-    pub(crate) fn new(inner: Svc, sessions: Sessions) -> Self {
-        Self { inner, sessions }
+impl<Svc> Layer<Svc> for Sessions {
+    type Service = SessionService<Svc>;
+
+    fn layer(&self, inner: Svc) -> SessionService<Svc> {
+        SessionService {
+            inner,
+            sessions: self.clone(),
+        }
     }
 }
 

@@ -9,7 +9,6 @@ use futures_core::Stream;
 use futures_sink::Sink;
 use futures_util::SinkExt;
 use futures_util::StreamExt;
-use tower_layer::Layer;
 
 use super::registry::{Admission, Handover, Refusal, Registry};
 use super::session::Session;
@@ -21,13 +20,11 @@ use crate::layer::{HeartbeatLayer, Settings};
 use crate::message::{MessageKind, WsMessage};
 use crate::protocol::AppMessage;
 
-use super::service::SessionService;
-
 /// A server's sessions, and the layer of session mode: give every accepted WebSocket to
 /// [`accept`](Self::accept), which starts a new session (and returns it for the handler) or
 /// hands the socket to the session it resumes; or put it in front of a connection-handler
 /// service (`ServiceBuilder::new().layer(sessions)`), which then runs the handler once per
-/// session ([`SessionService`]). Made by [`HeartbeatLayer::resume`] or [`Sessions::new`].
+/// session ([`SessionService`](super::SessionService)). Made by [`HeartbeatLayer::resume`] or [`Sessions::new`].
 /// Cheap to clone (an `Arc`); clones share the registry. See the
 /// [module documentation](super).
 #[derive(Clone)]
@@ -258,14 +255,6 @@ impl Sessions {
                 refuse(hb, err).await
             }
         }
-    }
-}
-
-impl<Svc> Layer<Svc> for Sessions {
-    type Service = SessionService<Svc>;
-
-    fn layer(&self, inner: Svc) -> SessionService<Svc> {
-        SessionService::new(inner, self.clone())
     }
 }
 

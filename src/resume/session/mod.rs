@@ -13,8 +13,11 @@ use futures_core::{FusedStream, Stream};
 use futures_sink::Sink;
 use tokio::time::Sleep;
 
+mod read;
+mod write;
+
 use super::registry::{Mailbox, Registry};
-use super::rules::{Ahead, Core, Sorted, VIOLATION_CLOSE, weight};
+use super::rules::{Ahead, Core, VIOLATION_CLOSE};
 use super::token::SessionId;
 use super::wire;
 use super::{Ledger, Reason, SessionLost};
@@ -92,7 +95,6 @@ impl<S: Stream + Send + 'static> Session<S> {
         HeartbeatHandle::following(self.mailbox.clone())
     }
 }
-
 impl<S, M, E> Session<S>
 where
     S: Stream<Item = Result<M, E>> + Sink<M, Error = E> + Send + 'static,
@@ -281,54 +283,6 @@ where
         Poll::Ready(true)
     }
 
-    /// Queues the acknowledgement due, if any: after a quarter of the client's buffer, or
-    /// at a tick of the socket's heartbeat (one load per message, so that a reader that is
-    /// never idle sees the ticks).
-    #[inline]
-    fn queue_ack(&mut self) {
-        if let Some(ws) = &self.ws {
-            if let Some(ack) = self.core.ack(ws.pings_sent()) {
-                self.out.push_back(ack);
-            }
-        }
-    }
-
-    /// What a message read from the socket means here: `Some` for the handler.
-    #[inline(always)]
-    fn receive(&mut self, msg: M) -> Option<M> {
-        match self.core.sort(msg) {
-            Sorted::Deliver(msg) => {
-                self.queue_ack();
-                Some(msg)
-            }
-            Sorted::Close {
-                msg,
-                ends_session: true,
-            } => {
-                self.closing();
-                Some(msg)
-            }
-            // The client found this socket dead: the session parks.
-            Sorted::Close {
-                ends_session: false,
-                ..
-            } => {
-                self.park();
-                None
-            }
-            Sorted::Handled { room } => {
-                if room {
-                    self.mailbox.halves.writer.wake();
-                }
-                None
-            }
-            Sorted::Violation(what) => {
-                self.violated(what);
-                None
-            }
-        }
-    }
-
     /// The peer broke the protocol: close with 1002 (best effort) and end.
     fn violated(&mut self, what: &'static str) {
         if let Some(ws) = self.ws.as_mut() {
@@ -339,17 +293,6 @@ where
         self.lose(Reason::Violation(what));
     }
 
-    /// The socket failed or ended: a closing session ends (`Some`: what the handler reads,
-    /// the socket's own error or end), any other parks.
-    fn socket_gone(&mut self, item: Option<Result<M, E>>) -> Option<Option<Result<M, E>>> {
-        if let Phase::Closing = self.phase {
-            self.end(None);
-            return Some(item);
-        }
-        self.park();
-        None
-    }
-
     /// Whether a poll may go straight to the socket: live, nothing waiting in the mailbox,
     /// nothing read ahead, nothing queued to write.
     #[inline]
@@ -358,234 +301,6 @@ where
             && self.out.is_empty()
             && self.ahead.is_empty()
             && !self.mailbox.full.load(std::sync::atomic::Ordering::Acquire)
-    }
-
-    /// The reader's direct path, taken when the session [`is_plain`](Self::is_plain): it
-    /// reads the socket with the reader's own waker (as a plain `Heartbeat` does, split or
-    /// not) and registers the reader with the mailbox only when it waits. `None`: go the
-    /// full way.
-    #[inline(always)]
-    fn poll_next_direct(&mut self, cx: &mut Context<'_>) -> Option<Poll<Option<Result<M, E>>>> {
-        let ws = self.ws.as_mut().expect("live");
-        match ws.as_mut().poll_next(cx) {
-            Poll::Ready(Some(Ok(msg))) => {
-                return self.receive(msg).map(|msg| Poll::Ready(Some(Ok(msg))));
-            }
-            Poll::Ready(Some(Err(_)) | None) => self.park(),
-            Poll::Pending => {
-                self.queue_ack();
-                self.mailbox.halves.reader.register(cx.waker());
-                // Registered before this look: a socket delivered since is not missed.
-                if self.is_plain() {
-                    return Some(Poll::Pending);
-                }
-            }
-        }
-        None
-    }
-
-    fn poll_next_both(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<M, E>>> {
-        loop {
-            self.adopt();
-            if let Some(item) = self.ahead.pop() {
-                return Poll::Ready(Some(item));
-            }
-            match &mut self.phase {
-                Phase::Ended { lost } => {
-                    return Poll::Ready(
-                        lost.take()
-                            .map(|lost| Err(E::from(Dead::session_lost(lost)))),
-                    );
-                }
-                Phase::Parked { .. } => match self.poll_window(cx) {
-                    Poll::Ready(()) => continue,
-                    Poll::Pending => return Poll::Pending,
-                },
-                Phase::Live | Phase::Closing => {}
-            }
-            if let Poll::Ready(false) = self.poll_out(cx) {
-                continue;
-            }
-            let ws = self.ws.as_mut().expect("live");
-            match ws.as_mut().poll_next(cx) {
-                Poll::Ready(Some(Ok(msg))) => {
-                    if let Some(msg) = self.receive(msg) {
-                        return Poll::Ready(Some(Ok(msg)));
-                    }
-                }
-                Poll::Ready(gone) => {
-                    if let Some(item) = self.socket_gone(gone) {
-                        return Poll::Ready(item);
-                    }
-                }
-                Poll::Pending => {
-                    self.queue_ack();
-                    if !self.out.is_empty() && self.poll_out(cx) == Poll::Ready(false) {
-                        continue;
-                    }
-                    return Poll::Pending;
-                }
-            }
-        }
-    }
-
-    /// A writer's poll straight on the socket, when the session is plain: `Some` when it
-    /// is done there; `None` for the full path (not plain, or the socket failed: parked).
-    #[inline(always)]
-    fn poll_writer_direct(
-        &mut self,
-        cx: &mut Context<'_>,
-        poll: impl FnOnce(Pin<&mut Heartbeat<S>>, &mut Context<'_>) -> Poll<Result<(), E>>,
-    ) -> Option<Poll<Result<(), E>>> {
-        if !self.is_plain() {
-            return None;
-        }
-        let ws = self.ws.as_mut().expect("live");
-        match poll(ws.as_mut(), cx) {
-            Poll::Ready(Ok(())) => Some(Poll::Ready(Ok(()))),
-            Poll::Ready(Err(_)) => {
-                self.park();
-                None
-            }
-            Poll::Pending => {
-                self.mailbox.halves.writer.register(cx.waker());
-                // Registered before this look: a socket delivered since is not missed.
-                self.is_plain().then_some(Poll::Pending)
-            }
-        }
-    }
-
-    /// The error a writer gets once the session is over.
-    fn closed_error(&self) -> E {
-        let lost = match &self.phase {
-            Phase::Ended {
-                lost: Some(lost), ..
-            } => *lost,
-            _ => self.core.lost(Reason::Closed),
-        };
-        E::from(Dead::session_lost(lost))
-    }
-
-    fn poll_ready_both(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
-        loop {
-            self.adopt();
-            match &self.phase {
-                Phase::Ended { .. } | Phase::Closing => {
-                    return Poll::Ready(Err(self.closed_error()));
-                }
-                Phase::Parked { .. } => {
-                    if self.core.ledger().has_room() {
-                        return Poll::Ready(Ok(()));
-                    }
-                    match self.poll_window(cx) {
-                        Poll::Ready(()) => continue,
-                        Poll::Pending => return Poll::Pending,
-                    }
-                }
-                Phase::Live => {}
-            }
-            match self.poll_out(cx) {
-                Poll::Ready(false) => continue,
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(true) => {}
-            }
-            if !self.core.ledger().has_room() {
-                // Read on for the acknowledgement that makes room; data read meanwhile
-                // waits for the handler, up to our buffer.
-                match self.read_ahead(cx) {
-                    Poll::Ready(()) => continue,
-                    Poll::Pending => return Poll::Pending,
-                }
-            }
-            let ws = self.ws.as_mut().expect("live");
-            match ws.as_mut().poll_ready(cx) {
-                Poll::Ready(Ok(())) => return Poll::Ready(Ok(())),
-                Poll::Ready(Err(_)) => self.park(),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-    }
-
-    /// Reads one message for the writer's sake. `Ready`: something changed, look again.
-    fn read_ahead(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if !self.ahead.has_room(self.core.ledger().buffer()) {
-            return Poll::Pending;
-        }
-        let ws = self.ws.as_mut().expect("live");
-        match ws.as_mut().poll_next(cx) {
-            Poll::Ready(Some(Ok(msg))) => {
-                if let Some(msg) = self.receive(msg) {
-                    let bytes = weight(&msg);
-                    self.ahead.push(Ok(msg), bytes);
-                    self.mailbox.halves.reader.wake();
-                }
-            }
-            Poll::Ready(gone) => {
-                if let Some(item) = self.socket_gone(gone) {
-                    if let Some(item) = item {
-                        self.ahead.push(item, 0);
-                    }
-                    self.mailbox.halves.reader.wake();
-                }
-            }
-            Poll::Pending => return Poll::Pending,
-        }
-        Poll::Ready(())
-    }
-
-    /// Hands a message to the live socket; a socket that fails parks the session (a kept
-    /// message goes again after the resume).
-    #[inline(always)]
-    fn forward(&mut self, msg: M) -> Result<(), E> {
-        if let Some(ws) = self.ws.as_mut() {
-            if ws.as_mut().start_send(msg).is_err() {
-                self.park();
-            }
-        }
-        Ok(())
-    }
-
-    fn poll_flush_both(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
-        if let Phase::Parked { .. } | Phase::Ended { .. } = self.phase {
-            return Poll::Ready(Ok(()));
-        }
-        match self.poll_out(cx) {
-            Poll::Ready(false) => return Poll::Ready(Ok(())),
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(true) => {}
-        }
-        let ws = self.ws.as_mut().expect("live");
-        match ws.as_mut().poll_flush(cx) {
-            Poll::Ready(Err(_)) => {
-                self.park();
-                Poll::Ready(Ok(()))
-            }
-            other => other,
-        }
-    }
-
-    fn poll_close_both(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
-        match self.phase {
-            Phase::Parked { .. } => {
-                self.end(None);
-                return Poll::Ready(Ok(()));
-            }
-            Phase::Ended { .. } => return Poll::Ready(Ok(())),
-            Phase::Live | Phase::Closing => {}
-        }
-        if self.poll_out(cx).is_pending() {
-            return Poll::Pending;
-        }
-        if self.ws.is_none() {
-            return Poll::Ready(Ok(()));
-        }
-        self.closing();
-        let ws = self.ws.as_mut().expect("checked");
-        let closed = ws.as_mut().poll_close(cx);
-        if closed.is_ready() {
-            self.end(None);
-        }
-        closed.map(|_| Ok(()))
     }
 }
 
