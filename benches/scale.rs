@@ -122,17 +122,25 @@ where
 }
 
 /// The heartbeat kinds' handler: reads until the stream ends, and reports a death with
-/// its time.
-async fn until_dead<W>(mut ws: W, id: usize, dead_tx: mpsc::UnboundedSender<(usize, Instant)>)
+/// its time. A plain function returning an `async move` block, not an `async fn`: an async
+/// fn keeps its argument twice (once captured, once bound), which would add the stream's size
+/// to every task.
+fn until_dead<W>(
+    mut ws: W,
+    id: usize,
+    dead_tx: mpsc::UnboundedSender<(usize, Instant)>,
+) -> impl Future<Output = ()>
 where
     W: futures_util::Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
 {
-    while let Some(item) = ws.next().await {
-        if let Err(err) = item {
-            if Dead::find(&err).is_some() {
-                let _ = dead_tx.send((id, Instant::now()));
+    async move {
+        while let Some(item) = ws.next().await {
+            if let Err(err) = item {
+                if Dead::find(&err).is_some() {
+                    let _ = dead_tx.send((id, Instant::now()));
+                }
+                break;
             }
-            break;
         }
     }
 }

@@ -23,7 +23,60 @@
 //! Another server framework serves [`SCRIPT`] the same way: `Content-Type: text/javascript;
 //! charset=utf-8`, `ETag:` [`ETAG`], `Cache-Control: no-cache` (browsers revalidate on every
 //! load, so a new build of the server reaches every page at once), and `304 Not Modified`
-//! when the request's `If-None-Match` holds [`ETAG`].
+//! when the request's `If-None-Match` holds [`ETAG`] (compared weakly, RFC 9110, 13.1.2: `*`,
+//! or any entity-tag of the list whose opaque-tag is ours, `W/` or not).
+//!
+//! # How `HeartbeatSocket` behaves
+//!
+//! `new HeartbeatSocket(url, options)` is the page's side of the same heartbeat; its options,
+//! events and their defaults are in [`TYPES`] (`js/ws-heartbeat.d.ts`). The rules are the
+//! server's, restated where a page differs:
+//!
+//! - **Shapes.** `heartbeat: 'json' | 'text' | 'binary'` pings and answers in the shape of
+//!   [`protocol::Json`](crate::protocol::Json), [`Text`](crate::protocol::Text) or
+//!   [`BinaryCommand`](crate::protocol::BinaryCommand), with their defaults and their 1 KiB
+//!   limit (lookalikes are data). With `'control'` the server pings with WebSocket Ping
+//!   frames, which the browser answers itself; the page can neither see them nor ping, and
+//!   leaves the silence check to the server.
+//! - **Ticks.** The first at a random moment of the first interval, later ones one interval
+//!   after the previous tick's deadline; a tick more than an interval late starts a fresh
+//!   schedule (no burst of pings).
+//! - **Death, from timestamps.** At a tick the server is dead when nothing arrived for more
+//!   than `interval × maxMissed`, at least `maxMissed` pings went out since, and the latest
+//!   was sent a whole interval earlier on the schedule: with timers on time, a server silent
+//!   since `t0` is dead in `(t0 + interval × maxMissed, t0 + interval × (maxMissed + 1)]`,
+//!   as on the server. Any message counts as life.
+//! - **Hidden tabs.** Browsers throttle a hidden tab's timers (Chrome: to once a minute);
+//!   late ticks restart the schedule, so a server that answers is never condemned by the
+//!   page's lateness (a dead one is found later, by the throttling). The page answers the
+//!   server's pings from its message handler, which is not throttled. `setInterval(ms)` asks
+//!   the server to follow (the JSON ping's `"interval"`, the binary ping's 12-byte payload;
+//!   [`HeartbeatLayer::follow_peer_interval`](crate::HeartbeatLayer::follow_peer_interval)).
+//! - **RTT.** Sequence numbers start at a random point below 2^40 (JavaScript's numbers are
+//!   exact below 2^53); only the latest ping's answer is a sample, in whole milliseconds.
+//! - **Reconnecting**, as [`Reconnect`](crate::reconnect::Reconnect): full-jitter delays
+//!   (retry `n` drawn from `[0, min(max, initial × factor^(n−1)))`, 500 ms doubling to 30 s),
+//!   the count restarting after a connection that heard its server for `stableAfter`, one
+//!   attempt in flight (`connectTimeout` covers the open and `onConnect`), giving up after
+//!   `maxRetries`. Final, with nothing reconnecting after: `close()`, a server Close with a
+//!   final code (1000, 1008, 4000–4999: a log-out, a kick), giving up.
+//! - **States and events.** `connecting`, `connected`, `reconnecting`, `closing`, `closed`;
+//!   each change fires `state` with `why` (`open`, `retry`, `dead`, `closed`, `error`,
+//!   `timeout`, `hook`, `final-code`, `gave-up`, `close`). `message` carries data only.
+//! - **Buffer.** While not connected `send` keeps up to `buffer` (256) messages, sent in order
+//!   after `onConnect`; a full buffer refuses (`send` returns `false`, `stats.dropped`).
+//!   `unconfirmed` counts messages handed to a connection since the server last sent data or
+//!   an answer; `unsent` what was still buffered when the socket ended for good.
+//! - **Sessions** (`resume: true`): [PROTOCOL.md]'s client. `send` numbers each message and
+//!   keeps it in an outbox bounded in bytes (`resume.buffer`, 1 MiB) until acknowledged; a
+//!   full one refuses. Every socket starts with the `hello` and is `connected` at the
+//!   `welcome`. A page never sends 1011 or 1002 (either would end the session on the
+//!   server): a socket it gives up on is left for the server to drop when the session
+//!   resumes. A server Close but 1011 is final; 4410, the window passing or a protocol error
+//!   fire `sessionlost` (with `unconfirmed`), then `closed`. `onConnect` is refused with a
+//!   session, as on the Rust client.
+//!
+//! [PROTOCOL.md]: https://docs.rs/crate/ws-heartbeat/latest/source/PROTOCOL.md
 
 /// `ws-heartbeat.js`: the browser module, an ES module (serve it as
 /// `text/javascript; charset=utf-8`, see the [module docs](self)).

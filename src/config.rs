@@ -1,6 +1,7 @@
 //! The settings of a heartbeat, their defaults, and the one place they are checked.
 //!
-//! The design: ARCHITECTURE.md, "Liveness: life, misses, death".
+//! What each setting means: [`HeartbeatLayer`](crate::HeartbeatLayer) and the crate docs,
+//! "Semantics".
 
 use std::time::Duration;
 

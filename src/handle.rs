@@ -1,6 +1,4 @@
 //! [`HeartbeatHandle`]: what other tasks can see of, and change in, a live heartbeat.
-//!
-//! The design: ARCHITECTURE.md, "Interval changes through the handle".
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;

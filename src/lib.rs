@@ -100,63 +100,93 @@
 //! let keepalive = HeartbeatLayer::new().interval(Duration::from_secs(20)).protocol(Json::new());
 //! ```
 //!
-//! # Reconnecting clients
+//! # Modes
 //!
-//! [`reconnect::Reconnect`] is a `Stream + Sink` of messages that connects through a
-//! function of yours, heartbeats every connection, and reconnects with exponential backoff
-//! and full jitter, keeping what the application sends meanwhile in a bounded buffer.
+//! The plain [`Heartbeat`] runs inside the handler's polls, at no cost of its own, and asks of
+//! the stream only that it is a WebSocket `Stream + Sink` (not `Send`, not `'static`). What
+//! needs more is a type of its own, chosen when the layer is built:
+//!
+//! - [`background`]: [`HeartbeatLayer::background`] drives each connection from a task of
+//!   its own ([`background::Background`]), so that its heartbeat keeps going while the
+//!   handler is away (a slow database call between a request and its answer).
+//! - [`resume`] (feature `resume`): [`HeartbeatLayer::resume`] gives
+//!   [`resume::Sessions`]: every message reaches the other side exactly once and in order
+//!   across reconnects, and the handler runs once per session ([`resume::Session`]).
+//! - [`reconnect`] (feature `reconnect`): [`reconnect::Reconnect`] is a `Stream + Sink` of
+//!   messages that connects through a function of yours, heartbeats every connection, and
+//!   reconnects with exponential backoff and full jitter, keeping what the application sends
+//!   meanwhile in a bounded buffer.
+//!
+//! The axum drop-in's `WebSocket` is one type whichever the layer chose.
 //!
 //! # Semantics
 //!
-//! Time runs in ticks of `interval`. At each tick, a peer heard since the previous tick is
-//! alive (any frame by default; only a pong answering one of our pings with
-//! [`any_inbound_is_alive(false)`](HeartbeatLayer::any_inbound_is_alive)); otherwise, if a
-//! ping is outstanding, it counts as missed, and at `max_missed` misses in a row the peer is
-//! dead. Then a ping goes out (every tick by default; with
-//! [`idle_only`](HeartbeatLayer::idle_only) only when the peer was quiet).
+//! Time runs in ticks of `interval`. At each tick:
 //!
-//! - A peer silent since `t0` is dead strictly after `t0 + interval × max_missed` and no
-//!   later than `t0 + interval × (max_missed + 1)`, after exactly `max_missed` unanswered
-//!   pings (with `idle_only`: one interval later on both bounds). Defaults: interval 10 s,
-//!   `max_missed` 3: dead 30 to 40 s after its last frame.
-//! - The handshake counts as the first sign of life. The first tick is jittered within the
-//!   first interval, so connections opened together do not ping together (in groups of 64
-//!   opened in a row, see [`jitter`](HeartbeatLayer::jitter)).
-//! - A ping the sink cannot take (the peer stopped reading) counts as sent and unanswered:
-//!   backpressure does not hide a dead peer. Alive but slow is not dead, though: with
-//!   [`Progress::track`] under the WebSocket and [`Heartbeat::with_progress`], bytes moving on
-//!   the transport count as life while a huge message crawls either way.
-//! - Pongs never reach the handler. The peer's pings are answered exactly once, by the
-//!   WebSocket library itself, or by the heartbeat for a library that leaves that to the
-//!   application (actix-ws, see [`WsMessage::answer_ping`]), and hidden unless
-//!   [`forward_pings`](HeartbeatLayer::forward_pings).
-//! - On death the stream yields one `Err` carrying [`Dead`] (inside the inner error type:
-//!   `tungstenite::Error::Io` of kind `TimedOut`, and likewise for the other libraries), then
-//!   ends; the sink reports it on every
-//!   call. A Close frame (1011, "keepalive timeout") is attempted within
+//! 1. **Alive?** The peer is alive if it was heard since the previous tick: any frame (data,
+//!    ping, pong matched or not, Close, application heartbeat) by default, or only a pong
+//!    answering one of our pings with
+//!    [`any_inbound_is_alive(false)`](HeartbeatLayer::any_inbound_is_alive). Bytes moving on
+//!    the transport count too, with [`Progress::track`] under the WebSocket and
+//!    [`Heartbeat::with_progress`]: alive but slow (a huge message crawling either way) is
+//!    not dead.
+//! 2. **If alive**, the missed count is 0 and every ping sent so far is forgiven. **If not**,
+//!    and a ping went out since the peer was last alive, one more is missed; at `max_missed`
+//!    the peer is dead.
+//! 3. **Then a ping**, unless [`idle_only`](HeartbeatLayer::idle_only) is on and the peer was
+//!    alive. A ping the sink cannot take (the peer stopped reading) counts as sent and
+//!    unanswered: backpressure does not hide a dead peer.
+//!
+//! What follows:
+//!
+//! - **Bounds.** A peer silent since `t0` is dead strictly after `t0 + interval × max_missed`
+//!   and no later than `t0 + interval × (max_missed + 1)`, after exactly `max_missed`
+//!   unanswered pings (with `idle_only`: one interval later on both bounds;
+//!   [`HeartbeatLayer::detection_bound`]). Defaults: interval 10 s, `max_missed` 3: dead 30
+//!   to 40 s after its last frame. The handshake counts as the first sign of life; in real
+//!   time add the timer's rounding (under 1 ms) and scheduling delay to the upper bound.
+//! - **First ticks** are jittered within the first interval, so connections opened together
+//!   do not ping together (in groups of 64 opened in a row, see
+//!   [`jitter`](HeartbeatLayer::jitter)).
+//! - **Pongs** never reach the handler. Our pings carry a 32-bit sequence number (random at
+//!   first, 8 bytes on the wire); a pong matches if its number is one of the outstanding
+//!   pings', and answers that ping and every earlier one. Other pongs are traffic, never an
+//!   error, and never an answer (a forged one matches one guess in 2^32).
+//! - **Round trips:** a pong answering the latest ping gives a sample, from handing the ping
+//!   to the sink to reading the pong, read through [`HeartbeatHandle::rtt`] and logged with
+//!   `tracing` at debug level.
+//! - **The peer's pings** are answered exactly once, by the WebSocket library itself, or by
+//!   the heartbeat for a library that leaves that to the application (actix-ws,
+//!   [`WsMessage::answer_ping`]), and hidden unless
+//!   [`forward_pings`](HeartbeatLayer::forward_pings). The next frame is read only once the
+//!   answer is flushed, so a peer that floods pings without reading meets backpressure, not
+//!   our memory.
+//! - **Death:** the stream yields one `Err` carrying [`Dead`] (inside the inner error type:
+//!   `tungstenite::Error::Io` of kind `TimedOut`, and likewise for the other libraries;
+//!   [`Dead::find`] recognises it), then ends; the sink reports it on every call. A Close
+//!   frame (1011, "keepalive timeout") is attempted within
 //!   [`close_timeout`](HeartbeatLayer::close_timeout), never delaying the error.
-//! - Round trips: each pong answering the latest ping gives a sample, read through
-//!   [`HeartbeatHandle::rtt`] and logged with `tracing` at debug level. Unmatched pongs are
-//!   traffic, never an error.
-//! - On an overloaded runtime ticks run late. A late tick reads what the socket already holds
-//!   before it judges and counts at most one miss, so no answering peer is declared dead for
-//!   our lateness; a dead one is found late by the lateness. [`tick_lag`] tells how late ticks
-//!   run, and a `tracing` warning says so at most every 10 s (ARCHITECTURE.md, "Ticks and the
-//!   schedule").
+//! - **Overload.** On a runtime with more work than threads ticks run late. A late tick reads
+//!   what the socket already holds before it judges, counts at most one miss, and gives each
+//!   ping a full interval, so no answering peer is declared dead for our lateness; a dead one
+//!   is found late by the lateness (with every tick at most `L` late, by
+//!   `t0 + (max_missed + 1) × (interval + L)`). [`tick_lag`] tells how late ticks run, and a
+//!   `tracing` warning says so at most every 10 s: raise the interval.
 //!
 //! The heartbeat runs inside the stream's `poll_next` and the sink's `poll_*` calls: no task
-//! is spawned per connection (only one shared timer task per runtime, see Cost). A handler that reads in a loop, or that writes steadily, keeps
-//! it running; a handler that only writes now and then should `split()` the stream and keep
-//! a reader loop going (which it needs anyway for the WebSocket library to answer pings and
-//! Close frames).
+//! is spawned per connection (one shared timer task per runtime). A handler that reads in a
+//! loop, or that writes steadily, keeps it running (a handler that only writes gets its
+//! pongs read for it, see [`Heartbeat`]); a handler that is away for longer than the dead
+//! bound holds it still: use [`background`], or `split()` the stream and keep a reader loop
+//! going (which it needs anyway for the WebSocket library to answer pings and Close frames).
 //!
 //! # Cost
 //!
 //! Per message the adapter checks whether its deadline has come (one atomic load), classifies
 //! the message and sets a flag: no clock read, no timer reset, no allocation (tested).
-//! Echoing small messages through tokio-tungstenite costs a little more than the bare stream
-//! and less than the usual hand-written `tokio::select!` loop (BENCHMARKS.md, "Per message:
-//! instructions").
+//! Echoing small messages through tokio-tungstenite costs about 1% more instructions than the
+//! bare stream and less than the usual hand-written `tokio::select!` loop (BENCHMARKS.md,
+//! "Per message: instructions").
 //!
 //! Timers: the connections of one runtime share one timer. Each files its next deadline once
 //! per tick with the runtime's ticker, a single task (started by the first filing, ended
@@ -174,14 +204,16 @@
 //! | `tungstenite` | yes | [`WsMessage`] for `tungstenite::Message` and `From<Dead>` for `tungstenite::Error`: tokio-tungstenite, hyper-tungstenite and everything else on tungstenite 0.30 |
 //! | `json` | yes | `protocol::Json`, the JSON application heartbeat (brings in `serde` and `serde_json`) |
 //! | `reconnect` | yes | `ws_heartbeat::reconnect`, the reconnecting client |
+//! | `resume` | yes | `ws_heartbeat::resume`, sessions that survive reconnects (and, with `reconnect`, the client's side of them); brings in `getrandom` for their secrets |
 //! | `axum` | no | `ws_heartbeat::axum`: drop-ins for axum 0.8's `WebSocketUpgrade` and `WebSocket`, [`WsMessage`] for its `Message`, `From<Dead>` for `axum::Error`; `browser::script`, the handler that serves the browser module |
 //! | `actix` | no | `ws_heartbeat::actix`: `handle`, a drop-in for actix-ws 0.4's (actix-web 4), whose `MessageStream` heartbeats and answers the client's pings; [`WsMessage`] for `actix_ws::Message`, `From<Dead>` for `actix_ws::ProtocolError`. Needs Rust 1.88 (actix-ws's own minimum) |
 //! | `tokio-websockets` | no | [`WsMessage`] for `tokio_websockets::Message`, `From<Dead>` for `tokio_websockets::Error`: `HeartbeatLayer::layer` takes its `WebSocketStream`, server or client. Needs Rust 1.89 (tokio-websockets' own minimum) |
 //!
 //! Other message types plug in by implementing [`WsMessage`]; their error type needs
 //! `From<Dead>` (`std::io::Error` has it). The [`protocol::Text`] and
-//! [`protocol::BinaryCommand`] heartbeats, and the browser module's text ([`browser`]),
-//! need no feature.
+//! [`protocol::BinaryCommand`] heartbeats, [`background`] mode, and the browser module's text
+//! ([`browser`]) need no feature. With `default-features = false` the crate needs only tokio,
+//! tower's two traits, futures' core traits and tracing.
 //!
 //! # Reading the settings back, taking the stream apart
 //!

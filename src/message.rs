@@ -75,7 +75,7 @@ pub trait WsMessage: Sized {
     /// The pong that answers this message, a ping from the peer, for a WebSocket library that
     /// leaves answering pings to the application (actix-ws). The heartbeat then sends it
     /// itself, exactly once per ping, before it reads the next frame (ARCHITECTURE.md,
-    /// "Reading": answering pings for libraries that do not).
+    /// "The adapter": the pong-flush rule).
     ///
     /// Called only for messages whose [`kind`](WsMessage::kind) is [`MessageKind::Ping`].
     /// The default, `None`, means the library answers pings itself (tungstenite, axum,

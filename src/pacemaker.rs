@@ -1,7 +1,7 @@
 //! The liveness state machine, without I/O, timers or clock reads: the caller tells it what
 //! arrived and when a tick happened (with the time), and it answers with what to do.
 //!
-//! The rules (ARCHITECTURE.md, "Liveness: life, misses, death"): at each tick, a peer heard since the previous tick is
+//! The rules (the crate docs, "Semantics"): at each tick, a peer heard since the previous tick is
 //! alive (`missed = 0`, and the pings sent so far are forgiven); otherwise, if a ping is
 //! outstanding, `missed += 1`, and at `max_missed` the peer is dead. Then a ping is sent,
 //! unless `idle_only` is set and the peer already proved alive in that interval.

@@ -1,6 +1,6 @@
 //! Byte-level progress of the transport under a WebSocket, seen by its heartbeat.
 //!
-//! The design: ARCHITECTURE.md, "Progress tracking".
+//! What counts as progress: [`Progress::track`].
 
 use std::io;
 use std::pin::Pin;

@@ -170,7 +170,7 @@ fn axum_messages_go_through_the_same_trait() {
     assert_eq!(AxumMessage::Text("x".into()).kind(), MessageKind::Data);
 }
 
-/// `background(true)` through the axum drop-in: the driver starts before the handler runs, so
+/// Background mode through the axum drop-in: the driver starts before the handler runs, so
 /// a handler that is away before its first read (authenticating, say, for 1 s: five
 /// intervals) still has its client pinged; and `protocol()` still reports the subprotocol,
 /// which the drop-in kept when the socket moved to its driver.

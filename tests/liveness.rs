@@ -1,5 +1,5 @@
-//! When a peer is alive and when it is dead: the timing rules of ARCHITECTURE.md ("Ticks
-//! and the schedule", "Liveness: life, misses, death", "Bounds") on tokio's paused clock,
+//! When a peer is alive and when it is dead: the timing rules of the crate docs
+//! ("Semantics") and ARCHITECTURE.md ("Ticks and the schedule") on tokio's paused clock,
 //! over in-memory WebSockets (tokio-tungstenite on both ends). Ticks fall at whole seconds
 //! after the handshake (interval 1 s, max_missed 3, no jitter) unless a test says
 //! otherwise; each test states its timeline.

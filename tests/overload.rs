@@ -1,5 +1,5 @@
 //! A runtime that falls behind: the handler's task gets to run only now and then, so every
-//! tick runs late. The rule (ARCHITECTURE.md, "Ticks and the schedule", Stalls): a late
+//! tick runs late. The rule (ARCHITECTURE.md, "Ticks and the schedule", Late ticks; the crate docs, Overload): a late
 //! tick reads what arrived before it judges, counts at most one miss, and the lateness
 //! moves detection by no more than `(max_missed + 1) × (interval + lateness)`.
 //!

@@ -1,5 +1,5 @@
 //! The interval a peer's application pings ask for (`HeartbeatLayer::follow_peer_interval`,
-//! ARCHITECTURE.md "Peer-chosen interval"): followed within the layer's bounds, ignored
+//! `HeartbeatLayer::follow_peer_interval`): followed within the layer's bounds, ignored
 //! without the opt-in. Paused clock, no jitter: ticks fall at whole multiples of the
 //! interval after the handshake until a request moves them; each test states its timeline.
 

@@ -55,6 +55,13 @@ pin_project! {
     /// connection is driven by a task of its own, or `split()` the stream and keep a reader
     /// loop running.
     ///
+    /// A handler that only writes never reads its pongs: while a ping awaits its pong and
+    /// nothing has read since it went out, the writing side reads on the reader's behalf (at
+    /// most 64 frames a poll), hides the heartbeat frames, and keeps the first data message
+    /// (or error) for the reader's next `poll_next`, reading no further: nothing a peer sends
+    /// grows a queue. [`into_parts`](Heartbeat::into_parts) hands that message back with the
+    /// stream.
+    ///
     /// Wrapped around a tower [`Service`](tower_service::Service) (through
     /// [`ServiceBuilder::layer`](https://docs.rs/tower/latest/tower/struct.ServiceBuilder.html#method.layer)),
     /// `Heartbeat<Svc>` is a connection-handler service that wraps each WebSocket it is

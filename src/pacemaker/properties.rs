@@ -1,4 +1,4 @@
-//! The timing bounds of ARCHITECTURE.md ("Bounds"), checked over random peers: ticks every `I` from a
+//! The timing bounds of the crate docs ("Semantics", Bounds), checked over random peers: ticks every `I` from a
 //! jittered start, a peer that is heard at random times until it goes silent.
 use super::*;
 use proptest::prelude::*;

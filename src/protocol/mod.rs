@@ -30,8 +30,6 @@
 //!
 //! [`HeartbeatLayer::protocol`]: crate::HeartbeatLayer::protocol
 //! [`HeartbeatLayer::follow_peer_interval`]: crate::HeartbeatLayer::follow_peer_interval
-//!
-//! The design: ARCHITECTURE.md, "Application heartbeats" and "Peer-chosen interval".
 
 mod binary;
 #[cfg(feature = "json")]

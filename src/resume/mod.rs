@@ -60,10 +60,25 @@
 //!   a session whose socket goes down beyond that ends at once. Each holds at most its
 //!   buffer plus one message of what its handler sent.
 //!
-//! Sessions live in the memory of their server process: a restart loses them (clients get
-//! a "session lost"), and behind a load balancer a client must come back to the same
-//! process (PROTOCOL.md, "Behind a load balancer"). The design: ARCHITECTURE.md,
-//! "Sessions"; the wire: PROTOCOL.md.
+//! - **Tokens.** 128-bit ids and tokens from the OS's random source, compared in constant
+//!   time, rotated at every resume.
+//! - **One handler call per session.** In front of a connection-handler service
+//!   (`ServiceBuilder::new().layer(sessions)`, [`SessionService`]) and in the axum drop-in,
+//!   the handler runs once per session with the [`Session`]; a call whose socket resumes a
+//!   session, or is refused, completes at once with `Response::default()`.
+//! - **The handle follows.** [`Session::handle`] shows the heartbeat of the socket the session
+//!   is on, and an interval set through it holds on the sockets that follow.
+//!
+//! Limits. Sessions live in the memory of their server process: a restart loses them (clients
+//! get a "session lost"), and behind a load balancer a client must come back to the same
+//! process (PROTOCOL.md, "Behind a load balancer": route on a key the client puts in its URL,
+//! nginx's `hash $arg_ws_session consistent;`). Control frames (pings the handler sends) are
+//! not kept or replayed. A session that ends while its client is away is reported to the
+//! client as lost (4410) rather than by its Close code. The Rust client's on-connect hook
+//! cannot be combined with a session (its messages would land mid-stream).
+//!
+//! The design: ARCHITECTURE.md, "Sessions"; the wire: PROTOCOL.md; the cost per message:
+//! BENCHMARKS.md, "Sessions".
 
 mod ledger;
 mod registry;

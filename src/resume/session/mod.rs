@@ -126,7 +126,7 @@ where
     }
 
     /// Runs `poll` with a context whose waker wakes both halves of the handler
-    /// (ARCHITECTURE.md, "Two halves"); the half that polls has registered its own.
+    /// (ARCHITECTURE.md, "The wake hub"); the half that polls has registered its own.
     #[inline]
     fn with_both<R>(&mut self, poll: impl FnOnce(&mut Self, &mut Context<'_>) -> R) -> R {
         let both = std::mem::replace(&mut self.both, Waker::noop().clone());
