@@ -125,6 +125,7 @@ where
 /// its time. A plain function returning an `async move` block, not an `async fn`: an async
 /// fn keeps its argument twice (once captured, once bound), which would add the stream's size
 /// to every task.
+#[allow(clippy::manual_async_fn)]
 fn until_dead<W>(
     mut ws: W,
     id: usize,

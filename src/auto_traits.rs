@@ -19,6 +19,29 @@ fn the_heartbeat_types_are_send_sync_and_unpin() {
     send_sync_unpin::<Stats>();
     send_sync_unpin::<Dead>();
     send_sync_unpin::<Progress>();
+    // The modes: a background connection is moved to and from its driver task, a session
+    // is held by its handler's task; both are `Unpin` whatever the stream.
+    send_sync_unpin::<crate::background::Background<Ws>>();
+    send_sync_unpin::<crate::background::BackgroundLayer>();
+}
+
+#[cfg(feature = "resume")]
+#[test]
+fn the_session_types_are_send_sync_and_unpin() {
+    use crate::resume::{Resume, Session, SessionLost, Sessions};
+    send_sync_unpin::<Session<Ws>>();
+    send_sync_unpin::<Sessions>();
+    send_sync_unpin::<Resume>();
+    send_sync_unpin::<SessionLost>();
+}
+
+#[cfg(feature = "axum")]
+#[test]
+fn the_axum_drop_in_is_send_and_unpin_like_axums_own() {
+    // Not `Sync`: axum's is not (hyper's upgraded connection is a `dyn Io + Send`).
+    fn send_unpin<T: Send + Unpin>() {}
+    send_unpin::<crate::axum::WebSocket>();
+    send_unpin::<::axum::extract::ws::WebSocket>();
 }
 
 #[cfg(feature = "reconnect")]

@@ -5,7 +5,7 @@
 //! methods (and is a `Stream + Sink` with axum's item and error types), so the handler body
 //! does not change. The settings come from the request extensions
 //! (`Router::layer(Extension(layer))`: a [`HeartbeatLayer`], a [`BackgroundLayer`] or
-//! [`Sessions`](crate::resume::Sessions)), or from [`WebSocketUpgrade::heartbeat`], or are
+//! [`Sessions`]), or from [`WebSocketUpgrade::heartbeat`], or are
 //! the defaults; the handler's `WebSocket` is one type whichever they are.
 //!
 //! ```
@@ -36,7 +36,7 @@
 //!
 //! A [`Dead`] peer surfaces as an `axum::Error` that [`Dead::find`] recognises.
 //!
-//! With [`Sessions`](crate::resume::Sessions) ([`HeartbeatLayer::resume`]), the callback
+//! With [`Sessions`] ([`HeartbeatLayer::resume`]), the callback
 //! gets a session ([`crate::resume`]): it runs once per session, a socket that resumes one
 //! is handed to it without a call, and a socket without a valid session handshake is closed
 //! with the code that says why (PROTOCOL.md) without a call. Clones of `Sessions` share its
@@ -72,7 +72,7 @@ use crate::resume::{Session, Sessions};
 /// `recv`, `send` and `protocol`, and a `Stream + Sink` of axum's `Message` and `Error`.
 ///
 /// One type whatever the settings: inside it is a [`Heartbeat`], a [`Background`] or a
-/// [`Session`](crate::resume::Session), as the layer chose (see [`Keepalive`]), so a
+/// [`Session`], as the layer chose (see [`Keepalive`]), so a
 /// handler's signature does not change with them.
 #[must_use = "streams do nothing unless polled"]
 pub struct WebSocket {
@@ -100,7 +100,7 @@ pub enum Keepalive {
     Plain(HeartbeatLayer),
     /// A heartbeat on a task of its own ([`Background`]).
     Background(BackgroundLayer),
-    /// Sessions: the callback runs once per session ([`Session`](crate::resume::Session)).
+    /// Sessions: the callback runs once per session ([`Session`]).
     #[cfg(feature = "resume")]
     #[cfg_attr(docsrs, doc(cfg(feature = "resume")))]
     Sessions(Sessions),
@@ -299,7 +299,7 @@ pub struct WebSocketUpgrade {
 
 impl WebSocketUpgrade {
     /// Completes the upgrade and runs `callback` with the socket, wrapped in the heartbeat.
-    /// With [`Sessions`](crate::resume::Sessions), the callback runs once per session: a
+    /// With [`Sessions`], the callback runs once per session: a
     /// socket that resumes one is handed to it, a refused one is closed with its code
     /// (logged at debug level), neither calls it.
     pub fn on_upgrade<C, Fut>(self, callback: C) -> Response
@@ -341,7 +341,7 @@ impl WebSocketUpgrade {
     }
 
     /// Heartbeat settings for this upgrade, instead of the ones in the request extensions:
-    /// a [`HeartbeatLayer`], a [`BackgroundLayer`] or [`Sessions`](crate::resume::Sessions).
+    /// a [`HeartbeatLayer`], a [`BackgroundLayer`] or [`Sessions`].
     pub fn heartbeat(mut self, keepalive: impl Into<Keepalive>) -> Self {
         self.keepalive = keepalive.into();
         self
@@ -361,7 +361,7 @@ impl WebSocketUpgrade {
 }
 
 /// The settings in the request extensions: a [`HeartbeatLayer`], a [`BackgroundLayer`] or
-/// [`Sessions`](crate::resume::Sessions), looked for in that order; the defaults without.
+/// [`Sessions`], looked for in that order; the defaults without.
 fn keepalive_of(parts: &Parts) -> Keepalive {
     let extensions = &parts.extensions;
     if let Some(layer) = extensions.get::<HeartbeatLayer>() {
