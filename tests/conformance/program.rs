@@ -61,10 +61,28 @@ pub trait Conn {
 /// How often the send-only program sends.
 pub const SEND_EVERY: Duration = Duration::from_millis(20);
 
-/// Every backend whose handler holds a `Heartbeat` (a `Stream + Sink`) is a `Conn`.
-impl<S, M, E> Conn for Heartbeat<S>
+/// A handler's connection with a heartbeat it can show: a `Heartbeat`, or the axum drop-in's
+/// `WebSocket` (a `Heartbeat` inside, or a background connection, or a session).
+pub trait Heartbeated {
+    fn heartbeat(&self) -> HeartbeatHandle;
+}
+
+impl<S> Heartbeated for Heartbeat<S> {
+    fn heartbeat(&self) -> HeartbeatHandle {
+        self.handle()
+    }
+}
+
+impl Heartbeated for ws_heartbeat::axum::WebSocket {
+    fn heartbeat(&self) -> HeartbeatHandle {
+        self.handle()
+    }
+}
+
+/// Every backend whose handler holds a heartbeated `Stream + Sink` is a `Conn`.
+impl<W, M, E> Conn for W
 where
-    Heartbeat<S>: Stream<Item = Result<M, E>> + Sink<M, Error = E> + Unpin,
+    W: Heartbeated + Stream<Item = Result<M, E>> + Sink<M, Error = E> + Unpin,
     M: Neutral,
     E: Error + Send + Sync + 'static,
 {
@@ -82,28 +100,7 @@ where
     }
 
     fn handle(&self) -> HeartbeatHandle {
-        Heartbeat::handle(self)
-    }
-}
-
-/// The axum drop-in's `WebSocket` (a `Heartbeat` inside, or a background connection, or a
-/// session, as its layer chose).
-impl Conn for ws_heartbeat::axum::WebSocket {
-    async fn recv(&mut self) -> Option<Result<Msg, BoxError>> {
-        Some(match self.next().await? {
-            Ok(msg) => Ok(msg.to_msg()),
-            Err(err) => Err(err.into()),
-        })
-    }
-
-    async fn send(&mut self, msg: Msg) -> Result<(), BoxError> {
-        SinkExt::send(self, Neutral::from_msg(msg))
-            .await
-            .map_err(Into::into)
-    }
-
-    fn handle(&self) -> HeartbeatHandle {
-        ws_heartbeat::axum::WebSocket::handle(self)
+        self.heartbeat()
     }
 }
 
