@@ -3,9 +3,10 @@
 //! taking a carried tick) and the ticker (firing, carrying a tick on by an interval) agree
 //! on which filing is the connection's own. ARCHITECTURE.md, "Ticks and the schedule".
 
-use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 use std::time::Duration;
+
+use crate::sync::AtomicU32;
 
 /// A tick's filing (cleared when the connection ends: [`Filing::stop_carrying`]).
 const PERIODIC: u32 = 1;
@@ -42,8 +43,13 @@ fn code(ms: u64, periodic: bool) -> u32 {
 impl Filing {
     /// The ticker files the connection at `ms` (under its lock): a tick's filing if
     /// `periodic`, else the close timeout's.
+    ///
+    /// A swap, not a store: the word changes only by read-modify-writes, each ordered with
+    /// the ticker's `carry` (a filing is rare: once per connection, per late tick, per
+    /// interval change). loom, which checks this protocol, lets a plain store fall between
+    /// the read and the write of a concurrent compare-exchange (tokio-rs/loom#254).
     pub(crate) fn file(&self, ms: u64, periodic: bool) {
-        self.0.store(code(ms, periodic), Relaxed);
+        self.0.swap(code(ms, periodic), Relaxed);
     }
 
     /// The connection's filing at `ms` fires, at `now_ms`; `interval` is the connection's.
@@ -102,7 +108,10 @@ impl Filing {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, ws_heartbeat_loom))]
+mod loom_tests;
+
+#[cfg(all(test, not(ws_heartbeat_loom)))]
 mod tests {
     use super::*;
 

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use futures_util::task::{ArcWake, AtomicWaker};
+use futures_util::task::ArcWake;
+
+use crate::sync::AtomicWaker;
 
 /// The wakers of something a handler or a client may poll from two tasks (after a
 /// `split`): a session (`resume::Session`) and a reconnecting client (`Reconnect`). Each

@@ -253,6 +253,7 @@ pub mod reconnect;
 pub mod resume;
 mod service;
 mod stamp;
+mod sync;
 mod ticker;
 mod wake;
 

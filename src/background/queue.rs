@@ -4,11 +4,10 @@
 //! back what a burst grew once it is empty again: idle connections are the common case.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
-use futures_util::task::AtomicWaker;
+use crate::sync::{AtomicBool, AtomicWaker, Mutex, MutexGuard, lock};
 
 /// What an emptied queue keeps: room for a steady trickle of messages, so that one does not
 /// allocate per message.
@@ -37,11 +36,9 @@ impl<T> Queue<T> {
         }
     }
 
-    fn items(&self) -> std::sync::MutexGuard<'_, VecDeque<T>> {
+    fn items(&self) -> MutexGuard<'_, VecDeque<T>> {
         // Nothing panics while holding the lock; a poisoned one holds a consistent queue.
-        self.items
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.items)
     }
 
     /// The driver: `Ready` when there is room for one more item.
@@ -103,7 +100,10 @@ impl<T> Queue<T> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, ws_heartbeat_loom))]
+mod loom_tests;
+
+#[cfg(all(test, not(ws_heartbeat_loom)))]
 mod tests {
     use std::sync::Arc;
     use std::sync::atomic::AtomicUsize;

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry as Slot;
 use std::fmt;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures_util::task::ArcWake;
 
@@ -19,6 +19,7 @@ use crate::halves::Halves;
 use crate::handle::Following;
 use crate::heartbeat::Heartbeat;
 use crate::layer::HeartbeatLayer;
+use crate::sync::{AtomicBool, Mutex, lock};
 use crate::wake::Shared;
 
 /// What the sessions of one layer share: the settings, the live and parked sessions by id,
@@ -102,12 +103,6 @@ impl<S> Mailbox<S> {
         self.full.store(false, Ordering::Relaxed);
         lock(&self.slot).take()
     }
-}
-
-/// A lock that a panic elsewhere does not poison for us: the data are counters and slots
-/// that stay consistent at every step.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The registry's answer to a `hello`.
