@@ -627,8 +627,9 @@ async fn a_late_hello_with_the_same_token_does_not_lose_the_session() {
 }
 
 /// A Close ends the session even when the client never got it: a resume that comes while the
-/// session is closing (its old socket frozen, not yet found dead) is refused with 4410, not
-/// welcomed back into a session its handler has closed.
+/// session is closing (its old socket frozen, not yet found dead) is not welcomed back into a
+/// session its handler has closed, nor refused as lost (4410): it gets what it missed, then
+/// the Close. (Before issue 23 it got 4410.)
 #[tokio::test(start_paused = true)]
 async fn a_resume_does_not_undo_a_close() {
     let net = server(Resume::new());
@@ -643,14 +644,28 @@ async fn a_resume_does_not_undo_a_close() {
     old.send(Message::text("kick")).await.unwrap();
     tokio::time::sleep(ms(100)).await;
     assert!(link.frozen.load(Ordering::SeqCst), "frozen behind the kick");
-    assert_eq!(net.sessions.len(), 0, "a closing session cannot be resumed");
+    assert_eq!(net.sessions.len(), 1, "a closing session is still held");
 
+    // The client resumes (it had received nothing of ours since `s:c0`, so it says 0): it
+    // gets its welcome, `s:c0` again, then the Close 4001 it missed, which ends the session.
     let mut new = net.connect().await;
-    let hello = format!("\u{10}hello 1 resume {SID} {} 1", w[2]);
-    assert_eq!(say(&mut new, &hello).await, "close 4410");
+    let hello = format!("\u{10}hello 1 resume {SID} {} 0", w[2]);
+    let again = welcome(&say(&mut new, &hello).await);
+    assert_eq!(again[3], "2", "the server had received c0 and the kick");
+    assert_eq!(answer(&mut new).await, "s:c0", "replayed");
+    assert_eq!(
+        answer(&mut new).await,
+        "close 4001",
+        "the kick, not a refusal"
+    );
+    // The client completes the closing handshake (its library answers the Close as it reads
+    // on), and the session ends.
+    let rest = timeout(ms(100), async { while new.next().await.is_some() {} }).await;
+    assert!(rest.is_ok(), "the server ends the connection");
     tokio::time::sleep(ms(10)).await;
     assert_eq!(net.got(), ["c0"]);
     assert_eq!(net.calls.load(Ordering::SeqCst), 1);
+    assert!(net.sessions.is_empty(), "ended with the closing handshake");
 }
 
 /// A resume that claims more of the server's messages than it sent is not adopted, and the

@@ -47,12 +47,11 @@ struct Entry {
     mailbox: Arc<dyn Any + Send + Sync>,
 }
 
-/// Where `accept` leaves a resuming socket for its session, which adopts it at its next
-/// poll (only the session's owner may touch its sockets and accounts).
+/// What a session shares with the registry and `accept`: where a resuming socket waits to be
+/// adopted (only the session's owner may touch its sockets and accounts), the wakers of the
+/// handler's halves, and what its handles show.
 pub(crate) struct Mailbox<S> {
-    /// Set when `slot` holds a socket: the one check a session makes per poll.
-    pub(crate) full: AtomicBool,
-    slot: Mutex<Option<Handover<S>>>,
+    pub(crate) handoff: Handoff<Handover<S>>,
     /// The handler's reading and writing halves (one task, or two after a `split`). The
     /// mailbox is itself a waker that wakes both, with which the session polls its socket
     /// and its window. (Here rather than in an `Arc` of their own: a parked session holds
@@ -80,24 +79,48 @@ impl<S> Mailbox<S> {
     /// The mailbox of a session on the socket whose hub is `hub`.
     fn new(hub: &Arc<Shared>) -> Self {
         Self {
-            full: AtomicBool::new(false),
-            slot: Mutex::new(None),
+            handoff: Handoff::default(),
             halves: Halves::default(),
             following: Following::new(hub.clone()),
         }
     }
+}
 
-    /// Leaves `handover` for the session; a socket still waiting is replaced: the newest
-    /// resume wins.
-    pub(crate) fn deliver(&self, handover: Handover<S>) {
-        *lock(&self.slot) = Some(handover);
+/// One slot through which one side hands a value to another, whose polls look at a flag
+/// first: the one check a session makes per poll.
+#[derive(Debug)]
+pub(crate) struct Handoff<T> {
+    /// Set when `slot` holds a value.
+    full: AtomicBool,
+    slot: Mutex<Option<T>>,
+}
+
+impl<T> Default for Handoff<T> {
+    fn default() -> Self {
+        Self {
+            full: AtomicBool::new(false),
+            slot: Mutex::new(None),
+        }
+    }
+}
+
+impl<T> Handoff<T> {
+    /// Leaves `value`; one still waiting is replaced (the newest resume wins). The taker is
+    /// to be woken after this.
+    pub(crate) fn deliver(&self, value: T) {
+        *lock(&self.slot) = Some(value);
         self.full.store(true, Ordering::Release);
-        self.halves.wake_both();
     }
 
-    /// The socket waiting, if any.
-    pub(crate) fn take(&self) -> Option<Handover<S>> {
-        if !self.full.load(Ordering::Acquire) {
+    /// Whether a value may wait: one atomic load.
+    #[inline]
+    pub(crate) fn is_full(&self) -> bool {
+        self.full.load(Ordering::Acquire)
+    }
+
+    /// The value waiting, if any.
+    pub(crate) fn take(&self) -> Option<T> {
+        if !self.is_full() {
             return None;
         }
         self.full.store(false, Ordering::Relaxed);
@@ -107,19 +130,16 @@ impl<S> Mailbox<S> {
 
 /// The registry's answer to a `hello`.
 pub(crate) enum Admission<S> {
-    /// A new session, registered under `sid` with its mailbox.
+    /// A new session, registered under `sid` with its mailbox; the socket is the handler's.
     New {
         sid: SessionId,
         token: Secret,
         peer_buffer: u64,
         mailbox: Arc<Mailbox<S>>,
+        ws: Pin<Box<Heartbeat<S>>>,
     },
-    /// A resume of the session whose mailbox this is.
-    Resume {
-        mailbox: Arc<Mailbox<S>>,
-        token: Secret,
-        peer_received: u64,
-    },
+    /// The socket resumed a session and waits in its mailbox.
+    Resumed,
 }
 
 /// Why the registry refused a `hello`.
@@ -142,13 +162,17 @@ impl Registry {
         }
     }
 
-    /// The registry's decision on a `hello` that came on the socket whose hub is `hub`,
-    /// under its lock, so that two sockets racing for one session are ordered.
+    /// The registry's decision on a `hello` that came on `ws`, under its lock, so that two
+    /// sockets racing for one session are ordered, and a resume is delivered while the
+    /// session is held: a session takes itself out of the registry under the same lock, and
+    /// then answers whatever was delivered before ([`Session`](super::Session) ends so).
+    /// A refusal hands the socket back, to be closed with its code.
+    #[allow(clippy::type_complexity)]
     pub(crate) fn admit<S: Send + 'static>(
         &self,
         hello: Hello,
-        hub: &Arc<Shared>,
-    ) -> Result<Admission<S>, Refusal> {
+        ws: Pin<Box<Heartbeat<S>>>,
+    ) -> Result<Admission<S>, (Refusal, Pin<Box<Heartbeat<S>>>)> {
         let mut map = lock(&self.map);
         let (sid, presented, peer_received, new) = match hello {
             Hello::New {
@@ -158,9 +182,12 @@ impl Registry {
                 ..
             } => {
                 if let Slot::Vacant(vacant) = map.entry(sid) {
-                    let tokens = Tokens::new(secret).map_err(Refusal::Random)?;
+                    let tokens = match Tokens::new(secret) {
+                        Ok(tokens) => tokens,
+                        Err(err) => return Err((Refusal::Random(err), ws)),
+                    };
                     let token = tokens.issued();
-                    let mailbox = Arc::new(Mailbox::<S>::new(hub));
+                    let mailbox = Arc::new(Mailbox::<S>::new(ws.shared()));
                     vacant.insert(Entry {
                         tokens,
                         mailbox: mailbox.clone(),
@@ -170,6 +197,7 @@ impl Registry {
                         token,
                         peer_buffer: buffer,
                         mailbox,
+                        ws,
                     });
                 }
                 // The same start again (its welcome was lost): a resume from nothing.
@@ -183,21 +211,28 @@ impl Registry {
             } => (sid, token, received, false),
         };
         let Some(entry) = map.get_mut(&sid) else {
-            return Err(Refusal::Lost);
+            return Err((Refusal::Lost, ws));
         };
         if !entry.tokens.accepts(&presented) {
-            return Err(if new { Refusal::IdInUse } else { Refusal::Lost });
+            let refusal = if new { Refusal::IdInUse } else { Refusal::Lost };
+            return Err((refusal, ws));
         }
         let Ok(mailbox) = entry.mailbox.clone().downcast::<Mailbox<S>>() else {
             // Another socket type than the session's: it cannot take over.
-            return Err(Refusal::Lost);
+            return Err((Refusal::Lost, ws));
         };
-        let token = entry.tokens.rotate(presented).map_err(Refusal::Random)?;
-        Ok(Admission::Resume {
-            mailbox,
+        let token = match entry.tokens.rotate(presented) {
+            Ok(token) => token,
+            Err(err) => return Err((Refusal::Random(err), ws)),
+        };
+        mailbox.handoff.deliver(Handover {
+            ws,
             token,
             peer_received,
-        })
+        });
+        drop(map);
+        mailbox.halves.wake_both();
+        Ok(Admission::Resumed)
     }
 
     /// Sessions registered (live or parked, not yet closed).
@@ -210,7 +245,8 @@ impl Registry {
         self.parked.load(Ordering::Relaxed)
     }
 
-    /// The session ended: its id and tokens stop being valid.
+    /// The session ended: its id and tokens stop being valid. A resume delivered before
+    /// this is in its mailbox, none after.
     pub(crate) fn forget(&self, sid: &SessionId) {
         let mut map = lock(&self.map);
         map.remove(sid);

@@ -10,7 +10,7 @@ use futures_sink::Sink;
 use futures_util::SinkExt;
 use futures_util::StreamExt;
 
-use super::registry::{Admission, Handover, Refusal, Registry};
+use super::registry::{Admission, Refusal, Registry};
 use super::session::Session;
 use super::wire::{self, Hello, Incoming, Message};
 use super::{Ledger, Resume};
@@ -158,8 +158,9 @@ impl Sessions {
         self.registry.resume
     }
 
-    /// Sessions that can be resumed now: on a socket or parked, not yet closed (a session
-    /// whose Close has gone either way is no longer counted, while its handler finishes).
+    /// Sessions held now: on a socket, parked, or closing (a client that resumes a closing
+    /// session gets what it missed, then the Close). A session stops being held when it
+    /// ends.
     pub fn len(&self) -> usize {
         self.registry.len()
     }
@@ -208,12 +209,13 @@ impl Sessions {
                 Ok(Err(err)) => return refuse(hb, err).await,
                 Err(_) => return refuse(hb, AcceptError::NotASession).await,
             };
-        match registry.admit::<S>(hello, hb.shared()) {
+        match registry.admit::<S>(hello, hb) {
             Ok(Admission::New {
                 sid,
                 token,
                 peer_buffer,
                 mailbox,
+                ws: mut hb,
             }) => {
                 let mut ledger = Ledger::new(registry.resume.buffer_len(), peer_buffer);
                 let welcome = wire::welcome_text(
@@ -234,19 +236,8 @@ impl Sessions {
                     mailbox,
                 )))
             }
-            Ok(Admission::Resume {
-                mailbox,
-                token,
-                peer_received,
-            }) => {
-                mailbox.deliver(Handover {
-                    ws: hb,
-                    token,
-                    peer_received,
-                });
-                Ok(None)
-            }
-            Err(refusal) => {
+            Ok(Admission::Resumed) => Ok(None),
+            Err((refusal, hb)) => {
                 let err = match refusal {
                     Refusal::IdInUse => AcceptError::IdInUse,
                     Refusal::Lost => AcceptError::SessionLost,

@@ -31,9 +31,10 @@ use crate::protocol::AppMessage;
 enum Phase {
     /// On a socket.
     Live,
-    /// On a socket, after a Close from either side: the stream reads on to its end. The
-    /// registry has forgotten the session: a Close ends it, so no resume may bring it back.
-    Closing,
+    /// On a socket, after a Close from either side (`code`, if it had one): the stream reads
+    /// on to its end. The session is still held: a client that resumes meanwhile (its socket
+    /// froze before the Close reached it) gets what it missed, then the Close, which ends it.
+    Closing { code: Option<u16> },
     /// Without a socket, waiting for its client until the window passes.
     Parked { until: Pin<Box<Sleep>> },
     /// Over; `lost` is still to be reported by the stream, once.
@@ -52,8 +53,9 @@ enum Phase {
 pub struct Session<S: Stream> {
     ws: Option<Pin<Box<Heartbeat<S>>>>,
     core: Core,
-    /// Session messages and replays, in wire form, to write before anything else.
-    out: VecDeque<AppMessage>,
+    /// Session messages, replays in wire form and a Close owed to a resumed socket, to write
+    /// before anything else.
+    out: VecDeque<Out>,
     /// Data read while waiting for room to send, for the handler's next reads.
     ahead: Ahead<S::Item>,
     phase: Phase,
@@ -67,11 +69,19 @@ pub struct Session<S: Stream> {
     both: Waker,
 }
 
+/// What a session writes before the handler's messages.
+enum Out {
+    /// A session message, or a replayed message in wire form.
+    App(AppMessage),
+    /// The session's Close, to a client that resumed while it was closing.
+    Close(u16),
+}
+
 impl<S: Stream> fmt::Debug for Session<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let phase = match self.phase {
             Phase::Live => "live",
-            Phase::Closing => "closing",
+            Phase::Closing { .. } => "closing",
             Phase::Parked { .. } => "parked",
             Phase::Ended { .. } => "ended",
         };
@@ -140,7 +150,7 @@ where
     /// atomic load per poll when none waits.
     #[inline]
     fn adopt(&mut self) {
-        if self.mailbox.full.load(std::sync::atomic::Ordering::Acquire) {
+        if self.mailbox.handoff.is_full() {
             self.adopt_waiting();
         }
     }
@@ -148,15 +158,13 @@ where
     #[cold]
     #[inline(never)]
     fn adopt_waiting(&mut self) {
-        let Some(handover) = self.mailbox.take() else {
+        let Some(handover) = self.mailbox.handoff.take() else {
             return;
         };
-        match &self.phase {
-            // Closed or over: the socket is dropped, and the client's next resume is refused
-            // with 4410 (the registry no longer holds the session). A resume that came while
-            // a Close was on its way would otherwise reopen a session its handler had closed.
-            Phase::Ended { .. } | Phase::Closing => return,
-            Phase::Parked { .. } | Phase::Live => {}
+        if let Phase::Ended { .. } = self.phase {
+            // Delivered before the session took itself out of the registry (`end` answers
+            // those), never after.
+            return;
         }
         let replay = match self.core.resume_from(handover.peer_received) {
             Ok(replay) => replay,
@@ -175,15 +183,21 @@ where
         self.mailbox.following.follow(ws.shared());
         let resume = &self.registry.resume;
         self.out.clear();
-        self.out.push_back(AppMessage::Text(wire::welcome_text(
-            handover.token,
-            self.core.ledger_mut().told_in_handshake(),
-            resume.buffer_len() as u64,
-            resume.window_len().as_millis() as u64,
-        )));
-        self.out.extend(replay);
+        self.out
+            .push_back(Out::App(AppMessage::Text(wire::welcome_text(
+                handover.token,
+                self.core.ledger_mut().told_in_handshake(),
+                resume.buffer_len() as u64,
+                resume.window_len().as_millis() as u64,
+            ))));
+        self.out.extend(replay.into_iter().map(Out::App));
         self.ws = Some(ws);
-        self.phase = Phase::Live;
+        match self.phase {
+            // The Close never reached the client, whose socket froze: it gets what it missed,
+            // then the Close, and the session goes on closing on this socket.
+            Phase::Closing { code } => self.out.push_back(Out::Close(farewell_code(code))),
+            _ => self.phase = Phase::Live,
+        }
         // The other half may wait on the old socket, or on the mailbox.
         self.mailbox.halves.wake_both();
     }
@@ -196,7 +210,7 @@ where
         self.core.ledger_mut().shrink();
         match self.phase {
             Phase::Live => {}
-            Phase::Closing => return self.end(None),
+            Phase::Closing { .. } => return self.end(None),
             Phase::Parked { .. } | Phase::Ended { .. } => return,
         }
         if self.registry.try_park() {
@@ -216,19 +230,30 @@ where
     }
 
     fn end(&mut self, lost: Option<SessionLost>) {
+        let farewell = match (&self.phase, lost) {
+            (_, Some(_)) => (4410, "session lost"),
+            (Phase::Closing { code }, None) => (farewell_code(*code), FAREWELL),
+            _ => (1000, FAREWELL),
+        };
         if let Phase::Parked { .. } = self.phase {
             self.registry.unpark();
         }
         self.unregister();
+        // A resume delivered before the registry forgot the session waits in its mailbox;
+        // none can come after. Its client gets the end as the session's Close (or as 4410,
+        // lost), not as a refusal of a session that was still held.
+        if let Some(handover) = self.mailbox.handoff.take() {
+            say_farewell(handover.ws, farewell);
+        }
         self.ws = None;
         self.phase = Phase::Ended { lost };
         self.mailbox.halves.wake_both();
     }
 
-    /// A Close went one way or the other: the session ends, however its socket fares.
-    fn closing(&mut self) {
-        self.phase = Phase::Closing;
-        self.unregister();
+    /// A Close (with `code`, if it had one) went one way or the other: the session ends,
+    /// however its socket fares.
+    fn closing(&mut self, code: Option<u16>) {
+        self.phase = Phase::Closing { code };
     }
 
     /// While parked: `Ready` once the window has passed (the session then ended).
@@ -270,8 +295,11 @@ where
                 }
                 Poll::Pending => return Poll::Pending,
             }
-            let msg = self.out.pop_front().expect("not empty");
-            if ws.as_mut().start_send(M::from_app(msg)).is_err() {
+            let msg = match self.out.pop_front().expect("not empty") {
+                Out::App(msg) => M::from_app(msg),
+                Out::Close(code) => M::close(code, FAREWELL),
+            };
+            if ws.as_mut().start_send(msg).is_err() {
                 self.park();
                 return Poll::Ready(false);
             }
@@ -300,7 +328,7 @@ where
         matches!(self.phase, Phase::Live)
             && self.out.is_empty()
             && self.ahead.is_empty()
-            && !self.mailbox.full.load(std::sync::atomic::Ordering::Acquire)
+            && !self.mailbox.handoff.is_full()
     }
 }
 
@@ -374,9 +402,9 @@ where
             return this.forward(escaped.map_or(msg, M::from_app));
         }
         match msg.kind() {
-            MessageKind::Close(_) => {
+            MessageKind::Close(frame) => {
                 if let Phase::Live = this.phase {
-                    this.closing();
+                    this.closing(frame.map(|(code, _)| code));
                     this.forward(msg)
                 } else {
                     this.end(None);
@@ -405,6 +433,34 @@ where
         this.mailbox.halves.writer.register(cx.waker());
         this.with_both(Self::poll_close_both)
     }
+}
+
+/// The reason of the Close a session gives a client that resumed as it ended.
+const FAREWELL: &str = "session closed";
+
+/// The code of that Close: the session's own, if its Close had one (1005, "no status", may not
+/// be sent), else 1000.
+fn farewell_code(code: Option<u16>) -> u16 {
+    code.filter(|&code| code != 1005).unwrap_or(1000)
+}
+
+/// Closes `ws`, a socket that resumed a session as it ended, with `close`, on a task of its
+/// own (the session is not polled after its end), within the socket's close timeout.
+fn say_farewell<S, M, E>(mut ws: Pin<Box<Heartbeat<S>>>, (code, reason): (u16, &'static str))
+where
+    S: Stream<Item = Result<M, E>> + Sink<M, Error = E> + Send + 'static,
+    M: WsMessage + Send + Sync + 'static,
+    E: From<Dead> + Send + Sync + 'static,
+{
+    use futures_util::SinkExt;
+    let timeout = ws.close_timeout();
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(timeout, async {
+            ws.send(M::close(code, reason)).await?;
+            ws.close().await
+        })
+        .await;
+    });
 }
 
 // Nothing in a session is pinned in place: its socket is boxed.

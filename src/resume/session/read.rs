@@ -7,9 +7,9 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 use futures_sink::Sink;
 
-use super::{Phase, Session};
+use super::{Out, Phase, Session};
 use crate::error::Dead;
-use crate::message::WsMessage;
+use crate::message::{MessageKind, WsMessage};
 use crate::resume::rules::{Sorted, weight};
 
 impl<S, M, E> Session<S>
@@ -30,7 +30,11 @@ where
                 msg,
                 ends_session: true,
             } => {
-                self.closing();
+                let code = match msg.kind() {
+                    MessageKind::Close(frame) => frame.map(|(code, _)| code),
+                    _ => None,
+                };
+                self.closing(code);
                 Some(msg)
             }
             // The client found this socket dead: the session parks.
@@ -60,7 +64,7 @@ where
         &mut self,
         item: Option<Result<M, E>>,
     ) -> Option<Option<Result<M, E>>> {
-        if let Phase::Closing = self.phase {
+        if let Phase::Closing { .. } = self.phase {
             self.end(None);
             return Some(item);
         }
@@ -112,7 +116,7 @@ where
                     Poll::Ready(()) => continue,
                     Poll::Pending => return Poll::Pending,
                 },
-                Phase::Live | Phase::Closing => {}
+                Phase::Live | Phase::Closing { .. } => {}
             }
             if let Poll::Ready(false) = self.poll_out(cx) {
                 continue;
@@ -174,7 +178,7 @@ where
     pub(super) fn queue_ack(&mut self) {
         if let Some(ws) = &self.ws {
             if let Some(ack) = self.core.ack(ws.pings_sent()) {
-                self.out.push_back(ack);
+                self.out.push_back(Out::App(ack));
             }
         }
     }

@@ -60,7 +60,7 @@ where
         loop {
             self.adopt();
             match &self.phase {
-                Phase::Ended { .. } | Phase::Closing => {
+                Phase::Ended { .. } | Phase::Closing { .. } => {
                     return Poll::Ready(Err(self.closed_error()));
                 }
                 Phase::Parked { .. } => {
@@ -134,7 +134,7 @@ where
                 return Poll::Ready(Ok(()));
             }
             Phase::Ended { .. } => return Poll::Ready(Ok(())),
-            Phase::Live | Phase::Closing => {}
+            Phase::Live | Phase::Closing { .. } => {}
         }
         if self.poll_out(cx).is_pending() {
             return Poll::Pending;
@@ -142,7 +142,9 @@ where
         if self.ws.is_none() {
             return Poll::Ready(Ok(()));
         }
-        self.closing();
+        if let Phase::Live = self.phase {
+            self.closing(None);
+        }
         let ws = self.ws.as_mut().expect("checked");
         let closed = ws.as_mut().poll_close(cx);
         if closed.is_ready() {
