@@ -271,3 +271,6 @@ impl Registry {
         self.parked.fetch_sub(1, Ordering::AcqRel);
     }
 }
+
+#[cfg(all(test, ws_heartbeat_loom))]
+mod loom_tests;
