@@ -14,6 +14,7 @@ const TIMEOUT_CODE = 3008; // IANA "Timeout": the page gave up on a silent serve
 
 // The session protocol (PROTOCOL.md).
 const DLE = '\u0010';
+const MAX_SESSION_MESSAGE = 256; // bytes after the DLE (PROTOCOL.md, section 3)
 const SESSION_VERSION = 1;
 const RESUME_DEFAULTS = Object.freeze({ routeParam: undefined, buffer: 1 << 20 });
 const FIRST_WINDOW = 30000; // the window before any welcome announced the server's
@@ -576,7 +577,7 @@ export class HeartbeatSocket extends EventTarget {
     if (heartbeat === 'text') return data === shape.ping || data === shape.pong;
     if (heartbeat === 'binary') return typeof data !== 'string' && classify('binary', shape, data) !== null;
     if (heartbeat !== 'json' || typeof data !== 'string' || data.length > MAX_HEARTBEAT_BYTES) return false;
-    if (data[0] !== '{' && data.trimStart()[0] !== '{') return false;
+    if (!opensObject(data)) return false;
     if (!data.includes(shape.ping) && !data.includes(shape.pong) && !data.includes('\\')) return false;
     return utf8Length(data) <= MAX_HEARTBEAT_BYTES;
   }
@@ -598,7 +599,9 @@ export class HeartbeatSocket extends EventTarget {
     const s = this.#session;
     if (typeof data === 'string' && data.charCodeAt(0) === 0x10) {
       if (data.charCodeAt(1) !== 0x10) {
-        if (!this.#final) this.#command(conn, data.slice(1).split(' ')); // closing: the session is over
+        if (this.#final) return; // closing: the session is over
+        if (utf8Length(data) - 1 > MAX_SESSION_MESSAGE) this.#violation('a session message over 256 bytes');
+        else this.#command(conn, data.slice(1).split(' '));
         return;
       }
       data = data.slice(2);
@@ -629,6 +632,7 @@ export class HeartbeatSocket extends EventTarget {
   #command(conn, words) {
     if (words[0] === 'welcome') this.#welcome(conn, words);
     else if (words[0] === 'ack') this.#acked(conn, words);
+    else if (words[0] === 'hello') this.#violation('a hello to a client');
   }
 
   /** `welcome 1 <token> <received> <buffer> <window>`: the session is up on this socket. */
@@ -747,7 +751,7 @@ function classify(kind, shape, data) {
   }
   if (kind === 'json') {
     if (typeof data !== 'string' || data.length > MAX_HEARTBEAT_BYTES) return null;
-    if (data[0] !== '{' && data.trimStart()[0] !== '{') return null;
+    if (!opensObject(data)) return null;
     if (data.length * 3 > MAX_HEARTBEAT_BYTES && new TextEncoder().encode(data).length > MAX_HEARTBEAT_BYTES) return null;
     let message;
     try {
@@ -833,6 +837,16 @@ function routed(url, param, sid) {
   const pair = `${encodeURIComponent(param)}=${sid}`;
   u.search = u.search ? `${u.search.slice(1)}&${pair}` : pair;
   return u.href;
+}
+
+/**
+ * Whether the first character of `text` that is not JSON white space (space, tab, line feed,
+ * carriage return: not `trimStart`'s, which takes a byte order mark) is `{`.
+ */
+function opensObject(text) {
+  let i = 0;
+  while (text[i] === ' ' || text[i] === '\t' || text[i] === '\n' || text[i] === '\r') i += 1;
+  return text[i] === '{';
 }
 
 /** A number of the session protocol: decimal, at most 20 digits, a u64; NaN otherwise. */

@@ -259,6 +259,8 @@ mod wake;
 
 #[cfg(test)]
 mod auto_traits;
+#[cfg(all(test, feature = "json"))]
+mod vectors;
 
 /// Cases per property test: `PROPTEST_CASES` if set (CI's fuzz step raises it), else
 /// `default`.

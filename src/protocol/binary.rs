@@ -98,7 +98,14 @@ impl HeartbeatProtocol for BinaryCommand {
                 answer: AppMessage::Binary(Self::frame(self.pong, payload)),
             }
         } else if command == self.pong {
-            let seq = <[u8; 8]>::try_from(payload).ok().map(u64::from_be_bytes);
+            // The sequence number of an echoed ping: 8 bytes, or 8 then an interval (a
+            // browser's ping, `peer_interval`).
+            let seq = match payload.len() {
+                8 | WITH_INTERVAL => payload
+                    .first_chunk::<8>()
+                    .map(|seq| u64::from_be_bytes(*seq)),
+                _ => None,
+            };
             Verdict::Pong { seq }
         } else {
             Verdict::Data

@@ -101,7 +101,9 @@ impl HeartbeatProtocol for Json {
         let AppFrame::Text(text) = frame else {
             return Verdict::Data;
         };
-        if text.len() > MAX_HEARTBEAT_LEN || !text.trim_start().starts_with('{') {
+        if text.len() > MAX_HEARTBEAT_LEN
+            || !text.trim_start_matches(JSON_WHITE_SPACE).starts_with('{')
+        {
             return Verdict::Data;
         }
         match self.kind_of(text) {
@@ -118,7 +120,7 @@ impl HeartbeatProtocol for Json {
             Some(Kind::Pong) => {
                 let seq = serde_json::from_str::<Value>(text)
                     .ok()
-                    .and_then(|v| v.get("seq").and_then(Value::as_u64));
+                    .and_then(|v| v.get("seq").and_then(sequence_number));
                 Verdict::Pong { seq }
             }
             None => Verdict::Data,
@@ -126,7 +128,7 @@ impl HeartbeatProtocol for Json {
     }
 
     /// PROTOCOL.md, section 1: text of at most 1024 bytes whose first character that is not
-    /// white space is `{` and that contains the ping value, the pong value or a backslash.
+    /// JSON white space is `{` and that contains the ping value, the pong value or a backslash.
     /// A superset of what `classify` takes, and of what a browser's `JSON.parse` would (a
     /// value written with escapes, a field given twice): no parse per message.
     fn lookalike(&self, frame: AppFrame<'_>) -> bool {
@@ -134,7 +136,7 @@ impl HeartbeatProtocol for Json {
             return false;
         };
         text.len() <= MAX_HEARTBEAT_LEN
-            && text.trim_start().starts_with('{')
+            && text.trim_start_matches(JSON_WHITE_SPACE).starts_with('{')
             && (text.contains(self.ping.as_str())
                 || text.contains(self.pong.as_str())
                 || text.contains('\\'))
@@ -156,6 +158,29 @@ impl HeartbeatProtocol for Json {
         de.end().ok()?;
         millis.filter(|&ms| ms > 0).map(Duration::from_millis)
     }
+}
+
+/// White space as JSON has it (RFC 8259): space, tab, line feed, carriage return. Not
+/// Unicode's, nor a browser's `trimStart`, which would take a byte order mark or an em space.
+const JSON_WHITE_SPACE: [char; 4] = [' ', '\t', '\n', '\r'];
+
+/// The sequence number a pong echoes: a JSON number whose value is an integer from 0 to
+/// 2^53 − 1, however written (`5`, `5.0`, `5e0`), which is what a browser's `JSON.parse`
+/// reads exactly (`Number.isSafeInteger`): both ends of a JSON heartbeat take the same pongs
+/// for answers (tests/vectors).
+fn sequence_number(value: &Value) -> Option<u64> {
+    const EXACT: u64 = (1 << 53) - 1;
+    let seq = match value.as_u64() {
+        Some(seq) => seq,
+        None => {
+            let float = value.as_f64()?;
+            if float.fract() != 0.0 || !(0.0..=EXACT as f64).contains(&float) {
+                return None;
+            }
+            float as u64
+        }
+    };
+    (seq <= EXACT).then_some(seq)
 }
 
 /// The name of the field in which a ping asks for an interval, in milliseconds.
