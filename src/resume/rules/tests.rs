@@ -203,3 +203,174 @@ fn a_read_ahead_holds_at_most_the_buffer_in_bytes() {
     assert_eq!(weight(&text("four")), 4);
     assert_eq!(weight(&Message::Ping(vec![1, 2].into())), 0);
 }
+
+mod properties {
+    //! Arbitrary sequences of frames into either end's rules, against a model of PROTOCOL.md:
+    //! no panic, the accounts never past what was sent, data delivered unescaped and in
+    //! order, and a violation exactly where the model says (PROTOCOL.md, section 3).
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A frame a peer may send.
+    #[derive(Clone, Debug)]
+    enum Input {
+        /// The side sends a data message of its own (so acks have something to cover).
+        Send,
+        /// An ack: within what was sent and not backwards (`Valid`, a point in that range), or
+        /// going backwards, or beyond what was sent, or any number.
+        Ack(Acked),
+        Data(String),
+        Escaped(String),
+        Bytes(Vec<u8>),
+        /// A session message of any words.
+        Session(String),
+        Reserved(Vec<u8>),
+    }
+
+    #[derive(Clone, Debug)]
+    enum Acked {
+        Valid(f64),
+        Backwards,
+        Beyond(u64),
+        Any(u64),
+    }
+
+    fn input() -> impl Strategy<Value = Input> {
+        let acked = prop_oneof![
+            6 => (0.0..=1.0f64).prop_map(Acked::Valid),
+            1 => Just(Acked::Backwards),
+            1 => (1..4u64).prop_map(Acked::Beyond),
+            1 => any::<u64>().prop_map(Acked::Any),
+        ];
+        prop_oneof![
+            4 => Just(Input::Send),
+            4 => acked.prop_map(Input::Ack),
+            2 => "[a-z{}\":]{0,12}".prop_map(Input::Data),
+            1 => any::<String>().prop_map(Input::Escaped),
+            1 => prop::collection::vec(any::<u8>(), 0..8).prop_map(Input::Bytes),
+            2 => prop_oneof![
+                "(hello|welcome|ack|gossip)( [a-z0-9]{0,33}){0,6}",
+                any::<String>(),
+                "[a-z ]{250,300}",
+            ]
+            .prop_map(Input::Session),
+            1 => prop::collection::vec(any::<u8>(), 0..4).prop_map(Input::Reserved),
+        ]
+    }
+
+    /// What the model expects of one input: delivered data, or a violation.
+    enum Expect {
+        Deliver(Message),
+        Quiet,
+        Violation,
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(crate::cases(2_000)))]
+
+        #[test]
+        fn either_end_follows_the_protocol_on_any_frames(inputs in prop::collection::vec(input(), 0..48)) {
+            let mut core = core(Protocol::Control);
+            let (mut sent, mut acked) = (0u64, 0u64);
+            for input in inputs {
+                let (frame, expect) = match input {
+                    Input::Send => {
+                        core.keep(AppFrame::Text("m"));
+                        sent += 1;
+                        continue;
+                    }
+                    Input::Ack(kind) => {
+                        let n = match kind {
+                            Acked::Valid(at) => acked + ((sent - acked) as f64 * at) as u64,
+                            Acked::Backwards => acked.wrapping_sub(1),
+                            Acked::Beyond(by) => sent + by,
+                            Acked::Any(n) => n,
+                        };
+                        let ok = n <= sent && n >= acked;
+                        if ok {
+                            acked = n;
+                        }
+                        let frame = text(&format!("\u{10}ack {n}"));
+                        (frame, if ok { Expect::Quiet } else { Expect::Violation })
+                    }
+                    Input::Data(data) => {
+                        // Data that begins with DLE is not data on the wire: see `Escaped`.
+                        let data = data.trim_start_matches('\u{10}').to_owned();
+                        (text(&data), Expect::Deliver(text(&data)))
+                    }
+                    Input::Escaped(data) => {
+                        (text(&format!("\u{10}\u{10}{data}")), Expect::Deliver(text(&data)))
+                    }
+                    Input::Bytes(bytes) => {
+                        let frame = Message::binary(bytes.clone());
+                        match bytes.first() {
+                            Some(0x10) => (frame, Expect::Violation.or_escaped(&bytes)),
+                            _ => (frame.clone(), Expect::Deliver(frame)),
+                        }
+                    }
+                    Input::Session(words) => {
+                        let frame = text(&format!("\u{10}{words}"));
+                        (frame, expect_session(&words, sent, &mut acked))
+                    }
+                    Input::Reserved(bytes) => {
+                        let mut frame = vec![0x10];
+                        frame.extend(bytes.iter().skip_while(|&&b| b == 0x10));
+                        (Message::binary(frame), Expect::Violation)
+                    }
+                };
+                let sorted = core.sort(frame);
+                match (expect, sorted) {
+                    (Expect::Deliver(want), Sorted::Deliver(got)) => prop_assert_eq!(got, want),
+                    (Expect::Quiet, Sorted::Handled { .. }) => {}
+                    // A violation ends the session: nothing after it is read.
+                    (Expect::Violation, Sorted::Violation(_)) => return Ok(()),
+                    (_, sorted) => prop_assert!(false, "unexpected {sorted:?}"),
+                }
+                prop_assert_eq!(core.ledger().unconfirmed(), sent - acked);
+            }
+        }
+    }
+
+    impl Expect {
+        /// Binary beginning 0x10 0x10 is escaped data; 0x10 then anything else is reserved.
+        fn or_escaped(self, bytes: &[u8]) -> Expect {
+            match bytes.get(1) {
+                Some(0x10) => Expect::Deliver(Message::binary(bytes[2..].to_vec())),
+                _ => self,
+            }
+        }
+    }
+
+    /// What a session message with these words is (PROTOCOL.md, section 3), to a side that
+    /// sent `sent` and was acknowledged `acked`.
+    fn expect_session(words: &str, sent: u64, acked: &mut u64) -> Expect {
+        if words.starts_with('\u{10}') {
+            // An escaped frame after all.
+            return Expect::Deliver(text(&words[1..]));
+        }
+        if words.len() > 256 {
+            return Expect::Violation;
+        }
+        let mut parts = words.split(' ');
+        match parts.next().unwrap_or("") {
+            "ack" => {
+                let n = parts
+                    .next()
+                    .filter(|w| {
+                        !w.is_empty() && w.len() <= 20 && w.bytes().all(|b| b.is_ascii_digit())
+                    })
+                    .and_then(|w| w.parse::<u64>().ok());
+                match n {
+                    Some(n) if n <= sent && n >= *acked => {
+                        *acked = n;
+                        Expect::Quiet
+                    }
+                    _ => Expect::Violation,
+                }
+            }
+            "hello" | "welcome" => Expect::Violation,
+            _ => Expect::Quiet,
+        }
+    }
+}
