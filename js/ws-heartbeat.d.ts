@@ -48,7 +48,7 @@ export interface ResumeOptions {
   /** Adds `<routeParam>=<session id>` to every socket's URL, for a load balancer to route on
    *  (nginx: `hash $arg_ws_session consistent;`). Unset: the URL as given. */
   routeParam?: string;
-  /** Bytes of messages kept until the server acknowledges them (1 MiB = 1 048 576): each weighs
+  /** Bytes of messages kept until the server acknowledges them (100 KiB = 102 400): each weighs
    *  its UTF-8 or binary length plus 8; `send` returns false when one would not fit. */
   buffer?: number;
 }
@@ -91,7 +91,8 @@ export interface HeartbeatSocketOptions {
   /** Messages kept while disconnected (256). Not used with `resume`, whose buffer is in bytes. */
   buffer?: number;
   /** Server close codes that end the socket: a number or an inclusive `[from, to]` range
-   *  (1000, 1008, 4000–4999). With `resume`, the protocol decides: every Close but 1011 ends it. */
+   *  (1000, 1008, 4000–4999). With `resume`, the protocol decides: every Close but 1011 ends it,
+   *  and 1013 in answer to a hello (the server's sessions at their memory budget) is tried again. */
   finalCodes?: Array<number | [number, number]>;
   /** The WebSocket constructor (globalThis.WebSocket). */
   WebSocket?: WebSocketConstructor;

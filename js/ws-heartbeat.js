@@ -16,7 +16,7 @@ const TIMEOUT_CODE = 3008; // IANA "Timeout": the page gave up on a silent serve
 const DLE = '\u0010';
 const MAX_SESSION_MESSAGE = 256; // bytes after the DLE (PROTOCOL.md, section 3)
 const SESSION_VERSION = 1;
-const RESUME_DEFAULTS = Object.freeze({ routeParam: undefined, buffer: 1 << 20 });
+const RESUME_DEFAULTS = Object.freeze({ routeParam: undefined, buffer: 100 * 1024 });
 const FIRST_WINDOW = 30000; // the window before any welcome announced the server's
 const MESSAGE_OVERHEAD = 8; // weight of a kept message beyond its bytes
 const ID = /^[0-9a-f]{32}$/;
@@ -26,6 +26,7 @@ const PARKING_CODES = Object.freeze([1006, 1011, 1015]);
 // The protocol's 1002 ("protocol error") is a code a page may not send (WebSocket.close takes
 // 1000 and 3000-4999): the page sends this one instead. Any Close ends the session all the same.
 const PROTOCOL_ERROR_CODE = 4002;
+const TRY_AGAIN_CODE = 1013; // a hello refused for now: the server's sessions are at their memory budget
 const VERSION_CODE = 4400; // the server chose a version this page does not speak
 const MAX_TIMER = 2 ** 31 - 1; // a longer setTimeout fires at once: such a window never expires here
 
@@ -342,7 +343,8 @@ export class HeartbeatSocket extends EventTarget {
     const unconfirmed = s ? undefined : conn.sentSinceHeard ?? 0;
     if (!s) this.#stats.unconfirmed += unconfirmed;
     if (this.#final) return;
-    if (s && conn.openedAt !== undefined && s.windowEnds === null) this.#park();
+    const unstarted = conn.busy && s?.token === null;
+    if (s && conn.openedAt !== undefined && s.windowEnds === null && !unstarted) this.#park();
     // Stable: connected, and heard from, for `stableAfter`. A server that accepts and then
     // says nothing is found dead after interval × maxMissed, which may exceed the window: that
     // must not restart the count. (With control frames the page hears no heartbeat: up is enough.)
@@ -713,7 +715,12 @@ export class HeartbeatSocket extends EventTarget {
   #sessionClosed(conn, e) {
     const fields = { code: e.code, reason: e.reason };
     if (PARKING_CODES.includes(e.code)) this.#lost(conn, 'closed', fields);
-    else if (e.code === 4410) this.#endSession('session-lost', fields, 'refused');
+    else if (e.code === TRY_AGAIN_CODE && !conn.welcomed) {
+      // The server holds nothing of a session it never welcomed: no window runs for it, the
+      // page tries again after its backoff (a session already up keeps its window running).
+      conn.busy = true;
+      this.#lost(conn, 'closed', fields);
+    } else if (e.code === 4410) this.#endSession('session-lost', fields, 'refused');
     else this.#endSession('final-code', fields); // a kick, a log-out, 4400, 4409, 1008...
   }
 

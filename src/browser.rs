@@ -68,12 +68,14 @@
 //!   `unconfirmed` counts messages handed to a connection since the server last sent data or
 //!   an answer; `unsent` what was still buffered when the socket ended for good.
 //! - **Sessions** (`resume: true`): [PROTOCOL.md]'s client. `send` numbers each message and
-//!   keeps it in an outbox bounded in bytes (`resume.buffer`, 1 MiB) until acknowledged; a
+//!   keeps it in an outbox bounded in bytes (`resume.buffer`, 100 KiB) until acknowledged; a
 //!   full one refuses. Every socket starts with the `hello` and is `connected` at the
 //!   `welcome`. A page never sends 1011 or 1002 (either would end the session on the
 //!   server): a socket it gives up on is left for the server to drop when the session
-//!   resumes. A server Close but 1011 is final; 4410, the window passing or a protocol error
-//!   fire `sessionlost` (with `unconfirmed`), then `closed`. `onConnect` is refused with a
+//!   resumes. A server Close but 1011 is final, except a 1013 in answer to a `hello` (the
+//!   server's sessions are at their memory budget), tried again after the backoff, with no
+//!   window running for a session never welcomed; 4410, the window passing or a protocol
+//!   error fire `sessionlost` (with `unconfirmed`), then `closed`. `onConnect` is refused with a
 //!   session, as on the Rust client.
 //!
 //! [PROTOCOL.md]: https://docs.rs/crate/ws-heartbeat/latest/source/PROTOCOL.md

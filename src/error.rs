@@ -162,6 +162,9 @@ pub enum Reason {
     Refused,
     /// Its socket went down while the server already kept `max_parked` sessions waiting.
     TooManyParked,
+    /// While its client was away, its handler's messages would have taken the sessions'
+    /// memory past their budget ([`Resume::memory`](crate::resume::Resume::memory)).
+    OverBudget,
     /// The peer broke the session protocol (PROTOCOL.md); the socket was closed with 1002.
     Violation(&'static str),
     /// The session had already ended (a Close from either side); nothing more can be sent.
@@ -217,6 +220,9 @@ impl fmt::Display for SessionLost {
             Reason::WindowPassed => "the peer did not come back within the window",
             Reason::Refused => "the server no longer holds the session",
             Reason::TooManyParked => "too many sessions were waiting for their clients",
+            Reason::OverBudget => {
+                "the sessions' memory budget was reached while its client was away"
+            }
             Reason::Violation(what) => what,
             Reason::Closed => "the session was closed",
         };

@@ -1,13 +1,18 @@
 //! The synchronisation primitives of the parts whose interleavings are model-checked (the
-//! filing word, the background queue, a session's mailbox and halves): std's and futures'
-//! in a normal build, loom's under `RUSTFLAGS="--cfg ws_heartbeat_loom"`, where the models (the
-//! `loom_tests` modules) run every interleaving of them. DEVELOPING.md, "Loom models".
+//! filing word, the background queue, a session's mailbox and halves, the sessions' memory
+//! budget): std's and futures' in a normal build, loom's under `RUSTFLAGS="--cfg
+//! ws_heartbeat_loom"`, where the models (the `loom_tests` modules) run every interleaving
+//! of them. DEVELOPING.md, "Loom models".
 
+#[cfg(all(feature = "resume", not(ws_heartbeat_loom)))]
+pub(crate) use std::sync::atomic::AtomicUsize;
 #[cfg(not(ws_heartbeat_loom))]
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32};
 #[cfg(not(ws_heartbeat_loom))]
 pub(crate) use std::sync::{Mutex, MutexGuard};
 
+#[cfg(all(feature = "resume", ws_heartbeat_loom))]
+pub(crate) use loom::sync::atomic::AtomicUsize;
 #[cfg(ws_heartbeat_loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32};
 #[cfg(ws_heartbeat_loom)]

@@ -496,7 +496,8 @@ async fn tokens_rotate_and_stale_or_forged_ones_are_refused() {
     let net = server(Resume::new());
     let mut ws = net.connect().await;
     let first = welcome(&say(&mut ws, &format!("\u{10}hello 1 new {SID} {SECRET} 1000")).await);
-    assert_eq!(&first[3..], ["0", &(1 << 20).to_string(), "30000"]);
+    let buffer = Resume::new().buffer_len().to_string();
+    assert_eq!(&first[3..], ["0", &buffer, "30000"]);
     assert_eq!(say(&mut ws, "c0").await, "s:c0");
     net.latest().cut();
 
@@ -956,7 +957,8 @@ async fn a_split_clients_writer_reading_ahead_wakes_its_reader() {
 /// completes within milliseconds of the last read (1 s allowed).
 #[tokio::test(start_paused = true)]
 async fn a_split_clients_reader_flushing_for_the_writer_wakes_it() {
-    let (mut servers, _got, writer) = split_client(Resume::new(), 40, 16 * 1024);
+    // A buffer for all forty: the server here never acknowledges.
+    let (mut servers, _got, writer) = split_client(Resume::new().buffer(1 << 20), 40, 16 * 1024);
     let mut server = servers.recv().await.unwrap();
     welcome_by_hand(&mut server, 1 << 20).await;
     tokio::time::sleep(ms(100)).await;

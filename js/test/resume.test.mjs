@@ -833,6 +833,48 @@ describe('ends (section 6)', () => {
     assert.equal(s.hb.send('g'), false);
   });
 
+  it('a hello refused with 1013 (the server at its memory budget) is tried again after the backoff, with no window for a session never welcomed', () => {
+    // t=0 socket 0: hello new, send a (kept); 1013 → reconnecting/closed, no sessionlost; every retry refused
+    // likewise for 40 s (longer than the first window, 30 s); then a welcome: connected/open, a sent once
+    const s = start();
+    s.ws.open();
+    const [first] = framesOf(s.ws);
+    s.hb.send('a');
+    s.ws.serverClose(1013, 'try again later');
+    assert.deepEqual(pick(s.last, ['state', 'why', 'code', 'delay']), { state: 'reconnecting', why: 'closed', code: 1013, delay: 50 });
+    while (Date.now() < 40000) {
+      s.next().open();
+      assert.equal(framesOf(s.ws)[0], first, 'the same hello new');
+      s.ws.serverClose(1013, 'try again later');
+    }
+    assert.deepEqual(s.log.lost, []);
+    s.next();
+    s.up();
+    assert.equal(s.last.why, 'open');
+    assert.deepEqual(dataOf(s.ws), ['a']);
+  });
+
+  it('1013 on a session already welcomed is its Close; a resume refused with 1013 is tried again within the window', () => {
+    // s1: t=0 up, 1013 → closed/final-code. s2: t=0 up (window 60 s), t=10 fails; every resume refused with 1013
+    // → retried; at t=60010 the window passes → sessionlost { window }
+    const s1 = start();
+    s1.up();
+    s1.ws.serverClose(1013, 'try again later');
+    assert.deepEqual(s1.path, ['connected/open', 'closed/final-code']);
+    const s2 = start();
+    s2.up();
+    to(10);
+    s2.ws.fail();
+    while (s2.hb.state === 'reconnecting') {
+      const ws = s2.next();
+      if (s2.hb.state === 'closed') break; // the window passed before this socket opened
+      ws.open();
+      assert.match(framesOf(ws)[0], HELLO_RESUME);
+      ws.serverClose(1013, 'try again later');
+    }
+    assert.deepEqual(pick(s2.log.lost[0], ['t', 'cause']), { t: 60010, cause: 'window' });
+  });
+
   it("the page's close(): the Close goes out, the session ends, nothing reconnects", () => {
     // t=0 up; t=10 send a, b, the server reads them and acks 1; t=20 close(4000) → closing with unconfirmed 1;
     // the server's Close → closed/close; t=60000 one socket

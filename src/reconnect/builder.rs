@@ -156,7 +156,9 @@ impl<S: Connection> ReconnectBuilder<S> {
     /// message-count buffer of [`buffer`](Self::buffer) does not apply), every server
     /// Close but 1011 ends the client ([`Error::Rejected`](super::Error::Rejected)), and a
     /// session the server refuses (4410) or whose window passes ends it with
-    /// [`Error::SessionLost`](super::Error::SessionLost).
+    /// [`Error::SessionLost`](super::Error::SessionLost). A `hello` answered with 1013 (the
+    /// server's sessions are at their [memory budget](Resume::memory)) is tried again after
+    /// the backoff.
     ///
     /// ```no_run
     /// use ws_heartbeat::reconnect::Reconnect;

@@ -29,6 +29,9 @@ pub(crate) struct Ledger {
     headers: VecDeque<u64>,
     /// Our bound on the kept bytes (`kept` and `headers`).
     buffer: usize,
+    /// Where sends wait: the buffer, or less while a server's session has no more of the
+    /// memory budget ([`set_room`](Self::set_room)).
+    room: usize,
     /// Data messages received (delivered or read ahead for the application).
     received: u64,
     /// The received count we last told the peer.
@@ -55,6 +58,7 @@ impl Ledger {
             base: 0,
             headers: VecDeque::new(),
             buffer,
+            room: buffer,
             received: 0,
             told: 0,
             unacked_bytes: 0,
@@ -70,17 +74,22 @@ impl Ledger {
             .max(1);
     }
 
-    /// Whether a message may be sent now: the kept bytes are under the buffer. (A message
-    /// may then take the kept bytes past it by its own size: a `Sink` learns the size only
-    /// in `start_send`.)
+    /// Whether a message may be sent now: the kept bytes are under the room (the buffer,
+    /// or the session's grant of the budget). (A message may then take the kept bytes past
+    /// it by its own size: a `Sink` learns the size only in `start_send`.)
     #[inline]
     pub(crate) fn has_room(&self) -> bool {
-        self.kept_bytes() < self.buffer
+        self.kept_bytes() < self.room
+    }
+
+    /// Sends wait once the kept bytes reach `room` (at most the buffer).
+    pub(crate) fn set_room(&mut self, room: usize) {
+        self.room = room.min(self.buffer);
     }
 
     /// Bytes kept: payloads and headers.
     #[inline]
-    fn kept_bytes(&self) -> usize {
+    pub(crate) fn kept_bytes(&self) -> usize {
         self.kept.len() - self.start + HEADER * self.headers.len()
     }
 

@@ -56,9 +56,12 @@
 //!   or an end without a Close park it for [`Resume::window`]: meanwhile the handler's
 //!   reads wait and its sends are kept (up to the buffer). A socket that resumes a session
 //!   whose old socket is still up takes over; the old one is dropped.
-//! - **Bounded.** At most [`Resume::max_parked`] sessions wait for their client at a time;
-//!   a session whose socket goes down beyond that ends at once. Each holds at most its
-//!   buffer plus one message of what its handler sent.
+//! - **Bounded.** All the sessions of a server keep at most [`Resume::memory`] bytes
+//!   together (512 MiB by default): as it fills, the sessions that hold the most wait, a
+//!   parked one that needs more ends, and new sessions are refused with 1013 (try again
+//!   later). At most [`Resume::max_parked`] sessions wait for their client at a time; a
+//!   session whose socket goes down beyond that ends at once. Each holds at most its buffer
+//!   plus one message of what its handler sent.
 //!
 //! - **Tokens.** 128-bit ids and tokens from the OS's random source, compared in constant
 //!   time, rotated at every resume.
@@ -80,6 +83,7 @@
 //! The design: ARCHITECTURE.md, "Sessions"; the wire: PROTOCOL.md; the cost per message:
 //! BENCHMARKS.md, "Sessions".
 
+mod budget;
 mod ledger;
 mod registry;
 mod rules;
@@ -110,7 +114,8 @@ use crate::config::MAX_DURATION;
 /// | setting | default | meaning |
 /// |---|---|---|
 /// | [`window`](Self::window) | 30 s | how long a session whose socket went down waits for its client |
-/// | [`buffer`](Self::buffer) | 1 MiB | bytes of sent, unacknowledged messages a side keeps before its sends wait |
+/// | [`buffer`](Self::buffer) | 100 KiB | bytes of sent, unacknowledged messages a side keeps before its sends wait |
+/// | [`memory`](Self::memory) | 512 MiB | bytes all of a server's sessions keep, together |
 /// | [`max_parked`](Self::max_parked) | 10 000 | sessions a server keeps waiting at once |
 /// | [`handshake_timeout`](Self::handshake_timeout) | 10 s | how long a server waits for a new socket's `hello` |
 ///
@@ -118,14 +123,17 @@ use crate::config::MAX_DURATION;
 /// use std::time::Duration;
 /// use ws_heartbeat::resume::Resume;
 ///
-/// let resume = Resume::new().window(Duration::from_secs(60)).buffer(256 * 1024);
-/// assert_eq!(resume.worst_case_parked_bytes(), 10_000 * (256 * 1024 + Resume::PER_SESSION));
+/// let resume = Resume::new().window(Duration::from_secs(60)).buffer(16 * 1024);
+/// assert_eq!(resume.worst_case_parked_bytes(), 10_000 * (16 * 1024 + Resume::PER_SESSION));
+/// // 10 000 × 100 KiB would be more than the memory budget: the budget bounds them.
+/// assert_eq!(Resume::new().worst_case_parked_bytes(), 512 << 20);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[must_use]
 pub struct Resume {
     window: Duration,
     buffer: usize,
+    memory: usize,
     max_parked: usize,
     handshake_timeout: Duration,
 }
@@ -145,7 +153,8 @@ impl Resume {
     pub const fn new() -> Self {
         Self {
             window: Duration::from_secs(30),
-            buffer: 1 << 20,
+            buffer: 100 * 1024,
+            memory: 512 << 20,
             max_parked: 10_000,
             handshake_timeout: Duration::from_secs(10),
         }
@@ -171,12 +180,51 @@ impl Resume {
     /// counts its payload plus 8 bytes). When they reach it, sends wait for an
     /// acknowledgement. A message may take the total past it by its own size.
     ///
+    /// The default, 100 KiB, is SignalR's order (100 000 bytes): a session sends at most a
+    /// buffer per round trip while acknowledgements are on their way (1 MB/s at a 100 ms
+    /// round trip, plenty for chat, dashboards and games), and a server of sessions whose
+    /// clients stopped acknowledging holds 100 KiB for each (5 000 of them fill the default
+    /// [memory budget](Self::memory)). Raise it for bulk transfers over long round trips.
+    ///
     /// # Panics
     /// If `bytes` is zero.
     #[track_caller]
     pub const fn buffer(mut self, bytes: usize) -> Self {
         assert!(bytes > 0, "the session buffer needs room for one message");
         self.buffer = bytes;
+        self
+    }
+
+    /// Bytes all the sessions of one [`Sessions`](super::Sessions) keep, together:
+    /// [`PER_SESSION`](Self::PER_SESSION) for each session held, plus the messages each
+    /// keeps until its client acknowledges them. Server only.
+    ///
+    /// The default, 512 MiB, is an eighth of a 4 GiB server: without a bound, clients that
+    /// open sessions and never acknowledge (or go away, parking them) pin a buffer each,
+    /// and a few thousand of them take the server down. Set it to what the server can give
+    /// its sessions besides its sockets and handlers.
+    ///
+    /// How it is shared: a session whose kept messages reach its room asks for room up to
+    /// 8 KiB beyond them, and gives it back as its client acknowledges them. Room is granted
+    /// only if the session then holds no more than what stays free, so the sessions that hold the most are the
+    /// first to wait as the budget fills (with `n` of them growing, each stops at about
+    /// `memory / (n + 1)`; no session takes more than half), and a newcomer always finds
+    /// room; when a session gives back, the waiting that hold the least go first.
+    ///
+    /// - A live session without room waits: its handler's sends are pending (as with a full
+    ///   buffer), until its client acknowledges or others give back.
+    /// - A parked session whose handler's messages would need more ends, with
+    ///   [`Reason::OverBudget`]: its client is away and cannot make room.
+    /// - A new session is refused, closed with 1013 ("try again later",
+    ///   [`AcceptError::Busy`](super::AcceptError::Busy)), unless its `PER_SESSION` and
+    ///   8 KiB fit under that rule. The Rust client and the browser module try again after
+    ///   their backoff.
+    ///
+    /// The total may pass the budget by each session's last message, as a buffer may.
+    /// Messages read ahead for a handler waiting to send are bounded by each session's
+    /// buffer, not by this.
+    pub const fn memory(mut self, bytes: usize) -> Self {
+        self.memory = bytes;
         self
     }
 
@@ -211,6 +259,11 @@ impl Resume {
         self.buffer
     }
 
+    /// The memory budget in bytes ([`memory`](Self::memory)).
+    pub const fn memory_limit(&self) -> usize {
+        self.memory
+    }
+
     /// The bound on parked sessions ([`max_parked`](Self::max_parked)).
     pub const fn parked_limit(&self) -> usize {
         self.max_parked
@@ -222,10 +275,17 @@ impl Resume {
     }
 
     /// The most memory parked sessions can hold at once: `max_parked × (buffer +
-    /// PER_SESSION)`, plus, for each, the largest message its handler sent last (which may
-    /// take the kept bytes past the buffer).
+    /// PER_SESSION)` or the [memory budget](Self::memory), whichever is less, plus, for
+    /// each, the largest message its handler sent last (which may take the kept bytes past
+    /// the buffer).
     pub const fn worst_case_parked_bytes(&self) -> usize {
-        self.max_parked
-            .saturating_mul(self.buffer.saturating_add(Self::PER_SESSION))
+        let parked = self
+            .max_parked
+            .saturating_mul(self.buffer.saturating_add(Self::PER_SESSION));
+        if parked < self.memory {
+            parked
+        } else {
+            self.memory
+        }
     }
 }

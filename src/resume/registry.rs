@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use futures_util::task::ArcWake;
 
 use super::Resume;
+use super::budget::{Budget, Share};
 use super::token::{Secret, SessionId, Tokens};
 use super::wire::Hello;
 use crate::halves::Halves;
@@ -23,12 +24,13 @@ use crate::sync::{AtomicBool, Mutex, lock};
 use crate::wake::Shared;
 
 /// What the sessions of one layer share: the settings, the live and parked sessions by id,
-/// and the count of parked ones.
+/// the count of parked ones, and the memory budget.
 pub(crate) struct Registry {
     pub(crate) layer: HeartbeatLayer,
     pub(crate) resume: Resume,
     map: Mutex<HashMap<SessionId, Entry>>,
     parked: AtomicUsize,
+    pub(crate) budget: Budget,
 }
 
 impl fmt::Debug for Registry {
@@ -130,12 +132,14 @@ impl<T> Handoff<T> {
 
 /// The registry's answer to a `hello`.
 pub(crate) enum Admission<S> {
-    /// A new session, registered under `sid` with its mailbox; the socket is the handler's.
+    /// A new session, registered under `sid` with its mailbox and its share of the budget;
+    /// the socket is the handler's.
     New {
         sid: SessionId,
         token: Secret,
         peer_buffer: u64,
         mailbox: Arc<Mailbox<S>>,
+        share: Share,
         ws: Pin<Box<Heartbeat<S>>>,
     },
     /// The socket resumed a session and waits in its mailbox.
@@ -150,6 +154,8 @@ pub(crate) enum Refusal {
     Lost,
     /// The OS's random source failed.
     Random(std::io::Error),
+    /// `hello new`, and the memory budget has no room for another session.
+    Busy,
 }
 
 impl Registry {
@@ -159,6 +165,7 @@ impl Registry {
             resume,
             map: Mutex::new(HashMap::new()),
             parked: AtomicUsize::new(0),
+            budget: Budget::new(resume.memory_limit()),
         }
     }
 
@@ -182,9 +189,15 @@ impl Registry {
                 ..
             } => {
                 if let Slot::Vacant(vacant) = map.entry(sid) {
+                    let Some(share) = self.budget.admit() else {
+                        return Err((Refusal::Busy, ws));
+                    };
                     let tokens = match Tokens::new(secret) {
                         Ok(tokens) => tokens,
-                        Err(err) => return Err((Refusal::Random(err), ws)),
+                        Err(err) => {
+                            self.budget.release(&mut { share });
+                            return Err((Refusal::Random(err), ws));
+                        }
                     };
                     let token = tokens.issued();
                     let mailbox = Arc::new(Mailbox::<S>::new(ws.shared()));
@@ -197,6 +210,7 @@ impl Registry {
                         token,
                         peer_buffer: buffer,
                         mailbox,
+                        share,
                         ws,
                     });
                 }

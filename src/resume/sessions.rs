@@ -55,8 +55,9 @@ impl HeartbeatLayer {
     ///
     /// let sessions = HeartbeatLayer::new()
     ///     .interval(Duration::from_secs(10))
-    ///     .resume(Resume::new().window(Duration::from_secs(30)).buffer(1 << 20));
-    /// assert_eq!(sessions.resume(), Resume::new().window(Duration::from_secs(30)));
+    ///     .resume(Resume::new().window(Duration::from_secs(60)).buffer(256 * 1024));
+    /// assert_eq!(sessions.resume().buffer_len(), 256 * 1024);
+    /// assert_eq!(sessions.settings().interval(), Duration::from_secs(10));
     /// ```
     pub fn resume(self, resume: Resume) -> Sessions {
         Sessions::new(self, resume)
@@ -78,6 +79,9 @@ pub enum AcceptError<E> {
     /// `hello resume` for a session this server does not hold, or with a token that is
     /// not valid: closed with 4410.
     SessionLost,
+    /// `hello new`, and the sessions' [memory budget](super::Resume::memory) has no room
+    /// for another: closed with 1013 (try again later).
+    Busy,
     /// The socket failed or ended during the handshake.
     Socket(Option<E>),
     /// The OS's random source failed: no token could be made. Closed with 1011.
@@ -92,6 +96,7 @@ impl<E> AcceptError<E> {
             AcceptError::BadHandshake => Some(4400),
             AcceptError::IdInUse => Some(4409),
             AcceptError::SessionLost => Some(4410),
+            AcceptError::Busy => Some(1013),
             AcceptError::Random(_) => Some(1011),
             AcceptError::Socket(_) => None,
         }
@@ -103,6 +108,7 @@ impl<E> AcceptError<E> {
             AcceptError::BadHandshake => "bad session handshake",
             AcceptError::IdInUse => "session id in use",
             AcceptError::SessionLost => "session lost",
+            AcceptError::Busy => "try again later",
             AcceptError::Random(_) => "no randomness",
             AcceptError::Socket(_) => "",
         }
@@ -175,6 +181,12 @@ impl Sessions {
         self.registry.parked()
     }
 
+    /// Bytes of the [memory budget](Resume::memory) the sessions hold now:
+    /// [`Resume::PER_SESSION`] for each, plus the room each took for its kept messages.
+    pub fn memory_used(&self) -> usize {
+        self.registry.budget.used()
+    }
+
     /// Runs the handshake on a new WebSocket. `Ok(Some(session))`: a new session, to hand
     /// to the handler (a `Stream + Sink` with the socket's own item and error).
     /// `Ok(None)`: the socket resumed a live session and was handed to it; its handler
@@ -215,7 +227,8 @@ impl Sessions {
                 token,
                 peer_buffer,
                 mailbox,
-                ws: mut hb,
+                share,
+                ws: hb,
             }) => {
                 let mut ledger = Ledger::new(registry.resume.buffer_len(), peer_buffer);
                 let welcome = wire::welcome_text(
@@ -224,17 +237,14 @@ impl Sessions {
                     registry.resume.buffer_len() as u64,
                     registry.resume.window_len().as_millis() as u64,
                 );
-                if let Err(err) = hb.send(M::from_app(AppMessage::Text(welcome))).await {
-                    registry.forget(&sid);
-                    return Err(AcceptError::Socket(Some(err)));
-                }
-                Ok(Some(Session::new(
-                    hb,
-                    ledger,
-                    registry.clone(),
-                    sid,
-                    mailbox,
-                )))
+                // The session first: if the welcome fails, or this future is dropped, its drop
+                // takes it out of the registry and gives its share back.
+                let mut session = Session::new(hb, ledger, registry.clone(), sid, mailbox, share);
+                session
+                    .greet(AppMessage::Text(welcome))
+                    .await
+                    .map_err(|err| AcceptError::Socket(Some(err)))?;
+                Ok(Some(session))
             }
             Ok(Admission::Resumed) => Ok(None),
             Err((refusal, hb)) => {
@@ -242,6 +252,7 @@ impl Sessions {
                     Refusal::IdInUse => AcceptError::IdInUse,
                     Refusal::Lost => AcceptError::SessionLost,
                     Refusal::Random(err) => AcceptError::Random(err),
+                    Refusal::Busy => AcceptError::Busy,
                 };
                 refuse(hb, err).await
             }

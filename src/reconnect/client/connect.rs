@@ -73,6 +73,22 @@ impl<S: Connection> Reconnect<S> {
                 return self.set(State::Done(Some(Error::Rejected { code, reason: text })));
             }
         }
+        self.retry_later(reason, stable);
+    }
+
+    /// A connect attempt failed for `reason`. A session's `hello` answered with 1013 (the
+    /// server's sessions are at their memory budget: try again later) is not final: the
+    /// client tries again after its backoff, as after a failed connect.
+    fn attempt_failed(&mut self, reason: Reason) {
+        #[cfg(feature = "resume")]
+        if self.session.is_some() && matches!(reason, Reason::ServerClosed { code: 1013, .. }) {
+            return self.retry_later(reason, false);
+        }
+        self.after(reason, false);
+    }
+
+    /// Waits out the backoff before the next attempt, or gives up.
+    fn retry_later(&mut self, reason: Reason, stable: bool) {
         self.retry = if stable { 1 } else { self.retry + 1 };
         if !self.settings.backoff.allows(self.retry) {
             let retries = self.retry - 1;
@@ -184,7 +200,7 @@ impl<S: Connection> Reconnect<S> {
                             closed_by_server: None,
                         });
                     }
-                    Poll::Ready(Err(reason)) => self.after(reason, false),
+                    Poll::Ready(Err(reason)) => self.attempt_failed(reason),
                     Poll::Pending => return Poll::Pending,
                 },
                 State::Waiting(sleep) => {

@@ -14,8 +14,10 @@ use futures_sink::Sink;
 use tokio::time::Sleep;
 
 mod read;
+mod room;
 mod write;
 
+use super::budget::Share;
 use super::registry::{Mailbox, Registry};
 use super::rules::{Ahead, Core, VIOLATION_CLOSE};
 use super::token::SessionId;
@@ -67,6 +69,8 @@ pub struct Session<S: Stream> {
     /// The mailbox as a waker of both halves of the handler: every poll of the socket and of
     /// the window goes through it.
     both: Waker,
+    /// The session's part of the memory budget: the ledger's room, given back on drop.
+    share: Share,
 }
 
 /// What a session writes before the handler's messages.
@@ -117,9 +121,11 @@ where
         registry: Arc<Registry>,
         sid: SessionId,
         mailbox: Arc<Mailbox<S>>,
+        share: Share,
     ) -> Self {
         let mut core = Core::new(ledger, registry.layer.protocol_of());
         core.on_socket(ws.pings_sent());
+        core.ledger_mut().set_room(share.room());
         let both = futures_util::task::waker(mailbox.clone());
         Self {
             ws: Some(ws),
@@ -132,7 +138,15 @@ where
             registered: true,
             mailbox,
             both,
+            share,
         }
+    }
+
+    /// Sends a new session's `welcome` on its first socket.
+    pub(crate) async fn greet(&mut self, welcome: AppMessage) -> Result<(), E> {
+        use futures_util::SinkExt;
+        let ws = self.ws.as_mut().expect("a new session is live");
+        ws.send(M::from_app(welcome)).await
     }
 
     /// Runs `poll` with a context whose waker wakes both halves of the handler
@@ -167,7 +181,10 @@ where
             return;
         }
         let replay = match self.core.resume_from(handover.peer_received) {
-            Ok(replay) => replay,
+            Ok(replay) => {
+                self.give_back_room();
+                replay
+            }
             Err(violation) => {
                 // The client claims more than we sent: not a client of this session. The
                 // session stays as it was (parked: still counted once).
@@ -482,5 +499,6 @@ impl<S: Stream> Drop for Session<S> {
             self.registry.unpark();
         }
         self.unregister();
+        self.registry.budget.release(&mut self.share);
     }
 }

@@ -47,6 +47,7 @@ where
             }
             Sorted::Handled { room } => {
                 if room {
+                    self.give_back_room();
                     self.mailbox.halves.writer.wake();
                 }
                 None

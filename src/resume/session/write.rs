@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 use futures_sink::Sink;
 
+use super::room::Grown;
 use super::{Phase, Session};
 use crate::error::Dead;
 use crate::heartbeat::Heartbeat;
@@ -67,6 +68,15 @@ where
                     if self.core.ledger().has_room() {
                         return Poll::Ready(Ok(()));
                     }
+                    match self.grow_room(None) {
+                        Grown::Yes => return Poll::Ready(Ok(())),
+                        // Its client is away: nothing will make room.
+                        Grown::Refused => {
+                            self.lose(Reason::OverBudget);
+                            continue;
+                        }
+                        Grown::BufferFull => {}
+                    }
                     match self.poll_window(cx) {
                         Poll::Ready(()) => continue,
                         Poll::Pending => return Poll::Pending,
@@ -79,9 +89,9 @@ where
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(true) => {}
             }
-            if !self.core.ledger().has_room() {
-                // Read on for the acknowledgement that makes room; data read meanwhile
-                // waits for the handler, up to our buffer.
+            if !self.core.ledger().has_room() && self.grow_room(Some(cx)) != Grown::Yes {
+                // Read on for the acknowledgement that makes room (or wait for others to give
+                // some back); data read meanwhile waits for the handler, up to our buffer.
                 match self.read_ahead(cx) {
                     Poll::Ready(()) => continue,
                     Poll::Pending => return Poll::Pending,
