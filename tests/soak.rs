@@ -47,15 +47,6 @@ const INTERVAL: Duration = ms(500);
 /// How each connection ended on the server: dead (when) or closed.
 type Outcomes = Arc<Mutex<HashMap<usize, Result<(), Instant>>>>;
 
-fn peak_rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let field = |name: &str| -> u64 {
-        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
-        line.split_whitespace().nth(1).unwrap().parse().unwrap()
-    };
-    field("VmRSS:")
-}
-
 /// Tasks alive on the current runtime.
 fn runtime_tasks() -> usize {
     tokio::runtime::Handle::current()
@@ -63,40 +54,10 @@ fn runtime_tasks() -> usize {
         .num_alive_tasks()
 }
 
-/// Raises this process's soft limit of open files to `needed`, within its hard limit.
-fn allow_open_files(needed: u64) {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes only the struct it is given, which lives for the call.
-    assert_eq!(
-        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
-        0,
-        "getrlimit"
-    );
-    if limit.rlim_cur >= needed as libc::rlim_t {
-        return;
-    }
-    assert!(
-        limit.rlim_max >= needed as libc::rlim_t,
-        "the soak needs {needed} open files, and the hard limit is {}: raise it (`ulimit -Hn \
-         {needed}` as root, or `nofile` in /etc/security/limits.conf)",
-        limit.rlim_max
-    );
-    limit.rlim_cur = needed as libc::rlim_t;
-    // SAFETY: setrlimit reads only the struct it is given, which lives for the call.
-    assert_eq!(
-        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) },
-        0,
-        "setrlimit"
-    );
-}
-
 #[test]
 fn two_thousand_connections_with_a_frozen_tenth() {
     // Two sockets per connection, and a margin for the runtime, the listener and stdio.
-    allow_open_files(2 * CLIENTS as u64 + 64);
+    support::allow_open_files(2 * CLIENTS as u64 + 64);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -132,7 +93,7 @@ fn two_thousand_connections_with_a_frozen_tenth() {
 }
 
 async fn soak(runtime: tokio::runtime::Handle) {
-    let rss_before = peak_rss_kib();
+    let rss_before = support::memory_kib("VmRSS:");
     let tasks_before = runtime.metrics().num_alive_tasks();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -259,7 +220,7 @@ async fn soak(runtime: tokio::runtime::Handle) {
         }
     }
     detection.sort();
-    let rss_after = peak_rss_kib();
+    let rss_after = support::memory_kib("VmRSS:");
     println!(
         "{} frozen clients, each dead {:?} to {:?} (median {:?}) after freezing; {} live clients, \
          none dead; RSS {rss_before} KiB before, {rss_after} KiB after; tasks before {tasks_before}",

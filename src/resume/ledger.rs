@@ -82,9 +82,18 @@ impl Ledger {
         self.kept_bytes() < self.room
     }
 
-    /// Sends wait once the kept bytes reach `room` (at most the buffer).
+    /// Sends wait once the kept bytes reach `room` (at most the buffer). A room smaller than
+    /// before gives back the storage beyond it (and beyond what is kept).
     pub(crate) fn set_room(&mut self, room: usize) {
+        let smaller = room < self.room;
         self.room = room.min(self.buffer);
+        if smaller {
+            self.compact();
+            let keep = self.kept.len().max(self.room);
+            if self.kept.capacity() > keep {
+                self.kept.shrink_to(keep);
+            }
+        }
     }
 
     /// Bytes kept: payloads and headers.
@@ -100,6 +109,9 @@ impl Ledger {
             AppFrame::Text(t) => (t.as_bytes(), 0),
             AppFrame::Binary(b) => (b, 1),
         };
+        if self.kept.capacity() - self.kept.len() < bytes.len() {
+            self.make_room_for(bytes.len());
+        }
         self.kept.extend_from_slice(bytes);
         let end = self.base + self.kept.len() as u64;
         self.headers.push_back((end << 1) | binary);
@@ -174,6 +186,18 @@ impl Ledger {
         self.told = self.received;
         self.unacked_bytes = 0;
         self.received
+    }
+
+    /// Grows the storage for a message of `len` bytes: doubling, as a `Vec` does, but never
+    /// past the room plus this message, so that the storage is what a server's memory budget
+    /// counts (the room), not up to twice that.
+    #[cold]
+    #[inline(never)]
+    fn make_room_for(&mut self, len: usize) {
+        let used = self.kept.len();
+        let ceiling = self.start + self.room + len;
+        let capacity = (2 * self.kept.capacity()).min(ceiling).max(used + len);
+        self.kept.reserve_exact(capacity - used);
     }
 
     /// Drops the acknowledged bytes in front.
@@ -292,6 +316,38 @@ mod tests {
         );
         ledger.acknowledged(1).unwrap();
         assert!(ledger.has_room());
+    }
+
+    /// What is allocated for the kept messages stays within the room plus one message (a
+    /// `Vec` doubling would allocate up to twice what the budget counts), and a smaller room
+    /// gives the rest back.
+    #[test]
+    fn storage_stays_within_the_room_plus_one_message() {
+        let mut ledger = Ledger::new(100 * 1024, 1 << 20);
+        let message = "x".repeat(1000);
+        for room in [8192, 16384, 40000] {
+            ledger.set_room(room);
+            while ledger.has_room() {
+                ledger.keep(AppFrame::Text(&message));
+                assert!(
+                    ledger.kept.capacity() <= room + 1000,
+                    "{}",
+                    ledger.kept.capacity()
+                );
+            }
+        }
+        assert_eq!(
+            ledger.kept.len(),
+            40 * 1000,
+            "40 messages: 40 × 1 008 bytes reach 40 000"
+        );
+        ledger.acknowledged(30).unwrap();
+        ledger.set_room(10 * 1008 + 8192);
+        assert!(ledger.kept.capacity() <= 10 * 1008 + 8192);
+        assert_eq!(ledger.replay().len(), 10);
+        ledger.acknowledged(40).unwrap();
+        ledger.set_room(0);
+        assert_eq!(ledger.kept.capacity(), 0);
     }
 
     /// PROTOCOL.md, section 2: at once after a quarter of the peer's buffer, and an

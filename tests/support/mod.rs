@@ -93,3 +93,41 @@ pub fn answer_until(mut peer: Ws, until: Instant) -> tokio::task::JoinHandle<(Ws
 pub fn pings(messages: &[Message]) -> usize {
     messages.iter().filter(|m| m.is_ping()).count()
 }
+
+/// Raises this process's soft limit of open files to `needed`, within its hard limit.
+pub fn allow_open_files(needed: u64) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes only the struct it is given, which lives for the call.
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+        0,
+        "getrlimit"
+    );
+    if limit.rlim_cur >= needed as libc::rlim_t {
+        return;
+    }
+    assert!(
+        limit.rlim_max >= needed as libc::rlim_t,
+        "the test needs {needed} open files, and the hard limit is {}: raise it (`ulimit -Hn \
+         {needed}` as root, or `nofile` in /etc/security/limits.conf)",
+        limit.rlim_max
+    );
+    limit.rlim_cur = needed as libc::rlim_t;
+    // SAFETY: setrlimit reads only the struct it is given, which lives for the call.
+    assert_eq!(
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) },
+        0,
+        "setrlimit"
+    );
+}
+
+/// A memory figure of this process from /proc/self/status, in KiB: `"VmRSS:"` resident now,
+/// `"VmHWM:"` the peak resident.
+pub fn memory_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
