@@ -251,3 +251,42 @@ async fn a_new_session_beyond_the_budget_is_refused_with_1013_and_comes_back_lat
     let _ = AcceptError::<io::Error>::Busy;
     let _ = Reason::OverBudget;
 }
+
+/// What an idle session holds: after a burst its client acknowledged, the session keeps the
+/// room its storage took (giving it back at each acknowledgement, to take it again with the
+/// next message, would allocate per message) until the heartbeat's next tick, which gives
+/// back the storage and all the room. Timeline: t=0 the handler sends 20 messages and then
+/// reads; the client reads them and acknowledges all 20: the session holds its storage
+/// (20 × 1 024 bytes and growth) and at most a step more. t=1 s the tick: 1 KiB, its
+/// `PER_SESSION`, and nothing else.
+#[tokio::test(start_paused = true)]
+async fn an_idle_session_holds_nothing_after_a_tick() {
+    let sessions = sessions(64 << 20);
+    let (server, mut client) = pair().await;
+    let accepting = sessions.clone();
+    tokio::spawn(async move {
+        let mut session = accepting.accept(server).await.unwrap().unwrap();
+        for i in 0..20 {
+            session
+                .send(Message::text(format!("{i:>1024}")))
+                .await
+                .unwrap();
+        }
+        while let Some(Ok(_)) = session.next().await {}
+    });
+    hello(&mut client, 1).await;
+    for _ in 0..20 {
+        next_text(&mut client).await;
+    }
+    client.send(Message::text("\u{10}ack 20")).await.unwrap();
+    tokio::time::sleep(ms(10)).await;
+    let held = sessions.memory_used();
+    assert!(
+        held > PER && held <= PER + 20 * KIB + 2 * STEP,
+        "{held} held after the burst"
+    );
+    // The client goes on reading, and so answers the tick's ping.
+    tokio::spawn(async move { while let Some(Ok(_)) = client.next().await {} });
+    tokio::time::sleep(ms(1000)).await;
+    assert_eq!(sessions.memory_used(), PER);
+}

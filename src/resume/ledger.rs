@@ -82,18 +82,14 @@ impl Ledger {
         self.kept_bytes() < self.room
     }
 
-    /// Sends wait once the kept bytes reach `room` (at most the buffer). A room smaller than
-    /// before gives back the storage beyond it (and beyond what is kept).
+    /// Sends wait once the kept bytes reach `room` (at most the buffer).
     pub(crate) fn set_room(&mut self, room: usize) {
-        let smaller = room < self.room;
         self.room = room.min(self.buffer);
-        if smaller {
-            self.compact();
-            let keep = self.kept.len().max(self.room);
-            if self.kept.capacity() > keep {
-                self.kept.shrink_to(keep);
-            }
-        }
+    }
+
+    /// Bytes allocated for the kept messages' payloads.
+    pub(crate) fn storage(&self) -> usize {
+        self.kept.capacity()
     }
 
     /// Bytes kept: payloads and headers.
@@ -319,8 +315,8 @@ mod tests {
     }
 
     /// What is allocated for the kept messages stays within the room plus one message (a
-    /// `Vec` doubling would allocate up to twice what the budget counts), and a smaller room
-    /// gives the rest back.
+    /// `Vec` doubling would allocate up to twice what the budget counts), and `shrink` gives
+    /// back the rest.
     #[test]
     fn storage_stays_within_the_room_plus_one_message() {
         let mut ledger = Ledger::new(100 * 1024, 1 << 20);
@@ -329,11 +325,7 @@ mod tests {
             ledger.set_room(room);
             while ledger.has_room() {
                 ledger.keep(AppFrame::Text(&message));
-                assert!(
-                    ledger.kept.capacity() <= room + 1000,
-                    "{}",
-                    ledger.kept.capacity()
-                );
+                assert!(ledger.storage() <= room + 1000, "{}", ledger.storage());
             }
         }
         assert_eq!(
@@ -342,12 +334,12 @@ mod tests {
             "40 messages: 40 × 1 008 bytes reach 40 000"
         );
         ledger.acknowledged(30).unwrap();
-        ledger.set_room(10 * 1008 + 8192);
-        assert!(ledger.kept.capacity() <= 10 * 1008 + 8192);
+        ledger.shrink();
+        assert_eq!(ledger.storage(), 10 * 1000);
         assert_eq!(ledger.replay().len(), 10);
         ledger.acknowledged(40).unwrap();
-        ledger.set_room(0);
-        assert_eq!(ledger.kept.capacity(), 0);
+        ledger.shrink();
+        assert_eq!(ledger.storage(), 0);
     }
 
     /// PROTOCOL.md, section 2: at once after a quarter of the peer's buffer, and an

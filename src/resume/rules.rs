@@ -135,15 +135,24 @@ impl Core {
     /// `pings` any more) and something arrived since the last (PROTOCOL.md, section 2).
     #[inline]
     pub(crate) fn ack(&mut self, pings: u64) -> Option<AppMessage> {
+        self.ack_or_tick(pings).and_then(|(ack, _)| ack)
+    }
+
+    /// [`ack`](Self::ack), and whether the heartbeat ticked: `None` (one comparison) when
+    /// neither an acknowledgement is due nor a tick came.
+    #[inline]
+    pub(crate) fn ack_or_tick(&mut self, pings: u64) -> Option<(Option<AppMessage>, bool)> {
         let ticked = pings != self.pings_seen;
         if !(ticked || self.ack_due) {
             return None;
         }
         self.pings_seen = pings;
         self.ack_due = false;
-        self.ledger
+        let ack = self
+            .ledger
             .ack()
-            .map(|count| AppMessage::Text(wire::ack_text(count)))
+            .map(|count| AppMessage::Text(wire::ack_text(count)));
+        Some((ack, ticked))
     }
 
     /// A new socket whose heartbeat has sent `pings` pings: ticks count from there.

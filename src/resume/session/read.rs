@@ -174,12 +174,18 @@ where
 
     /// Queues the acknowledgement due, if any: after a quarter of the client's buffer, or
     /// at a tick of the socket's heartbeat (one load per message, so that a reader that is
-    /// never idle sees the ticks).
+    /// never idle sees the ticks). At a tick, the storage a burst grew goes back.
     #[inline]
     pub(super) fn queue_ack(&mut self) {
-        if let Some(ws) = &self.ws {
-            if let Some(ack) = self.core.ack(ws.pings_sent()) {
+        let Some(ws) = &self.ws else {
+            return;
+        };
+        if let Some((ack, ticked)) = self.core.ack_or_tick(ws.pings_sent()) {
+            if let Some(ack) = ack {
                 self.out.push_back(Out::App(ack));
+            }
+            if ticked {
+                self.trim_room();
             }
         }
     }

@@ -42,22 +42,40 @@ impl<S: Stream> Session<S> {
         if granted { Grown::Yes } else { Grown::Refused }
     }
 
-    /// After an acknowledgement: gives back what is more than a step beyond the kept
-    /// messages (all of it when none is kept).
+    /// After an acknowledgement: gives back the room more than a step beyond both the kept
+    /// messages and their storage. (The storage itself goes back at the next tick: freeing it
+    /// here, to grow it again with the next message, would allocate on every acknowledgement.)
     #[inline]
     pub(super) fn give_back_room(&mut self) {
-        let kept = self.core.ledger().kept_bytes();
-        let room = self.share.room();
-        if room > kept + STEP || (kept == 0 && room > 0) {
-            self.give_back_surplus(kept);
+        let ledger = self.core.ledger();
+        let floor = (ledger.kept_bytes() + STEP).max(ledger.storage());
+        if self.share.room() > floor + STEP {
+            self.shrink_room(floor);
+        }
+    }
+
+    /// At a tick of the heartbeat: the storage goes back to what is kept, the room to a step
+    /// beyond it, or to nothing when nothing is kept (an idle session holds none).
+    #[cold]
+    #[inline(never)]
+    pub(super) fn trim_room(&mut self) {
+        self.core.ledger_mut().shrink();
+        let ledger = self.core.ledger();
+        let kept = ledger.kept_bytes();
+        let floor = if kept == 0 {
+            0
+        } else {
+            (kept + STEP).max(ledger.storage())
+        };
+        if self.share.room() > floor {
+            self.shrink_room(floor);
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn give_back_surplus(&mut self, kept: usize) {
-        let keep = if kept == 0 { 0 } else { kept + STEP };
-        self.registry.budget.shrink(&mut self.share, keep);
+    fn shrink_room(&mut self, room: usize) {
+        self.registry.budget.shrink(&mut self.share, room);
         self.core.ledger_mut().set_room(self.share.room());
     }
 }
