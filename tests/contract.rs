@@ -17,7 +17,7 @@ use tower::Layer;
 use ws_heartbeat::{Dead, Heartbeat, HeartbeatLayer};
 
 use support::mock::{Frame, MockWs};
-use support::ms;
+use support::{cases, ms};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -205,14 +205,6 @@ async fn run(layer: HeartbeatLayer, answer_pings: bool, ops: Vec<Op>) -> Result<
     }
     prop_assert_eq!(r.hb.get_ref().violations, 0);
     Ok(())
-}
-
-/// `PROPTEST_CASES` if set (CI's fuzz step raises it), else `default`.
-fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(default)
 }
 
 proptest! {

@@ -11,6 +11,7 @@ use futures_sink::Sink;
 use tokio::time::{Instant, Sleep};
 
 use super::builder::{Overflow, ReconnectBuilder};
+use super::error::Failed;
 use super::{Connection, Error, Event, Reason};
 use crate::error::Dead;
 use crate::halves::Halves;
@@ -20,12 +21,12 @@ use crate::message::{MessageKind, WsMessage};
 use crate::resume::{Ahead, Reason as Lost, Sorted, weight};
 
 #[cfg(feature = "resume")]
-use super::session::{ClientSession, Welcome};
+use super::session::{ClientSession, Welcome, close_for_violation};
 
 mod connect;
 
 /// A connect attempt in flight: the connection and, with a session, the server's `welcome`.
-type Attempt<S> = BoxFuture<'static, Result<(Heartbeat<S>, Option<Welcome>), Reason>>;
+type Attempt<S> = BoxFuture<'static, Result<(Heartbeat<S>, Option<Welcome>), Failed>>;
 
 /// Without sessions there is no `welcome`.
 #[cfg(not(feature = "resume"))]
@@ -233,9 +234,7 @@ impl<S: Connection> Reconnect<S> {
                         Poll::Ready(None)
                     }
                     Sorted::Violation(what) => {
-                        let (code, reason) = crate::resume::VIOLATION_CLOSE;
-                        let _ = Pin::new(&mut *ws).start_send(S::Message::close(code, reason));
-                        let _ = Pin::new(&mut *ws).poll_flush(cx);
+                        close_for_violation(ws, cx);
                         let lost = session.lost(Lost::Violation(what));
                         self.lose(lost);
                         Poll::Ready(None)

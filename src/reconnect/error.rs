@@ -71,6 +71,22 @@ impl StdError for Reason {
     }
 }
 
+/// Why an attempt failed.
+pub(crate) enum Failed {
+    /// Try again, or end, as the settings say.
+    Retry(Reason),
+    /// The server broke the session handshake (PROTOCOL.md, section 3); the socket was
+    /// closed with 1002, and the session is lost.
+    #[cfg(feature = "resume")]
+    Violation(&'static str),
+}
+
+impl From<Reason> for Failed {
+    fn from(reason: Reason) -> Self {
+        Failed::Retry(reason)
+    }
+}
+
 /// How a reconnecting client ends, or why a send was refused.
 #[derive(Clone, Debug)]
 #[non_exhaustive]

@@ -5,18 +5,24 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Context;
 use std::time::Duration;
+
+use futures_sink::Sink;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::Instant;
 
+use super::error::Failed;
 use super::{Connection, Reason};
 use crate::heartbeat::Heartbeat;
 use crate::message::{MessageKind, WsMessage};
 use crate::protocol::{AppMessage, Protocol};
 pub(super) use crate::resume::wire::Welcome;
 use crate::resume::wire::{self, Incoming, Message};
-use crate::resume::{Core, Ledger, Reason as Lost, Resume, Secret, SessionId, SessionLost, Sorted};
+use crate::resume::{
+    Core, Ledger, Reason as Lost, Resume, Secret, SessionId, SessionLost, Sorted, VIOLATION_CLOSE,
+};
 
 /// The client's side of one session: the session's rules ([`Core`]) and what only a
 /// client has: its id and secret, the latest token, the window's clock.
@@ -119,13 +125,24 @@ impl ClientSession {
     }
 }
 
+/// Tells the server it broke the session protocol (a Close with 1002), as far as the
+/// connection takes it now: the session is lost either way.
+pub(super) fn close_for_violation<S: Connection>(ws: &mut Heartbeat<S>, cx: &mut Context<'_>) {
+    let (code, reason) = VIOLATION_CLOSE;
+    let _ = Pin::new(&mut *ws).start_send(S::Message::close(code, reason));
+    let _ = Pin::new(&mut *ws).poll_flush(cx);
+}
+
 /// The handshake on a fresh connection: `hello`, then the server's `welcome`, or its Close
-/// (4410: the session is lost; other codes as any server close).
+/// (4410: the session is lost; 1013 in answer to a `hello new`: try again later; other codes
+/// as any server close). Anything else first but pings, pongs and session messages this
+/// version does not know breaks the protocol (PROTOCOL.md, section 3): data, a `hello`, an
+/// `ack`, a malformed session message. The socket is then closed with 1002.
 pub(super) async fn handshake<S: Connection>(
     ws: &mut Heartbeat<S>,
     hello: String,
-) -> Result<Welcome, Reason> {
-    let failed = |err: S::WsError| Reason::Failed(Arc::new(err));
+) -> Result<Welcome, Failed> {
+    let failed = |err: S::WsError| Failed::Retry(Reason::Failed(Arc::new(err)));
     ws.send(S::Message::from_app(AppMessage::Text(hello)))
         .await
         .map_err(failed)?;
@@ -133,7 +150,7 @@ pub(super) async fn handshake<S: Connection>(
         let msg = match Pin::new(&mut *ws).next().await {
             Some(Ok(msg)) => msg,
             Some(Err(err)) => return Err(failed(err)),
-            None => return Err(Reason::Ended),
+            None => return Err(Reason::Ended.into()),
         };
         match msg.kind() {
             MessageKind::Close(frame) => {
@@ -141,18 +158,27 @@ pub(super) async fn handshake<S: Connection>(
                 return Err(Reason::ServerClosed {
                     code,
                     reason: reason.to_owned(),
-                });
+                }
+                .into());
             }
             MessageKind::Data => {}
             MessageKind::Ping | MessageKind::Pong(_) => continue,
         }
-        let welcome = msg.as_app().map(wire::incoming);
-        return match welcome {
-            Some(Incoming::Session(Message::Welcome(welcome))) => Ok(welcome),
-            _ => Err(Reason::Failed(Arc::new(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "the server did not answer the session hello with a welcome",
-            )))),
+        let violation = match msg.as_app().map(wire::incoming) {
+            Some(Incoming::Session(Message::Welcome(welcome))) => return Ok(welcome),
+            // A message of a later version: ignored (PROTOCOL.md, section 7).
+            Some(Incoming::Session(Message::Unknown(_))) => continue,
+            Some(Incoming::Session(Message::Hello(_))) => "a hello to a client",
+            Some(Incoming::Session(Message::Ack(_))) => "an ack before the welcome",
+            Some(Incoming::Session(Message::Malformed(_))) => "a malformed session message",
+            Some(Incoming::Reserved) => "reserved binary frame",
+            Some(Incoming::Data | Incoming::Escaped) | None => "data before the welcome",
         };
+        std::future::poll_fn(|cx| {
+            close_for_violation(ws, cx);
+            std::task::Poll::Ready(())
+        })
+        .await;
+        return Err(Failed::Violation(violation));
     }
 }

@@ -290,7 +290,8 @@ where
     }
 }
 
-/// Closes a refused socket with the code that says why, within the layer's close timeout.
+/// Closes a refused socket with the code that says why (or answers the client's own Close),
+/// within the layer's close timeout.
 async fn refuse<S, M, E, T>(
     mut hb: Pin<Box<Heartbeat<S>>>,
     err: AcceptError<E>,
@@ -300,14 +301,17 @@ where
     M: WsMessage + Send + Sync + 'static,
     E: From<Dead> + Send + Sync + 'static,
 {
-    if let Some(code) = err.close_code() {
-        let close = M::close(code, err.close_reason());
-        let timeout = hb.close_timeout();
-        let _ = tokio::time::timeout(timeout, async {
+    // A socket that ended with the client's Close still owes it the answer.
+    let close = err
+        .close_code()
+        .map(|code| M::close(code, err.close_reason()));
+    let timeout = hb.close_timeout();
+    let _ = tokio::time::timeout(timeout, async {
+        if let Some(close) = close {
             hb.send(close).await?;
-            hb.close().await
-        })
-        .await;
-    }
+        }
+        hb.close().await
+    })
+    .await;
     Err(err)
 }

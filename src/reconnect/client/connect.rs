@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 use tokio::time::Instant;
 use tower_layer::Layer;
 
+use super::super::error::Failed;
 use super::super::{Connection, Error, Event, Reason};
 use super::{Reconnect, State};
 use crate::random::random_u64;
@@ -16,7 +17,7 @@ use crate::random::random_u64;
 use crate::resume::{Reason as Lost, SessionLost, close_ends_session};
 
 #[cfg(feature = "resume")]
-use super::super::session::{ClientSession, handshake};
+use super::super::session::{ClientSession, close_for_violation, handshake};
 
 impl<S: Connection> Reconnect<S> {
     pub(super) fn start_attempt(&mut self) {
@@ -30,8 +31,8 @@ impl<S: Connection> Reconnect<S> {
         let attempt = async move {
             let socket = match tokio::time::timeout(timeout, connect).await {
                 Ok(Ok(socket)) => socket,
-                Ok(Err(err)) => return Err(Reason::ConnectFailed(err)),
-                Err(_) => return Err(Reason::ConnectTimedOut(timeout)),
+                Ok(Err(err)) => return Err(Reason::ConnectFailed(err).into()),
+                Err(_) => return Err(Reason::ConnectTimedOut(timeout).into()),
             };
             #[cfg_attr(not(feature = "resume"), allow(unused_mut))]
             let mut ws = layer.layer(socket);
@@ -40,15 +41,15 @@ impl<S: Connection> Reconnect<S> {
                 // The connect timeout covers the session handshake too.
                 return match tokio::time::timeout(timeout, handshake(&mut ws, hello)).await {
                     Ok(Ok(welcome)) => Ok((ws, Some(welcome))),
-                    Ok(Err(reason)) => Err(reason),
-                    Err(_) => Err(Reason::ConnectTimedOut(timeout)),
+                    Ok(Err(failed)) => Err(failed),
+                    Err(_) => Err(Reason::ConnectTimedOut(timeout).into()),
                 };
             }
             match on_connect {
                 Some(hook) => hook(ws)
                     .await
                     .map(|ws| (ws, None))
-                    .map_err(Reason::OnConnectFailed),
+                    .map_err(|err| Reason::OnConnectFailed(err).into()),
                 None => Ok((ws, None)),
             }
         };
@@ -79,7 +80,18 @@ impl<S: Connection> Reconnect<S> {
     /// A connect attempt failed for `reason`. A session's `hello` answered with 1013 (the
     /// server's sessions are at their memory budget: try again later) is not final: the
     /// client tries again after its backoff, as after a failed connect.
-    fn attempt_failed(&mut self, reason: Reason) {
+    fn attempt_failed(&mut self, failed: Failed) {
+        let reason = match failed {
+            Failed::Retry(reason) => reason,
+            #[cfg(feature = "resume")]
+            Failed::Violation(what) => {
+                if let Some(session) = &self.session {
+                    let lost = session.lost(Lost::Violation(what));
+                    self.lose(lost);
+                }
+                return;
+            }
+        };
         #[cfg(feature = "resume")]
         if self.session.is_some() && matches!(reason, Reason::ServerClosed { code: 1013, .. }) {
             return self.retry_later(reason, false);
@@ -177,7 +189,8 @@ impl<S: Connection> Reconnect<S> {
             match &mut self.state {
                 State::Idle => self.start_attempt(),
                 State::Connecting(attempt) => match attempt.as_mut().poll(cx) {
-                    Poll::Ready(Ok((ws, welcome))) => {
+                    #[cfg_attr(not(feature = "resume"), allow(unused_mut))]
+                    Poll::Ready(Ok((mut ws, welcome))) => {
                         #[cfg(not(feature = "resume"))]
                         let _ = welcome;
                         #[cfg(feature = "resume")]
@@ -185,6 +198,7 @@ impl<S: Connection> Reconnect<S> {
                             match session.welcomed(&welcome, ws.pings_sent()) {
                                 Ok(replay) => self.buffer = replay.into(),
                                 Err(violation) => {
+                                    close_for_violation(&mut ws, cx);
                                     let lost = session.lost(violation);
                                     self.lose(lost);
                                     continue;
@@ -200,7 +214,7 @@ impl<S: Connection> Reconnect<S> {
                             closed_by_server: None,
                         });
                     }
-                    Poll::Ready(Err(reason)) => self.attempt_failed(reason),
+                    Poll::Ready(Err(failed)) => self.attempt_failed(failed),
                     Poll::Pending => return Poll::Pending,
                 },
                 State::Waiting(sleep) => {
