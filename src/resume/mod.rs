@@ -195,7 +195,7 @@ impl Resume {
         self
     }
 
-    /// Bytes all the sessions of one [`Sessions`](super::Sessions) keep, together:
+    /// Bytes all the sessions of one [`Sessions`] keep, together:
     /// [`PER_SESSION`](Self::PER_SESSION) for each session held, plus the messages each
     /// keeps until its client acknowledges them. Server only.
     ///
@@ -216,7 +216,7 @@ impl Resume {
     /// - A parked session whose handler's messages would need more ends, with
     ///   [`Reason::OverBudget`]: its client is away and cannot make room.
     /// - A new session is refused, closed with 1013 ("try again later",
-    ///   [`AcceptError::Busy`](super::AcceptError::Busy)), unless its `PER_SESSION` and
+    ///   [`AcceptError::Busy`]), unless its `PER_SESSION` and
     ///   8 KiB fit under that rule. The Rust client and the browser module try again after
     ///   their backoff.
     ///
