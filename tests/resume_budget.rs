@@ -254,13 +254,15 @@ async fn a_new_session_beyond_the_budget_is_refused_with_1013_and_comes_back_lat
 
 /// What an idle session holds: after a burst its client acknowledged, the session keeps the
 /// room its storage took (giving it back at each acknowledgement, to take it again with the
-/// next message, would allocate per message) until the heartbeat's next tick, which gives
-/// back the storage and all the room. Timeline: t=0 the handler sends 20 messages and then
-/// reads; the client reads them and acknowledges all 20: the session holds its storage
-/// (20 × 1 024 bytes and growth) and at most a step more. t=1 s the tick: 1 KiB, its
-/// `PER_SESSION`, and nothing else.
+/// next message, would allocate per message) until a tick finds that it sent nothing for a
+/// whole interval. Timeline: t=0 the handler sends 20 messages and then reads; the client
+/// reads them and acknowledges all 20: the session holds its storage (20 × 1 024 bytes and
+/// growth) and at most a step more. t=1 s a tick: the session sent since the last, so it
+/// keeps a step of room; the storage the burst left, more than twice what it keeps
+/// (nothing), goes back. t=2 s a tick after an idle interval: 1 KiB, its `PER_SESSION`, and
+/// nothing else.
 #[tokio::test(start_paused = true)]
-async fn an_idle_session_holds_nothing_after_a_tick() {
+async fn an_idle_session_holds_nothing_after_an_idle_interval() {
     let sessions = sessions(64 << 20);
     let (server, mut client) = pair().await;
     let accepting = sessions.clone();
@@ -287,6 +289,12 @@ async fn an_idle_session_holds_nothing_after_a_tick() {
     );
     // The client goes on reading, and so answers the tick's ping.
     tokio::spawn(async move { while let Some(Ok(_)) = client.next().await {} });
+    tokio::time::sleep(ms(1000)).await;
+    assert_eq!(
+        sessions.memory_used(),
+        PER + STEP,
+        "busy since the last tick"
+    );
     tokio::time::sleep(ms(1000)).await;
     assert_eq!(sessions.memory_used(), PER);
 }

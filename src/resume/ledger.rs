@@ -210,6 +210,11 @@ impl Ledger {
         self.headers.shrink_to_fit();
     }
 
+    /// Data messages sent in the session so far.
+    pub(crate) fn sent(&self) -> u64 {
+        self.sent
+    }
+
     /// Messages sent and not yet acknowledged.
     pub(crate) fn unconfirmed(&self) -> u64 {
         self.sent - self.acked

@@ -71,6 +71,9 @@ pub struct Session<S: Stream> {
     both: Waker,
     /// The session's part of the memory budget: the ledger's room, given back on drop.
     share: Share,
+    /// Data messages sent when the heartbeat last ticked: none since, and the session gives
+    /// its room back.
+    sent_at_tick: u64,
 }
 
 /// What a session writes before the handler's messages.
@@ -139,6 +142,7 @@ where
             mailbox,
             both,
             share,
+            sent_at_tick: 0,
         }
     }
 

@@ -54,18 +54,25 @@ impl<S: Stream> Session<S> {
         }
     }
 
-    /// At a tick of the heartbeat: the storage goes back to what is kept, the room to a step
-    /// beyond it, or to nothing when nothing is kept (an idle session holds none).
+    /// At a tick of the heartbeat. A session that sent nothing since the last tick gives back
+    /// its storage beyond what is kept, and its room beyond a step past that (all of it when
+    /// nothing is kept: an idle session holds only its `PER_SESSION`). A busy one keeps the
+    /// storage it uses (freeing it at every tick would allocate again at every tick), unless a
+    /// burst left it more than twice what it keeps.
     #[cold]
     #[inline(never)]
     pub(super) fn trim_room(&mut self) {
-        self.core.ledger_mut().shrink();
         let ledger = self.core.ledger();
-        let kept = ledger.kept_bytes();
-        let floor = if kept == 0 {
+        let (sent, kept, storage) = (ledger.sent(), ledger.kept_bytes(), ledger.storage());
+        let idle = sent == self.sent_at_tick;
+        self.sent_at_tick = sent;
+        if idle || storage > 2 * (kept + STEP) {
+            self.core.ledger_mut().shrink();
+        }
+        let floor = if idle && kept == 0 {
             0
         } else {
-            (kept + STEP).max(ledger.storage())
+            (kept + STEP).max(self.core.ledger().storage())
         };
         if self.share.room() > floor {
             self.shrink_room(floor);
