@@ -133,6 +133,7 @@ impl Core {
     /// The acknowledgement to send now, if one is due: a quarter of the peer's buffer was
     /// received since the last, or the socket's heartbeat ticked (its ping count is not
     /// `pings` any more) and something arrived since the last (PROTOCOL.md, section 2).
+    #[cfg(any(feature = "reconnect", test))]
     #[inline]
     pub(crate) fn ack(&mut self, pings: u64) -> Option<AppMessage> {
         self.ack_or_tick(pings).and_then(|(ack, _)| ack)
