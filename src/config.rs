@@ -70,6 +70,9 @@ const ANY_INBOUND_IS_ALIVE: u8 = 1;
 const IDLE_ONLY: u8 = 1 << 1;
 const FORWARD_PINGS: u8 = 1 << 2;
 const JITTER: u8 = 1 << 3;
+/// The connection heartbeats with an application protocol (its hub's kit holds it): the
+/// per-message path tests this bit, not the kit.
+const APP_PROTOCOL: u8 = 1 << 4;
 
 impl Rules {
     pub(crate) const DEFAULT: Rules = Rules {
@@ -128,6 +131,14 @@ impl Rules {
 
     pub(crate) const fn with_idle_only(self, on: bool) -> Self {
         self.with_switch(IDLE_ONLY, on)
+    }
+
+    pub(crate) const fn app_protocol(self) -> bool {
+        self.switch(APP_PROTOCOL)
+    }
+
+    pub(crate) const fn with_app_protocol(self, on: bool) -> Self {
+        self.with_switch(APP_PROTOCOL, on)
     }
 
     pub(crate) const fn forward_pings(self) -> bool {

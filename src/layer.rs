@@ -6,8 +6,13 @@ use std::time::Duration;
 
 use tower_layer::Layer;
 
+use crate::stamp::Stamp;
+use crate::ticker::Ticker;
+
 use crate::config::{self, Config, Follow, Nanos};
+use crate::drain::DrainReport;
 use crate::heartbeat::Heartbeat;
+use crate::kit::Kit;
 use crate::protocol::{App, HeartbeatProtocol, Protocol};
 
 /// Adds a heartbeat to a WebSocket, or to every WebSocket a connection-handler service is
@@ -46,7 +51,7 @@ use crate::protocol::{App, HeartbeatProtocol, Protocol};
 /// let ws: Heartbeat<_> = keepalive.layer(ws);
 /// # }
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 #[must_use = "a HeartbeatLayer does nothing until it wraps a WebSocket or a service"]
 pub struct HeartbeatLayer {
     config: Config,
@@ -54,16 +59,44 @@ pub struct HeartbeatLayer {
     /// As set, whatever the protocol; an application protocol carries a copy to its
     /// connections.
     follow: Option<Follow>,
+    /// What the connections share: `protocol` again, and the group of the connections
+    /// made through this layer and every layer made from it (clones, and the builder's
+    /// calls on them), which [`drain`](Self::drain) closes. Rebuilt with the protocol.
+    kit: Arc<Kit>,
+}
+
+impl Default for HeartbeatLayer {
+    /// [`HeartbeatLayer::new`]: the defaults, and a group of connections of its own.
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl HeartbeatLayer {
     /// The defaults: interval 10 s, `max_missed` 3, see the table above.
-    pub const fn new() -> Self {
+    pub fn new() -> Self {
         Self {
             config: Config::DEFAULT,
             protocol: Protocol::Control,
             follow: None,
+            kit: Arc::new(Kit {
+                protocol: Protocol::Control,
+                group: Arc::default(),
+            }),
         }
+    }
+
+    /// Sets the protocol, in the kit too, and the rules' bit that tells the per-message path
+    /// whether it is an application protocol.
+    fn with_protocol(mut self, protocol: Protocol) -> Self {
+        self.config.rules =
+            (self.config.rules).with_app_protocol(matches!(protocol, Protocol::App(_)));
+        self.kit = Arc::new(Kit {
+            protocol: protocol.clone(),
+            group: self.kit.group.clone(),
+        });
+        self.protocol = protocol;
+        self
     }
 
     /// Heartbeats with application messages instead of WebSocket Ping/Pong frames, for
@@ -75,12 +108,12 @@ impl HeartbeatLayer {
     ///
     /// let layer = HeartbeatLayer::new().protocol(Json::new());
     /// ```
-    pub fn protocol(mut self, protocol: impl HeartbeatProtocol) -> Self {
-        self.protocol = Protocol::App(Arc::new(App {
+    pub fn protocol(self, protocol: impl HeartbeatProtocol) -> Self {
+        let app = Protocol::App(Arc::new(App {
             protocol: Arc::new(protocol),
             follow: self.follow,
         }));
-        self
+        self.with_protocol(app)
     }
 
     /// Follows the interval the peer's application pings ask for, clamped into
@@ -121,19 +154,21 @@ impl HeartbeatLayer {
     pub fn follow_peer_interval(mut self, min: Duration, max: Duration) -> Self {
         let follow = Follow::new(min, max);
         self.follow = Some(follow);
-        if let Protocol::App(app) = &self.protocol {
-            self.protocol = Protocol::App(Arc::new(App {
-                protocol: app.protocol.clone(),
-                follow: Some(follow),
-            }));
+        match &self.protocol {
+            Protocol::App(app) => {
+                let app = Protocol::App(Arc::new(App {
+                    protocol: app.protocol.clone(),
+                    follow: Some(follow),
+                }));
+                self.with_protocol(app)
+            }
+            Protocol::Control => self,
         }
-        self
     }
 
     /// Back to WebSocket Ping/Pong control frames (the default).
-    pub fn control_frames(mut self) -> Self {
-        self.protocol = Protocol::Control;
-        self
+    pub fn control_frames(self) -> Self {
+        self.with_protocol(Protocol::Control)
     }
 
     /// Time between two ticks. At each tick a ping is sent (unless [`idle_only`](Self::idle_only)
@@ -323,6 +358,63 @@ impl<'a> Settings<'a> {
 }
 
 impl HeartbeatLayer {
+    /// Closes every connection of this layer over `window`, for a server that is about to
+    /// stop; resolves once they are all gone, with what happened to them.
+    ///
+    /// Covers every connection made through this layer, its clones and the layers made from
+    /// them by the builder's methods, in every mode (plain, [`background`](Self::background),
+    /// the drop-ins), whichever task or runtime polls it:
+    ///
+    /// - **Spread.** Each connection open now gets its own moment in `(now, now + window]`:
+    ///   the window is cut into as many equal steps as there are connections, and each
+    ///   connection takes the next step when it first looks (every connection is woken at
+    ///   once to look), so closes, and the reconnects they cause elsewhere, arrive at an even
+    ///   rate, not in a spike.
+    /// - **Close.** At its moment the heartbeat itself sends a Close with code **1012**
+    ///   (service restart) and the reason `"server restart"`, after whatever send the handler
+    ///   has reserved; no handler code is involved, but the connection must be polled, as for
+    ///   its pings. After it the connection is closing, as after the handler's own Close:
+    ///   what the peer sent before it saw the Close still arrives, then the peer's Close, then
+    ///   the end (`None`), and a send fails as after a Close. A connection already closing at
+    ///   its moment sends nothing more and waits for its end.
+    /// - **Bounded.** A peer that has not answered the Close within the close timeout
+    ///   ([`close_timeout`](Self::close_timeout)) ends the connection as a dead one: the
+    ///   stream reports [`Dead`](crate::Dead) once, then ends.
+    /// - **Latecomers.** A connection first polled after the drain began closes with 1012 at
+    ///   that poll: a server keeps accepting during the drain (behind a load balancer,
+    ///   connections still arrive until it notices) and each such client is told to go
+    ///   elsewhere.
+    /// - **Resolves** when every connection of the layer has been dropped, or at
+    ///   `window` + close timeout + 1 s at the latest, with a [`DrainReport`].
+    ///   A second call joins the first drain (its window, its end, the same report); a
+    ///   zero window closes every connection at once.
+    ///
+    /// The cost: 8 bytes per connection (the pointer to its layer's group), and nothing per
+    /// message; the drain itself wakes each connection once to take its moment and once at
+    /// it.
+    ///
+    /// ```no_run
+    /// # async fn serve(keepalive: ws_heartbeat::HeartbeatLayer) {
+    /// use std::time::Duration;
+    ///
+    /// // ... on SIGTERM:
+    /// let report = keepalive.drain(Duration::from_secs(30)).await;
+    /// tracing::info!(?report, "connections drained");
+    /// # }
+    /// ```
+    pub fn drain(&self, window: Duration) -> impl Future<Output = DrainReport> + Send + 'static {
+        let group = self.kit.group.clone();
+        let close_timeout = self.config.rules.close_timeout();
+        async move {
+            let plan = group.begin(Stamp::now(), window, close_timeout);
+            let nudge = || Ticker::wake_where(|shared| shared.awaits_moment_in(&group));
+            nudge();
+            let ends_by = tokio::time::Instant::from_std(plan.ends_by.instant());
+            group.wait_empty(ends_by, nudge).await;
+            group.report()
+        }
+    }
+
     /// The heartbeat protocol of this layer's connections.
     #[cfg(feature = "resume")]
     pub(crate) fn protocol_of(&self) -> Protocol {
@@ -331,7 +423,7 @@ impl HeartbeatLayer {
 
     /// `inner` with a heartbeat of these settings.
     pub(crate) fn wrap<S>(&self, inner: S) -> Heartbeat<S> {
-        Heartbeat::with_config(inner, self.config, self.protocol.clone())
+        Heartbeat::with_config(inner, self.config, Some(self.kit.clone()))
     }
 }
 

@@ -232,12 +232,14 @@ pub mod axum;
 pub mod background;
 pub mod browser;
 mod config;
+mod drain;
 mod error;
 mod filing;
 #[cfg(any(feature = "resume", feature = "reconnect"))]
 mod halves;
 mod handle;
 mod heartbeat;
+mod kit;
 mod lag;
 mod layer;
 mod message;
@@ -272,6 +274,7 @@ fn cases(default: u32) -> u32 {
         .unwrap_or(default)
 }
 
+pub use drain::DrainReport;
 pub use error::Dead;
 pub use handle::{HeartbeatHandle, Stats};
 pub use heartbeat::Heartbeat;

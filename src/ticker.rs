@@ -225,6 +225,33 @@ impl Ticker {
         }
     }
 
+    /// Marks due, and wakes, every connection filed with any runtime's ticker for which
+    /// `wanted` holds (a drain's: the members of its group that have not taken their moment).
+    /// The connections are collected under each ticker's lock and woken outside it. A
+    /// connection whose filing is being fired at that moment is missed here, and woken by
+    /// the firing.
+    pub(crate) fn wake_where(wanted: impl Fn(&Shared) -> bool) {
+        let tickers: Vec<Arc<Ticker>> = TICKERS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter_map(|(_, ticker)| ticker.upgrade())
+            .collect();
+        for ticker in tickers {
+            let found: Vec<Arc<Shared>> = ticker
+                .lock()
+                .due_at
+                .values()
+                .flatten()
+                .filter_map(Weak::upgrade)
+                .filter(|shared| wanted(shared))
+                .collect();
+            for shared in found {
+                shared.mark_due();
+            }
+        }
+    }
+
     /// Filings waiting to fire (stale ones included).
     #[cfg(test)]
     pub(crate) fn filings(&self) -> usize {

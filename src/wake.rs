@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use futures_util::task::ArcWake;
 
+use crate::drain::Group;
 use crate::filing::Filing;
+use crate::kit::Kit;
 
 /// State shared between a [`Heartbeat`](crate::Heartbeat) and its handles. Written by the
 /// adapter only at heartbeat events (a tick, a ping, a pong), never per message. Every
@@ -38,8 +40,13 @@ pub(crate) struct Shared {
     /// its own: it is read per message.
     pub(crate) due: DueFlag,
     /// `INTERVAL_CHANGED`, `PAUSED`, `WAS_PAUSED`: events of the handles and the background
-    /// driver, taken at ticks.
+    /// driver, taken at ticks; `MEMBER`, `PLANNED`, `DRAINED`: where the connection is in its
+    /// layer's drain.
     events: AtomicU8,
+    /// What the connections of the layer this one was made by share: the application
+    /// protocol, and the group a drain closes (`None` for `Heartbeat::new`, which has no
+    /// layer).
+    pub(crate) kit: Option<Arc<Kit>>,
     /// The last task that waited to read, and the last that waited to write. The adapter
     /// polls the inner stream on behalf of one side with a waker that wakes both (see
     /// [`ArcWake`] below), so that neither side's wake-up gets lost when the other one
@@ -64,6 +71,12 @@ impl std::ops::Deref for Hub {
 impl Drop for Hub {
     fn drop(&mut self) {
         self.0.filed.stop_carrying();
+        if let Some(group) = self.0.group() {
+            let events = self.0.events.load(Acquire);
+            if events & MEMBER != 0 {
+                group.leave(events & PLANNED != 0, events & DRAINED != 0);
+            }
+        }
     }
 }
 
@@ -150,9 +163,15 @@ const INTERVAL_CHANGED: u8 = 1;
 /// does not count it against the peer.
 const PAUSED: u8 = 1 << 1;
 const WAS_PAUSED: u8 = 1 << 2;
+/// The connection joined its group (at its first poll): its adapter leaves it when it goes.
+const MEMBER: u8 = 1 << 3;
+/// It took its moment in the group's drain (or closed at once, having joined during one).
+const PLANNED: u8 = 1 << 4;
+/// The drain counted how it closed (`closed` or `forced`).
+const DRAINED: u8 = 1 << 5;
 
 impl Shared {
-    pub(crate) fn new(interval: Duration) -> Self {
+    pub(crate) fn new(interval: Duration, kit: Option<Arc<Kit>>) -> Self {
         Self {
             rtt_micros: AtomicU32::new(u32::MAX),
             interval_nanos: AtomicU64::new(nanos(interval)),
@@ -164,6 +183,7 @@ impl Shared {
             missed: AtomicU16::new(0),
             due: DueFlag::default(),
             events: AtomicU8::new(0),
+            kit,
             parked: Parked::default(),
         }
     }
@@ -255,6 +275,46 @@ impl Shared {
     }
 }
 
+/// The connection's part in its layer's drain; each a cold call, at a poll's tick or at the
+/// drain's events.
+impl Shared {
+    /// The group of the connection's layer, if it has one.
+    #[inline]
+    pub(crate) fn group(&self) -> Option<&Arc<Group>> {
+        self.kit.as_ref().map(|kit| &kit.group)
+    }
+
+    /// The connection's first poll: joins its group. `true` if the group drains already.
+    pub(crate) fn join_group(&self) -> bool {
+        let Some(group) = self.group() else {
+            return false;
+        };
+        self.events.fetch_or(MEMBER, Release);
+        let draining = group.join();
+        if draining {
+            group.planned_at_join();
+            self.events.fetch_or(PLANNED, Release);
+        }
+        draining
+    }
+
+    /// It took its moment.
+    pub(crate) fn note_planned(&self) {
+        self.events.fetch_or(PLANNED, Release);
+    }
+
+    /// The drain counted how it closed.
+    pub(crate) fn note_drained(&self) {
+        self.events.fetch_or(DRAINED, Release);
+    }
+
+    /// A member of `group` that has not taken its moment: the drain wakes it.
+    pub(crate) fn awaits_moment_in(&self, group: &Arc<Group>) -> bool {
+        self.group().is_some_and(|g| Arc::ptr_eq(g, group))
+            && self.events.load(Acquire) & (MEMBER | PLANNED) == MEMBER
+    }
+}
+
 impl ArcWake for Shared {
     fn wake_by_ref(arc_self: &Arc<Self>) {
         arc_self.parked.wake_both();
@@ -297,11 +357,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_hub_takes_64_bytes() {
+    fn a_hub_takes_72_bytes() {
         // Every connection allocates one: the reader's waker and the writer's box behind a
         // lock (32), the RTT and the interval (12), the filing (4), the counters (12),
-        // `missed` (2), `due` and the events (1 each).
-        assert_eq!(std::mem::size_of::<Shared>(), 64);
+        // `missed` (2), `due` and the events (1 each), the layer's kit (8: the protocol and the drain's group).
+        assert_eq!(std::mem::size_of::<Shared>(), 72);
     }
 
     #[test]
@@ -319,7 +379,7 @@ mod tests {
             Arc::new(Count(AtomicUsize::new(0))),
             Arc::new(Count(AtomicUsize::new(0))),
         );
-        let shared = Arc::new(Shared::new(Duration::from_secs(1)));
+        let shared = Arc::new(Shared::new(Duration::from_secs(1), None));
         shared.register_reader(&waker(reader.clone()));
         assert!(shared.parked.lock().writer.is_none());
         ArcWake::wake_by_ref(&shared);
@@ -348,7 +408,7 @@ mod tests {
 
     #[test]
     fn the_events_sharing_a_byte_are_taken_each_on_its_own() {
-        let shared = Arc::new(Shared::new(Duration::from_secs(1)));
+        let shared = Arc::new(Shared::new(Duration::from_secs(1), None));
         assert!(!shared.take_paused());
         assert!(!shared.take_interval_change());
 

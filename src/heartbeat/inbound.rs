@@ -51,9 +51,11 @@ impl Conn {
             }
             MessageKind::Data => {
                 running.pacemaker.on_inbound();
-                match io.protocol {
-                    Protocol::Control => false,
-                    Protocol::App(_) => self.observe_app(msg, io.protocol, io.shared),
+                // The rules' bit, not the kit: nothing more loaded per message.
+                if self.rules.app_protocol() {
+                    self.observe_app(msg, io.protocol(), io.shared)
+                } else {
+                    false
                 }
             }
             MessageKind::Close(_) => {
@@ -61,6 +63,9 @@ impl Conn {
                 // go on, so a peer that then never ends the connection is still found dead.
                 running.pacemaker.on_inbound();
                 running.pacemaker.close();
+                if io.shared.kit.is_some() {
+                    self.peer_closed(io.shared);
+                }
                 false
             }
         }

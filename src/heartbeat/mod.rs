@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use crate::config::{Config, Nanos, Rules};
 use crate::handle::HeartbeatHandle;
+use crate::kit::Kit;
 use crate::message::WsMessage;
 use crate::pacemaker::Pacemaker;
 use crate::progress::Progress;
@@ -25,6 +26,7 @@ use crate::random;
 use crate::stamp::Stamp;
 use crate::wake::{Hub, Shared};
 
+mod drain;
 mod inbound;
 mod parts;
 mod rare;
@@ -72,7 +74,6 @@ pin_project! {
     pub struct Heartbeat<S> {
         #[pin]
         inner: S,
-        protocol: Protocol,
         shared: Hub,
         conn: Conn,
     }
@@ -90,16 +91,21 @@ struct Conn {
 }
 
 /// What one poll of the adapter works with besides the connection's state: the inner
-/// stream, the hub it shares with the ticker and the handles, the application protocol and
-/// the task's context.
+/// stream, the hub it shares with the ticker and the handles (and, through it, the layer's
+/// kit: the application protocol) and the task's context.
 struct Io<'a, 'cx, S> {
     inner: Pin<&'a mut S>,
     shared: &'a Arc<Shared>,
-    protocol: &'a Protocol,
     cx: &'a mut Context<'cx>,
 }
 
 impl<S> Io<'_, '_, S> {
+    /// The connection's heartbeat protocol: off the per-message path (the connection's
+    /// `Rules` tell whether it is an application protocol).
+    fn protocol(&self) -> &Protocol {
+        Kit::protocol_of(self.shared.kit.as_ref())
+    }
+
     /// `f` on the same stream with a waker that wakes both the reader and the writer: for a
     /// poll that one side makes on the other's behalf, so that neither side's wake-up is lost
     /// when the inner stream keeps only the latest waker.
@@ -109,7 +115,6 @@ impl<S> Io<'_, '_, S> {
         f(&mut Io {
             inner: self.inner.as_mut(),
             shared: self.shared,
-            protocol: self.protocol,
             cx: &mut cx,
         })
     }
@@ -126,19 +131,20 @@ impl<S> Heartbeat<S> {
     /// Wraps `inner` with the default settings (interval 10 s, `max_missed` 3). Use
     /// [`HeartbeatLayer`](crate::HeartbeatLayer) to choose others.
     pub fn new(inner: S) -> Self {
-        Self::with_config(inner, Config::DEFAULT, Protocol::Control)
+        Self::with_config(inner, Config::DEFAULT, None)
     }
 
-    /// `inner` with these settings, as a new connection.
-    pub(crate) fn with_config(inner: S, config: Config, protocol: Protocol) -> Self {
-        let shared = Arc::new(Shared::new(config.interval.get()));
+    /// `inner` with these settings, as a new connection of the layer whose `kit` it gets
+    /// (its protocol, and the group it joins at its first poll). `config`'s rules tell
+    /// whether the kit's protocol is an application protocol.
+    pub(crate) fn with_config(inner: S, config: Config, kit: Option<Arc<Kit>>) -> Self {
+        let shared = Arc::new(Shared::new(config.interval.get(), kit));
         // Due at once: the first poll takes the full path, which files the deadline with the
         // runtime's ticker (the constructor may run outside a runtime), and the direct paths
         // need not ask whether that happened.
         shared.due.set();
         Self {
             inner,
-            protocol,
             shared: Hub(shared),
             conn: Conn::new(config),
         }
@@ -186,13 +192,11 @@ impl<S> Heartbeat<S> {
     pub(crate) fn map_inner<T>(self, f: impl FnOnce(S) -> T) -> Heartbeat<T> {
         let Heartbeat {
             inner,
-            protocol,
             shared,
             conn,
         } = self;
         Heartbeat {
             inner: f(inner),
-            protocol,
             shared,
             conn,
         }
@@ -227,7 +231,7 @@ impl<S> Heartbeat<S> {
 
     /// `other` wrapped with the same settings, as a fresh connection.
     pub(crate) fn wrap_like<W>(&self, other: W) -> Heartbeat<W> {
-        Heartbeat::with_config(other, self.config(), self.protocol.clone())
+        Heartbeat::with_config(other, self.config(), self.shared.kit.clone())
     }
 
     /// The connection's state and the context of one poll, apart.
@@ -240,7 +244,6 @@ impl<S> Heartbeat<S> {
         let io = Io {
             inner: this.inner,
             shared: &this.shared.0,
-            protocol: this.protocol,
             cx,
         };
         (this.conn, io)
@@ -332,7 +335,8 @@ impl Conn {
     }
 
     /// The next frame owed to the peer, if any: the pong to its control ping first (reading
-    /// waits for it, see `poll_pong_flushed`), then the answer to its application ping.
+    /// waits for it, see `poll_pong_flushed`), then the answer to its application ping, then
+    /// a drain's Close (after which nothing more is sent).
     fn take_owed<M: WsMessage + 'static>(&mut self) -> Option<M> {
         let Some(rare) = self.rare.as_mut() else {
             self.flags.clear(Flags::ANSWER_OWED);
@@ -340,9 +344,16 @@ impl Conn {
         };
         let owed = match rare.pong.take::<M>() {
             Some(pong) => Some(pong),
-            None => rare.pending_answer.take().map(M::from_app),
+            None => match rare.pending_answer.take() {
+                Some(answer) => Some(M::from_app(answer)),
+                None => self.take_drain_close(),
+            },
         };
-        let more = rare.pong.is_owed() || rare.pending_answer.is_some();
+        let more = self
+            .rare
+            .as_ref()
+            .is_some_and(|rare| rare.pong.is_owed() || rare.pending_answer.is_some())
+            || self.drain_close_owed();
         self.flags.clear_if(Flags::ANSWER_OWED, !more);
         owed
     }

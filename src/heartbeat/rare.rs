@@ -2,6 +2,7 @@
 
 use std::any::Any;
 
+use super::drain::Drain;
 use crate::progress::Progress;
 use crate::protocol::AppMessage;
 
@@ -21,6 +22,8 @@ pub(super) struct Rare {
     /// Byte-level progress of the transport, if it is tracked.
     pub(super) progress: Option<Progress>,
     pub(super) read_ahead: ReadAhead,
+    /// Where the connection is in its layer's drain.
+    pub(super) drain: Drain,
 }
 
 /// One item read ahead by the writing side, waiting for the reader. Type-erased because

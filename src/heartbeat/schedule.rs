@@ -72,12 +72,18 @@ impl Conn {
 
     /// Files the deadline with the runtime's ticker. A running connection's deadline is a
     /// tick, which the ticker carries on; a dead one's is the close timeout, fired once.
+    ///
+    /// A drain's moment or close timeout, when earlier, is filed instead (once: the tick
+    /// that follows files itself again, see `tick`).
     fn file(&self, shared: &Arc<Shared>) {
-        if let Some(deadline) = self.state.deadline(shared.interval()) {
-            let periodic = self.state.runs();
-            Ticker::with_current(|ticker| ticker.file(deadline, periodic, shared));
-            probe::filed();
-        }
+        let deadline = self.state.deadline(shared.interval());
+        let (deadline, periodic) = match (deadline, self.drain_deadline()) {
+            (Some(at), Some(drain)) if drain < at => (drain, false),
+            (Some(at), _) => (at, self.state.runs()),
+            (None, _) => return,
+        };
+        Ticker::with_current(|ticker| ticker.file(deadline, periodic, shared));
+        probe::filed();
     }
 
     /// The transition to `Ended`: no more ticks, so the ticker stops carrying them. (Once
@@ -104,7 +110,13 @@ impl Conn {
     #[cold]
     fn due_now(&mut self, shared: &Arc<Shared>) -> Option<Instant> {
         shared.due.clear();
+        let now = probe::now();
+        let at = Stamp::new(now.into_std());
         if !shared.filed.ever_filed() {
+            // The first poll joins the layer's group; during a drain it closes at once.
+            if shared.join_group() {
+                self.drain_at_once(at);
+            }
             self.file_first(shared);
         }
         // A handle's new interval marks the connection due too (`Shared::set_interval`), so
@@ -112,9 +124,11 @@ impl Conn {
         if shared.take_interval_change() {
             self.move_interval(shared);
         }
-        let now = probe::now();
+        if shared.kit.is_some() && self.step_drain(shared, at) {
+            self.file(shared);
+        }
         let deadline = self.state.deadline(shared.interval())?;
-        (Stamp::new(now.into_std()) >= deadline).then_some(now)
+        (at >= deadline).then_some(now)
     }
 
     fn tick(&mut self, shared: &Arc<Shared>, now: Instant) {
@@ -154,7 +168,8 @@ impl Conn {
         running.last_tick = if on_schedule { due_at } else { at };
         // A tick on time files nothing: the ticker carried its filing to the next tick
         // (`ticker::carry`), which an interval of whole milliseconds puts exactly there.
-        let carried = shared.filed.take_carried();
+        // A connection with a drain's deadline filed that one instead (`file`).
+        let carried = shared.filed.take_carried() && self.drain_deadline().is_none();
         if !(carried && on_schedule && interval.subsec_nanos() % 1_000_000 == 0) {
             self.file(shared);
         }
@@ -291,7 +306,7 @@ impl Conn {
             } else if let Some(running) = self.state.running() {
                 self.flags.clear(Flags::PING_DUE);
                 let seq = running.pacemaker.latest_seq();
-                let ping = match io.protocol {
+                let ping = match io.protocol() {
                     Protocol::Control => M::ping(seq.to_be_bytes()),
                     Protocol::App(app) => M::from_app(app.protocol.ping(seq)),
                 };

@@ -4,7 +4,7 @@ use std::task::Poll;
 use super::*;
 
 fn connection() -> Arc<Shared> {
-    Arc::new(Shared::new(Duration::from_secs(1)))
+    Arc::new(Shared::new(Duration::from_secs(1), None))
 }
 
 fn ms(n: u64) -> Duration {
