@@ -9,11 +9,13 @@
 //! rank in the plan and so its moment. The design: ARCHITECTURE.md, "Draining".
 
 use std::fmt;
+use std::pin::pin;
 use std::sync::OnceLock;
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::{AcqRel, Relaxed, SeqCst};
 use std::time::Duration;
 
+use futures_util::future::{self, Either};
 use tokio::sync::Notify;
 
 use crate::stamp::Stamp;
@@ -152,8 +154,7 @@ impl Group {
     pub(crate) async fn wait_empty(&self, until: tokio::time::Instant, mut nudge: impl FnMut()) {
         let mut pause = Duration::from_millis(10);
         loop {
-            let empty = self.empty.notified();
-            tokio::pin!(empty);
+            let mut empty = pin!(self.empty.notified());
             empty.as_mut().enable();
             if self.live.load(SeqCst) == 0 {
                 return;
@@ -167,9 +168,9 @@ impl Group {
             } else {
                 until
             };
-            tokio::select! {
-                () = empty => return,
-                () = tokio::time::sleep_until(wake_at) => {}
+            let sleep = pin!(tokio::time::sleep_until(wake_at));
+            if let Either::Left(_) = future::select(empty, sleep).await {
+                return;
             }
             if self.unplanned() > 0 {
                 nudge();
