@@ -26,7 +26,8 @@ const PARKING_CODES = Object.freeze([1006, 1011, 1015]);
 // The protocol's 1002 ("protocol error") is a code a page may not send (WebSocket.close takes
 // 1000 and 3000-4999): the page sends this one instead. Any Close ends the session all the same.
 const PROTOCOL_ERROR_CODE = 4002;
-const TRY_AGAIN_CODE = 1013; // a hello refused for now: the server's sessions are at their memory budget
+const TRY_AGAIN_CODE = 1013; // try again later: backoff as after a failed attempt (for a hello: the sessions' memory budget)
+const DRAINING_CODES = [1012, 1001]; // service restart, going away: come back within backoff.initial, spread
 const VERSION_CODE = 4400; // the server chose a version this page does not speak
 const MAX_TIMER = 2 ** 31 - 1; // a longer setTimeout fires at once: such a window never expires here
 
@@ -349,7 +350,12 @@ export class HeartbeatSocket extends EventTarget {
     // says nothing is found dead after interval × maxMissed, which may exceed the window: that
     // must not restart the count. (With control frames the page hears no heartbeat: up is enough.)
     const upTo = this.#options.heartbeat === 'control' ? Date.now() : conn.lastHeard;
-    if (conn.connectedAt !== undefined && upTo - conn.connectedAt >= this.#options.stableAfter) this.#retries = 0;
+    const stable = conn.connectedAt !== undefined && upTo - conn.connectedAt >= this.#options.stableAfter;
+    // A draining server (1012, 1001): the next attempt within [0, backoff.initial), whatever
+    // came before, so that its clients come back spread, not in a spike. 1013: the count grows
+    // as after a failed attempt, however long the connection was up.
+    const draining = DRAINING_CODES.includes(fields?.code);
+    if (draining || (stable && fields?.code !== TRY_AGAIN_CODE)) this.#retries = 0;
     this.#retries += 1;
     const { initial, factor, max, maxRetries } = this.#options.backoff;
     const detail = { ...fields, unconfirmed, attempt: this.#retries };

@@ -56,8 +56,9 @@
 //!   exact below 2^53); only the latest ping's answer is a sample, in whole milliseconds.
 //! - **Reconnecting**, as [`Reconnect`](crate::reconnect::Reconnect): full-jitter delays
 //!   (retry `n` drawn from `[0, min(max, initial × factor^(n−1)))`, 500 ms doubling to 30 s),
-//!   the count restarting after a connection that heard its server for `stableAfter`, one
-//!   attempt in flight (`connectTimeout` covers the open and `onConnect`), giving up after
+//!   the count restarting after a connection that heard its server for `stableAfter` and
+//!   after a Close 1012 or 1001 (a draining server: the next attempt within `[0, initial)`),
+//!   growing after a Close 1013 as after a failed attempt, one attempt in flight (`connectTimeout` covers the open and `onConnect`), giving up after
 //!   `maxRetries`. Final, with nothing reconnecting after: `close()`, a server Close with a
 //!   final code (1000, 1008, 4000–4999: a log-out, a kick), giving up.
 //! - **States and events.** `connecting`, `connected`, `reconnecting`, `closing`, `closed`;

@@ -537,3 +537,89 @@ async fn which_server_closes_are_final_is_configurable() {
     assert!(reconnects_after_close(1000, only_4001).await);
     assert!(!reconnects_after_close(4001, only_4001).await);
 }
+
+/// The retries the client reported, in order, after the server closed each of its first
+/// `closes.len()` connections at once with these codes (each connection lives 10 ms: never
+/// stable).
+async fn retries_after_closes(closes: &[u16]) -> Vec<(u32, Duration)> {
+    let (server, mut accepted) = Server::new(true);
+    let events = Events::default();
+    let reader = read_all(client(&server, &events).build());
+    for &code in closes {
+        let mut conn = accepted.recv().await.unwrap();
+        tokio::time::sleep(ms(10)).await;
+        let frame = CloseFrame {
+            code: code.into(),
+            reason: "bye".into(),
+        };
+        conn.send(Message::Close(Some(frame))).await.unwrap();
+        while conn.next().await.is_some() {}
+    }
+    let _next = accepted.recv().await.unwrap();
+    reader.abort();
+    events
+        .all()
+        .into_iter()
+        .filter_map(|(_, e)| match e {
+            Event::Reconnecting { retry, delay, .. } => Some((retry, delay)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_draining_server_is_come_back_to_within_the_initial_delay_and_1013_backs_off() {
+    // Backoff 100 ms initial. Connections that live 10 ms (unstable): closed with 3000 the
+    // retry count grows (1, 2, 3); with 1012 or 1001 it starts again at 1, the delay within
+    // [0, 100 ms]; with 1013 it grows on as after a failed attempt, whatever came before.
+    let got = retries_after_closes(&[3000, 3000, 1012, 3000, 1001, 1013, 1013]).await;
+    let retries: Vec<u32> = got.iter().map(|&(retry, _)| retry).collect();
+    assert_eq!(retries, [1, 2, 1, 2, 1, 2, 3]);
+    for (retry, delay) in got {
+        let ceiling = ms(100) * 2u32.pow(retry - 1);
+        assert!(delay <= ceiling, "retry {retry} waited {delay:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_thousand_clients_told_1012_come_back_spread_over_the_initial_delay() {
+    // 1 000 clients on one server, each closed with 1012 at 0 s after a long stable life or
+    // after failures alike: their next attempts all fall within [0, 100 ms], none at 0 s
+    // exactly, and no tenth of that span holds more than twice its share (100).
+    let (server, mut accepted) = Server::new(true);
+    let mut readers = Vec::new();
+    for _ in 0..1000 {
+        readers.push(read_all(client(&server, &Events::default()).build()));
+    }
+    let mut conns = Vec::new();
+    for _ in 0..1000 {
+        conns.push(accepted.recv().await.unwrap());
+    }
+    let start = Instant::now();
+    for conn in &mut conns {
+        let frame = CloseFrame {
+            code: 1012u16.into(),
+            reason: "server restart".into(),
+        };
+        conn.send(Message::Close(Some(frame))).await.unwrap();
+    }
+    // The close handshake done, the server drops each connection (a client waits for that).
+    for mut conn in conns {
+        while conn.next().await.is_some() {}
+    }
+    for _ in 0..1000 {
+        accepted.recv().await.unwrap();
+    }
+    let mut tenths = [0usize; 10];
+    // The second attempt of each client (their new connections are left unanswered: later
+    // ones find them dead, 4 s on).
+    for at in server.attempts().into_iter().skip(1000).take(1000) {
+        let after = at - start;
+        assert!(after > Duration::ZERO && after <= ms(100), "{after:?}");
+        tenths[((after.as_micros() - 1) / 10_000) as usize] += 1;
+    }
+    assert!(tenths.iter().all(|&n| n <= 200), "{tenths:?}");
+    for reader in readers {
+        reader.abort();
+    }
+}

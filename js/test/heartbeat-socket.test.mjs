@@ -829,6 +829,39 @@ describe('stability window (stableAfter 30000)', () => {
   }
 });
 
+describe('a draining server: 1012 and 1001 come back within backoff.initial, 1013 backs off', () => {
+  // Control heartbeat; Math.random = 0.999999 to read the ceiling; backoff initial 100, max 1000.
+  for (const code of [1012, 1001]) {
+    it(`close ${code} after two failed attempts: retry attempt 1, ceiling 100`, () => {
+      // t=0 socket 0 fails → attempt 1; socket 1 fails → attempt 2; socket 2 opens, closed with `code` at once.
+      draws = 0.999999;
+      const s = start({ heartbeat: 'control', backoff: { initial: 100, factor: 2, max: 1000 } });
+      s.ws.fail();
+      to(100);
+      s.ws.fail();
+      to(300);
+      s.ws.open();
+      s.ws.serverClose(code);
+      assert.equal(s.last.state, 'reconnecting');
+      assert.equal(s.last.attempt, 1);
+      assert.ok(s.last.delay < 100 && s.last.delay >= 99.9, `delay ${s.last.delay}`);
+    });
+  }
+
+  it('close 1013 after a stable connection: the count grows as after a failed attempt', () => {
+    // t=0 socket 0 fails → attempt 1; t=100 socket 1 opens, up 30 000 ms (stable), closed with 1013 → attempt 2.
+    draws = 0.999999;
+    const s = start({ heartbeat: 'control', stableAfter: 30000, backoff: { initial: 100, factor: 2, max: 1000 } });
+    s.ws.fail();
+    to(100);
+    s.ws.open();
+    to(30100);
+    s.ws.serverClose(1013);
+    assert.equal(s.last.attempt, 2);
+    assert.ok(s.last.delay < 200 && s.last.delay >= 199.8, `delay ${s.last.delay}`);
+  });
+});
+
 describe('stability window: heard from, not only up', () => {
   it('a server that accepts and then says nothing is found dead after the window: the count still grows', () => {
     // stableAfter 3000, interval 1000, maxMissed 3, Math.random = 0.999999.

@@ -82,7 +82,11 @@ impl<S: Connection> ReconnectBuilder<S> {
 
     /// How long a connection must stay up for the retry count to start again (default 30 s),
     /// so that a server that accepts connections and drops them at once is backed off from.
-    /// Zero counts every connection as stable: only failed attempts back off.
+    /// Zero counts every connection as stable: only failed attempts back off. A server's
+    /// Close 1012 (service restart) or 1001 (going away) restarts the count whatever the
+    /// connection's age (the next attempt within the initial delay, so a draining server's
+    /// clients come back spread over it); a Close 1013 (try again later) grows it, as a
+    /// failed attempt does.
     ///
     /// # Panics
     /// If `window` is longer than 24 hours.

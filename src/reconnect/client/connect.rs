@@ -57,7 +57,20 @@ impl<S: Connection> Reconnect<S> {
     }
 
     /// A connection or an attempt ended for `reason`: end, or wait and try again.
+    ///
+    /// A server that closes with 1012 (service restart) or 1001 (going away) is draining:
+    /// the next attempt comes after a delay drawn from `[0, initial]`, as after a stable
+    /// connection, so that its clients come back spread over that span, not in a spike,
+    /// and not later because of earlier failures. With 1013 (try again later) the retry
+    /// count grows as after a failed attempt, however long the connection was up.
     pub(super) fn after(&mut self, reason: Reason, stable: bool) {
+        let stable = match &reason {
+            Reason::ServerClosed {
+                code: 1012 | 1001, ..
+            } => true,
+            Reason::ServerClosed { code: 1013, .. } => false,
+            _ => stable,
+        };
         if let Reason::ServerClosed { code, reason: text } = &reason {
             #[cfg(feature = "resume")]
             if let (4410, Some(session)) = (*code, &self.session) {
