@@ -7,7 +7,13 @@
 //! cargo run --example actix_server -- 127.0.0.1:9000 --interval-ms 500 --max-missed 3
 //! cargo run --example client -- ws://127.0.0.1:3000/ws --seconds 10
 //! ```
+//!
+//! On Ctrl-C the server drains (`--drain-ms`, default 5 000): every WebSocket is closed with
+//! 1012 at its own moment of the window while the server still accepts (a latecomer gets its
+//! 1012 at once), then `ServerHandle::stop(true)`. actix-web's own signal handling is off:
+//! it would stop accepting at once and force-close the WebSockets after `shutdown_timeout`.
 
+use std::future::Future;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
@@ -15,7 +21,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use actix_ws::{Message, ProtocolError, Session};
 use tokio::sync::mpsc;
 use ws_heartbeat::actix::MessageStream;
-use ws_heartbeat::{Dead, HeartbeatLayer, Stats};
+use ws_heartbeat::{Dead, DrainReport, HeartbeatLayer, Stats};
 
 /// How one WebSocket connection ended.
 #[derive(Debug)]
@@ -79,18 +85,45 @@ pub async fn serve(
     keepalive: HeartbeatLayer,
     ended: mpsc::UnboundedSender<Ended>,
 ) -> std::io::Result<()> {
+    let never = std::future::pending();
+    serve_until(listener, keepalive, ended, never, Duration::ZERO)
+        .await
+        .map(drop)
+}
+
+/// [`serve`] until `shutdown` resolves, then drain the WebSockets over `window` (still
+/// accepting), then stop the server. Returns the drain's report.
+pub async fn serve_until(
+    listener: TcpListener,
+    keepalive: HeartbeatLayer,
+    ended: mpsc::UnboundedSender<Ended>,
+    shutdown: impl Future<Output = ()> + 'static,
+    window: Duration,
+) -> std::io::Result<DrainReport> {
+    let layer = keepalive.clone();
     let keepalive = web::Data::new(keepalive);
     let ended = web::Data::new(ended);
-    HttpServer::new(move || {
+    let server = HttpServer::new(move || {
         App::new()
             .app_data(keepalive.clone())
             .app_data(ended.clone())
             .route("/ws", web::get().to(ws))
     })
     .workers(1)
+    .disable_signals()
+    // Longer than the drain: by the stop, no WebSocket is left to force-close.
+    .shutdown_timeout(window.as_secs() + 5)
     .listen(listener)?
-    .run()
-    .await
+    .run();
+    let handle = server.handle();
+    let stop = actix_web::rt::spawn(async move {
+        shutdown.await;
+        let report = layer.drain(window).await;
+        handle.stop(true).await;
+        report
+    });
+    server.await?;
+    Ok(stop.await.unwrap_or_default())
 }
 
 #[actix_web::main]
@@ -121,5 +154,11 @@ async fn main() -> std::io::Result<()> {
             );
         }
     });
-    serve(listener, keepalive, ended).await
+    let window = Duration::from_millis(number("--drain-ms", 5000));
+    let ctrl_c = async {
+        let _ = actix_web::rt::signal::ctrl_c().await;
+    };
+    let report = serve_until(listener, keepalive, ended, ctrl_c, window).await?;
+    println!("stopped: {report:?}");
+    Ok(())
 }

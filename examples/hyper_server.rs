@@ -10,8 +10,14 @@
 //! The demo clients show both outcomes within seconds: one answers (its RTT samples are
 //! logged), one freezes after the handshake (the server declares it dead 6 to 8 s later:
 //! interval 2 s, 3 missed pings). Connect your own with `cargo run --example client`.
+//!
+//! On Ctrl-C the server drains (`--drain-ms`, default 5 000): every WebSocket is closed with
+//! 1012 at its own moment of the window while the server still accepts (a latecomer gets its
+//! 1012 at once), then the HTTP connections finish through hyper-util's `GracefulShutdown`.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::time::{Duration, Instant};
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
@@ -21,12 +27,14 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_tungstenite::HyperWebsocketStream;
 use hyper_tungstenite::tungstenite::{Error as WsError, Message};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tower::{ServiceBuilder, ServiceExt};
 use tracing::Instrument;
-use ws_heartbeat::{Dead, Heartbeat, HeartbeatLayer, Stats};
+use ws_heartbeat::{Dead, DrainReport, Heartbeat, HeartbeatLayer, Stats};
 
 /// The handler, exactly as it would be without keepalive: echo text and binary messages.
 pub async fn echo<S>(mut ws: S) -> Result<(), WsError>
@@ -60,25 +68,54 @@ pub async fn serve(
     keepalive: HeartbeatLayer,
     ended: mpsc::UnboundedSender<Ended>,
 ) {
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(err) => {
-                tracing::warn!(%err, "accept failed");
-                continue;
-            }
+    let never = std::future::pending();
+    serve_until(listener, keepalive, ended, never, Duration::ZERO).await;
+}
+
+/// [`serve`] until `shutdown` resolves, then drain: the WebSockets are closed with 1012
+/// over `window` while the accept loop goes on (hyper's graceful shutdown knows nothing of
+/// upgraded connections: the heartbeat's layer does); once they are gone, stop accepting
+/// and let the HTTP connections finish. Returns the drain's report.
+pub async fn serve_until(
+    listener: TcpListener,
+    keepalive: HeartbeatLayer,
+    ended: mpsc::UnboundedSender<Ended>,
+    shutdown: impl Future<Output = ()>,
+    window: Duration,
+) -> DrainReport {
+    let graceful = GracefulShutdown::new();
+    // The shutdown path: one line more than without keepalive, the drain.
+    let drained = async {
+        shutdown.await;
+        keepalive.drain(window).await
+    };
+    let mut drained = pin!(drained);
+    let report = loop {
+        let (tcp, peer) = tokio::select! {
+            report = &mut drained => break report,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    tracing::warn!(%err, "accept failed");
+                    continue;
+                }
+            },
         };
         let (keepalive, ended) = (keepalive.clone(), ended.clone());
+        let http = service_fn(move |req| upgrade(req, peer, keepalive.clone(), ended.clone()));
+        let conn = auto::Builder::new(TokioExecutor::new())
+            .serve_connection_with_upgrades(TokioIo::new(tcp), http)
+            .into_owned();
+        let conn = graceful.watch(conn);
         tokio::spawn(async move {
-            let http = service_fn(move |req| upgrade(req, peer, keepalive.clone(), ended.clone()));
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tcp), http)
-                .with_upgrades();
             if let Err(err) = conn.await {
                 tracing::debug!(%peer, %err, "http connection ended");
             }
         });
-    }
+    };
+    tracing::info!(?report, "websockets drained");
+    graceful.shutdown().await;
+    report
 }
 
 async fn upgrade(
@@ -198,13 +235,22 @@ async fn main() -> std::io::Result<()> {
     println!(
         "listening on {url} (keepalive: ping every {interval:?}, dead after {max_missed} missed)"
     );
+    let window = Duration::from_millis(number("--drain-ms").unwrap_or(5000));
     let (tx, mut rx) = mpsc::unbounded_channel();
-    tokio::spawn(serve(listener, keepalive, tx));
+    let ctrl_c = async move {
+        let _ = tokio::signal::ctrl_c().await;
+        println!("draining over {window:?}");
+    };
+    let server = tokio::spawn(serve_until(listener, keepalive, tx, ctrl_c, window));
     if !args.iter().any(|a| a == "--no-demo") {
         tokio::spawn(demo_clients(url));
     }
-    while let Some(ended) = rx.recv().await {
-        log(&ended);
-    }
+    tokio::spawn(async move {
+        while let Some(ended) = rx.recv().await {
+            log(&ended);
+        }
+    });
+    let report = server.await?;
+    println!("stopped: {report:?}");
     Ok(())
 }

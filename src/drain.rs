@@ -60,7 +60,8 @@ pub(crate) struct Plan {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DrainReport {
-    /// Sent the Close 1012 at its moment, and the peer answered with its Close.
+    /// Sent the Close 1012 at its moment, and the close finished within the close timeout:
+    /// the peer's Close came, or the stream ended.
     pub closed: usize,
     /// Sent the Close 1012 (or started closing otherwise) and the peer had not answered it
     /// within the close timeout: the connection ended as after a death.

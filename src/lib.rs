@@ -172,6 +172,9 @@
 //!   is found late by the lateness (with every tick at most `L` late, by
 //!   `t0 + (max_missed + 1) × (interval + L)`). [`tick_lag`] tells how late ticks run, and a
 //!   `tracing` warning says so at most every 10 s: raise the interval.
+//! - **Shutdown.** [`HeartbeatLayer::drain`] closes every connection of a layer with 1012
+//!   (service restart), each at its own moment of a window, and resolves with a
+//!   [`DrainReport`] once they are gone.
 //!
 //! The heartbeat runs inside the stream's `poll_next` and the sink's `poll_*` calls: no task
 //! is spawned per connection (one shared timer task per runtime). A handler that reads in a

@@ -137,10 +137,12 @@ impl Conn {
         matches!(self.drain_state(), Drain::Closing { owed: true, .. })
     }
 
-    /// The peer's Close arrived: if it answers the drain's, the drain counts a clean close.
+    /// The peer's Close arrived, or the stream ended: after the drain's Close, the drain
+    /// counts a clean close. (Some libraries end the stream without handing over the
+    /// answering Close: actix-ws once the server closed.)
     #[cold]
     #[inline(never)]
-    pub(super) fn peer_closed(&mut self, shared: &Shared) {
+    pub(super) fn close_finished(&mut self, shared: &Shared) {
         if let (Drain::Closing { owed: false, .. }, Some(group)) =
             (self.drain_state(), shared.group())
         {

@@ -64,7 +64,7 @@ impl Conn {
                 running.pacemaker.on_inbound();
                 running.pacemaker.close();
                 if io.shared.kit.is_some() {
-                    self.peer_closed(io.shared);
+                    self.close_finished(io.shared);
                 }
                 false
             }

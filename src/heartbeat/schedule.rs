@@ -93,6 +93,9 @@ impl Conn {
     pub(super) fn end(&mut self, shared: &Shared) {
         self.state.end();
         shared.filed.stop_carrying();
+        if shared.kit.is_some() {
+            self.close_finished(shared);
+        }
     }
 
     /// `Some(now)` if the deadline has passed: the ticker marked the connection due and the
