@@ -19,6 +19,11 @@
 //!
 //! `GET /stats` returns the server's counters as JSON (the browser tests read it).
 //!
+//! Restart it without dropping the pages: start a second demo on the same address (the
+//! listener is shared, `SO_REUSEPORT`), then Ctrl-C (or SIGTERM) the first. It drains over
+//! `--drain-ms` (5 s by default): each page gets a Close 1012 at its own moment, logs it,
+//! and reconnects within its first backoff step, to the second process (`restart.rs`).
+//!
 //! Sessions: `/session` is the same WebSocket with `HeartbeatLayer::resume` (window
 //! `--window-ms`, 30 s by default; buffer `--session-buffer` bytes, 1 MiB), which the page uses when opened with `?resume=1`. Its
 //! handler runs once per session, however many sockets carry it: it sends
@@ -31,6 +36,7 @@
 //! frame, mid-stream (`cut.rs`); the page resumes its session on a new one.
 
 mod cut;
+mod restart;
 
 use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
@@ -611,6 +617,7 @@ async fn main() -> std::io::Result<()> {
     let interval = Duration::from_millis(arg(&args, "--interval-ms").unwrap_or(2000));
     let max_missed = arg(&args, "--max-missed").map_or(3, |n| n as u32);
     let window = Duration::from_millis(arg(&args, "--window-ms").unwrap_or(30_000));
+    let drain_window = Duration::from_millis(arg(&args, "--drain-ms").unwrap_or(5000));
     // Pages may ask for their own interval (a phone app in the background), within limits.
     let control = HeartbeatLayer::new()
         .interval(interval)
@@ -623,6 +630,8 @@ async fn main() -> std::io::Result<()> {
     if let Some(bytes) = arg(&args, "--session-buffer") {
         resume = resume.buffer(bytes as usize);
     }
+    // Every route's layer is made from `control`: draining it drains them all.
+    let keepalive = control.clone();
     let cuttables = Arc::new(Cuttables::default());
     let app = Arc::new(App {
         resumed: [
@@ -663,7 +672,7 @@ async fn main() -> std::io::Result<()> {
         .route("/session", get(session_upgrade))
         .route("/cut", get(cut))
         .with_state(app);
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let listener = restart::bind_shared(addr)?;
     println!(
         "demo on http://{} (server heartbeat: every {interval:?}, dead after {max_missed} missed; session window {window:?})",
         listener.local_addr()?
@@ -673,5 +682,6 @@ async fn main() -> std::io::Result<()> {
         listener,
         router.into_make_service_with_connect_info::<Conn>(),
     )
+    .with_graceful_shutdown(restart::drained(keepalive, drain_window))
     .await
 }

@@ -45,10 +45,14 @@ const socketStats = (page) => page.evaluate(() => window.demo.socket.stats);
 const openPages = new Set();
 
 async function openPage(query = PAGE) {
+  return openPageAt(server.base, query);
+}
+
+async function openPageAt(base, query = PAGE) {
   const page = await browser.newPage();
   openPages.add(page);
   page.on('pageerror', (err) => assert.fail(`page error: ${err}`));
-  await page.goto(`${server.base}/${query}`);
+  await page.goto(`${base}/${query}`);
   await until(async () => (await state(page)) === 'connected', 5000, 'connected');
   return page;
 }
@@ -143,6 +147,41 @@ test('server killed and restarted: the page reconnects within its backoff cap on
   const took = await until(async () => (await state(page)) === 'connected', cap + SLACK, 'reconnected');
   assert.ok((await socketStats(page)).reconnects >= 2);
   console.log(`page reconnected ${took} ms after the server listened again (backoff cap ${cap} ms)`);
+});
+
+test('a restart: a second server on the port, the first drained by SIGTERM; the page is told 1012 and comes back within its backoff', async () => {
+  // Two demos share a port (SO_REUSEPORT). The page is on the first; SIGTERM drains it over
+  // 600 ms: the page gets a Close 1012 at its moment and reconnects after a delay below
+  // BACKOFF (the count starts again after a 1012); a newcomer reaching the draining one gets
+  // 1012 at once and tries again, so the page ends on the second demo within the window, plus
+  // its first backoff step, plus slack.
+  const DRAIN = 600;
+  const first = new DemoServer({ args: ['--drain-ms', String(DRAIN)] });
+  await first.start();
+  const page = await openPageAt(first.base);
+  const second = new DemoServer();
+  await second.start(new URL(first.base).host);
+  try {
+    const exited = first.exited();
+    first.signal('SIGTERM');
+    const took = await until(async () => {
+      const events = await page.evaluate(() => window.demo.events.map((e) => e.text));
+      return events.some((t) => t.includes('code 1012')) && (await state(page)) === 'connected' && (await second.stats()).connected >= 1;
+    }, DRAIN + BACKOFF + 2 * SLACK, 'reconnected to the second demo');
+    const events = await page.evaluate(() => window.demo.events);
+    const told = events.filter((e) => e.text.startsWith('reconnecting: closed, code 1012'));
+    assert.ok(told.length >= 1, JSON.stringify(events.slice(-6)));
+    for (const e of told) {
+      const delay = Number(e.text.match(/next try in (\d+) ms/)[1]);
+      assert.ok(delay <= BACKOFF, `after a 1012 the page waited ${delay} ms (first step ${BACKOFF})`);
+    }
+    await exited;
+    assert.equal(await state(page), 'connected');
+    console.log(`back on the second demo ${took} ms after SIGTERM (${told.length} Close 1012 seen)`);
+  } finally {
+    first.stop();
+    second.stop();
+  }
 });
 
 test('a frozen page (Freeze: deaf and mute) is declared dead by the server within the bound, and reconnects when thawed', async () => {

@@ -108,6 +108,13 @@ export class DemoServer {
     this.#child.kill(name);
   }
 
+  /** Resolves when the server's process exits. */
+  exited() {
+    const child = this.#child;
+    if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+    return new Promise((resolve) => child.once('exit', resolve));
+  }
+
   stop() {
     this.#child?.kill('SIGKILL');
   }
