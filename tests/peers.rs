@@ -1,7 +1,8 @@
 //! Other people's peers: Python `websockets` and Node `ws`, as clients of our example server
 //! and as servers for our client, with their own keepalive on and off. For each pairing: a
 //! live connection is never declared dead over 20 intervals; the peer frozen with SIGSTOP
-//! is declared dead within the bound; the peer resumed after that does not revive it.
+//! is declared dead within the bound; the peer resumed after that does not revive it. And
+//! Python's reconnect loop against a draining server: told 1012, connected again at once.
 //!
 //! Heartbeat: interval 200 ms, 3 missed: dead after more than 600 ms and within 800 ms of
 //! the peer's last frame. The peer's last frame comes at most one interval before the
@@ -65,6 +66,12 @@ fn main() {
             }
         }
     }
+    suite.test(
+        "python_client_reconnects_after_a_drain",
+        &python,
+        RUNTIME,
+        python_reconnects_after_a_drain,
+    );
     suite.run()
 }
 
@@ -167,6 +174,56 @@ async fn peer_client_of_our_server(peer: PeerProgram, keepalive: &str) {
         "no second report"
     );
     println!("{kind:?} client, keepalive {keepalive}: dead {after:?} after SIGSTOP; then {closed}");
+}
+
+/// Python's reconnect loop (`async for ws in connect(url)`) against a draining server: the
+/// server's layer drains over 300 ms while the server goes on accepting with a fresh layer
+/// (as the next process, or the next server behind a load balancer, would); the client is
+/// told 1012 at its moment and is connected again, to the fresh layer, right after.
+async fn python_reconnects_after_a_drain(peer: PeerProgram) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}", listener.local_addr().unwrap());
+    let (old, new) = (layer(), layer());
+    let restarted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (accepted, mut served_by) = mpsc::unbounded_channel::<&'static str>();
+    let server = {
+        let (old, new, restarted) = (old.clone(), new.clone(), restarted.clone());
+        tokio::spawn(async move {
+            loop {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let fresh = restarted.load(std::sync::atomic::Ordering::SeqCst);
+                let (layer, name) = if fresh { (&new, "new") } else { (&old, "old") };
+                let (layer, accepted) = (layer.clone(), accepted.clone());
+                tokio::spawn(async move {
+                    let ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+                    let mut ws = layer.layer(ws);
+                    let _ = accepted.send(name);
+                    while let Some(Ok(_)) = ws.next().await {}
+                });
+            }
+        })
+    };
+    let mut peer = Peer::spawn(&peer.program, &peer.script("reconnecting_client"), &[&url]);
+    assert_eq!(peer.line().await, "connected");
+    assert_eq!(served_by.recv().await, Some("old"));
+    restarted.store(true, std::sync::atomic::Ordering::SeqCst);
+    let began = Instant::now();
+    let report = old.drain(ms(300)).await;
+    assert_eq!(
+        [report.closed, report.forced, report.held],
+        [1, 0, 0],
+        "{report:?}"
+    );
+    assert_eq!(peer.line().await, "closed 1012");
+    assert_eq!(peer.line().await, "connected");
+    assert_eq!(served_by.recv().await, Some("new"));
+    let back = began.elapsed();
+    assert!(
+        back >= ms(300) && back < ms(300) + SLACK,
+        "connected again {back:?} after the drain began"
+    );
+    println!("python: closed 1012 and connected again {back:?} after the drain began");
+    server.abort();
 }
 
 /// The peer a server, our tokio-tungstenite client with a heartbeat.
