@@ -73,6 +73,9 @@ const JITTER: u8 = 1 << 3;
 /// The connection heartbeats with an application protocol (its hub's kit holds it): the
 /// per-message path tests this bit, not the kit.
 const APP_PROTOCOL: u8 = 1 << 4;
+/// The connection is a session's socket: in a drain the session finishes itself (its
+/// `finish`), so the heartbeat neither closes it at its moment nor at a first poll.
+const SESSION_SOCKET: u8 = 1 << 5;
 
 impl Rules {
     pub(crate) const DEFAULT: Rules = Rules {
@@ -131,6 +134,15 @@ impl Rules {
 
     pub(crate) const fn with_idle_only(self, on: bool) -> Self {
         self.with_switch(IDLE_ONLY, on)
+    }
+
+    pub(crate) const fn session_socket(self) -> bool {
+        self.switch(SESSION_SOCKET)
+    }
+
+    #[cfg_attr(not(feature = "resume"), allow(dead_code))]
+    pub(crate) const fn with_session_socket(self, on: bool) -> Self {
+        self.with_switch(SESSION_SOCKET, on)
     }
 
     pub(crate) const fn app_protocol(self) -> bool {

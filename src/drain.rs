@@ -28,8 +28,11 @@ pub(crate) const DRAIN_CLOSE_REASON: &str = "server restart";
 /// The connections of one layer and its clones, and the drain if one began.
 #[derive(Default)]
 pub(crate) struct Group {
-    /// Connections that joined (were polled) and whose adapter has not gone.
+    /// Connections that joined (were polled) and whose adapter has not gone, and sessions
+    /// held: what the drain waits for.
     live: AtomicUsize,
+    /// Of those, the sessions: not connections of their own (a session's socket is one).
+    sessions: AtomicUsize,
     /// Of those, the ones that took their moment: the others still need a wake-up.
     planned: AtomicUsize,
     /// Set once, by the first `drain`.
@@ -39,6 +42,7 @@ pub(crate) struct Group {
     closed: AtomicUsize,
     forced: AtomicUsize,
     ended_early: AtomicUsize,
+    sessions_finished: AtomicUsize,
     /// Woken when `live` falls to zero during a drain.
     empty: Notify,
 }
@@ -69,6 +73,10 @@ pub struct DrainReport {
     /// Ended before its moment or before the peer's answer, on its own: the peer closed or
     /// went, or the handler dropped the connection.
     pub ended_early: usize,
+    /// Sessions ([`crate::resume`]) that finished across the drain: told at their moment,
+    /// each side acknowledged all the other sent, then closed; their clients go on with a
+    /// new session elsewhere.
+    pub sessions_finished: usize,
     /// Still held by their handlers when the drain's time ran out (the window, the close
     /// timeout and one second more): a handler that keeps a connection it stopped polling,
     /// or one that ended without dropping it.
@@ -87,7 +95,7 @@ impl Group {
         *self.plan.get_or_init(|| Plan {
             start: now,
             window,
-            count: self.live.load(SeqCst),
+            count: (self.live.load(SeqCst)).saturating_sub(self.sessions.load(SeqCst)),
             ends_by: now.add(window + close_timeout + Duration::from_secs(1)),
         })
     }
@@ -103,7 +111,6 @@ impl Group {
     /// `(start, start + window]` whatever the order connections ask in. One that joined
     /// while the plan was being made, past the count, gets the window's end.
     pub(crate) fn moment(&self, plan: &Plan) -> Stamp {
-        self.planned.fetch_add(1, Relaxed);
         let rank = self.ranks.fetch_add(1, Relaxed);
         let count = plan.count.max(1);
         let share = (rank + 1).min(count);
@@ -114,9 +121,36 @@ impl Group {
         ))
     }
 
-    /// A connection that joined counts as planned from its first poll: it closes at once.
-    pub(crate) fn planned_at_join(&self) {
+    /// A connection took its moment (or closes at once, having joined during the drain):
+    /// the drain need not wake it any more. Once per connection (`Shared::note_planned`).
+    pub(crate) fn count_planned(&self) {
         self.planned.fetch_add(1, Relaxed);
+    }
+
+    /// A session ([`crate::resume`]) is held: the drain waits for it too, its client may
+    /// come back to finish it. (Its sockets are members of their own; the session needs no
+    /// wake-up from the drain, its socket's or its client's brings it to its moment.)
+    #[cfg_attr(not(feature = "resume"), allow(dead_code))]
+    pub(crate) fn hold(&self) {
+        self.planned.fetch_add(1, Relaxed);
+        self.sessions.fetch_add(1, SeqCst);
+        self.live.fetch_add(1, SeqCst);
+    }
+
+    /// The session [`hold`](Self::hold) counted has ended.
+    #[cfg_attr(not(feature = "resume"), allow(dead_code))]
+    pub(crate) fn release(&self) {
+        self.planned.fetch_sub(1, Relaxed);
+        self.sessions.fetch_sub(1, SeqCst);
+        if self.live.fetch_sub(1, AcqRel) == 1 && self.plan.get().is_some() {
+            self.empty.notify_waiters();
+        }
+    }
+
+    /// A session finished across the drain: everything either side sent was acknowledged.
+    #[cfg_attr(not(feature = "resume"), allow(dead_code))]
+    pub(crate) fn count_session_finished(&self) {
+        self.sessions_finished.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn count_closed(&self) {
@@ -186,6 +220,7 @@ impl Group {
             closed: self.closed.load(Relaxed),
             forced: self.forced.load(Relaxed),
             ended_early: self.ended_early.load(Relaxed),
+            sessions_finished: self.sessions_finished.load(Relaxed),
             held: self.live.load(SeqCst),
         }
     }
@@ -235,6 +270,7 @@ mod tests {
         let plan = group.begin(Stamp::new(std::time::Instant::now()), SECOND, SECOND);
         for _ in 0..4 {
             group.moment(&plan);
+            group.count_planned();
         }
         assert_eq!(group.unplanned(), 1);
         group.count_closed();
@@ -248,6 +284,7 @@ mod tests {
                 closed: 1,
                 forced: 1,
                 ended_early: 1,
+                sessions_finished: 0,
                 held: 2,
             }
         );

@@ -169,6 +169,10 @@ pub enum Reason {
     Violation(&'static str),
     /// The session had already ended (a Close from either side); nothing more can be sent.
     Closed,
+    /// The server drained ([`HeartbeatLayer::drain`](crate::HeartbeatLayer::drain)) and the
+    /// session did not finish by the end of the drain's window and close timeout (PROTOCOL.md,
+    /// section 8): its client was away, or did not answer the `finish`.
+    Drained,
 }
 
 /// A session that can no longer resume: why, and how many of this side's data messages
@@ -225,6 +229,7 @@ impl fmt::Display for SessionLost {
             }
             Reason::Violation(what) => what,
             Reason::Closed => "the session was closed",
+            Reason::Drained => "the server drained before the session could finish",
         };
         write!(
             f,

@@ -415,6 +415,20 @@ impl HeartbeatLayer {
         }
     }
 
+    /// The same layer for a session's sockets: in a drain their sessions finish themselves
+    /// (`resume::Session`), so their heartbeats do not close them.
+    #[cfg(feature = "resume")]
+    pub(crate) fn for_sessions(mut self) -> Self {
+        self.config.rules = self.config.rules.with_session_socket(true);
+        self
+    }
+
+    /// The group a drain of this layer closes.
+    #[cfg(feature = "resume")]
+    pub(crate) fn group(&self) -> &Arc<crate::drain::Group> {
+        &self.kit.group
+    }
+
     /// The heartbeat protocol of this layer's connections.
     #[cfg(feature = "resume")]
     pub(crate) fn protocol_of(&self) -> Protocol {

@@ -292,15 +292,18 @@ impl Shared {
         self.events.fetch_or(MEMBER, Release);
         let draining = group.join();
         if draining {
-            group.planned_at_join();
-            self.events.fetch_or(PLANNED, Release);
+            self.note_planned();
         }
         draining
     }
 
-    /// It took its moment.
+    /// It took its moment (or closes at once): the drain wakes it no more. Counted once.
     pub(crate) fn note_planned(&self) {
-        self.events.fetch_or(PLANNED, Release);
+        if self.events.fetch_or(PLANNED, Release) & PLANNED == 0 {
+            if let Some(group) = self.group() {
+                group.count_planned();
+            }
+        }
     }
 
     /// The drain counted how it closed.

@@ -117,7 +117,8 @@ impl Conn {
         let at = Stamp::new(now.into_std());
         if !shared.filed.ever_filed() {
             // The first poll joins the layer's group; during a drain it closes at once.
-            if shared.join_group() {
+            // (A session's socket is let in: its session decides, a resume may finish.)
+            if shared.join_group() && !self.rules.session_socket() {
                 self.drain_at_once(at);
             }
             self.file_first(shared);
@@ -127,7 +128,7 @@ impl Conn {
         if shared.take_interval_change() {
             self.move_interval(shared);
         }
-        if shared.kit.is_some() && self.step_drain(shared, at) {
+        if shared.kit.is_some() && !self.rules.session_socket() && self.step_drain(shared, at) {
             self.file(shared);
         }
         let deadline = self.state.deadline(shared.interval())?;

@@ -233,6 +233,13 @@ impl<S: Connection> Reconnect<S> {
                         }
                         Poll::Ready(None)
                     }
+                    Sorted::Finish => {
+                        let protocol = self.settings.heartbeat.protocol_of();
+                        let answer = session.finish(&protocol);
+                        self.buffer.push_front(answer);
+                        self.halves.writer.wake();
+                        Poll::Ready(None)
+                    }
                     Sorted::Violation(what) => {
                         close_for_violation(ws, cx);
                         let lost = session.lost(Lost::Violation(what));
@@ -277,7 +284,11 @@ impl<S: Connection> Reconnect<S> {
     fn unsent(&self) -> usize {
         #[cfg(feature = "resume")]
         if let Some(session) = &self.session {
-            return session.core.ledger().unconfirmed() as usize;
+            let next = session
+                .next
+                .as_ref()
+                .map_or(0, |n| n.core.ledger().unconfirmed());
+            return (session.core.ledger().unconfirmed() + next) as usize;
         }
         self.buffer.len()
     }
@@ -287,7 +298,7 @@ impl<S: Connection> Reconnect<S> {
     fn has_room(&self) -> bool {
         #[cfg(feature = "resume")]
         if let Some(session) = &self.session {
-            return session.core.ledger().has_room();
+            return session.sending_ref().core.ledger().has_room();
         }
         self.buffer.len() < self.settings.buffer
     }
@@ -471,6 +482,11 @@ impl<S: Connection> Sink<S::Message> for Reconnect<S> {
         }
         #[cfg(feature = "resume")]
         let msg = match &mut this.session {
+            // The server asked to finish: kept for the next session, sent after its welcome.
+            Some(session) if session.next.is_some() => {
+                session.sending().send(msg);
+                return Ok(());
+            }
             Some(session) => session.send(msg),
             None => msg,
         };

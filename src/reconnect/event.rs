@@ -57,6 +57,14 @@ pub enum Event {
     #[cfg(feature = "resume")]
     #[cfg_attr(docsrs, doc(cfg(feature = "resume")))]
     SessionLost(SessionLost),
+    /// The server finished the session in a drain (PROTOCOL.md, section 8): everything
+    /// either side sent on it was delivered once, and the next connection starts a new
+    /// session, carrying what the application sent since, in order. The server that ran the
+    /// old one is going away with all it held for it: state kept there (subscriptions, a
+    /// login) must be set up again, as after a fresh start.
+    #[cfg(feature = "resume")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "resume")))]
+    NewSession,
     /// The client has ended: closed by the application, or by a server close marked final.
     Closed {
         /// `None` when the application closed; the server's close code and reason otherwise.

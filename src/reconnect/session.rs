@@ -21,7 +21,8 @@ use crate::protocol::{AppMessage, Protocol};
 pub(super) use crate::resume::wire::Welcome;
 use crate::resume::wire::{self, Incoming, Message};
 use crate::resume::{
-    Core, Ledger, Reason as Lost, Resume, Secret, SessionId, SessionLost, Sorted, VIOLATION_CLOSE,
+    Core, Finishing, Ledger, Reason as Lost, Resume, Secret, SessionId, SessionLost, Sorted,
+    VIOLATION_CLOSE,
 };
 
 /// The client's side of one session: the session's rules ([`Core`]) and what only a
@@ -37,6 +38,12 @@ pub(super) struct ClientSession {
     window: Duration,
     /// When the latest socket went down, while no `welcome` has come since.
     down_since: Option<Instant>,
+    /// The settings a next session is made with.
+    resume: Resume,
+    /// After the server's `finish` (a drain, PROTOCOL.md, section 8): the session that takes
+    /// over once this one closes. What the application sends meanwhile is numbered and kept
+    /// in it, and goes out after its `welcome`.
+    pub(super) next: Option<Box<ClientSession>>,
 }
 
 impl ClientSession {
@@ -53,7 +60,44 @@ impl ClientSession {
             core: Core::new(Ledger::new(resume.buffer_len(), 0), protocol),
             window: resume.window_len(),
             down_since: None,
+            resume,
+            next: None,
         }
+    }
+
+    /// The server's `finish`: our answer (`finish <received>`), after which this session
+    /// takes no new data (it goes to the next session) and acknowledges each message the
+    /// server still sends at once. Again after a resume: the same answer, the same next.
+    pub(super) fn finish<M: WsMessage>(&mut self, protocol: &Protocol) -> M {
+        if self.next.is_none() {
+            self.next = Some(Box::new(ClientSession::new(self.resume, protocol.clone())));
+            self.core.set_finishing(Finishing::AckEach);
+        }
+        let received = self.core.ledger_mut().told_in_handshake();
+        M::from_app(AppMessage::Text(wire::finish_text(received)))
+    }
+
+    /// The session new data goes to: the next one once the server asked to finish.
+    pub(super) fn sending(&mut self) -> &mut ClientSession {
+        if self.next.is_some() {
+            self.next.as_deref_mut().expect("checked")
+        } else {
+            self
+        }
+    }
+
+    /// The session that new data goes to, to read.
+    pub(super) fn sending_ref(&self) -> &ClientSession {
+        self.next.as_deref().unwrap_or(self)
+    }
+
+    /// The server closed after the finish: if it acknowledged everything we sent, the next
+    /// session takes over (`Some`); else the finish failed (`None`).
+    pub(super) fn finished(&mut self) -> Option<ClientSession> {
+        if self.core.ledger().unconfirmed() > 0 {
+            return None;
+        }
+        self.next.take().map(|next| *next)
     }
 
     /// The `hello` for the next connection.
@@ -170,6 +214,7 @@ pub(super) async fn handshake<S: Connection>(
             Some(Incoming::Session(Message::Unknown(_))) => continue,
             Some(Incoming::Session(Message::Hello(_))) => "a hello to a client",
             Some(Incoming::Session(Message::Ack(_))) => "an ack before the welcome",
+            Some(Incoming::Session(Message::Finish(_))) => "a finish before the welcome",
             Some(Incoming::Session(Message::Malformed(_))) => "a malformed session message",
             Some(Incoming::Reserved) => "reserved binary frame",
             Some(Incoming::Data | Incoming::Escaped) | None => "data before the welcome",

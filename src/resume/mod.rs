@@ -98,7 +98,9 @@ use std::time::Duration;
 pub use crate::error::{Reason, SessionLost};
 pub(crate) use ledger::Ledger;
 #[cfg(feature = "reconnect")]
-pub(crate) use rules::{Ahead, Core, Sorted, VIOLATION_CLOSE, close_ends_session, weight};
+pub(crate) use rules::{
+    Ahead, Core, Finishing, Sorted, VIOLATION_CLOSE, close_ends_session, weight,
+};
 pub use service::SessionService;
 pub use session::Session;
 pub use sessions::{AcceptError, Sessions};

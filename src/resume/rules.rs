@@ -38,6 +38,9 @@ pub(crate) enum Sorted<M> {
     Close { msg: M, ends_session: bool },
     /// The session's own: read on. `room`: an acknowledgement freed room to send.
     Handled { room: bool },
+    /// The peer's `finish` (PROTOCOL.md, section 8): an acknowledgement, and its last word
+    /// on this session.
+    Finish,
     /// The peer broke the protocol: close with [`VIOLATION_CLOSE`], the session is lost.
     Violation(&'static str),
 }
@@ -53,6 +56,20 @@ pub(crate) struct Core {
     /// A received message took the unacknowledged bytes to a quarter of the peer's buffer:
     /// acknowledge at once.
     ack_due: bool,
+    /// Where this side is in the finish of a drain (PROTOCOL.md, section 8).
+    finish: Finishing,
+}
+
+/// What the finish of a drain changes in the rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Finishing {
+    /// No finish under way.
+    No,
+    /// A client that answered the server's `finish`: it acknowledges every data message at
+    /// once, so that the server may close as soon as all it sent is acknowledged.
+    AckEach,
+    /// A server whose client answered: data after the client's `finish` breaks the protocol.
+    NoMoreData,
 }
 
 impl Core {
@@ -64,7 +81,13 @@ impl Core {
             protocol,
             pings_seen: 0,
             ack_due: false,
+            finish: Finishing::No,
         }
+    }
+
+    /// The finish of a drain moved on (see [`Finishing`]).
+    pub(crate) fn set_finishing(&mut self, finish: Finishing) {
+        self.finish = finish;
     }
 
     /// The accounts.
@@ -95,6 +118,9 @@ impl Core {
             };
         };
         match wire::incoming(frame) {
+            Incoming::Data | Incoming::Escaped if self.finish == Finishing::NoMoreData => {
+                Sorted::Violation("data after the client's finish")
+            }
             Incoming::Data => {
                 self.received(payload_len(frame));
                 Sorted::Deliver(msg)
@@ -107,6 +133,10 @@ impl Core {
                 Ok(()) => Sorted::Handled { room: true },
                 Err(Violation(what)) => Sorted::Violation(what),
             },
+            Incoming::Session(Message::Finish(count)) => match self.ledger.acknowledged(count) {
+                Ok(()) => Sorted::Finish,
+                Err(Violation(what)) => Sorted::Violation(what),
+            },
             // A message of a later version of the protocol: ignored (PROTOCOL.md, section 7).
             Incoming::Session(Message::Unknown(_)) => Sorted::Handled { room: false },
             Incoming::Session(_) => Sorted::Violation("unexpected session message"),
@@ -116,7 +146,7 @@ impl Core {
 
     #[inline(always)]
     fn received(&mut self, len: usize) {
-        if self.ledger.received(len) {
+        if self.ledger.received(len) || self.finish == Finishing::AckEach {
             self.ack_due = true;
         }
     }

@@ -82,6 +82,10 @@ pub enum AcceptError<E> {
     /// `hello new`, and the sessions' [memory budget](super::Resume::memory) has no room
     /// for another: closed with 1013 (try again later).
     Busy,
+    /// `hello new` while the layer drains ([`HeartbeatLayer::drain`]): closed with 1012
+    /// (service restart), the client starts its session elsewhere. (A resume is let in, so
+    /// that its session can finish.)
+    Draining,
     /// The socket failed or ended during the handshake.
     Socket(Option<E>),
     /// The OS's random source failed: no token could be made. Closed with 1011.
@@ -97,6 +101,7 @@ impl<E> AcceptError<E> {
             AcceptError::IdInUse => Some(4409),
             AcceptError::SessionLost => Some(4410),
             AcceptError::Busy => Some(1013),
+            AcceptError::Draining => Some(1012),
             AcceptError::Random(_) => Some(1011),
             AcceptError::Socket(_) => None,
         }
@@ -109,6 +114,7 @@ impl<E> AcceptError<E> {
             AcceptError::IdInUse => "session id in use",
             AcceptError::SessionLost => "session lost",
             AcceptError::Busy => "try again later",
+            AcceptError::Draining => "server restart",
             AcceptError::Random(_) => "no randomness",
             AcceptError::Socket(_) => "",
         }
@@ -150,7 +156,7 @@ impl Sessions {
     /// ([`HeartbeatLayer::resume`]).
     pub fn new(layer: HeartbeatLayer, resume: Resume) -> Self {
         Self {
-            registry: Arc::new(Registry::new(layer, resume)),
+            registry: Arc::new(Registry::new(layer.for_sessions(), resume)),
         }
     }
 
@@ -221,6 +227,9 @@ impl Sessions {
                 Ok(Err(err)) => return refuse(hb, err).await,
                 Err(_) => return refuse(hb, AcceptError::NotASession).await,
             };
+        if matches!(hello, Hello::New { .. }) && registry.layer.group().plan().is_some() {
+            return refuse(hb, AcceptError::Draining).await;
+        }
         match registry.admit::<S>(hello, hb) {
             Ok(Admission::New {
                 sid,

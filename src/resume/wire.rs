@@ -40,6 +40,10 @@ pub(crate) enum Message<'a> {
     Hello(Hello),
     Welcome(Welcome),
     Ack(u64),
+    /// `finish <received>`: an acknowledgement, and the sender's last word on this session:
+    /// the server goes away (a drain), or the client answers that it sends no more data
+    /// (PROTOCOL.md, section 8).
+    Finish(u64),
     /// A message whose name this version does not know (a later version's): ignored.
     Unknown(&'a str),
     /// A known message with malformed words: why.
@@ -99,6 +103,7 @@ fn parse(body: &str) -> Message<'_> {
     let name = words.next().unwrap_or("");
     let parsed = match name {
         "ack" => number(words.next()).map(Message::Ack),
+        "finish" => number(words.next()).map(Message::Finish),
         "hello" => hello(&mut words).map(Message::Hello),
         "welcome" => welcome(&mut words).map(Message::Welcome),
         _ => return Message::Unknown(name),
@@ -174,6 +179,11 @@ pub(crate) fn ack_text(received: u64) -> String {
     let _ = write!(text, "\u{10}ack {received}");
     debug_assert_eq!(text.len(), text.capacity());
     text
+}
+
+/// `finish <received>` (PROTOCOL.md, section 8).
+pub(crate) fn finish_text(received: u64) -> String {
+    format!("\u{10}finish {received}")
 }
 
 /// Whether a data message must travel escaped: it starts with DLE, or the connection's

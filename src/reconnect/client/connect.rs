@@ -77,6 +77,20 @@ impl<S: Connection> Reconnect<S> {
                 let lost = session.lost(Lost::Refused);
                 return self.lose(lost);
             }
+            #[cfg(feature = "resume")]
+            if let Some(session) =
+                (self.session.as_mut()).filter(|session| session.next.is_some() && *code == 1012)
+            {
+                // The server finished the session (PROTOCOL.md, section 8): the next one
+                // starts on the next connection, with what was sent since.
+                let Some(next) = session.finished() else {
+                    let lost = session.lost(Lost::Drained);
+                    return self.lose(lost);
+                };
+                self.session = Some(next);
+                self.emit(Event::NewSession);
+                return self.retry_later(reason, true);
+            }
             let is_final = self.is_final(*code, text);
             if is_final {
                 let (code, text) = (*code, text.clone());
@@ -105,9 +119,15 @@ impl<S: Connection> Reconnect<S> {
                 return;
             }
         };
+        // A session's hello answered with 1013 (the server's memory budget) is tried again
+        // with the backoff; with 1012 or 1001 (the server drains) within the first step.
         #[cfg(feature = "resume")]
-        if self.session.is_some() && matches!(reason, Reason::ServerClosed { code: 1013, .. }) {
-            return self.retry_later(reason, false);
+        if let (Some(_), Reason::ServerClosed { code, .. }) = (&self.session, &reason) {
+            match code {
+                1013 => return self.retry_later(reason, false),
+                1012 | 1001 => return self.retry_later(reason, true),
+                _ => {}
+            }
         }
         self.after(reason, false);
     }

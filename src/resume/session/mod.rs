@@ -13,16 +13,19 @@ use futures_core::{FusedStream, Stream};
 use futures_sink::Sink;
 use tokio::time::Sleep;
 
+mod finish;
 mod read;
 mod room;
 mod write;
 
+use self::finish::Finish;
 use super::budget::Share;
 use super::registry::{Mailbox, Registry};
 use super::rules::{Ahead, Core, VIOLATION_CLOSE};
 use super::token::SessionId;
 use super::wire;
 use super::{Ledger, Reason, SessionLost};
+use crate::drain::Group;
 use crate::error::Dead;
 use crate::handle::{Following, Follows, HeartbeatHandle};
 use crate::heartbeat::Heartbeat;
@@ -74,6 +77,11 @@ pub struct Session<S: Stream> {
     /// Data messages sent when the heartbeat last ticked: none since, and the session gives
     /// its room back.
     sent_at_tick: u64,
+    /// The group a drain of the sessions' layer closes: while it drains, every poll takes
+    /// the full path, where the session finishes (`finish.rs`).
+    group: Arc<Group>,
+    /// The session's finish, once a drain began.
+    finish: Option<Box<Finish>>,
 }
 
 /// What a session writes before the handler's messages.
@@ -130,6 +138,8 @@ where
         core.on_socket(ws.pings_sent());
         core.ledger_mut().set_room(share.room());
         let both = futures_util::task::waker(mailbox.clone());
+        let group = registry.layer.group().clone();
+        group.hold();
         Self {
             ws: Some(ws),
             core,
@@ -143,6 +153,8 @@ where
             both,
             share,
             sent_at_tick: 0,
+            group,
+            finish: None,
         }
     }
 
@@ -212,6 +224,12 @@ where
                 resume.window_len().as_millis() as u64,
             ))));
         self.out.extend(replay.into_iter().map(Out::App));
+        if self.finish.is_some() {
+            ws.shared().note_planned();
+        }
+        if self.finish_told() {
+            self.tell_finish();
+        }
         self.ws = Some(ws);
         match self.phase {
             // The Close never reached the client, whose socket froze: it gets what it missed,
@@ -251,6 +269,9 @@ where
     }
 
     fn end(&mut self, lost: Option<SessionLost>) {
+        if !matches!(self.phase, Phase::Ended { .. }) {
+            self.group.release();
+        }
         let farewell = match (&self.phase, lost) {
             (_, Some(_)) => (4410, "session lost"),
             (Phase::Closing { code }, None) => (farewell_code(*code), FAREWELL),
@@ -343,13 +364,14 @@ where
     }
 
     /// Whether a poll may go straight to the socket: live, nothing waiting in the mailbox,
-    /// nothing read ahead, nothing queued to write.
+    /// nothing read ahead, nothing queued to write, no drain.
     #[inline]
     fn is_plain(&self) -> bool {
         matches!(self.phase, Phase::Live)
             && self.out.is_empty()
             && self.ahead.is_empty()
             && !self.mailbox.handoff.is_full()
+            && self.group.plan().is_none()
     }
 }
 
@@ -501,6 +523,9 @@ impl<S: Stream> Drop for Session<S> {
     fn drop(&mut self) {
         if let Phase::Parked { .. } = self.phase {
             self.registry.unpark();
+        }
+        if !matches!(self.phase, Phase::Ended { .. }) {
+            self.group.release();
         }
         self.unregister();
         self.registry.budget.release(&mut self.share);

@@ -52,6 +52,11 @@ where
                 }
                 None
             }
+            Sorted::Finish => {
+                self.give_back_room();
+                self.client_finished();
+                None
+            }
             Sorted::Violation(what) => {
                 self.violated(what);
                 None
@@ -103,6 +108,7 @@ where
     pub(super) fn poll_next_both(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<M, E>>> {
         loop {
             self.adopt();
+            self.step_finish(cx);
             if let Some(item) = self.ahead.pop() {
                 return Poll::Ready(Some(item));
             }

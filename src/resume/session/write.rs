@@ -60,6 +60,10 @@ where
     pub(super) fn poll_ready_both(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
         loop {
             self.adopt();
+            self.step_finish(cx);
+            if self.refuses_sends() {
+                return Poll::Ready(Err(self.closed_error()));
+            }
             match &self.phase {
                 Phase::Ended { .. } | Phase::Closing { .. } => {
                     return Poll::Ready(Err(self.closed_error()));
@@ -119,6 +123,7 @@ where
     }
 
     pub(super) fn poll_flush_both(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+        self.step_finish(cx);
         if let Phase::Parked { .. } | Phase::Ended { .. } = self.phase {
             return Poll::Ready(Ok(()));
         }
