@@ -136,6 +136,9 @@ export interface HeartbeatStats {
   buffered: number;
   /** With `resume`: welcomes that resumed the session on a new socket. */
   resumes: number;
+  /** With `resume`: sessions the server finished in a drain, each followed by a new one
+   *  (`sessionnew`). */
+  newSessions: number;
   /** With `resume`: messages kept until the server acknowledges them, sent or not (else 0). */
   kept: number;
   /** With `resume`: their weight in bytes, against `resume.buffer` (else 0). The socket's
@@ -187,8 +190,9 @@ export interface SessionLostEvent extends HeartbeatEvent {
   /** `refused`: the server closed with 4410 (it does not hold the session: its window passed,
    *  it restarted); `window`: not resumed within the window since the socket went down (the
    *  latest welcome's; 30 s before any); `protocol-error`: the server broke PROTOCOL.md, the
-   *  page closed with 4002 (or 4400 for a version it does not speak). */
-  readonly cause: 'refused' | 'window' | 'protocol-error';
+   *  page closed with 4002 (or 4400 for a version it does not speak); `drained`: the server
+   *  closed a finishing session (1012) with messages of the page unacknowledged. */
+  readonly cause: 'refused' | 'window' | 'protocol-error' | 'drained';
   /** Messages `send` took that the server never acknowledged, sent or not. */
   readonly unconfirmed: number;
   readonly reason: string;
@@ -196,11 +200,27 @@ export interface SessionLostEvent extends HeartbeatEvent {
   readonly code?: number;
 }
 
+/**
+ * With `resume`: the server drained and finished the session (PROTOCOL.md, section 8): all
+ * either side sent on it was delivered once. The next socket starts a new session, carrying
+ * what `send` took since, in order. The old server is going away with what it held for the
+ * session: state kept there (subscriptions, a login) must be set up again, as after a fresh
+ * start. Fired as the socket closes, before the state event `reconnecting`.
+ */
+export interface SessionNewEvent extends HeartbeatEvent {
+  /** 1012: the server's Close after the finish. */
+  readonly code: number;
+  readonly reason: string;
+  /** Messages `send` took during the finish, kept for the new session. */
+  readonly kept: number;
+}
+
 export interface HeartbeatSocketEventMap {
   message: MessageEventLike;
   state: StateEvent;
   rtt: RttEvent;
   sessionlost: SessionLostEvent;
+  sessionnew: SessionNewEvent;
 }
 
 export declare class HeartbeatSocket extends EventTarget {
@@ -218,6 +238,7 @@ export declare class HeartbeatSocket extends EventTarget {
   onstate: ((event: StateEvent) => void) | null | undefined;
   onrtt: ((event: RttEvent) => void) | null | undefined;
   onsessionlost: ((event: SessionLostEvent) => void) | null | undefined;
+  onsessionnew: ((event: SessionNewEvent) => void) | null | undefined;
   /** Sends, or buffers while not connected; false when refused (buffer full, or closed). With
    *  `resume`: numbers and keeps the message, sent now if the session is up; false when the
    *  kept messages would pass `resume.buffer` bytes (an acknowledgement makes room). */

@@ -28,6 +28,7 @@ const PARKING_CODES = Object.freeze([1006, 1011, 1015]);
 const PROTOCOL_ERROR_CODE = 4002;
 const TRY_AGAIN_CODE = 1013; // try again later: backoff as after a failed attempt (for a hello: the sessions' memory budget)
 const DRAINING_CODES = [1012, 1001]; // service restart, going away: come back within backoff.initial, spread
+const FINISHED_CODE = 1012; // after a finish (PROTOCOL.md, section 8): the session is done, the next one starts
 const VERSION_CODE = 4400; // the server chose a version this page does not speak
 const MAX_TIMER = 2 ** 31 - 1; // a longer setTimeout fires at once: such a window never expires here
 
@@ -89,6 +90,7 @@ export class HeartbeatSocket extends EventTarget {
     dropped: 0,
     unsent: 0,
     resumes: 0,
+    newSessions: 0,
   };
 
   /**
@@ -344,7 +346,7 @@ export class HeartbeatSocket extends EventTarget {
     const unconfirmed = s ? undefined : conn.sentSinceHeard ?? 0;
     if (!s) this.#stats.unconfirmed += unconfirmed;
     if (this.#final) return;
-    const unstarted = conn.busy && s?.token === null;
+    const unstarted = (conn.busy || conn.finished) && s?.token === null;
     if (s && conn.openedAt !== undefined && s.windowEnds === null && !unstarted) this.#park();
     // Stable: connected, and heard from, for `stableAfter`. A server that accepts and then
     // says nothing is found dead after interval × maxMissed, which may exceed the window: that
@@ -535,7 +537,7 @@ export class HeartbeatSocket extends EventTarget {
    * kept message stays counted after the socket has written it, until it is acknowledged.)
    */
   #keep(data) {
-    const s = this.#session;
+    const s = this.#session.next ?? this.#session; // after the server's finish: the next session's
     if (typeof data !== 'string' && !isBinary(data) && !isBlob(data)) data = String(data); // as WebSocket.send does
     const weight = weightOf(data) + MESSAGE_OVERHEAD;
     if (s.outBytes + weight > s.buffer) {
@@ -544,7 +546,7 @@ export class HeartbeatSocket extends EventTarget {
     }
     s.out.push({ frame: this.#escape(data), weight });
     s.outBytes += weight;
-    if (this.#conn?.welcomed) this.#flush(this.#conn);
+    if (this.#conn?.welcomed && s === this.#session) this.#flush(this.#conn);
     return true;
   }
 
@@ -632,14 +634,17 @@ export class HeartbeatSocket extends EventTarget {
     s.bytesSinceAck += weightOf(data) + 8; // as the server's buffer weighs it
     this.#emit('message', { data });
     // PROTOCOL.md, section 2: an ack at once when a quarter of the server's buffer came since the last
-    // (each message weighing its payload plus 8, so that tiny ones cannot fill the server's buffer unseen).
-    if (this.#conn === conn && !this.#final && s.bytesSinceAck >= s.ackEvery) this.#ack(conn);
+    // (each message weighing its payload plus 8, so that tiny ones cannot fill the server's buffer unseen);
+    // section 8: after our finish, at once for every message, so that the server may close.
+    const due = s.bytesSinceAck >= s.ackEvery || s.next !== null;
+    if (this.#conn === conn && !this.#final && due) this.#ack(conn);
   }
 
   /** A session message from the server. Names this version does not know are ignored. */
   #command(conn, words) {
     if (words[0] === 'welcome') this.#welcome(conn, words);
     else if (words[0] === 'ack') this.#acked(conn, words);
+    else if (words[0] === 'finish') this.#finish(conn, words);
     else if (words[0] === 'hello') this.#violation('a hello to a client');
   }
 
@@ -683,6 +688,24 @@ export class HeartbeatSocket extends EventTarget {
     else this.#release(n);
   }
 
+  /**
+   * `finish <received>` (PROTOCOL.md, section 8): the server drains. An acknowledgement; the
+   * page answers `finish` with its own count, sends no more data on this session (what `send`
+   * takes now is kept for the next one), and acknowledges every message still coming. Again
+   * after a resume: the same answer.
+   */
+  #finish(conn, words) {
+    const s = this.#session;
+    if (!conn.welcomed) return this.#violation('a finish before the welcome');
+    this.#acked(conn, words);
+    if (this.#final) return; // the ack broke the protocol
+    s.next ??= startSession(this.#url, this.#options, this.#shape);
+    if (conn.ws.readyState !== OPEN) return;
+    conn.ws.send(`${DLE}finish ${s.received}`);
+    s.told = s.received;
+    s.bytesSinceAck = 0;
+  }
+
   /** Drops the kept messages numbered up to `n`, which the server has. */
   #release(n) {
     const s = this.#session;
@@ -720,8 +743,19 @@ export class HeartbeatSocket extends EventTarget {
   /** A Close from the server on a socket that sent its hello. */
   #sessionClosed(conn, e) {
     const fields = { code: e.code, reason: e.reason };
+    const s = this.#session;
     if (PARKING_CODES.includes(e.code)) this.#lost(conn, 'closed', fields);
-    else if (e.code === TRY_AGAIN_CODE && !conn.welcomed) {
+    else if (s.next && e.code === FINISHED_CODE) {
+      // The server finished the session (PROTOCOL.md, section 8): with everything acknowledged,
+      // the next one starts on the next socket, with what was sent since.
+      if (s.out.length > 0) return this.#endSession('session-lost', fields, 'drained');
+      this.#unpark();
+      this.#session = s.next;
+      conn.finished = true;
+      this.#stats.newSessions += 1;
+      this.#emit('sessionnew', { ...fields, kept: this.#session.out.length });
+      this.#lost(conn, 'closed', fields);
+    } else if ((e.code === TRY_AGAIN_CODE || DRAINING_CODES.includes(e.code)) && !conn.welcomed) {
       // The server holds nothing of a session it never welcomed: no window runs for it, the
       // page tries again after its backoff (a session already up keeps its window running).
       conn.busy = true;
@@ -835,6 +869,7 @@ function startSession(url, o, shape) {
     received: 0, // data messages delivered to the page
     told: 0, // the received count the server was last told
     bytesSinceAck: 0,
+    next: null, // after the server's finish: the session that takes over, keeping what `send` takes
   };
 }
 

@@ -75,8 +75,12 @@
 //!   server): a socket it gives up on is left for the server to drop when the session
 //!   resumes. A server Close but 1011 is final, except a 1013 in answer to a `hello` (the
 //!   server's sessions are at their memory budget), tried again after the backoff, with no
-//!   window running for a session never welcomed; 4410, the window passing or a protocol
-//!   error fire `sessionlost` (with `unconfirmed`), then `closed`. `onConnect` is refused with a
+//!   window running for a session never welcomed, and a 1012 or 1001 to a `hello` (the server
+//!   drains), tried again within the first backoff step; 4410, the window passing or a
+//!   protocol error fire `sessionlost` (with `unconfirmed`), then `closed`. A server that
+//!   drains finishes the session (PROTOCOL.md, section 8): the page answers its `finish`,
+//!   keeps what `send` takes for the next session, and on the server's 1012 fires
+//!   `sessionnew` and starts that session on the next socket. `onConnect` is refused with a
 //!   session, as on the Rust client.
 //!
 //! [PROTOCOL.md]: https://docs.rs/crate/ws-heartbeat/latest/source/PROTOCOL.md

@@ -174,6 +174,10 @@ mod session {
                     assert_eq!(core.ledger().unconfirmed(), 10 - count, "{here}");
                 }
                 ("ignored", Sorted::Handled { room: false }) => {}
+                ("finish", Sorted::Finish) => {
+                    let count = case["count"].as_u64().expect("count");
+                    assert_eq!(core.ledger().unconfirmed(), 10 - count, "{here}");
+                }
                 ("violation", Sorted::Violation(_)) => {}
                 (is, sorted) => panic!("{here}: expected {is}, got {sorted:?}"),
             }

@@ -40,6 +40,9 @@ enum Frame {
     Binary(Vec<u8>),
     Reserved(u8),
     Ack(Count),
+    /// `finish`: to a client, the server's (an acknowledgement too, PROTOCOL.md section 8);
+    /// to a server that never asked, a violation.
+    Finish(Count),
     Unknown,
     Malformed,
     TooLong,
@@ -88,6 +91,7 @@ fn frame() -> impl Strategy<Value = Frame> {
         2 => prop::collection::vec(0x11..=0xffu8, 0..20).prop_map(Frame::Binary),
         1 => (0..=0xffu8).prop_filter("not the escape", |b| *b != 0x10).prop_map(Frame::Reserved),
         4 => count().prop_map(Frame::Ack),
+        1 => count().prop_map(Frame::Finish),
         1 => Just(Frame::Unknown),
         1 => Just(Frame::Malformed),
         1 => Just(Frame::TooLong),
@@ -115,6 +119,7 @@ impl Frame {
             Frame::Binary(bytes) => Message::binary(bytes.clone()),
             Frame::Reserved(byte) => Message::binary(vec![0x10, *byte, 1, 2]),
             Frame::Ack(_) => Message::text(format!("{DLE}ack {ack}")),
+            Frame::Finish(_) => Message::text(format!("{DLE}finish {ack}")),
             Frame::Unknown => Message::text(format!("{DLE}resend 1 2 3")),
             Frame::Malformed => Message::text(format!("{DLE}ack twelve")),
             Frame::TooLong => Message::text(format!("{DLE}ack 0 {}", "x".repeat(300))),
@@ -138,18 +143,24 @@ struct Expected {
     violation: bool,
 }
 
-/// One frame after the handshake, under PROTOCOL.md, section 3: `Some(data)` delivered,
-/// `Ok(None)` taken or ignored, `Err` a violation. `sent`/`acked`: the receiver's own
-/// messages and the peer's last count of them.
+/// One frame after the handshake, under PROTOCOL.md, sections 3 and 8: `Some(data)`
+/// delivered, `Ok(None)` taken or ignored, `Err` a violation. `sent`/`acked`: the receiver's
+/// own messages and the peer's last count of them; `to_client`: a `finish` is the server's
+/// (to a server that never asked for one it is a violation).
 fn after_handshake(
     frame: &Frame,
     ack: u64,
     sent: u64,
     acked: &mut u64,
+    to_client: bool,
 ) -> Result<Option<Message>, ()> {
     match frame {
         Frame::Data(_) | Frame::Escaped(_) | Frame::Binary(_) => Ok(frame.data()),
         Frame::Ack(_) if *acked <= ack && ack <= sent => {
+            *acked = ack;
+            Ok(None)
+        }
+        Frame::Finish(_) if to_client && *acked <= ack && ack <= sent => {
             *acked = ack;
             Ok(None)
         }
@@ -188,11 +199,11 @@ fn server_model(script: &[Frame]) -> (Result<Expected, Option<u16>>, Vec<u64>) {
         // server has sent is what it has delivered.
         let sent = delivered.len() as u64;
         let ack = match frame {
-            Frame::Ack(count) => count.resolve(sent, acked),
+            Frame::Ack(count) | Frame::Finish(count) => count.resolve(sent, acked),
             _ => 0,
         };
         acks.push(ack);
-        match after_handshake(frame, ack, sent, &mut acked) {
+        match after_handshake(frame, ack, sent, &mut acked, false) {
             Ok(Some(data)) => delivered.push(data),
             Ok(None) => {}
             Err(()) => {
@@ -330,7 +341,7 @@ fn client_model(script: &[Frame]) -> (Expected, Vec<u64>) {
     let mut welcomed = false;
     for frame in script {
         let ack = match frame {
-            Frame::Ack(count) => count.resolve(CLIENT_SENDS, acked),
+            Frame::Ack(count) | Frame::Finish(count) => count.resolve(CLIENT_SENDS, acked),
             _ => 0,
         };
         acks.push(ack);
@@ -342,7 +353,7 @@ fn client_model(script: &[Frame]) -> (Expected, Vec<u64>) {
             }
             (false, Frame::Unknown) => Ok(None),
             (false, _) => Err(()),
-            (true, frame) => after_handshake(frame, ack, CLIENT_SENDS, &mut acked),
+            (true, frame) => after_handshake(frame, ack, CLIENT_SENDS, &mut acked, true),
         };
         match outcome {
             Ok(Some(data)) => delivered.push(data),

@@ -153,6 +153,7 @@ class Server {
     this.acks = []; // received counts the page told (hello resume, ack)
     this.out = []; // the server's own data messages, by number
     this.cursors = new Map(); // socket → index of its next unread frame
+    this.finishes = []; // the received counts of the page's finish answers (section 8)
   }
 
   /** The hello the page sent first on this socket, as words. */
@@ -203,7 +204,8 @@ class Server {
       if (isHeartbeat(this.heartbeat, data)) continue;
       if (typeof data === 'string' && data[0] === DLE && data[1] !== DLE) {
         const [name, n] = data.slice(1).split(' ');
-        assert.equal(name, 'ack', `only acks after the hello: ${data}`);
+        assert.ok(name === 'ack' || name === 'finish', `only acks and a finish after the hello: ${data}`);
+        if (name === 'finish') this.finishes.push(Number(n));
         this.acks.push(Number(n));
         continue;
       }
@@ -244,6 +246,8 @@ function start(options = {}, serverOptions = {}) {
   hb.addEventListener('state', (e) => log.states.push({ t: Date.now(), ...pick(e, STATE_KEYS) }));
   hb.addEventListener('message', (e) => log.messages.push(show(e.data)));
   hb.addEventListener('sessionlost', (e) => log.lost.push({ t: Date.now(), ...pick(e, ['cause', 'unconfirmed', 'code', 'reason']) }));
+  log.fresh = [];
+  hb.addEventListener('sessionnew', (e) => log.fresh.push({ t: Date.now(), ...pick(e, ['code', 'kept']) }));
   const server = new Server({ heartbeat: rest.heartbeat ?? 'json', ...serverOptions });
   return {
     hb,
@@ -894,6 +898,78 @@ describe('ends (section 6)', () => {
     to(60000);
     assert.equal(s.net.sockets.length, 1);
     assert.deepEqual(s.log.lost, []);
+  });
+});
+
+describe('a drain: the server finishes the session (section 8)', () => {
+  it("finish: the page answers with its count, keeps new sends for the next session, acks each message at once; the Close 1012 starts a new session with them", () => {
+    // t=0 up; the page sends a, b; the server sends x, then `finish 2`. The page answers `finish 1`;
+    // `send(c)` is kept, not sent; y from the server is acked at once (ack 2). The server closes
+    // with 1012: sessionnew (kept 1), reconnecting within the first backoff step; the next socket
+    // says hello new with another session id, and after the welcome sends c.
+    const s = start();
+    s.up();
+    const sid = s.server.sid;
+    s.hb.send('a');
+    s.hb.send('b');
+    assert.deepEqual(s.server.read(s.ws), ['a', 'b']);
+    s.server.push(s.ws, 'x');
+    s.ws.receive(`${DLE}finish 2`);
+    assert.equal(framesOf(s.ws).at(-1), `${DLE}finish 1`);
+    assert.equal(s.hb.send('c'), true);
+    assert.deepEqual(dataOf(s.ws), ['a', 'b']);
+    s.server.push(s.ws, 'y');
+    assert.equal(framesOf(s.ws).at(-1), `${DLE}ack 2`);
+    s.server.read(s.ws);
+    assert.deepEqual(s.server.finishes, [1]);
+    s.ws.serverClose(1012, 'session closed');
+    assert.deepEqual(s.log.fresh, [{ t: 0, code: 1012, kept: 1 }]);
+    assert.deepEqual(s.log.lost, []);
+    assert.deepEqual(pick(s.last, ['state', 'code', 'attempt']), { state: 'reconnecting', code: 1012, attempt: 1 });
+    assert.ok(s.last.delay < 100, `delay ${s.last.delay}`);
+    assert.deepEqual(s.log.messages, ['x', 'y']);
+    const next = s.next();
+    next.open();
+    const hello = framesOf(next)[0].match(HELLO_NEW);
+    assert.ok(hello && hello[1] !== sid, framesOf(next)[0]);
+    const fresh = new Server();
+    fresh.welcome(next);
+    assert.deepEqual(dataOf(next), ['c']);
+    assert.equal(s.hb.stats.newSessions, 1);
+  });
+
+  it('a Close 1012 after the finish with messages unacknowledged: sessionlost (drained), closed', () => {
+    // t=0 up; the page sends a; the server says `finish 0` (it has not got a) and closes with 1012.
+    const s = start();
+    s.up();
+    s.hb.send('a');
+    s.ws.receive(`${DLE}finish 0`);
+    s.ws.serverClose(1012, 'session lost');
+    assert.deepEqual(pick(s.log.lost[0], ['cause', 'unconfirmed']), { cause: 'drained', unconfirmed: 1 });
+    assert.equal(s.last.state, 'closed');
+    assert.deepEqual(s.log.fresh, []);
+  });
+
+  it('a hello new refused with 1012 (the server drains) is tried again within the first backoff step, no window', () => {
+    // t=0 socket 0: hello new, refused with 1012 after a failed attempt → the count starts again.
+    draws = 0.999999;
+    const s = start();
+    s.ws.fail(); // attempt 1
+    s.next().open();
+    s.ws.serverClose(1012, 'server restart');
+    assert.deepEqual(pick(s.last, ['state', 'code', 'attempt']), { state: 'reconnecting', code: 1012, attempt: 1 });
+    assert.ok(s.last.delay < 100 && s.last.delay > 99);
+    s.next();
+    s.up();
+    assert.equal(s.last.state, 'connected');
+    assert.deepEqual(s.log.lost, []);
+  });
+
+  it('a finish before the welcome breaks the protocol', () => {
+    const s = start();
+    s.ws.open();
+    s.ws.receive(`${DLE}finish 0`);
+    assert.equal(s.log.lost[0].cause, 'protocol-error');
   });
 });
 

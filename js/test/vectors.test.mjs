@@ -171,7 +171,8 @@ describe('wire vectors', () => {
         assertSame(seen.messages[0], c.data, here);
       } else {
         assert.deepEqual(seen.messages, [], `${here}: not delivered`);
-        assert.equal(socket.stats.kept, c.is === 'ack' ? 10 - c.count : 10, here);
+        assert.equal(socket.stats.kept, c.is === 'ack' || c.is === 'finish' ? 10 - c.count : 10, here);
+        if (c.is === 'finish') assert.equal(ws.sent.at(-1), `${DLE}finish 0`, `${here}: answered`);
       }
     });
   });

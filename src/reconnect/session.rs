@@ -210,7 +210,7 @@ pub(super) async fn handshake<S: Connection>(
         }
         let violation = match msg.as_app().map(wire::incoming) {
             Some(Incoming::Session(Message::Welcome(welcome))) => return Ok(welcome),
-            // A message of a later version: ignored (PROTOCOL.md, section 7).
+            // A message of a later version: ignored (PROTOCOL.md, section 3).
             Some(Incoming::Session(Message::Unknown(_))) => continue,
             Some(Incoming::Session(Message::Hello(_))) => "a hello to a client",
             Some(Incoming::Session(Message::Ack(_))) => "an ack before the welcome",

@@ -137,7 +137,7 @@ impl Core {
                 Ok(()) => Sorted::Finish,
                 Err(Violation(what)) => Sorted::Violation(what),
             },
-            // A message of a later version of the protocol: ignored (PROTOCOL.md, section 7).
+            // A message of a later version of the protocol: ignored (PROTOCOL.md, section 3).
             Incoming::Session(Message::Unknown(_)) => Sorted::Handled { room: false },
             Incoming::Session(_) => Sorted::Violation("unexpected session message"),
             Incoming::Reserved => Sorted::Violation("reserved binary frame"),

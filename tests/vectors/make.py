@@ -190,6 +190,10 @@ for word, note in [("ack 11", "beyond what was sent"), ("ack", "no number"), ("a
         s(t(DLE + word), "ack", count=5, note=note)
     else:
         s(t(DLE + word), "violation", note=note)
+for n in [0, 5, 10]:
+    s(t(DLE + f"finish {n}"), "finish", count=n, note="the server's finish to a client, the client's answer to a server (section 8): an acknowledgement too")
+for word, note in [("finish 11", "beyond what was sent"), ("finish", "no number"), ("finish x", "not a number")]:
+    s(t(DLE + word), "violation", note=note)
 s(t(DLE + "ack 5 " + "x" * 300), "violation", note="a session message over 256 bytes")
 s(t(DLE + "gossip " + "x" * 300), "violation", note="over 256 bytes, whatever its name")
 for word, note in [("gossip 1 2", "a name this version does not know"), ("", "DLE alone"), (" ack 5", "an empty name"),

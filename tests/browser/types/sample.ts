@@ -5,6 +5,7 @@ import {
   type HeartbeatState,
   type ResumeOptions,
   type SessionLostEvent,
+  type SessionNewEvent,
   type StateEvent,
 } from '../../../js/ws-heartbeat.js';
 
@@ -51,10 +52,13 @@ const resume: ResumeOptions = { routeParam: 'ws_session', buffer: 1 << 20 };
 const session = new HeartbeatSocket('wss://example.com/ws', { resume });
 new HeartbeatSocket('wss://example.com/ws', { resume: true });
 session.addEventListener('sessionlost', (e) => {
-  const cause: 'refused' | 'window' | 'protocol-error' = e.cause;
+  const cause: 'refused' | 'window' | 'protocol-error' | 'drained' = e.cause;
   console.log(cause, e.unconfirmed.toFixed(0), e.reason, e.code);
 });
 session.onsessionlost = (e: SessionLostEvent) => console.log(e.unconfirmed);
+// A drain finished the session: a new one starts, carrying what was sent meanwhile.
+session.addEventListener('sessionnew', (e) => console.log(e.code, e.reason, e.kept.toFixed(0)));
+session.onsessionnew = (e: SessionNewEvent) => console.log(e.kept, session.stats.newSessions);
 session.addEventListener('state', (e) => e.why === 'resumed' || e.why === 'session-lost' || e.why === 'protocol-error');
 const { resumes, kept, keptBytes } = session.stats;
 if (!session.send('once, in order')) console.log('kept messages full', resumes, kept, keptBytes);
