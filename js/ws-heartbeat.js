@@ -758,6 +758,10 @@ export class HeartbeatSocket extends EventTarget {
     } else if ((e.code === TRY_AGAIN_CODE || DRAINING_CODES.includes(e.code)) && !conn.welcomed) {
       // The server holds nothing of a session it never welcomed: no window runs for it, the
       // page tries again after its backoff (a session already up keeps its window running).
+      // Refused by a server that drains, a session never welcomed takes a new id: a balancer
+      // routing on it (`routeParam`) then sends the next try elsewhere, not back to the same
+      // server until it is gone. What it keeps goes with it.
+      if (DRAINING_CODES.includes(e.code) && s.token === null) this.#session = renamed(s, this.#url, this.#options, this.#shape);
       conn.busy = true;
       this.#lost(conn, 'closed', fields);
     } else if (e.code === 4410) this.#endSession('session-lost', fields, 'refused');
@@ -871,6 +875,12 @@ function startSession(url, o, shape) {
     bytesSinceAck: 0,
     next: null, // after the server's finish: the session that takes over, keeping what `send` takes
   };
+}
+
+/** A session never welcomed under a new id and secret (and URL), keeping what it holds. */
+function renamed(s, url, o, shape) {
+  const fresh = startSession(url, o, shape);
+  return { ...s, sid: fresh.sid, secret: fresh.secret, url: fresh.url };
 }
 
 /** 32 lowercase hex digits from the platform's secure random source. */

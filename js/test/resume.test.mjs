@@ -965,6 +965,24 @@ describe('a drain: the server finishes the session (section 8)', () => {
     assert.deepEqual(s.log.lost, []);
   });
 
+  it('a session refused with 1012 before any welcome takes a new id (a balancer routing on it sends the retry elsewhere) and keeps what it holds', () => {
+    // routeParam ws_session: socket 0 dials ?ws_session=<sid0>, says hello new <sid0>, is refused with
+    // 1012; socket 1 dials ?ws_session=<sid1> with hello new <sid1>, sid1 ≠ sid0; welcomed, it sends a.
+    const s = start({ resume: { routeParam: 'ws_session' } });
+    s.hb.send('a');
+    s.ws.open();
+    const first = framesOf(s.ws)[0].match(HELLO_NEW)[1];
+    assert.equal(new URL(s.ws.url).searchParams.get('ws_session'), first);
+    s.ws.serverClose(1012, 'server restart');
+    const next = s.next();
+    next.open();
+    const second = framesOf(next)[0].match(HELLO_NEW)[1];
+    assert.notEqual(second, first);
+    assert.equal(new URL(next.url).searchParams.get('ws_session'), second);
+    s.server.welcome(next);
+    assert.deepEqual(dataOf(next), ['a']);
+  });
+
   it('a finish before the welcome breaks the protocol', () => {
     const s = start();
     s.ws.open();

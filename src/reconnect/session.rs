@@ -100,6 +100,17 @@ impl ClientSession {
         self.next.take().map(|next| *next)
     }
 
+    /// A `hello new` refused by a server that drains: a session never welcomed takes a new
+    /// id and secret, so that a balancer routing on the id does not send the next try back
+    /// to the same server. What it keeps stays.
+    pub(super) fn renew_if_unwelcomed(&mut self) {
+        if self.token.is_none() {
+            const RANDOM: &str = "the OS's random source works";
+            self.sid = SessionId::random().expect(RANDOM);
+            self.secret = Secret::random().expect(RANDOM);
+        }
+    }
+
     /// The `hello` for the next connection.
     pub(super) fn hello(&mut self) -> String {
         let ledger = self.core.ledger_mut();
@@ -225,5 +236,27 @@ pub(super) async fn handshake<S: Connection>(
         })
         .await;
         return Err(Failed::Violation(violation));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_never_welcomed_takes_a_new_id_when_a_draining_server_refuses_it() {
+        let mut session = ClientSession::new(Resume::new(), Protocol::Control);
+        let first = session.hello();
+        session.renew_if_unwelcomed();
+        let second = session.hello();
+        let sid = |hello: &str| hello.split(' ').nth(3).map(str::to_owned);
+        assert!(
+            first.starts_with("\u{10}hello 1 new ") && second.starts_with("\u{10}hello 1 new ")
+        );
+        assert_ne!(sid(&first), sid(&second));
+        // Welcomed, it keeps its id: the server holds it.
+        session.token = Some(Secret::random().unwrap());
+        session.renew_if_unwelcomed();
+        assert_eq!(sid(&session.hello()), sid(&second));
     }
 }

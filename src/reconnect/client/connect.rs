@@ -122,10 +122,13 @@ impl<S: Connection> Reconnect<S> {
         // A session's hello answered with 1013 (the server's memory budget) is tried again
         // with the backoff; with 1012 or 1001 (the server drains) within the first step.
         #[cfg(feature = "resume")]
-        if let (Some(_), Reason::ServerClosed { code, .. }) = (&self.session, &reason) {
+        if let (Some(session), Reason::ServerClosed { code, .. }) = (&mut self.session, &reason) {
             match code {
                 1013 => return self.retry_later(reason, false),
-                1012 | 1001 => return self.retry_later(reason, true),
+                1012 | 1001 => {
+                    session.renew_if_unwelcomed();
+                    return self.retry_later(reason, true);
+                }
                 _ => {}
             }
         }
