@@ -51,7 +51,7 @@ window.demo = demo;
 // The session's traffic (resume=1): the server's items and the echoes of the page's numbered
 // messages, each expected once and in order from 1; `errors` lists what was not.
 const tally = () => ({ count: 0, last: 0, errors: [] });
-demo.session = { id: null, items: tally(), echoes: tally(), sent: 0, lost: null, stream, pump };
+demo.session = { id: null, items: tally(), echoes: tally(), sent: 0, lost: null, fresh: 0, stream, pump };
 
 function count(t, seq) {
   if (seq !== t.last + 1 && t.errors.length < 20) t.errors.push(`${seq} after ${t.last}`);
@@ -100,6 +100,16 @@ socket.addEventListener('state', (e) => {
 socket.addEventListener('sessionlost', (e) => {
   demo.session.lost = { cause: e.cause, unconfirmed: e.unconfirmed, code: e.code, reason: e.reason };
   log(`session lost: ${e.cause}, ${e.unconfirmed} messages unconfirmed`);
+  render();
+});
+// A server that restarts finishes the session (PROTOCOL.md, section 8): everything arrived
+// once, and a new session starts on the next server with what the page sent meanwhile. Its
+// handler is a new one: the items it streams count from 1 again, as after a fresh start.
+socket.addEventListener('sessionnew', (e) => {
+  demo.session.fresh += 1;
+  demo.session.items = tally();
+  demo.session.id = null;
+  log(`new session: the server finished the old one (code ${e.code}), ${e.kept} messages carried over`);
   render();
 });
 socket.addEventListener('rtt', (e) => {

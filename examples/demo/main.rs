@@ -22,7 +22,10 @@
 //! Restart it without dropping the pages: start a second demo on the same address (the
 //! listener is shared, `SO_REUSEPORT`), then Ctrl-C (or SIGTERM) the first. It drains over
 //! `--drain-ms` (5 s by default): each page gets a Close 1012 at its own moment, logs it,
-//! and reconnects within its first backoff step, to the second process (`restart.rs`).
+//! and reconnects within its first backoff step, to the second process (`restart.rs`). With
+//! `?resume=1` the page's session finishes on the first process and goes on as a new
+//! session on the second (the log says so); each session's end line gives the runs of the
+//! page's numbered messages its handler got.
 //!
 //! Sessions: `/session` is the same WebSocket with `HeartbeatLayer::resume` (window
 //! `--window-ms`, 30 s by default; buffer `--session-buffer` bytes, 1 MiB), which the page uses when opened with `?resume=1`. Its
@@ -558,10 +561,11 @@ async fn stream_session(mut socket: WebSocket, app: Arc<App>, heartbeat: &'stati
     };
     book.running.fetch_sub(1, Relaxed);
     println!(
-        "session {id}: {outcome} after {:?} (received {}, sent {})",
+        "session {id}: {outcome} after {:?} (received {}, sent {}); numbered runs {}",
         started.elapsed(),
         count.received.load(Relaxed),
         count.sent.load(Relaxed),
+        json!(count.numbered.lock().unwrap().runs),
     );
     *count.ended.lock().unwrap() = Some(outcome);
 }

@@ -184,6 +184,49 @@ test('a restart: a second server on the port, the first drained by SIGTERM; the 
   }
 });
 
+test('resume=1 across a restart: the session finishes on the first demo and goes on new on the second; every numbered message once, in order', async () => {
+  // The page pumps 1 000 numbered messages (5 every 20 ms, 4 s) into a session on the first
+  // demo; 1 s in, a second demo takes the port and the first is drained over 1 s. At its moment
+  // the first tells `finish`; the page answers, keeps what it sends, and on the 1012 starts a
+  // new session on the second. The first's handler got 1..k, the second's k+1..1000, each
+  // once and in order; the page lost nothing (no `sessionlost`).
+  const SENT = 1000;
+  const first = new DemoServer({ args: ['--drain-ms', '1000'] });
+  await first.start();
+  const page = await openPageAt(first.base, `${PAGE}&resume=1`);
+  await until(() => page.evaluate(() => window.demo.session.id !== null), 2000, 'the greeting');
+  await page.evaluate((sent) => {
+    window.pumped = window.demo.session.pump(sent, 20, 5);
+  }, SENT);
+  await sleep(1000);
+  const second = new DemoServer();
+  await second.start(new URL(first.base).host);
+  try {
+    const before = (await first.stats()).sessions.list;
+    const exited = first.exited();
+    first.signal('SIGTERM');
+    await until(() => page.evaluate(() => window.demo.session.fresh === 1), 1000 + BACKOFF + 2 * SLACK, 'a new session');
+    await page.evaluate(() => window.pumped);
+    const runs = async (server) => (await server.stats()).sessions.list.flatMap((s) => s.seq_runs);
+    await until(async () => (await runs(second)).some(([, to]) => to === SENT), 5000, 'the last message on the second demo');
+    // The first's counts, read before it drained away: its session's runs as it ended are in
+    // its log; the second's live. Together: 1..SENT once, in order.
+    await exited;
+    const onSecond = await runs(second);
+    assert.equal(onSecond.length, 1, JSON.stringify(onSecond));
+    const [[from, to]] = onSecond;
+    assert.equal(to, SENT);
+    assert.ok(from > before.reduce((n, s) => Math.max(n, s.numbered), 0), `the second began at ${from}`);
+    assert.deepEqual(first.sessionEnds().at(-1)?.runs, [[1, from - 1]], first.sessionEnds().join('\n'));
+    const lost = await page.evaluate(() => window.demo.session.lost);
+    assert.equal(lost, null);
+    console.log(`first demo: 1..${from - 1}, second: ${from}..${SENT}`);
+  } finally {
+    first.stop();
+    second.stop();
+  }
+});
+
 test('a frozen page (Freeze: deaf and mute) is declared dead by the server within the bound, and reconnects when thawed', async () => {
   const page = await openPage();
   await sleep(2 * INTERVAL); // a few heartbeats in both directions

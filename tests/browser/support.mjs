@@ -49,6 +49,7 @@ export class DemoServer {
   #bin = example('demo');
   #args;
   #child = null;
+  #lines = [];
   base = null;
 
   constructor({ interval = INTERVAL, maxMissed = MAX_MISSED, args = [] } = {}) {
@@ -73,7 +74,11 @@ export class DemoServer {
       child.stdout.on('data', onData);
       child.on('exit', (code) => reject(new Error(`demo exited with ${code}`)));
     });
-    child.stdout.on('data', (chunk) => process.stderr.write(`  [demo] ${chunk}`));
+    this.#lines = [];
+    child.stdout.on('data', (chunk) => {
+      process.stderr.write(`  [demo] ${chunk}`);
+      this.#lines.push(...String(chunk).split('\n').filter(Boolean));
+    });
     return this.base;
   }
 
@@ -106,6 +111,14 @@ export class DemoServer {
 
   signal(name) {
     this.#child.kill(name);
+  }
+
+  /** The sessions that ended, as the server logged them: `{ line, runs }`, oldest first. */
+  sessionEnds() {
+    return this.#lines
+      .map((line) => ({ line, found: line.match(/^session \d+: .*; numbered runs (\[.*\])$/) }))
+      .filter(({ found }) => found)
+      .map(({ line, found }) => ({ line, runs: JSON.parse(found[1]) }));
   }
 
   /** Resolves when the server's process exits. */
