@@ -70,7 +70,8 @@ daemon off;
 worker_processes 1;
 pid {prefix}/nginx.pid;
 error_log {prefix}/logs/error.log info;
-events {{ worker_connections 64; }}
+worker_rlimit_nofile 8192;
+events {{ worker_connections 4096; }}
 http {{
     access_log off;
     client_body_temp_path {prefix}/body;

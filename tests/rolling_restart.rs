@@ -1,0 +1,416 @@
+//! A rolling restart, measured: three `session_server` processes (examples/session_server.rs)
+//! behind Debian's nginx (`hash $arg_ws_session consistent;`), a thousand clients sending both
+//! ways, and each server restarted in turn: SIGTERM (it drains over 5 s: plain connections
+//! closed with 1012, sessions finished, each at its own moment; it accepts meanwhile), exit,
+//! start again on its port.
+//!
+//! Clients: 600 Rust `Reconnect` clients with sessions, 200 Rust clients without, 200 Node
+//! clients of the browser module with `resume` (tests/peers/node_session_clients.mjs), each
+//! sending a numbered text every 200 ms (`KEY SEQ`). A client's routing key is its session's
+//! id (the browser module's `routeParam`; a Rust client picks a new key when its session is
+//! new, or refused by a draining server), a plain client's a new one at every connection.
+//!
+//! What must hold: every session message exactly once and in order (each server logs, per
+//! session, the first and last number it got and how many: together, every client's numbers
+//! 1..sent, each once, in one run per session); no client sees an error; and while a server
+//! drains, the new connections per second at the two others peak at no more than twice the
+//! even rate (the connections that moved, over the window).
+//!
+//! Real time, about a minute. Needs `nginx` and Node with `ws` on `PATH` (`.ci/run`
+//! installs both); without them the test is reported as ignored; under `CI=true` it fails.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::time::{Instant, timeout};
+use tokio_tungstenite::tungstenite::Message;
+use ws_heartbeat::HeartbeatLayer;
+use ws_heartbeat::reconnect::{Backoff, Event, Reason, Reconnect};
+use ws_heartbeat::resume::Resume;
+
+use support::ms;
+use support::nginx::{Balance, Nginx};
+use support::peer_programs::{node_with_ws, peers_dir};
+use support::trials::{self, Flavor, Suite};
+
+const SERVERS: usize = 3;
+const RUST_SESSIONS: usize = 600;
+const RUST_PLAIN: usize = 200;
+const NODE_SESSIONS: usize = 200;
+const EVERY: Duration = ms(200);
+const DRAIN: Duration = ms(5000);
+const INTERVAL: Duration = ms(1000);
+const WINDOW: Duration = ms(30_000);
+
+fn main() {
+    let needs = trials::program("nginx", "apt-get install nginx")
+        .and_then(|nginx| node_with_ws().map(|node| (nginx, node)));
+    let mut suite = Suite::new();
+    suite.test(
+        "a_rolling_restart_loses_nothing_and_spreads_the_reconnects",
+        &needs,
+        Flavor::MultiThread { workers: 2 },
+        |(nginx, node)| a_rolling_restart_loses_nothing_and_spreads_the_reconnects(nginx, node),
+    );
+    suite.run()
+}
+
+/// What a server process said on stdout, line by line, with when: kept across its restarts.
+type Said = Arc<Mutex<Vec<(Instant, String)>>>;
+
+/// One `session_server` process and what it said on stdout, with when.
+struct Server {
+    child: Child,
+    port: u16,
+    said: Said,
+}
+
+impl Server {
+    async fn start(bin: &Path, name: &str, port: u16, said: Said) -> Self {
+        let millis = |d: Duration| d.as_millis().to_string();
+        let mut child = Command::new(bin)
+            .args([
+                &port.to_string(),
+                name,
+                &millis(INTERVAL),
+                &millis(WINDOW),
+                &millis(DRAIN),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("session_server starts");
+        let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = timeout(Duration::from_secs(10), out.next_line())
+            .await
+            .expect("it says where it listens")
+            .unwrap()
+            .expect("a line");
+        let port = first
+            .strip_prefix("listening ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("not `listening <port>`: {first:?}"));
+        let log = said.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = out.next_line().await {
+                log.lock().unwrap().push((Instant::now(), line));
+            }
+        });
+        Self { child, port, said }
+    }
+
+    /// SIGTERM, and its exit (after its drain).
+    async fn stop(&mut self) {
+        let pid = self.child.id().expect("running").to_string();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status();
+        let status = timeout(DRAIN + Duration::from_secs(5), self.child.wait())
+            .await
+            .expect("the server exits after its drain")
+            .unwrap();
+        assert!(status.success(), "{status}");
+    }
+
+    /// Its WebSockets accepted (`accepted` lines) within `[from, to)`, by the second.
+    fn accepted_per_second(&self, from: Instant, to: Instant) -> Vec<usize> {
+        let seconds = (to - from).as_secs() as usize + 1;
+        let mut counts = vec![0; seconds];
+        for (at, line) in self.said.lock().unwrap().iter() {
+            if line.starts_with("accepted /") && *at >= from && *at < to {
+                counts[(*at - from).as_secs() as usize] += 1;
+            }
+        }
+        counts
+    }
+}
+
+/// `session KEY FROM TO COUNT` lines of every server, by key.
+fn runs(said: &[(Instant, String)]) -> BTreeMap<String, Vec<[u64; 3]>> {
+    let mut by_key: BTreeMap<String, Vec<[u64; 3]>> = BTreeMap::new();
+    for (_, line) in said {
+        let words: Vec<&str> = line.split(' ').collect();
+        if let ["session", key, from, to, count] = words[..] {
+            let n = |w: &str| w.parse::<u64>().unwrap();
+            by_key
+                .entry(key.to_owned())
+                .or_default()
+                .push([n(from), n(to), n(count)]);
+        }
+    }
+    by_key
+}
+
+/// A Rust client with a session: its key, and the last number its sends took.
+struct RustClient {
+    sent: Arc<AtomicU64>,
+    errors: Arc<Mutex<Vec<String>>>,
+    news: Arc<AtomicU64>,
+}
+
+fn random_key() -> String {
+    format!("{:016x}", rand_u64())
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        std::time::SystemTime::now()
+            .elapsed()
+            .map_or(0, |d| d.as_nanos() as u64),
+    );
+    h.finish()
+}
+
+fn rust_client(nginx: u16, i: usize, session: bool, stop: Arc<AtomicBool>) -> RustClient {
+    let key = Arc::new(Mutex::new(random_key()));
+    let sent: Arc<AtomicU64> = Arc::default();
+    let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+    let news: Arc<AtomicU64> = Arc::default();
+    let path = if session { "ws" } else { "plain" };
+    let connect_key = key.clone();
+    let mut builder = Reconnect::builder(move || {
+        let key = if session {
+            connect_key.lock().unwrap().clone()
+        } else {
+            random_key()
+        };
+        let url = format!("ws://127.0.0.1:{nginx}/{path}?ws_session={key}");
+        async move {
+            tokio_tungstenite::connect_async(url)
+                .await
+                .map(|(ws, _)| ws)
+        }
+    })
+    .heartbeat(HeartbeatLayer::new().interval(INTERVAL))
+    .backoff(Backoff::new().initial(ms(500)).max_delay(ms(5000)));
+    if session {
+        let (key, news) = (key.clone(), news.clone());
+        builder = builder
+            .resume(Resume::new().window(WINDOW))
+            .on_event(move |e| {
+                let renew = match e {
+                    Event::NewSession => {
+                        news.fetch_add(1, Ordering::Relaxed);
+                        true
+                    }
+                    Event::Reconnecting {
+                        after: Reason::ServerClosed { code: 1012, .. },
+                        ..
+                    } => true,
+                    _ => false,
+                };
+                if renew {
+                    *key.lock().unwrap() = random_key();
+                }
+            });
+    }
+    let (mut tx, mut rx) = builder.build().split();
+    let prefix = if session { "rs" } else { "pl" };
+    let (count, fails) = (Arc::clone(&sent), Arc::clone(&errors));
+    tokio::spawn(async move {
+        tokio::time::sleep(EVERY * i as u32 / (RUST_SESSIONS + RUST_PLAIN) as u32).await;
+        let mut n = 0;
+        while !stop.load(Ordering::Relaxed) {
+            n += 1;
+            if let Err(err) = tx.send(Message::text(format!("{prefix}{i} {n}"))).await {
+                fails
+                    .lock()
+                    .unwrap()
+                    .push(format!("{prefix}{i} send: {err}"));
+                return;
+            }
+            count.store(n, Ordering::Relaxed);
+            tokio::time::sleep(EVERY).await;
+        }
+    });
+    let fails = Arc::clone(&errors);
+    tokio::spawn(async move {
+        let mut last: BTreeMap<String, u64> = BTreeMap::new();
+        while let Some(item) = rx.next().await {
+            match item {
+                Ok(Message::Text(text)) => {
+                    let (server, rest) = text.split_once(':').unwrap_or_default();
+                    let seq = rest
+                        .rsplit(' ')
+                        .next()
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0);
+                    let before = last.insert(server.to_owned(), seq).unwrap_or(0);
+                    if session && seq <= before {
+                        fails
+                            .lock()
+                            .unwrap()
+                            .push(format!("{prefix}{i}: echo {seq} after {before}"));
+                    }
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    fails.lock().unwrap().push(format!("{prefix}{i}: {err}"));
+                    return;
+                }
+            }
+        }
+    });
+    RustClient { sent, errors, news }
+}
+
+async fn a_rolling_restart_loses_nothing_and_spreads_the_reconnects(nginx: PathBuf, node: PathBuf) {
+    support::allow_open_files(16_384);
+    let bin = trials::example("session_server");
+    let said: Vec<Said> = (0..SERVERS).map(|_| Arc::default()).collect();
+    let names = ["a", "b", "c"];
+    let mut servers = Vec::new();
+    for k in 0..SERVERS {
+        servers.push(Server::start(&bin, names[k], 0, said[k].clone()).await);
+    }
+    let ports: Vec<u16> = servers.iter().map(|s| s.port).collect();
+    let proxy = Nginx::start_balanced(
+        &nginx,
+        &ports,
+        Balance::ConsistentHash("$arg_ws_session"),
+        Duration::from_secs(60),
+    )
+    .await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut rust = Vec::new();
+    for i in 0..RUST_SESSIONS + RUST_PLAIN {
+        rust.push(rust_client(proxy.port, i, i < RUST_SESSIONS, stop.clone()));
+    }
+    let mut node = Command::new(node)
+        .arg(peers_dir().join("node_session_clients.mjs"))
+        .args([
+            &format!("ws://127.0.0.1:{}/ws", proxy.port),
+            &NODE_SESSIONS.to_string(),
+            &EVERY.as_millis().to_string(),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node starts");
+    let mut node_in: ChildStdin = node.stdin.take().unwrap();
+    let mut node_out = BufReader::new(node.stdout.take().unwrap()).lines();
+    assert_eq!(
+        node_out.next_line().await.unwrap().as_deref(),
+        Some("started")
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // Each server in turn: drained, stopped, started again on its port.
+    let mut peaks = Vec::new();
+    for k in 0..SERVERS {
+        let began = Instant::now();
+        servers[k].stop().await;
+        let port = servers[k].port;
+        servers[k] = Server::start(&bin, names[k], port, said[k].clone()).await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let others: Vec<Vec<usize>> = (0..SERVERS)
+            .filter(|&j| j != k)
+            .map(|j| servers[j].accepted_per_second(began, began + DRAIN))
+            .collect();
+        let per_second: Vec<usize> = (0..others[0].len())
+            .map(|s| others.iter().map(|o| o[s]).sum())
+            .collect();
+        let moved: usize = per_second.iter().sum();
+        let even = moved as f64 / DRAIN.as_secs_f64();
+        let peak = *per_second.iter().max().unwrap();
+        println!(
+            "server {}: {moved} connections moved to the others over the drain, per second {per_second:?} (even {even:.0})",
+            names[k]
+        );
+        peaks.push((names[k], peak, even, per_second));
+    }
+
+    // Stop sending; let the last messages be acknowledged; then drain every server, which
+    // logs the sessions it still holds as they finish.
+    stop.store(true, Ordering::Relaxed);
+    node_in.write_all(b"stop\n").await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    node_in.write_all(b"report\n").await.unwrap();
+    let report = timeout(Duration::from_secs(10), node_out.next_line())
+        .await
+        .expect("node reports")
+        .unwrap()
+        .expect("a line");
+    let node_report: Vec<serde_json::Value> = serde_json::from_str(&report).unwrap();
+    let mut stopping = Vec::new();
+    for server in &mut servers {
+        stopping.push(server.stop());
+    }
+    futures_util::future::join_all(stopping).await;
+    drop(proxy);
+    drop(node);
+
+    // No client saw an error.
+    for (i, client) in rust.iter().enumerate() {
+        let errors = client.errors.lock().unwrap();
+        assert!(errors.is_empty(), "rust client {i}: {errors:?}");
+    }
+    for (i, client) in node_report.iter().enumerate() {
+        assert_eq!(client["lost"], 0, "node client {i}: {client}");
+        assert_eq!(client["closed"], false, "node client {i}: {client}");
+        assert_eq!(client["disorder"], 0, "node client {i}: {client}");
+    }
+    // Every session message once, in order: per client, its sessions' runs end to end.
+    let all: Vec<(Instant, String)> = said
+        .iter()
+        .flat_map(|s| s.lock().unwrap().clone())
+        .collect();
+    let by_key = runs(&all);
+    let mut sent: Vec<(String, u64)> = (0..RUST_SESSIONS)
+        .map(|i| (format!("rs{i}"), rust[i].sent.load(Ordering::Relaxed)))
+        .collect();
+    sent.extend(
+        node_report
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (format!("nd{i}"), c["sent"].as_u64().unwrap())),
+    );
+    let mut sessions = 0;
+    for (key, sent) in &sent {
+        let mut runs = by_key.get(key).cloned().unwrap_or_default();
+        runs.sort();
+        sessions += runs.len();
+        let mut next = 1;
+        for [from, to, count] in &runs {
+            assert_eq!(
+                *from,
+                next,
+                "{key}: a run from {from} after {}: {runs:?}",
+                next - 1
+            );
+            assert_eq!(*count, to - from + 1, "{key}: {runs:?}");
+            next = to + 1;
+        }
+        assert_eq!(
+            next - 1,
+            *sent,
+            "{key}: sent {sent}, the servers got {runs:?}"
+        );
+    }
+    let news: u64 = rust.iter().map(|c| c.news.load(Ordering::Relaxed)).sum();
+    println!(
+        "{} session clients, {sessions} sessions, {news} new sessions after a finish (Rust)",
+        sent.len()
+    );
+    // The reconnects spread over each drain.
+    for (name, peak, even, per_second) in &peaks {
+        assert!(
+            *peak as f64 <= 2.0 * even,
+            "server {name}'s drain: {per_second:?} per second at the others, even {even:.0}"
+        );
+    }
+}
