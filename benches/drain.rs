@@ -9,36 +9,21 @@
 //! (default 10 000), 2 worker threads, interval 10 s (so that no tick falls in the window
 //! but the drain's own wake-ups).
 
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use support::{config, cpu};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::Role;
 use tower::Layer;
 use ws_heartbeat::HeartbeatLayer;
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).map_or(default, |v| v.parse().expect("a whole number"))
-}
-
-/// Small buffers: tungstenite's default 128 KiB read buffer would make 2 × N of them.
-fn config() -> Option<WebSocketConfig> {
-    Some(WebSocketConfig::default().read_buffer_size(256))
-}
-
-/// Process CPU time (user + system).
-fn cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    Duration::from_millis(ticks * 10) // USER_HZ = 100
 }
 
 async fn run(n: usize, window: Duration) {

@@ -25,6 +25,8 @@
 //! first ping (the first write in each direction grows the stream's and the pipe's buffers,
 //! about 128 B per connection, for any keepalive).
 
+mod support;
+
 use std::alloc::System;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -32,11 +34,12 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use support::{config, cpu};
 use tokio::io::DuplexStream;
 use tokio::sync::{Notify, mpsc};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::Role;
 use tower::Layer;
 use ws_heartbeat::{Dead, HeartbeatLayer};
 
@@ -89,24 +92,6 @@ enum Kind {
     Heartbeat,
     Select,
     Background,
-}
-
-/// Small buffers: tungstenite's default 128 KiB read buffer would make 2 × N of them.
-fn config() -> Option<WebSocketConfig> {
-    Some(WebSocketConfig::default().read_buffer_size(256))
-}
-
-/// Process CPU time (user + system).
-fn cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    Duration::from_millis(ticks * 10) // USER_HZ = 100
 }
 
 /// The size of each kind's handler future (what its task holds inline; tokio rounds every

@@ -23,6 +23,14 @@ fn the_heartbeat_types_are_send_sync_and_unpin() {
     // is held by its handler's task; both are `Unpin` whatever the stream.
     send_sync_unpin::<crate::background::Background<Ws>>();
     send_sync_unpin::<crate::background::BackgroundLayer>();
+    send_sync_unpin::<crate::DrainReport>();
+}
+
+#[test]
+fn a_drain_is_a_send_future_that_outlives_its_layer() {
+    // `tokio::spawn(layer.drain(window))` from a shutdown path.
+    fn send_static<T: Send + 'static>(_: T) {}
+    send_static(HeartbeatLayer::new().drain(std::time::Duration::ZERO));
 }
 
 #[cfg(feature = "resume")]

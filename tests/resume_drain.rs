@@ -126,24 +126,7 @@ async fn a_session_finishes_across_a_drain_and_goes_on_new_elsewhere_nothing_los
     let (a, b) = (Server::new("A"), Server::new("B"));
     let draining = Arc::new(AtomicBool::new(false));
     let (client, events) = client(&a, &b, &draining);
-    let (mut tx, mut rx) = client.split();
-    let received = tokio::spawn(async move {
-        let mut got = Vec::new();
-        let until = Instant::now() + ms(8000);
-        while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(until, rx.next()).await {
-            if let Message::Text(text) = msg {
-                got.push(text.to_string());
-            }
-        }
-        got
-    });
-    let sender = tokio::spawn(async move {
-        for i in 1..=600 {
-            tx.send(Message::text(format!("c{i}"))).await.unwrap();
-            tokio::time::sleep(ms(10)).await;
-        }
-        tx
-    });
+    let (sender, received) = traffic(client, 600, ms(8000));
     tokio::time::sleep(ms(1000)).await;
     draining.store(true, Ordering::SeqCst);
     let report = a.layer.drain(ms(2000)).await;
@@ -195,6 +178,37 @@ async fn a_session_finishes_across_a_drain_and_goes_on_new_elsewhere_nothing_los
         to_b.len(),
         from_b.len()
     );
+}
+
+/// The client sends `c1`..`c{n}`, one every 10 ms (the sender gives its half back when
+/// done), and reads texts for `reading`: what it read.
+fn traffic(
+    client: Reconnect<Ws>,
+    n: usize,
+    reading: Duration,
+) -> (
+    tokio::task::JoinHandle<impl Sized>,
+    tokio::task::JoinHandle<Vec<String>>,
+) {
+    let (mut tx, mut rx) = client.split();
+    let received = tokio::spawn(async move {
+        let mut got = Vec::new();
+        let until = Instant::now() + reading;
+        while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(until, rx.next()).await {
+            if let Message::Text(text) = msg {
+                got.push(text.to_string());
+            }
+        }
+        got
+    });
+    let sender = tokio::spawn(async move {
+        for i in 1..=n {
+            tx.send(Message::text(format!("c{i}"))).await.unwrap();
+            tokio::time::sleep(ms(10)).await;
+        }
+        tx
+    });
+    (sender, received)
 }
 
 /// A client's events, with when they came.
@@ -295,24 +309,7 @@ async fn a_session_whose_socket_is_cut_after_the_finish_resumes_and_finishes() {
             }
         });
     }
-    let (mut tx, mut rx) = client.split();
-    let received = tokio::spawn(async move {
-        let mut got = Vec::new();
-        let until = Instant::now() + ms(4000);
-        while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(until, rx.next()).await {
-            if let Message::Text(text) = msg {
-                got.push(text.to_string());
-            }
-        }
-        got
-    });
-    let sender = tokio::spawn(async move {
-        for i in 1..=300 {
-            tx.send(Message::text(format!("c{i}"))).await.unwrap();
-            tokio::time::sleep(ms(10)).await;
-        }
-        tx
-    });
+    let (sender, received) = traffic(client, 300, ms(4000));
     tokio::time::sleep(ms(100)).await;
     let drain = tokio::spawn(a.layer.drain(ms(900)));
     tokio::time::sleep(ms(895)).await;

@@ -21,7 +21,6 @@ mod support;
 
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,7 +28,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio::time::{Instant, timeout};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -37,10 +36,10 @@ use ws_heartbeat::HeartbeatLayer;
 use ws_heartbeat::reconnect::{Backoff, Error as ClientError, Event, Reconnect};
 use ws_heartbeat::resume::{Reason, Resume};
 
-use support::ms;
 use support::nginx::{Balance, Nginx};
 use support::relay::{Ctl, relay};
 use support::trials::{self, Flavor, Suite};
+use support::{ms, session_server};
 
 const RUNTIME: Flavor = Flavor::MultiThread { workers: 2 };
 /// Both ends' heartbeat, and the servers' window.
@@ -89,23 +88,13 @@ struct Server {
 impl Server {
     async fn start(bin: &Path, name: &'static str) -> Self {
         let millis = |d: Duration| d.as_millis().to_string();
-        let mut child = Command::new(bin)
-            .args(["0", name, &millis(INTERVAL), &millis(WINDOW)])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("session_server starts");
-        let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = timeout(Duration::from_secs(10), out.next_line())
-            .await
-            .expect("session_server says where it listens")
-            .unwrap()
-            .expect("a line");
-        let port = first
-            .strip_prefix("listening ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("not `listening <port>`: {first:?}"));
+        let args = [
+            "0".to_owned(),
+            name.to_owned(),
+            millis(INTERVAL),
+            millis(WINDOW),
+        ];
+        let (mut child, port, _out) = session_server::start(bin, &args, true).await;
         let said = Arc::new(Mutex::new(Vec::new()));
         let mut err = BufReader::new(child.stderr.take().unwrap()).lines();
         let log = said.clone();

@@ -37,12 +37,13 @@ use ws_heartbeat::HeartbeatLayer;
 use ws_heartbeat::reconnect::{Backoff, Event, Reason, Reconnect};
 use ws_heartbeat::resume::Resume;
 
-use support::ms;
 use support::nginx::{Balance, Nginx};
 use support::peer_programs::{node_with_ws, peers_dir};
 use support::trials::{self, Flavor, Suite};
+use support::{ms, session_server};
 
 const SERVERS: usize = 3;
+const NAMES: [&str; SERVERS] = ["a", "b", "c"];
 const RUST_SESSIONS: usize = 600;
 const RUST_PLAIN: usize = 200;
 const NODE_SESSIONS: usize = 200;
@@ -77,29 +78,14 @@ struct Server {
 impl Server {
     async fn start(bin: &Path, name: &str, port: u16, said: Said) -> Self {
         let millis = |d: Duration| d.as_millis().to_string();
-        let mut child = Command::new(bin)
-            .args([
-                &port.to_string(),
-                name,
-                &millis(INTERVAL),
-                &millis(WINDOW),
-                &millis(DRAIN),
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("session_server starts");
-        let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = timeout(Duration::from_secs(10), out.next_line())
-            .await
-            .expect("it says where it listens")
-            .unwrap()
-            .expect("a line");
-        let port = first
-            .strip_prefix("listening ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("not `listening <port>`: {first:?}"));
+        let args = [
+            port.to_string(),
+            name.to_owned(),
+            millis(INTERVAL),
+            millis(WINDOW),
+            millis(DRAIN),
+        ];
+        let (child, port, mut out) = session_server::start(bin, &args, false).await;
         let log = said.clone();
         tokio::spawn(async move {
             while let Ok(Some(line)) = out.next_line().await {
@@ -173,6 +159,68 @@ fn rand_u64() -> u64 {
     h.finish()
 }
 
+type Sender = futures_util::stream::SplitSink<Client, Message>;
+type Receiver = futures_util::stream::SplitStream<Client>;
+type Client = Reconnect<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+>;
+
+/// Sends `KEY 1`, `KEY 2`, ... every `EVERY` until `stop`, noting the last number taken.
+async fn send_numbered(
+    mut tx: Sender,
+    key: String,
+    i: usize,
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+    errors: Arc<Mutex<Vec<String>>>,
+) {
+    tokio::time::sleep(EVERY * i as u32 / (RUST_SESSIONS + RUST_PLAIN) as u32).await;
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        if let Err(err) = tx.send(Message::text(format!("{key} {n}"))).await {
+            errors.lock().unwrap().push(format!("{key} send: {err}"));
+            return;
+        }
+        sent.store(n, Ordering::Relaxed);
+        tokio::time::sleep(EVERY).await;
+    }
+}
+
+/// Reads the echoes (`SERVER:KEY SEQ`); with a session, each server's come in order.
+async fn read_echoes(
+    mut rx: Receiver,
+    key: String,
+    session: bool,
+    errors: Arc<Mutex<Vec<String>>>,
+) {
+    let mut last: BTreeMap<String, u64> = BTreeMap::new();
+    while let Some(item) = rx.next().await {
+        match item {
+            Ok(Message::Text(text)) => {
+                let (server, rest) = text.split_once(':').unwrap_or_default();
+                let seq = rest
+                    .rsplit(' ')
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                let before = last.insert(server.to_owned(), seq).unwrap_or(0);
+                if session && seq <= before {
+                    errors
+                        .lock()
+                        .unwrap()
+                        .push(format!("{key}: echo {seq} after {before}"));
+                }
+            }
+            Ok(_) => {}
+            Err(err) => {
+                errors.lock().unwrap().push(format!("{key}: {err}"));
+                return;
+            }
+        }
+    }
+}
+
 fn rust_client(nginx: u16, i: usize, session: bool, stop: Arc<AtomicBool>) -> RustClient {
     let key = Arc::new(Mutex::new(random_key()));
     let sent: Arc<AtomicU64> = Arc::default();
@@ -216,64 +264,94 @@ fn rust_client(nginx: u16, i: usize, session: bool, stop: Arc<AtomicBool>) -> Ru
                 }
             });
     }
-    let (mut tx, mut rx) = builder.build().split();
-    let prefix = if session { "rs" } else { "pl" };
-    let (count, fails) = (Arc::clone(&sent), Arc::clone(&errors));
-    tokio::spawn(async move {
-        tokio::time::sleep(EVERY * i as u32 / (RUST_SESSIONS + RUST_PLAIN) as u32).await;
-        let mut n = 0;
-        while !stop.load(Ordering::Relaxed) {
-            n += 1;
-            if let Err(err) = tx.send(Message::text(format!("{prefix}{i} {n}"))).await {
-                fails
-                    .lock()
-                    .unwrap()
-                    .push(format!("{prefix}{i} send: {err}"));
-                return;
-            }
-            count.store(n, Ordering::Relaxed);
-            tokio::time::sleep(EVERY).await;
-        }
-    });
-    let fails = Arc::clone(&errors);
-    tokio::spawn(async move {
-        let mut last: BTreeMap<String, u64> = BTreeMap::new();
-        while let Some(item) = rx.next().await {
-            match item {
-                Ok(Message::Text(text)) => {
-                    let (server, rest) = text.split_once(':').unwrap_or_default();
-                    let seq = rest
-                        .rsplit(' ')
-                        .next()
-                        .and_then(|s| s.parse().ok())
-                        .unwrap_or(0);
-                    let before = last.insert(server.to_owned(), seq).unwrap_or(0);
-                    if session && seq <= before {
-                        fails
-                            .lock()
-                            .unwrap()
-                            .push(format!("{prefix}{i}: echo {seq} after {before}"));
-                    }
-                }
-                Ok(_) => {}
-                Err(err) => {
-                    fails.lock().unwrap().push(format!("{prefix}{i}: {err}"));
-                    return;
-                }
-            }
-        }
-    });
+    let (tx, rx) = builder.build().split();
+    let key = format!("{}{i}", if session { "rs" } else { "pl" });
+    tokio::spawn(send_numbered(
+        tx,
+        key.clone(),
+        i,
+        stop,
+        sent.clone(),
+        errors.clone(),
+    ));
+    tokio::spawn(read_echoes(rx, key, session, errors.clone()));
     RustClient { sent, errors, news }
+}
+
+/// Each server in turn: drained (SIGTERM), stopped, started again on its port; then 3 s
+/// of traffic. For each: its name, the peak of new connections per second at the others
+/// during its drain, the even rate, and the counts by the second.
+async fn restart_in_turn(
+    bin: &Path,
+    servers: &mut [Server],
+    said: &[Said],
+) -> Vec<(&'static str, usize, f64, Vec<usize>)> {
+    let mut peaks = Vec::new();
+    for k in 0..SERVERS {
+        let began = Instant::now();
+        servers[k].stop().await;
+        let port = servers[k].port;
+        servers[k] = Server::start(bin, NAMES[k], port, said[k].clone()).await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let others: Vec<Vec<usize>> = (0..SERVERS)
+            .filter(|&j| j != k)
+            .map(|j| servers[j].accepted_per_second(began, began + DRAIN))
+            .collect();
+        let per_second: Vec<usize> = (0..others[0].len())
+            .map(|s| others.iter().map(|o| o[s]).sum())
+            .collect();
+        let moved: usize = per_second.iter().sum();
+        let even = moved as f64 / DRAIN.as_secs_f64();
+        let peak = *per_second.iter().max().unwrap();
+        println!(
+            "server {}: {moved} connections moved to the others over the drain, per second {per_second:?} (even {even:.0})",
+            NAMES[k]
+        );
+        peaks.push((NAMES[k], peak, even, per_second));
+    }
+    peaks
+}
+
+/// Every client's numbers 1..sent reached the servers once, in order: its sessions' runs
+/// (`session KEY FROM TO COUNT` lines of every server) end to end. Returns the sessions.
+fn check_runs(said: &[Said], sent: &[(String, u64)]) -> usize {
+    let all: Vec<(Instant, String)> = said
+        .iter()
+        .flat_map(|s| s.lock().unwrap().clone())
+        .collect();
+    let by_key = runs(&all);
+    let mut sessions = 0;
+    for (key, sent) in sent {
+        let mut runs = by_key.get(key).cloned().unwrap_or_default();
+        runs.sort();
+        sessions += runs.len();
+        let mut next = 1;
+        for [from, to, count] in &runs {
+            assert_eq!(
+                *from,
+                next,
+                "{key}: a run from {from} after {}: {runs:?}",
+                next - 1
+            );
+            assert_eq!(*count, to - from + 1, "{key}: {runs:?}");
+            next = to + 1;
+        }
+        assert_eq!(
+            next - 1,
+            *sent,
+            "{key}: sent {sent}, the servers got {runs:?}"
+        );
+    }
+    sessions
 }
 
 async fn a_rolling_restart_loses_nothing_and_spreads_the_reconnects(nginx: PathBuf, node: PathBuf) {
     support::allow_open_files(16_384);
     let bin = trials::example("session_server");
     let said: Vec<Said> = (0..SERVERS).map(|_| Arc::default()).collect();
-    let names = ["a", "b", "c"];
     let mut servers = Vec::new();
     for k in 0..SERVERS {
-        servers.push(Server::start(&bin, names[k], 0, said[k].clone()).await);
+        servers.push(Server::start(&bin, NAMES[k], 0, said[k].clone()).await);
     }
     let ports: Vec<u16> = servers.iter().map(|s| s.port).collect();
     let proxy = Nginx::start_balanced(
@@ -309,30 +387,7 @@ async fn a_rolling_restart_loses_nothing_and_spreads_the_reconnects(nginx: PathB
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    // Each server in turn: drained, stopped, started again on its port.
-    let mut peaks = Vec::new();
-    for k in 0..SERVERS {
-        let began = Instant::now();
-        servers[k].stop().await;
-        let port = servers[k].port;
-        servers[k] = Server::start(&bin, names[k], port, said[k].clone()).await;
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        let others: Vec<Vec<usize>> = (0..SERVERS)
-            .filter(|&j| j != k)
-            .map(|j| servers[j].accepted_per_second(began, began + DRAIN))
-            .collect();
-        let per_second: Vec<usize> = (0..others[0].len())
-            .map(|s| others.iter().map(|o| o[s]).sum())
-            .collect();
-        let moved: usize = per_second.iter().sum();
-        let even = moved as f64 / DRAIN.as_secs_f64();
-        let peak = *per_second.iter().max().unwrap();
-        println!(
-            "server {}: {moved} connections moved to the others over the drain, per second {per_second:?} (even {even:.0})",
-            names[k]
-        );
-        peaks.push((names[k], peak, even, per_second));
-    }
+    let peaks = restart_in_turn(&bin, &mut servers, &said).await;
 
     // Stop sending; let the last messages be acknowledged; then drain every server, which
     // logs the sessions it still holds as they finish.
@@ -365,42 +420,14 @@ async fn a_rolling_restart_loses_nothing_and_spreads_the_reconnects(nginx: PathB
         assert_eq!(client["disorder"], 0, "node client {i}: {client}");
     }
     // Every session message once, in order: per client, its sessions' runs end to end.
-    let all: Vec<(Instant, String)> = said
-        .iter()
-        .flat_map(|s| s.lock().unwrap().clone())
-        .collect();
-    let by_key = runs(&all);
     let mut sent: Vec<(String, u64)> = (0..RUST_SESSIONS)
         .map(|i| (format!("rs{i}"), rust[i].sent.load(Ordering::Relaxed)))
         .collect();
     sent.extend(
-        node_report
-            .iter()
-            .enumerate()
+        (node_report.iter().enumerate())
             .map(|(i, c)| (format!("nd{i}"), c["sent"].as_u64().unwrap())),
     );
-    let mut sessions = 0;
-    for (key, sent) in &sent {
-        let mut runs = by_key.get(key).cloned().unwrap_or_default();
-        runs.sort();
-        sessions += runs.len();
-        let mut next = 1;
-        for [from, to, count] in &runs {
-            assert_eq!(
-                *from,
-                next,
-                "{key}: a run from {from} after {}: {runs:?}",
-                next - 1
-            );
-            assert_eq!(*count, to - from + 1, "{key}: {runs:?}");
-            next = to + 1;
-        }
-        assert_eq!(
-            next - 1,
-            *sent,
-            "{key}: sent {sent}, the servers got {runs:?}"
-        );
-    }
+    let sessions = check_runs(&said, &sent);
     let news: u64 = rust.iter().map(|c| c.news.load(Ordering::Relaxed)).sum();
     println!(
         "{} session clients, {sessions} sessions, {news} new sessions after a finish (Rust)",

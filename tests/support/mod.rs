@@ -5,6 +5,7 @@ pub mod mock;
 pub mod nginx;
 pub mod peer_programs;
 pub mod relay;
+pub mod session_server;
 pub mod throttle;
 pub mod trials;
 
