@@ -363,7 +363,9 @@ impl HeartbeatLayer {
     ///
     /// Covers every connection made through this layer, its clones and the layers made from
     /// them by the builder's methods, in every mode (plain, [`background`](Self::background),
-    /// the drop-ins), whichever task or runtime polls it:
+    /// the drop-ins), whichever task or runtime polls it. Sessions
+    /// ([`resume`](Self::resume)) finish instead of being closed, and a resume is let in
+    /// during the drain so that its session can finish ([`resume::Session`](crate::resume::Session)):
     ///
     /// - **Spread.** Each connection open now gets its own moment in `(now, now + window]`:
     ///   the window is cut into as many equal steps as there are connections, and each

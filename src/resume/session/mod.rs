@@ -53,6 +53,14 @@ enum Phase {
 /// buffer). A session that can no longer resume ends with one `Err` carrying a
 /// [`Dead`] whose source is a [`SessionLost`], then the stream ends.
 ///
+/// **In a drain** of its layer ([`HeartbeatLayer::drain`](crate::HeartbeatLayer::drain)) a
+/// session finishes instead of being closed (PROTOCOL.md, section 8): at its moment the
+/// client is told; the handler reads everything the client sent before its answer, then
+/// its sends fail (as after a Close: keep reading to the end, the stream ends once the
+/// client has acknowledged all the handler sent and the server closed with 1012). The client
+/// goes on with a new session, elsewhere. Not finished by the end of the drain's window and
+/// close timeout, the session is lost ([`Reason::Drained`](super::Reason::Drained)).
+///
 /// [`Sessions::accept`]: super::Sessions::accept
 #[must_use = "streams do nothing unless polled"]
 pub struct Session<S: Stream> {
