@@ -79,11 +79,31 @@ impl HeartbeatLayer {
             config: Config::DEFAULT,
             protocol: Protocol::Control,
             follow: None,
-            kit: Arc::new(Kit {
-                protocol: Protocol::Control,
-                group: Arc::default(),
-            }),
+            kit: Arc::new(Kit::new(
+                Protocol::Control,
+                Arc::default(),
+                Arc::from("default"),
+            )),
         }
+    }
+
+    /// Names the layer: the `layer` label of its metrics (feature `metrics`,
+    /// [`crate::metrics`]) and of its reconnecting clients'. Default `"default"`. The name
+    /// goes to the layer's clones and to layers made from it, as its connections' group does.
+    ///
+    /// ```
+    /// use ws_heartbeat::HeartbeatLayer;
+    ///
+    /// let chat = HeartbeatLayer::new().name("chat");
+    /// assert_eq!(chat.settings().name(), "chat");
+    /// ```
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.kit = Arc::new(Kit::new(
+            self.protocol.clone(),
+            self.kit.group.clone(),
+            name.into(),
+        ));
+        self
     }
 
     /// Sets the protocol, in the kit too, and the rules' bit that tells the per-message path
@@ -91,10 +111,11 @@ impl HeartbeatLayer {
     fn with_protocol(mut self, protocol: Protocol) -> Self {
         self.config.rules =
             (self.config.rules).with_app_protocol(matches!(protocol, Protocol::App(_)));
-        self.kit = Arc::new(Kit {
-            protocol: protocol.clone(),
-            group: self.kit.group.clone(),
-        });
+        self.kit = Arc::new(Kit::new(
+            protocol.clone(),
+            self.kit.group.clone(),
+            self.kit.name.clone(),
+        ));
         self.protocol = protocol;
         self
     }
@@ -251,7 +272,7 @@ impl HeartbeatLayer {
     /// The longest time from a peer's last frame to its `Dead`:
     /// `interval × (max_missed + 1)`, plus one interval with [`idle_only`](Self::idle_only).
     pub const fn detection_bound(&self) -> Duration {
-        self.settings().detection_bound()
+        detection_bound(self.config)
     }
 
     /// Every setting, read back under its own name: `layer.settings().interval()`.
@@ -270,11 +291,12 @@ impl HeartbeatLayer {
     /// assert!(!settings.jitter());
     /// assert!(settings.protocol().is_none()); // WebSocket Ping/Pong frames
     /// ```
-    pub const fn settings(&self) -> Settings<'_> {
+    pub fn settings(&self) -> Settings<'_> {
         Settings {
             config: self.config,
             protocol: &self.protocol,
             follow: self.follow,
+            name: &self.kit.name,
         }
     }
 }
@@ -286,9 +308,15 @@ pub struct Settings<'a> {
     config: Config,
     protocol: &'a Protocol,
     follow: Option<Follow>,
+    name: &'a str,
 }
 
 impl<'a> Settings<'a> {
+    /// The layer's name ([`HeartbeatLayer::name`]).
+    pub const fn name(&self) -> &'a str {
+        self.name
+    }
+
     /// Time between two ticks ([`HeartbeatLayer::interval`]).
     pub const fn interval(&self) -> Duration {
         self.config.interval.get()
@@ -350,11 +378,15 @@ impl<'a> Settings<'a> {
     /// `interval × (max_missed + 1)`, plus one interval with `idle_only`
     /// ([`HeartbeatLayer::detection_bound`]).
     pub const fn detection_bound(&self) -> Duration {
-        let ticks =
-            self.config.rules.max_missed() as u64 + 1 + self.config.rules.idle_only() as u64;
-        let nanos = self.config.interval.get().as_nanos() * ticks as u128;
-        Duration::from_nanos(nanos as u64)
+        detection_bound(self.config)
     }
+}
+
+/// `interval × (max_missed + 1)`, plus one interval with `idle_only`.
+const fn detection_bound(config: Config) -> Duration {
+    let ticks = config.rules.max_missed() as u64 + 1 + config.rules.idle_only() as u64;
+    let nanos = config.interval.get().as_nanos() * ticks as u128;
+    Duration::from_nanos(nanos as u64)
 }
 
 impl HeartbeatLayer {

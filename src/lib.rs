@@ -211,6 +211,7 @@
 //! | `axum` | no | `ws_heartbeat::axum`: drop-ins for axum 0.8's `WebSocketUpgrade` and `WebSocket`, [`WsMessage`] for its `Message`, `From<Dead>` for `axum::Error`; `browser::script`, the handler that serves the browser module |
 //! | `actix` | no | `ws_heartbeat::actix`: `handle`, a drop-in for actix-ws 0.4's (actix-web 4), whose `MessageStream` heartbeats and answers the client's pings; [`WsMessage`] for `actix_ws::Message`, `From<Dead>` for `actix_ws::ProtocolError`. Needs Rust 1.88 (actix-ws's own minimum) |
 //! | `tokio-websockets` | no | [`WsMessage`] for `tokio_websockets::Message`, `From<Dead>` for `tokio_websockets::Error`: `HeartbeatLayer::layer` takes its `WebSocketStream`, server or client. Needs Rust 1.89 (tokio-websockets' own minimum) |
+//! | `metrics` | no | `ws_heartbeat::metrics`: connections, ends by cause, deaths, pings, RTT, tick lag, sessions and reconnects through the `metrics` facade, labelled by [`HeartbeatLayer::name`] |
 //!
 //! Other message types plug in by implementing [`WsMessage`]; their error type needs
 //! `From<Dead>` (`std::io::Error` has it). The [`protocol::Text`] and
@@ -236,6 +237,7 @@ pub mod background;
 pub mod browser;
 mod config;
 mod drain;
+mod ending;
 mod error;
 mod filing;
 #[cfg(any(feature = "resume", feature = "reconnect"))]
@@ -246,6 +248,9 @@ mod kit;
 mod lag;
 mod layer;
 mod message;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
 mod pacemaker;
 mod progress;
 pub mod protocol;

@@ -5,6 +5,8 @@
 //!
 //! The design: ARCHITECTURE.md, "The wake hub".
 
+#[cfg(feature = "metrics")]
+use std::sync::atomic::Ordering::AcqRel;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU16, AtomicU32, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -47,6 +49,9 @@ pub(crate) struct Shared {
     /// protocol, and the group a drain closes (`None` for `Heartbeat::new`, which has no
     /// layer).
     pub(crate) kit: Option<Arc<Kit>>,
+    /// When the connection joined its layer (its first poll), for its duration's metric.
+    #[cfg(feature = "metrics")]
+    opened: std::sync::atomic::AtomicI64,
     /// The last task that waited to read, and the last that waited to write. The adapter
     /// polls the inner stream on behalf of one side with a waker that wakes both (see
     /// [`ArcWake`] below), so that neither side's wake-up gets lost when the other one
@@ -75,6 +80,12 @@ impl Drop for Hub {
             let events = self.0.events.load(Acquire);
             if events & MEMBER != 0 {
                 group.leave(events & PLANNED != 0, events & DRAINED != 0);
+                // Dropped while open: the handler ended it.
+                self.0.ended(crate::ending::Cause::LocalClose);
+                #[cfg(feature = "metrics")]
+                if let Some(kit) = &self.0.kit {
+                    kit.metrics().connections.decrement(1.0);
+                }
             }
         }
     }
@@ -169,6 +180,11 @@ const MEMBER: u8 = 1 << 3;
 const PLANNED: u8 = 1 << 4;
 /// The drain counted how it closed (`closed` or `forced`).
 const DRAINED: u8 = 1 << 5;
+/// Its end was counted in the metrics (feature `metrics`).
+#[cfg(feature = "metrics")]
+const ENDED: u8 = 1 << 6;
+/// The handler's Close went first (a `local_close`).
+const LOCAL_CLOSED: u8 = 1 << 7;
 
 impl Shared {
     pub(crate) fn new(interval: Duration, kit: Option<Arc<Kit>>) -> Self {
@@ -184,6 +200,8 @@ impl Shared {
             due: DueFlag::default(),
             events: AtomicU8::new(0),
             kit,
+            #[cfg(feature = "metrics")]
+            opened: std::sync::atomic::AtomicI64::new(0),
             parked: Parked::default(),
         }
     }
@@ -228,11 +246,19 @@ impl Shared {
 
     pub(crate) fn ping_sent(&self) {
         count(&self.pings_sent);
+        #[cfg(feature = "metrics")]
+        if let Some(kit) = &self.kit {
+            kit.metrics().pings.increment(1);
+        }
     }
 
     pub(crate) fn pong_received(&self, rtt: Option<Duration>) {
         count(&self.pongs_received);
         if let Some(rtt) = rtt {
+            #[cfg(feature = "metrics")]
+            if let Some(kit) = &self.kit {
+                kit.metrics().rtt.record(rtt.as_secs_f64());
+            }
             let micros = u32::try_from(rtt.as_micros()).unwrap_or(u32::MAX);
             self.rtt_micros.store(micros.min(u32::MAX - 1), Relaxed);
             count(&self.rtt_samples);
@@ -290,6 +316,14 @@ impl Shared {
             return false;
         };
         self.events.fetch_or(MEMBER, Release);
+        #[cfg(feature = "metrics")]
+        if let Some(kit) = &self.kit {
+            let metrics = kit.metrics();
+            metrics.connections.increment(1.0);
+            metrics.opened.increment(1);
+            self.opened
+                .store(crate::stamp::Stamp::now().to_nanos(), Relaxed);
+        }
         let draining = group.join();
         if draining {
             self.note_planned();
@@ -309,6 +343,54 @@ impl Shared {
     /// The drain counted how it closed.
     pub(crate) fn note_drained(&self) {
         self.events.fetch_or(DRAINED, Release);
+    }
+
+    /// The handler's Close went out first: its end is a `local_close`.
+    pub(crate) fn note_local_close(&self) {
+        self.events.fetch_or(LOCAL_CLOSED, Relaxed);
+    }
+
+    /// Whether the handler's Close went out first.
+    pub(crate) fn local_closed(&self) -> bool {
+        self.events.load(Relaxed) & LOCAL_CLOSED != 0
+    }
+
+    /// The connection ended for `cause`: counted once, by its first cause (feature `metrics`).
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn ended(&self, cause: crate::ending::Cause) {
+        #[cfg(feature = "metrics")]
+        if let Some(kit) = &self.kit {
+            let events = self.events.fetch_or(ENDED, AcqRel);
+            if events & (ENDED | MEMBER) == MEMBER {
+                // Closed by a drain, whatever came after.
+                let cause = if events & DRAINED != 0 {
+                    crate::ending::Cause::Drained
+                } else {
+                    cause
+                };
+                let opened = crate::stamp::Stamp::from_nanos(self.opened.load(Relaxed));
+                let lasted = crate::stamp::Stamp::now().since(opened).as_secs_f64();
+                kit.metrics().ended(cause, lasted);
+            }
+        }
+    }
+
+    /// A tick ran `late` after its deadline (feature `metrics`).
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn tick_ran_late(&self, late: Duration) {
+        #[cfg(feature = "metrics")]
+        if let Some(kit) = &self.kit {
+            kit.metrics().tick_lag.record(late.as_secs_f64());
+        }
+    }
+
+    /// The peer was found dead (feature `metrics`).
+    pub(crate) fn died(&self) {
+        #[cfg(feature = "metrics")]
+        if let Some(kit) = &self.kit {
+            kit.metrics().deaths.increment(1);
+        }
+        self.ended(crate::ending::Cause::Dead);
     }
 
     /// A member of `group` that has not taken its moment: the drain wakes it.
@@ -364,7 +446,9 @@ mod tests {
         // Every connection allocates one: the reader's waker and the writer's box behind a
         // lock (32), the RTT and the interval (12), the filing (4), the counters (12),
         // `missed` (2), `due` and the events (1 each), the layer's kit (8: the protocol and the drain's group).
-        assert_eq!(std::mem::size_of::<Shared>(), 72);
+        // With the `metrics` feature, the first poll's time too (8).
+        let metrics = if cfg!(feature = "metrics") { 8 } else { 0 };
+        assert_eq!(std::mem::size_of::<Shared>(), 72 + metrics);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::Conn;
 use super::state::{DeadClose, Death, Flags, State};
 use crate::drain::{DRAIN_CLOSE_CODE, DRAIN_CLOSE_REASON};
+use crate::ending::Cause;
 use crate::error::Dead;
 use crate::message::WsMessage;
 use crate::stamp::Stamp;
@@ -77,6 +78,7 @@ impl Conn {
             if now >= by {
                 group.count_forced();
                 shared.note_drained();
+                shared.ended(Cause::Drained);
                 self.give_up(now);
                 drain = Drain::Over;
             }

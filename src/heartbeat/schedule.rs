@@ -11,9 +11,10 @@ use futures_sink::Sink;
 use futures_util::task::ArcWake;
 use tokio::time::Instant;
 
-use super::state::{Flags, Phase};
+use super::state::{Flags, Phase, State};
 use super::{Conn, Io, Side, probe};
 use crate::config::Follow;
+use crate::ending::Cause;
 use crate::error::Dead;
 use crate::lag;
 use crate::message::WsMessage;
@@ -91,11 +92,19 @@ impl Conn {
     #[cold]
     #[inline(never)]
     pub(super) fn end(&mut self, shared: &Shared) {
+        // Who closed first: the handler (noted when its Close went), the peer (the stream
+        // saw its Close), or nobody (the socket ended without one).
+        let cause = match &self.state {
+            _ if shared.local_closed() => Cause::LocalClose,
+            State::Running(_) if !self.state.is_live() => Cause::PeerClose,
+            _ => Cause::Error,
+        };
         self.state.end();
         shared.filed.stop_carrying();
         if shared.kit.is_some() {
             self.close_finished(shared);
         }
+        shared.ended(cause);
     }
 
     /// `Some(now)` if the deadline has passed: the ticker marked the connection due and the
@@ -156,6 +165,7 @@ impl Conn {
         // A deadline an interval change moved into the past is not the runtime's lateness.
         if !self.flags.any(Flags::MOVED) {
             lag::record(at.since(due_at), interval, at);
+            shared.tick_ran_late(at.since(due_at));
         }
         self.flags.clear(Flags::MOVED);
         let tick = running.pacemaker.on_tick(&self.rules, now.into_std());
@@ -189,6 +199,7 @@ impl Conn {
         );
         let close_by = Stamp::new(now.into_std()).add(self.rules.close_timeout());
         self.state.die(dead, close_by);
+        shared.died();
         self.flags.clear(Flags::PING_DUE);
         self.drop_owed();
         self.file(shared);

@@ -63,6 +63,9 @@ where
         }
         conn.flags.clear(Flags::RESERVED);
         if let MessageKind::Close(_) = item.kind() {
+            if conn.state.is_live() {
+                this.shared.note_local_close();
+            }
             conn.state.close();
         }
         this.inner.start_send(item)
@@ -140,6 +143,9 @@ impl Conn {
         if let SinkOp::Close = op {
             // Closing gives up a reservation the handler did not use, and starts the close.
             self.flags.clear(Flags::RESERVED);
+            if self.state.is_live() {
+                io.shared.note_local_close();
+            }
             self.state.close();
         }
         loop {

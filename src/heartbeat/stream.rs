@@ -9,6 +9,7 @@ use futures_sink::Sink;
 use super::inbound::HIDDEN_PER_POLL;
 use super::state::{Flags, State};
 use super::{Conn, Heartbeat, Io, Side};
+use crate::ending::Cause;
 use crate::error::Dead;
 use crate::message::WsMessage;
 
@@ -37,7 +38,10 @@ where
                         return poll;
                     }
                 }
-                Poll::Ready(Some(Err(_))) => return poll,
+                Poll::Ready(Some(Err(_))) => {
+                    io.shared.ended(Cause::Error);
+                    return poll;
+                }
                 Poll::Ready(None) => {
                     conn.end(io.shared);
                     return poll;
@@ -134,7 +138,10 @@ impl Conn {
                         return Poll::Pending;
                     }
                 }
-                Poll::Ready(Some(Err(_))) => return poll,
+                Poll::Ready(Some(Err(_))) => {
+                    io.shared.ended(Cause::Error);
+                    return poll;
+                }
                 Poll::Ready(None) => {
                     self.end(io.shared);
                     return poll;

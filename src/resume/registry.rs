@@ -30,6 +30,9 @@ pub(crate) struct Registry {
     pub(crate) resume: Resume,
     map: Mutex<HashMap<SessionId, Entry>>,
     parked: AtomicUsize,
+    /// The sessions' metrics (feature `metrics`), registered with the first session.
+    #[cfg(feature = "metrics")]
+    metrics: std::sync::OnceLock<crate::metrics::SessionMetrics>,
     pub(crate) budget: Budget,
 }
 
@@ -166,7 +169,32 @@ impl Registry {
             map: Mutex::new(HashMap::new()),
             parked: AtomicUsize::new(0),
             budget: Budget::new(resume.memory_limit()),
+            #[cfg(feature = "metrics")]
+            metrics: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The sessions' metrics (feature `metrics`), registered with the first session.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn metrics(&self) -> &crate::metrics::SessionMetrics {
+        (self.metrics)
+            .get_or_init(|| crate::metrics::SessionMetrics::new(self.layer.settings().name()))
+    }
+
+    /// A socket resumed a session (feature `metrics`).
+    pub(crate) fn count_resume(&self) {
+        #[cfg(feature = "metrics")]
+        {
+            let metrics = self.metrics();
+            metrics.resumes.increment(1);
+        }
+    }
+
+    /// A session was lost for `reason` (feature `metrics`).
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn count_lost(&self, reason: super::Reason) {
+        #[cfg(feature = "metrics")]
+        self.metrics().lost(reason);
     }
 
     /// The registry's decision on a `hello` that came on `ws`, under its lock, so that two
@@ -205,6 +233,8 @@ impl Registry {
                         tokens,
                         mailbox: mailbox.clone(),
                     });
+                    #[cfg(feature = "metrics")]
+                    self.metrics().live.increment(1.0);
                     return Ok(Admission::New {
                         sid,
                         token,
@@ -264,6 +294,8 @@ impl Registry {
     pub(crate) fn forget(&self, sid: &SessionId) {
         let mut map = lock(&self.map);
         map.remove(sid);
+        #[cfg(feature = "metrics")]
+        self.metrics().live.decrement(1.0);
         // After a peak the table gives its room back (amortised: only once it is a quarter
         // full, to half).
         if map.capacity() > 64 && map.len() * 4 < map.capacity() {
@@ -274,15 +306,30 @@ impl Registry {
 
     /// A session's socket went down: `false` if `max_parked` sessions wait already.
     pub(crate) fn try_park(&self) -> bool {
-        self.parked
+        let parked = self
+            .parked
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < self.resume.parked_limit()).then_some(n + 1)
             })
-            .is_ok()
+            .is_ok();
+        #[cfg(feature = "metrics")]
+        if parked {
+            let metrics = self.metrics();
+            metrics.live.decrement(1.0);
+            metrics.parked.increment(1.0);
+        }
+        parked
     }
 
+    /// A parked session is on a socket again, or ends.
     pub(crate) fn unpark(&self) {
         self.parked.fetch_sub(1, Ordering::AcqRel);
+        #[cfg(feature = "metrics")]
+        {
+            let metrics = self.metrics();
+            metrics.parked.decrement(1.0);
+            metrics.live.increment(1.0);
+        }
     }
 }
 

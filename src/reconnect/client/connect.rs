@@ -164,6 +164,8 @@ impl<S: Connection> Reconnect<S> {
                 }
             }
         }
+        #[cfg(feature = "metrics")]
+        crate::metrics::reconnecting(self.settings.heartbeat.settings().name());
         self.emit(Event::Reconnecting {
             retry: self.retry,
             delay,

@@ -207,6 +207,7 @@ where
         let replay = match self.core.resume_from(handover.peer_received) {
             Ok(replay) => {
                 self.give_back_room();
+                self.registry.count_resume();
                 replay
             }
             Err(violation) => {
@@ -271,6 +272,7 @@ where
     }
 
     fn lose(&mut self, reason: Reason) {
+        self.registry.count_lost(reason);
         let lost = self.core.lost(reason);
         tracing::debug!(%lost, "session ended");
         self.end(Some(lost));
