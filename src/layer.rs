@@ -438,14 +438,18 @@ impl HeartbeatLayer {
     /// ```
     pub fn drain(&self, window: Duration) -> impl Future<Output = DrainReport> + Send + 'static {
         let group = self.kit.group.clone();
+        let name = self.kit.name.clone();
         let close_timeout = self.config.rules.close_timeout();
         async move {
             let plan = group.begin(Stamp::now(), window, close_timeout);
+            tracing::info!(layer = &*name, ?window, "websocket drain begins");
             let nudge = || Ticker::wake_where(|shared| shared.awaits_moment_in(&group));
             nudge();
             let ends_by = tokio::time::Instant::from_std(plan.ends_by.instant());
             group.wait_empty(ends_by, nudge).await;
-            group.report()
+            let report = group.report();
+            tracing::info!(layer = &*name, ?report, "websocket drain over");
+            report
         }
     }
 

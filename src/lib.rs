@@ -200,6 +200,27 @@
 //! with [`HeartbeatHandle`]s (counters and wakers) and an entry in the ticker's list
 //! (BENCHMARKS.md, "At scale").
 //!
+//! # Logging
+//!
+//! Events go through `tracing`, at the rare moments only (never per message). Each line of a
+//! connection carries `conn`, an id of the connection (its shared state's address in hex,
+//! unique while it lives: nothing is stored or allocated for it), and `layer`, its layer's
+//! [name](HeartbeatLayer::name), the label of its metrics (feature `metrics`): a line and a
+//! metric tie together by `layer`, lines of one connection by `conn`.
+//!
+//! | level | message | fields |
+//! |---|---|---|
+//! | debug | `websocket connection opened` | `conn`, `layer` (at its first poll) |
+//! | debug | `websocket connection ended` | `conn`, `layer`, `cause` (`peer_close`, `local_close`, `error`, and `drained`; a death and a drop log otherwise) |
+//! | warn | `websocket peer is dead` | `conn`, `layer`, `missed`, `silent_for` |
+//! | trace | `websocket heartbeat round trip` | `conn`, `rtt` |
+//! | warn | `websocket heartbeat ticks run late: …` | `late`, `interval`, `late_ticks` (process-wide, at most every 10 s; [`tick_lag`]) |
+//! | info | `websocket drain begins`, `websocket drain over` | `layer`, `window`; `report` |
+//! | info | `websocket drained: no answer to the Close within the close timeout` | `conn`, `layer` |
+//! | info | `websocket session lost` | `session` (its id), `lost` (why, and the messages unconfirmed) |
+//! | debug | `websocket session refused` | `close` or `err` (the axum drop-in and `SessionService`) |
+//! | debug | `reconnecting websocket` | `event` (each `reconnect::Event`) |
+//!
 //! # Features
 //!
 //! | feature | default | what it adds |

@@ -316,6 +316,7 @@ impl Shared {
             return false;
         };
         self.events.fetch_or(MEMBER, Release);
+        tracing::debug!(conn = %self.id(), layer = self.layer_name(), "websocket connection opened");
         #[cfg(feature = "metrics")]
         if let Some(kit) = &self.kit {
             let metrics = kit.metrics();
@@ -343,6 +344,18 @@ impl Shared {
     /// The drain counted how it closed.
     pub(crate) fn note_drained(&self) {
         self.events.fetch_or(DRAINED, Release);
+    }
+
+    /// What identifies the connection in its log lines (the `conn` field): its hub's
+    /// address, unique while it lives, free to get (nothing stored, formatted only when a
+    /// line is written).
+    pub(crate) fn id(&self) -> ConnId {
+        ConnId(std::ptr::from_ref(self) as usize)
+    }
+
+    /// The name of its layer (the `layer` field of its log lines and label of its metrics).
+    pub(crate) fn layer_name(&self) -> &str {
+        self.kit.as_ref().map_or("", |kit| &kit.name)
     }
 
     /// The handler's Close went out first: its end is a `local_close`.
@@ -403,6 +416,16 @@ impl Shared {
 impl ArcWake for Shared {
     fn wake_by_ref(arc_self: &Arc<Self>) {
         arc_self.parked.wake_both();
+    }
+}
+
+/// A connection's id in its log lines: its hub's address, in hex.
+#[derive(Clone, Copy)]
+pub(crate) struct ConnId(usize);
+
+impl std::fmt::Display for ConnId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:x}", self.0)
     }
 }
 

@@ -77,6 +77,7 @@ impl Conn {
         if let Drain::Closing { by, .. } = drain {
             if now >= by {
                 group.count_forced();
+                tracing::info!(conn = %shared.id(), layer = shared.layer_name(), "websocket drained: no answer to the Close within the close timeout");
                 shared.note_drained();
                 shared.ended(Cause::Drained);
                 self.give_up(now);

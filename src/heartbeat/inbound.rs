@@ -235,7 +235,7 @@ fn record_pong(verdict: Pong, shared: &Shared) {
         Pong::Answer | Pong::Unmatched => None,
     };
     if let Some(rtt) = rtt {
-        tracing::debug!(?rtt, "websocket heartbeat round trip");
+        tracing::trace!(conn = %shared.id(), ?rtt, "websocket heartbeat round trip");
     }
     shared.pong_received(rtt);
 }

@@ -104,6 +104,7 @@ impl Conn {
         if shared.kit.is_some() {
             self.close_finished(shared);
         }
+        tracing::debug!(conn = %shared.id(), layer = shared.layer_name(), cause = cause.label(), "websocket connection ended");
         shared.ended(cause);
     }
 
@@ -193,6 +194,8 @@ impl Conn {
     /// which has until the close timeout.
     fn die(&mut self, dead: Dead, shared: &Arc<Shared>, now: Instant) {
         tracing::warn!(
+            conn = %shared.id(),
+            layer = shared.layer_name(),
             missed = dead.missed(),
             silent_for = ?dead.silent_for(),
             "websocket peer is dead"

@@ -274,7 +274,7 @@ where
     fn lose(&mut self, reason: Reason) {
         self.registry.count_lost(reason);
         let lost = self.core.lost(reason);
-        tracing::debug!(%lost, "session ended");
+        tracing::info!(session = %self.sid, %lost, "websocket session lost");
         self.end(Some(lost));
     }
 
