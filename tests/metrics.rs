@@ -1,7 +1,7 @@
 //! The metrics (feature `metrics`, `ws_heartbeat::metrics`) move exactly as the scenario
 //! says, read back from `metrics-util`'s debugging recorder installed on the test's thread;
-//! paused clock, in-memory pipes, interval 1 s, 3 missed, no jitter. Run with
-//! `cargo test --features metrics --test metrics` (`.ci/run` does).
+//! paused clock, in-memory pipes, interval 1 s, 3 missed, no jitter. (Tests build with the
+//! feature on: `Cargo.toml`'s dev-dependency on the crate itself.)
 
 mod support;
 

@@ -45,7 +45,7 @@ const socket = new HeartbeatSocket(url, {
 });
 
 // Everything the page shows, also read by the browser test.
-const demo = { socket, events: [], rtts: [], server: null, freeze, thaw };
+const demo = { socket, events: [], rtts: [], server: null, metrics: null, freeze, thaw };
 window.demo = demo;
 
 // The session's traffic (resume=1): the server's items and the echoes of the page's numbered
@@ -170,15 +170,92 @@ function render() {
   $('freeze').textContent = frozen ? 'Thaw' : 'Freeze';
   const s = demo.server;
   if (s) {
-    $('s-connected').textContent = s.connected;
-    $('s-connections').textContent = s.connections;
-    $('s-pings').textContent = s.pings;
-    $('s-pongs').textContent = s.pongs;
-    $('s-deaths').textContent = s.deaths;
     $('s-heartbeat').textContent =
       `every ${s.interval_ms} ms, dead after ${s.max_missed} missed (within ${s.interval_ms * (s.max_missed + 1)} ms)`;
   }
+  const m = demo.metrics;
+  if (m) {
+    $('s-connected').textContent = m.open;
+    $('s-connections').textContent = m.opened;
+    $('s-pings').textContent = m.pings;
+    $('s-deaths').textContent = m.deaths;
+    $('s-deaths-rate').textContent = m.deathsPerMinute === null ? '–' : m.deathsPerMinute.toFixed(1);
+    $('s-sessions').textContent = `${m.sessionsLive} live, ${m.sessionsParked} parked, ${m.resumes} resumes`;
+    drawHistogram(m.rtt);
+  }
   drawChart();
+}
+
+// --- the server's metrics ---------------------------------------------------------------
+
+/** Prometheus text: every sample as { name, labels, value }. */
+function parseMetrics(text) {
+  const samples = [];
+  for (const line of text.split('\n')) {
+    const found = line.match(/^([a-z_]+)(?:\{(.*)\})? (\S+)$/);
+    if (!found) continue;
+    const labels = Object.fromEntries([...(found[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]));
+    samples.push({ name: found[1], labels, value: Number(found[3]) });
+  }
+  return samples;
+}
+
+const sum = (samples, name, where = () => true) =>
+  samples.filter((s) => s.name === name && where(s.labels)).reduce((total, s) => total + s.value, 0);
+
+/** Fetches /metrics and keeps what the panel shows; deaths per minute from the last two looks. */
+async function pollMetrics() {
+  let text;
+  try {
+    text = await (await fetch('/metrics')).text();
+  } catch {
+    return; // the server is away: the panel keeps its last values
+  }
+  const samples = parseMetrics(text);
+  const now = performance.now();
+  const deaths = sum(samples, 'ws_heartbeat_deaths_total');
+  const before = demo.metrics;
+  const deathsPerMinute = before ? ((deaths - before.deaths) * 60000) / (now - before.at) : null;
+  // The RTT histogram, all layers together: the count in each bucket, not cumulative.
+  const bounds = [...new Set(samples.filter((s) => s.name === 'ws_heartbeat_rtt_seconds_bucket').map((s) => s.labels.le))];
+  const cumulative = bounds.map((le) => ({ le, count: sum(samples, 'ws_heartbeat_rtt_seconds_bucket', (l) => l.le === le) }));
+  cumulative.sort((a, b) => Number(a.le) - Number(b.le));
+  const rtt = cumulative.map((b, i) => ({ le: b.le, count: b.count - (i > 0 ? cumulative[i - 1].count : 0) }));
+  demo.metrics = {
+    at: now,
+    open: sum(samples, 'ws_heartbeat_connections'),
+    opened: sum(samples, 'ws_heartbeat_connections_total'),
+    pings: sum(samples, 'ws_heartbeat_pings_sent_total'),
+    deaths,
+    deathsPerMinute,
+    sessionsLive: sum(samples, 'ws_heartbeat_sessions', (l) => l.state === 'live'),
+    sessionsParked: sum(samples, 'ws_heartbeat_sessions', (l) => l.state === 'parked'),
+    resumes: sum(samples, 'ws_heartbeat_session_resumes_total'),
+    rtt,
+  };
+  render();
+}
+setInterval(pollMetrics, 2000);
+pollMetrics();
+
+/** The server's RTT histogram as bars, one per bucket (upper bound below). */
+function drawHistogram(buckets) {
+  const canvas = $('rtt-histogram');
+  const ctx = canvas.getContext('2d');
+  const { width, height } = canvas;
+  ctx.clearRect(0, 0, width, height);
+  if (buckets.length === 0) return;
+  const top = Math.max(1, ...buckets.map((b) => b.count));
+  const w = width / buckets.length;
+  ctx.font = '10px sans-serif';
+  buckets.forEach((b, i) => {
+    const h = ((height - 16) * b.count) / top;
+    ctx.fillStyle = '#1a73e8';
+    ctx.fillRect(i * w + 2, height - 14 - h, w - 4, h);
+    ctx.fillStyle = '#666';
+    const label = b.le === '+Inf' ? '∞' : Number(b.le) < 1 ? `${Number(b.le) * 1000}ms` : `${b.le}s`;
+    ctx.fillText(label, i * w + 2, height - 2);
+  });
 }
 
 function drawChart() {

@@ -17,7 +17,9 @@
 //! `?heartbeat=text`, `binary` or `control` for the other shapes; with `control` the server
 //! uses WebSocket Ping frames, which the browser answers by itself.
 //!
-//! `GET /stats` returns the server's counters as JSON (the browser tests read it).
+//! `GET /stats` returns the server's counters as JSON (the browser tests read it). `GET
+//! /metrics` is the crate's metrics (`ws_heartbeat::metrics`) in Prometheus text form; the
+//! page's server panel and its RTT histogram are drawn from them.
 //!
 //! Restart it without dropping the pages: start a second demo on the same address (the
 //! listener is shared, `SO_REUSEPORT`), then Ctrl-C (or SIGTERM) the first. It drains over
@@ -604,6 +606,25 @@ fn file(content_type: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
+/// The Prometheus recorder of the crate's metrics (`ws_heartbeat::metrics`), with the
+/// buckets it suggests; `GET /metrics` renders it.
+fn install_metrics() -> metrics_exporter_prometheus::PrometheusHandle {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    use ws_heartbeat::metrics as m;
+    let buckets = [
+        (m::RTT, &m::RTT_BUCKETS[..]),
+        (m::TICK_LAG, &m::TICK_LAG_BUCKETS[..]),
+        (m::CONNECTION_DURATION, &m::DURATION_BUCKETS[..]),
+    ];
+    let mut builder = PrometheusBuilder::new();
+    for (name, buckets) in buckets {
+        builder = builder
+            .set_buckets_for_metric(Matcher::Full(name.to_owned()), buckets)
+            .expect("buckets");
+    }
+    builder.install_recorder().expect("the only recorder")
+}
+
 fn arg(args: &[String], name: &str) -> Option<u64> {
     let at = args.iter().position(|a| a == name)?;
     args.get(at + 1)?.parse().ok()
@@ -611,6 +632,9 @@ fn arg(args: &[String], name: &str) -> Option<u64> {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    // Before any layer's first connection: a layer registers its metrics with the recorder
+    // installed then.
+    let metrics = install_metrics();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let addr: SocketAddr = args
         .first()
@@ -624,6 +648,7 @@ async fn main() -> std::io::Result<()> {
     let drain_window = Duration::from_millis(arg(&args, "--drain-ms").unwrap_or(5000));
     // Pages may ask for their own interval (a phone app in the background), within limits.
     let control = HeartbeatLayer::new()
+        .name("demo")
         .interval(interval)
         .max_missed(max_missed)
         .follow_peer_interval(Duration::from_millis(100), Duration::from_secs(600));
@@ -671,6 +696,15 @@ async fn main() -> std::io::Result<()> {
         .route(
             "/stats",
             get(|State(app): State<Arc<App>>| async move { Json(app.stats()) }),
+        )
+        .route(
+            "/metrics",
+            get(move || async move {
+                (
+                    [("content-type", "text/plain; version=0.0.4")],
+                    metrics.render(),
+                )
+            }),
         )
         .route("/ws", get(upgrade))
         .route("/session", get(session_upgrade))
