@@ -20,7 +20,8 @@
 //! million: `SCALE_INTERVAL_MS=10000 SCALE_FROZEN_ONE_IN=1000 SCALE_KINDS=heartbeat,select
 //! cargo bench --bench scale -- 1000000`). For profiling: `SCALE_ONLY=heartbeat` (or `select`, `bare`) runs one kind alone, on one
 //! thread unless `SCALE_WORKERS=n`; `SCALE_WORKERS` also sets the workers of the full run
-//! (default 2); `SCALE_JITTER=0` turns the heartbeat's jitter off.
+//! (default 2); `SCALE_JITTER=0` turns the heartbeat's jitter off; `SCALE_RECORDER=prometheus`
+//! records the crate's metrics (feature `metrics`) with a Prometheus recorder.
 //! Connections arrive over one interval; memory is taken once every connection has sent its
 //! first ping (the first write in each direction grows the stream's and the pipe's buffers,
 //! about 128 B per connection, for any keepalive).
@@ -287,6 +288,20 @@ fn main() {
     } else {
         sizes
     };
+    // `SCALE_RECORDER=prometheus`: the crate's metrics go to a Prometheus recorder (the cost
+    // of recording them); without it, to none.
+    if std::env::var("SCALE_RECORDER").as_deref() == Ok("prometheus") {
+        use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+        use ws_heartbeat::metrics as m;
+        let full = |name: &str| Matcher::Full(name.to_owned());
+        PrometheusBuilder::new()
+            .set_buckets_for_metric(full(m::RTT), &m::RTT_BUCKETS)
+            .and_then(|b| b.set_buckets_for_metric(full(m::TICK_LAG), &m::TICK_LAG_BUCKETS))
+            .expect("buckets")
+            .install_recorder()
+            .expect("the only recorder");
+        println!("metrics: recorded by a Prometheus recorder");
+    }
     // `SCALE_ONLY=heartbeat` (or select, bare) runs one kind alone, for a profiler.
     if let Ok(only) = std::env::var("SCALE_ONLY") {
         let kind = match only.as_str() {

@@ -16,7 +16,7 @@
 //! | `ws_heartbeat_deaths_total` | counter | | peers found dead |
 //! | `ws_heartbeat_pings_sent_total` | counter | | pings handed to the socket |
 //! | `ws_heartbeat_rtt_seconds` | histogram | | round trips measured, in seconds |
-//! | `ws_heartbeat_tick_lag_seconds` | histogram | | how late each tick ran, in seconds |
+//! | `ws_heartbeat_tick_lag_seconds` | histogram | | how late the ticks that ran 1 ms late or more were, in seconds (on time: not recorded) |
 //! | `ws_heartbeat_sessions` | gauge | `state`: `live`, `parked` | sessions held ([`crate::resume`]) |
 //! | `ws_heartbeat_session_resumes_total` | counter | | sockets that resumed a session |
 //! | `ws_heartbeat_sessions_lost_total` | counter | `reason` | sessions lost, by [`Reason`](crate::resume::Reason): `window_passed`, `refused`, `too_many_parked`, `over_budget`, `violation`, `closed`, `drained` |
@@ -53,7 +53,8 @@ pub const DEATHS_TOTAL: &str = "ws_heartbeat_deaths_total";
 pub const PINGS_SENT_TOTAL: &str = "ws_heartbeat_pings_sent_total";
 /// Histogram, seconds: round trips measured ([`RTT_BUCKETS`]).
 pub const RTT: &str = "ws_heartbeat_rtt_seconds";
-/// Histogram, seconds: how late each tick ran ([`TICK_LAG_BUCKETS`]).
+/// Histogram, seconds: how late the ticks were that ran 1 ms late or more
+/// ([`TICK_LAG_BUCKETS`]).
 pub const TICK_LAG: &str = "ws_heartbeat_tick_lag_seconds";
 /// Gauge, label `state` (`live`, `parked`): sessions held.
 pub const SESSIONS: &str = "ws_heartbeat_sessions";
