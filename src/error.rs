@@ -175,6 +175,23 @@ pub enum Reason {
     Drained,
 }
 
+#[cfg(feature = "resume")]
+impl Reason {
+    /// The `reason` label of the metrics (feature `metrics`).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Reason::WindowPassed => "window_passed",
+            Reason::Refused => "refused",
+            Reason::TooManyParked => "too_many_parked",
+            Reason::OverBudget => "over_budget",
+            Reason::Violation(_) => "violation",
+            Reason::Closed => "closed",
+            Reason::Drained => "drained",
+        }
+    }
+}
+
 /// A session that can no longer resume: why, and how many of this side's data messages
 /// were never acknowledged by the other (they may or may not have arrived).
 ///

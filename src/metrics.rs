@@ -142,18 +142,9 @@ impl SessionMetrics {
         }
     }
 
-    /// A session was lost, for `reason` (rare: the handle is looked up now).
-    pub(crate) fn lost(&self, reason: crate::resume::Reason) {
-        use crate::resume::Reason;
-        let reason = match reason {
-            Reason::WindowPassed => "window_passed",
-            Reason::Refused => "refused",
-            Reason::TooManyParked => "too_many_parked",
-            Reason::OverBudget => "over_budget",
-            Reason::Violation(_) => "violation",
-            Reason::Closed => "closed",
-            Reason::Drained => "drained",
-        };
+    /// A session was lost, for the reason labelled `reason` (rare: the handle is looked up
+    /// now).
+    pub(crate) fn lost(&self, reason: &'static str) {
         counter!(SESSIONS_LOST_TOTAL, "layer" => self.layer.clone(), "reason" => reason)
             .increment(1);
     }

@@ -194,7 +194,7 @@ impl Registry {
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
     pub(crate) fn count_lost(&self, reason: super::Reason) {
         #[cfg(feature = "metrics")]
-        self.metrics().lost(reason);
+        self.metrics().lost(reason.label());
     }
 
     /// The registry's decision on a `hello` that came on `ws`, under its lock, so that two
