@@ -318,3 +318,32 @@ async fn over_tcp_a_client_gets_1012_and_the_server_the_end() {
     assert_eq!(report.closed, 1);
     server.await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_peer_that_closes_before_the_drains_close_goes_out_ended_early() {
+    // 0 s: the drain begins over 500 ms (the moment: 500 ms). 400 ms: the peer closes. The
+    // handler has reserved the sink (a send under way), so at its moment the heartbeat's Close
+    // must wait; the handler then reads the peer's Close and polls again at 2.1 s, past the
+    // close timeout's end (1.5 s): the peer's close ended it, not the drain's (never sent), so
+    // it is not given up as a forced close: it ended early.
+    let layer = layer();
+    let start = Instant::now();
+    let (mut ws, mut peer) = joined_pair(&layer).await;
+    let drain = tokio::spawn(layer.drain(ms(500)));
+    tokio::time::sleep(ms(400)).await;
+    peer.close(None).await.unwrap();
+    let peer = tokio::spawn(async move { while peer.next().await.is_some() {} });
+    tokio::time::sleep(ms(200)).await;
+    std::future::poll_fn(|cx| futures_util::SinkExt::poll_ready_unpin(&mut ws, cx))
+        .await
+        .unwrap();
+    let msg = ws.next().await.unwrap().unwrap();
+    assert!(msg.is_close(), "{msg:?}");
+    tokio::time::sleep(ms(1500)).await;
+    assert!(ws.next().await.is_none());
+    drop(ws);
+    peer.await.unwrap();
+    let report = drain.await.unwrap();
+    assert_eq!(counts(report), [0, 0, 1, 0]);
+    assert_eq!(start.elapsed(), ms(2100));
+}

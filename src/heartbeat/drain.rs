@@ -146,12 +146,16 @@ impl Conn {
     #[cold]
     #[inline(never)]
     pub(super) fn close_finished(&mut self, shared: &Shared) {
-        if let (Drain::Closing { owed: false, .. }, Some(group)) =
-            (self.drain_state(), shared.group())
-        {
-            group.count_closed();
-            shared.note_drained();
-            self.rare().drain = Drain::Over;
+        match (self.drain_state(), shared.group()) {
+            (Drain::Closing { owed: false, .. }, Some(group)) => {
+                group.count_closed();
+                shared.note_drained();
+                self.rare().drain = Drain::Over;
+            }
+            // The peer closed before our Close went out: its end, not the drain's (it counts
+            // as ended early), and no close timeout runs for a Close never sent.
+            (Drain::Closing { owed: true, .. }, Some(_)) => self.rare().drain = Drain::Over,
+            _ => {}
         }
     }
 
