@@ -7,14 +7,14 @@
 #[cfg(all(feature = "resume", not(ws_heartbeat_loom)))]
 pub(crate) use std::sync::atomic::AtomicUsize;
 #[cfg(not(ws_heartbeat_loom))]
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32};
 #[cfg(not(ws_heartbeat_loom))]
 pub(crate) use std::sync::{Mutex, MutexGuard};
 
 #[cfg(all(feature = "resume", ws_heartbeat_loom))]
 pub(crate) use loom::sync::atomic::AtomicUsize;
 #[cfg(ws_heartbeat_loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU8, AtomicU32};
 #[cfg(ws_heartbeat_loom)]
 pub(crate) use loom::sync::{Mutex, MutexGuard};
 

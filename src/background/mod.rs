@@ -54,7 +54,7 @@
 //! [`Heartbeat`]: crate::Heartbeat
 
 mod driver;
-mod queue;
+mod link;
 
 use std::fmt;
 use std::pin::Pin;
@@ -63,7 +63,6 @@ use std::task::{Context, Poll};
 
 use futures_core::{FusedStream, Stream};
 use futures_sink::Sink;
-use tokio::task::AbortHandle;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -74,7 +73,7 @@ use crate::layer::{HeartbeatLayer, Settings};
 use crate::message::WsMessage;
 use crate::wake::Shared;
 
-use driver::Link;
+use link::Link;
 
 /// A [`HeartbeatLayer`]'s settings in background mode: made by
 /// [`HeartbeatLayer::background`]. In front of a connection-handler service it hands the
@@ -170,12 +169,8 @@ pub struct Background<S: Stream> {
 enum Phase<S: Stream> {
     /// Waiting for its first poll, to move to its driver.
     Parked(Pin<Box<Heartbeat<S>>>),
-    /// With its driver. `ended`: the handler has read the end.
-    Driven {
-        link: Arc<Link<S>>,
-        driver: AbortHandle,
-        ended: bool,
-    },
+    /// Shared with its driver. `ended`: the handler has read the end.
+    Driven { link: Arc<Link<S>>, ended: bool },
     /// For the moment of the move.
     Moving,
 }
@@ -201,41 +196,44 @@ where
     M: WsMessage + Send + Sync + 'static,
     E: From<Dead> + Send + Sync + 'static,
 {
-    /// Moves the connection to its driver task now, if it has not moved yet.
+    /// Starts driving the connection now, if it has not started: it reads what has come
+    /// (into the queue) and from then on a driver task takes over whenever the handler is
+    /// away.
     ///
     /// # Panics
-    /// Outside a tokio runtime (the driver is spawned with `tokio::spawn`).
+    /// Outside a tokio runtime (the driver is spawned on the current one).
     pub fn start(&mut self) {
         if let Phase::Parked(_) = self.state {
             let Phase::Parked(conn) = std::mem::replace(&mut self.state, Phase::Moving) else {
                 unreachable!("parked")
             };
-            let (link, driver) = driver::spawn(conn, self.hub.clone());
-            self.state = Phase::Driven {
-                link,
-                driver,
-                ended: false,
-            };
+            let link = Arc::new(Link::new(conn));
+            // The first look, as the driver's: the socket and the heartbeat's ticks learn the
+            // router, and what came already waits in the queue.
+            if let Some(inner) = link.lock().as_mut() {
+                link.take_over(inner);
+            }
+            self.state = Phase::Driven { link, ended: false };
         }
     }
 
     /// The connection's link with its driver, which starts here at the first poll.
     #[inline]
-    fn link(&mut self) -> (&Link<S>, &mut bool) {
+    fn link(&mut self) -> (&Arc<Link<S>>, &mut bool) {
         self.start();
         match &mut self.state {
-            Phase::Driven { link, ended, .. } => (link, ended),
+            Phase::Driven { link, ended } => (link, ended),
             Phase::Parked(_) | Phase::Moving => unreachable!("started"),
         }
     }
 }
 
 impl<S: Stream> Drop for Background<S> {
-    /// The handler dropped its connection: the driver, which owns the socket with it, stops
-    /// now rather than at the peer's next frame.
+    /// The handler dropped its connection: the connection goes now (the socket closes), and
+    /// the driver, if there is one, ends at once rather than at the peer's next frame.
     fn drop(&mut self) {
-        if let Phase::Driven { driver, .. } = &self.state {
-            driver.abort();
+        if let Phase::Driven { link, .. } = &self.state {
+            link.drop_handler();
         }
     }
 }
@@ -254,7 +252,7 @@ where
         if *ended {
             return Poll::Ready(None);
         }
-        let next = link.queue.poll_next(cx);
+        let next = link.poll_next(cx);
         *ended = matches!(next, Poll::Ready(None));
         next
     }
@@ -282,19 +280,19 @@ where
     type Error = E;
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
-        self.get_mut().link().0.conn().as_mut().poll_ready(cx)
+        self.get_mut().link().0.poll_write(cx, Sink::poll_ready)
     }
 
     fn start_send(self: Pin<&mut Self>, item: M) -> Result<(), E> {
-        self.get_mut().link().0.conn().as_mut().start_send(item)
+        self.get_mut().link().0.start_send(item)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
-        self.get_mut().link().0.conn().as_mut().poll_flush(cx)
+        self.get_mut().link().0.poll_write(cx, Sink::poll_flush)
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
-        self.get_mut().link().0.conn().as_mut().poll_close(cx)
+        self.get_mut().link().0.poll_write(cx, Sink::poll_close)
     }
 }
 
