@@ -272,3 +272,61 @@ async fn background_pair(layer: BackgroundLayer) -> (Background<Ws>, Ws) {
     let (server, client) = bare_pair().await;
     (layer.wrap(server), client)
 }
+
+/// Tasks alive on this runtime.
+fn tasks() -> usize {
+    tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_handler_that_reads_promptly_gets_no_driver_task_and_one_that_leaves_a_read_unpolled_does()
+ {
+    let (mut ws, peer) = background_pair(one_second().background()).await;
+    ws.start();
+    // The runtime's ticker runs from the first filing, at the start.
+    let alone = tasks();
+    // t=0: 100 requests, each sent when the answer to the one before came, by a peer of its
+    // own (a client does not send its next request before it has the answer): the handler
+    // waits in its read each time one comes, and reads the connection itself.
+    let client = tokio::spawn(async move {
+        let mut peer = peer;
+        for i in 0..100 {
+            peer.send(Message::text(i.to_string())).await.unwrap();
+            let answer = peer.next().await.unwrap().unwrap();
+            assert_eq!(answer, Message::text(i.to_string()));
+        }
+        peer
+    });
+    for _ in 0..100 {
+        let msg = ws.next().await.unwrap().unwrap();
+        ws.send(msg).await.unwrap();
+    }
+    let peer = client.await.unwrap();
+    assert_eq!(tasks(), alone, "no driver");
+    // t=0 .. 4.5 s: the handler waits in a read, which a timeout drops at 4.5 s; the ticks at
+    // 1 .. 4 s send pings from the handler's own polls, which the peer answers.
+    let handle = ws.handle();
+    let peer = answer_until(peer, Instant::now() + ms(12_250));
+    let read = tokio::time::timeout(ms(4_500), ws.next()).await;
+    assert!(read.is_err(), "nothing to read: {read:?}");
+    assert_eq!(handle.stats().pings_sent, 4);
+    assert_eq!(tasks(), alone + 1, "the peer's task; still no driver");
+    // 4.5 .. 12.25 s: the handler is away, its read left unpolled. The tick at 5 s wakes the
+    // read nobody polls; the one at 6 s, a second wake-up the handler did not look at with a
+    // tick due, spawns the driver, which runs the heartbeat from then on: the ticks 6 .. 12 s
+    // each ping (the one due at 5 s went with the tick at 6 s), and the peer, answering,
+    // stays alive.
+    sleep(ms(5_500)).await;
+    assert_eq!(tasks(), alone + 2, "the peer's task and the driver");
+    sleep(ms(2_250)).await;
+    let stats = handle.stats();
+    assert_eq!((stats.pings_sent, stats.missed), (11, 0), "{stats:?}");
+    // Dropped, the handler's side takes the connection and the driver with it.
+    drop(ws);
+    tokio::task::yield_now().await;
+    let (_, seen) = peer.await.unwrap();
+    assert_eq!(pings(&seen), 11);
+    assert_eq!(tasks(), alone);
+}

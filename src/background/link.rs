@@ -11,9 +11,10 @@
 //! - the handler is away (not waiting in a read): the wake-up goes to the driver, which reads
 //!   what came into the queue (spawned at the first such wake-up: a handler that is never
 //!   away never gets one);
-//! - a second wake-up before the handler looked at the first (`WOKEN` still set): the handler
-//!   left its read unpolled (a `select!` arm that lost, then other work), and the driver takes
-//!   over as well;
+//! - a wake-up that finds the handler woken before, not having looked since, and a tick of
+//!   the heartbeat due: the handler left its read unpolled (a `select!` arm that lost, then
+//!   other work), and the driver takes over (a burst of wake-ups from one write of the peer's
+//!   is not that: no tick is due);
 //! - the handler waits to write (`WRITING`): its writer is woken, and the driver too unless
 //!   the handler also waits to read.
 //!
@@ -36,6 +37,7 @@ use crate::error::Dead;
 use crate::heartbeat::Heartbeat;
 use crate::message::WsMessage;
 use crate::sync::{AtomicBool, AtomicU8, AtomicWaker, Mutex, MutexGuard, lock};
+use crate::wake::Shared;
 
 /// Items read while the handler is away wait in a queue of this many; when it is full, the
 /// driver stops reading until the handler takes one.
@@ -57,8 +59,10 @@ const DROPPED: u8 = 1 << 3;
 pub(super) struct Link<S: Stream> {
     /// `READING`, `WRITING`, `SPAWNED`, `DROPPED`.
     state: AtomicU8,
-    /// A wake-up went to the reader since it last began a poll.
+    /// A wake-up came since the reader last began a poll.
     woken: AtomicBool,
+    /// The connection's hub, whose due flag tells a tick nobody ran.
+    hub: Arc<Shared>,
     reader: AtomicWaker,
     writer: AtomicWaker,
     driver: AtomicWaker,
@@ -99,6 +103,7 @@ impl<S: Stream> Link<S> {
         Self {
             state: AtomicU8::new(0),
             woken: AtomicBool::new(false),
+            hub: conn.shared().clone(),
             reader: AtomicWaker::new(),
             writer: AtomicWaker::new(),
             driver: AtomicWaker::new(),
@@ -232,13 +237,23 @@ where
         held(&mut self.lock()).conn.as_mut().start_send(item)
     }
 
+    /// Whether the handler, waiting to read, has left a wake-up and a tick unserved: it is
+    /// not listening.
+    fn unheard(&self) -> bool {
+        self.woken.load(SeqCst) && self.hub.due.is_set()
+    }
+
     /// Reads what came into the queue while the handler is away, until nothing more comes
     /// or the queue is full (then the driver waits for room, and the pause is noted in the
     /// hub: that silence is ours, and the next tick does not count it against the peer).
-    /// Nothing while the handler waits to read and has not been woken in vain.
+    /// Nothing while the handler waits to read, unless it is not listening: then it counts
+    /// as away until it reads again.
     pub(super) fn take_over(self: &Arc<Self>, inner: &mut Inner<S>) -> Taken {
-        if self.state.load(SeqCst) & READING != 0 && !self.woken.load(SeqCst) {
-            return Taken::Waiting;
+        if self.state.load(SeqCst) & READING != 0 {
+            if !self.unheard() {
+                return Taken::Waiting;
+            }
+            self.state.fetch_and(!READING, SeqCst);
         }
         let router = waker_ref(self);
         let mut rcx = Context::from_waker(&router);
@@ -297,7 +312,13 @@ where
         }
         if state & READING != 0 {
             link.reader.wake();
-            if !woken_before {
+            let due = link.hub.due.is_set();
+            if !(woken_before && due) {
+                if due {
+                    // The hub gave up its waker with this wake-up: should the handler not
+                    // look, the next tick must still come here to be judged.
+                    link.hub.register_reader(&waker_ref(link));
+                }
                 return;
             }
         }
