@@ -102,6 +102,9 @@ impl Listener for CuttableListener {
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         let (tcp, addr) = Listener::accept(&mut self.inner).await;
+        // Small frames (a session's acknowledgements, heartbeats) go out at once: with Nagle, one
+        // written while the peer has nothing to send waits for its delayed ACK (40 ms here).
+        let _ = tcp.set_nodelay(true);
         let switch = Arc::new(Switch::default());
         self.cuttables.add(&switch);
         (
