@@ -49,7 +49,12 @@ export interface ResumeOptions {
    *  (nginx: `hash $arg_ws_session consistent;`). Unset: the URL as given. */
   routeParam?: string;
   /** Bytes of messages kept until the server acknowledges them (100 KiB = 102 400): each weighs
-   *  its UTF-8 or binary length plus 8; `send` returns false when one would not fit. */
+   *  its UTF-8 or binary length plus 8; `send` returns false when one would not fit. Kept
+   *  messages enter the socket in order and only while its `bufferedAmount` is under a quarter
+   *  of this, at most 64 KiB (so the socket holds at most that plus one message of them): a
+   *  resume's backlog goes out as the socket drains, not in one burst in front of the page's
+   *  acknowledgements and answers; meanwhile the page looks again every 10 ms and at each frame
+   *  that arrives. */
   buffer?: number;
 }
 
@@ -64,6 +69,9 @@ export interface WebSocketConstructor {
 /** The part of a WebSocket the module uses. */
 export interface WebSocketLike {
   readonly readyState: number;
+  /** Bytes sent and not yet written out; with `resume`, kept messages wait while it is at the
+   *  bound (see `ResumeOptions.buffer`). Absent: no pacing. */
+  readonly bufferedAmount?: number;
   binaryType: string;
   send(data: any): void;
   close(code?: number, reason?: string): void;
@@ -240,8 +248,9 @@ export declare class HeartbeatSocket extends EventTarget {
   onsessionlost: ((event: SessionLostEvent) => void) | null | undefined;
   onsessionnew: ((event: SessionNewEvent) => void) | null | undefined;
   /** Sends, or buffers while not connected; false when refused (buffer full, or closed). With
-   *  `resume`: numbers and keeps the message, sent now if the session is up; false when the
-   *  kept messages would pass `resume.buffer` bytes (an acknowledgement makes room). */
+   *  `resume`: numbers and keeps the message, sent now if the session is up and nothing kept
+   *  waits for the socket to drain (else behind those, see `ResumeOptions.buffer`); false when
+   *  the kept messages would pass `resume.buffer` bytes (an acknowledgement makes room). */
   send(data: SendData): boolean;
   /** Changes the page's interval now; the server is told in the next ping (sent at once). */
   setInterval(ms: number): void;

@@ -19,6 +19,10 @@ const SESSION_VERSION = 1;
 const RESUME_DEFAULTS = Object.freeze({ routeParam: undefined, buffer: 100 * 1024 });
 const FIRST_WINDOW = 30000; // the window before any welcome announced the server's
 const MESSAGE_OVERHEAD = 8; // weight of a kept message beyond its bytes
+// Pacing (#flush): kept messages enter a socket while its bufferedAmount is under a quarter of
+// resume.buffer, at most PACE_MAX; while they wait, the page looks again every PACE_POLL ms.
+const PACE_MAX = 64 * 1024;
+const PACE_POLL = 10;
 const ID = /^[0-9a-f]{32}$/;
 // A Close with any code ends a session except 1011, which parks it; 1006 and 1015 are what a
 // browser reports when no Close came at all (a broken connection), so they park it too.
@@ -145,6 +149,7 @@ export class HeartbeatSocket extends EventTarget {
    * Sends at once when connected; otherwise queues the message (up to `buffer`), to be sent
    * in order after the next connect and its `onConnect` hook. Returns false, taking nothing,
    * when the queue is full (counted in `stats.dropped`) or the socket is closing or closed.
+   * With `resume`, see #keep: kept, and sent as the socket drains.
    */
   send(data) {
     if (this.#final) return false;
@@ -192,6 +197,7 @@ export class HeartbeatSocket extends EventTarget {
     const conn = this.#conn;
     if (conn?.ws.readyState === OPEN) {
       stopBeat(conn);
+      clearTimeout(conn.paceTimer); // the kept messages are let go
       conn.closeTimer = setTimeout(() => this.#ended(conn, 'close', { code, reason, ...left }), this.#options.closeTimeout);
       this.#setState('closing', 'close', { code, reason, ...left });
       conn.onClose = (e) => this.#ended(conn, 'close', { code: e.code, reason: e.reason, ...left });
@@ -213,7 +219,7 @@ export class HeartbeatSocket extends EventTarget {
     const { WebSocket, protocols, connectTimeout } = this.#options;
     if (state !== this.#state || why !== 'start') this.#setState(state, why, fields);
     if (this.#final) return; // a listener of that event called close()
-    const conn = { ws: null, beat: false, tickTimer: null, connectTimer: null, closeTimer: null, onClose: null };
+    const conn = { ws: null, beat: false, tickTimer: null, connectTimer: null, closeTimer: null, paceTimer: null, onClose: null };
     this.#conn = conn;
     try {
       const url = this.#session?.url ?? this.#url;
@@ -326,6 +332,7 @@ export class HeartbeatSocket extends EventTarget {
     stopBeat(conn);
     clearTimeout(conn.connectTimer);
     clearTimeout(conn.closeTimer);
+    clearTimeout(conn.paceTimer);
     conn.onClose = () => {};
     if (code !== undefined && conn.ws && conn.ws.readyState <= OPEN) {
       try {
@@ -512,6 +519,8 @@ export class HeartbeatSocket extends EventTarget {
     } else {
       this.#answered(conn, verdict.seq);
     }
+    // Kept messages waiting for the socket to drain: a look at every frame that arrives too.
+    if (conn.paceTimer !== null && this.#current(conn) && !this.#final) this.#flush(conn);
   }
 
   /** A pong: it answers `seq` (or, without one, the latest ping) and every ping before. */
@@ -531,10 +540,12 @@ export class HeartbeatSocket extends EventTarget {
 
   /**
    * `send` with `resume`: the message is numbered (its place in the outbox) and kept until the
-   * server's received count covers it, then sent if the session is up (else at the next
-   * welcome). The outbox holds at most `resume.buffer` bytes of weight; a message that would
-   * pass that is refused and not taken. (The socket's own `bufferedAmount` plays no part: a
-   * kept message stays counted after the socket has written it, until it is acknowledged.)
+   * server's received count covers it; it is sent behind the kept messages not sent yet, once
+   * the socket has drained to the bound of #flush (at once if the session is up and nothing
+   * waits; else at the next welcome). The outbox holds at most `resume.buffer` bytes of weight;
+   * a message that would pass that is refused and not taken. (The socket's `bufferedAmount`
+   * decides when a kept message goes, not whether it is taken: it stays counted after the
+   * socket has written it, until it is acknowledged.)
    */
   #keep(data) {
     const s = this.#session.next ?? this.#session; // after the server's finish: the next session's
@@ -550,15 +561,41 @@ export class HeartbeatSocket extends EventTarget {
     return true;
   }
 
-  /** Sends, in order, the kept messages this socket has not carried yet. */
-  #flush(conn) {
+  /**
+   * Sends, in order, the kept messages this socket has not carried yet, no faster than the
+   * socket drains: the next one goes only while the socket's `bufferedAmount` is under the
+   * session's bound (`s.pace`: a quarter of `resume.buffer`, at most 64 KiB), so the socket
+   * holds at most the bound plus one message of them. A resume's backlog (up to the whole
+   * buffer) then waits in the outbox, where it is kept anyway, instead of queueing in a socket
+   * that a slow or freshly cut link drains slowly, in front of the page's acks and answers
+   * (sent at once, they wait behind at most the bound). The bound: the whole buffer would never
+   * hold anything back (what the socket has not written is kept messages, and the small session
+   * and heartbeat frames); a quarter, the server's acknowledgement step, still leaves a step
+   * waiting to be written between two looks; at most 64 KiB, so that on a slow link the page's
+   * own frames wait behind little. What `send` takes meanwhile goes behind the backlog. While messages wait for the bound, the page looks again every
+   * 10 ms and at every frame that arrives (a hidden tab's throttled timers do not stall it
+   * while the server talks); no timer runs when nothing waits. A socket without
+   * `bufferedAmount` is not paced. `bound` Infinity: everything at once (before a finish).
+   */
+  #flush(conn, bound = this.#session.pace) {
     const s = this.#session;
+    const ws = conn.ws;
     const numbered = s.acked + s.out.length;
-    while (conn.upTo < numbered && conn.ws.readyState === OPEN) {
+    while (conn.upTo < numbered && ws.readyState === OPEN && (ws.bufferedAmount ?? 0) < bound) {
       this.#transmit(conn, s.out[conn.upTo - s.acked].frame);
       conn.upTo += 1;
     }
     if (conn.upTo > s.transmitted) s.transmitted = conn.upTo;
+    const waiting = conn.upTo < numbered && ws.readyState === OPEN;
+    if (waiting && conn.paceTimer === null) {
+      conn.paceTimer = setTimeout(() => {
+        conn.paceTimer = null;
+        if (this.#current(conn) && !this.#final) this.#flush(conn);
+      }, PACE_POLL);
+    } else if (!waiting && conn.paceTimer !== null) {
+      clearTimeout(conn.paceTimer);
+      conn.paceTimer = null;
+    }
   }
 
   /**
@@ -701,6 +738,8 @@ export class HeartbeatSocket extends EventTarget {
     if (this.#final) return; // the ack broke the protocol
     s.next ??= startSession(this.#url, this.#options, this.#shape);
     if (conn.ws.readyState !== OPEN) return;
+    // No data may follow the answer (section 8): what pacing still holds back goes first.
+    this.#flush(conn, Infinity);
     conn.ws.send(`${DLE}finish ${s.received}`);
     s.told = s.received;
     s.bytesSinceAck = 0;
@@ -868,6 +907,7 @@ function startSession(url, o, shape) {
     windowTimer: null,
     out: [], // kept messages { frame, weight }: number acked + 1 onwards
     outBytes: 0,
+    pace: Math.min(PACE_MAX, Math.max(1, Math.floor(buffer / 4))), // bufferedAmount bound (#flush)
     acked: 0, // the server's received count
     transmitted: 0, // the highest number handed to any socket
     received: 0, // data messages delivered to the page

@@ -1118,3 +1118,186 @@ describe('options', () => {
     assert.equal(net.sockets.length, 1);
   });
 });
+
+// --- pacing: a replay no faster than the socket drains ---------------------------------------
+
+/** A kept message of exactly 1 000 bytes, numbered i. */
+const kilo = (i) => `m${String(i).padStart(3, '0')}`.padEnd(1000, '.');
+const sizeOf = (data) => (typeof data === 'string' ? utf8.encode(data).length : data.byteLength);
+
+/**
+ * A slow link under the fake socket `ws`: every frame the page sends adds its bytes to
+ * `ws.bufferedAmount`, which drains by `rate` bytes a millisecond. `after` lists the
+ * bufferedAmount right after each data frame (not the hello, acks or heartbeats).
+ */
+function slowLink(ws, rate, kind = 'json') {
+  ws.bufferedAmount = 0;
+  const link = { after: [], rate };
+  const send = ws.send.bind(ws);
+  ws.send = (data) => {
+    send(data);
+    if (ws.readyState !== OPEN) return;
+    ws.bufferedAmount += sizeOf(data);
+    const control = isHeartbeat(kind, data) || (typeof data === 'string' && data[0] === DLE && data[1] !== DLE);
+    if (!control) link.after.push(ws.bufferedAmount);
+  };
+  const drain = setInterval(() => {
+    ws.bufferedAmount = Math.max(0, ws.bufferedAmount - link.rate);
+  }, 1);
+  link.stop = () => clearInterval(drain);
+  return link;
+}
+
+/** Moves the clock on a millisecond at a time until `done()`, at most `ms`. */
+function waitFor(done, ms, what) {
+  const until = Date.now() + ms;
+  while (!done()) {
+    assert.ok(Date.now() < until, `${what}: not within ${ms} ms`);
+    wait(1);
+  }
+}
+
+/** Counts the page's setTimeout calls while `run` runs (the mocked one, called through). */
+function countTimers(run) {
+  const spy = mock.method(globalThis, 'setTimeout');
+  try {
+    run();
+    return spy.mock.callCount();
+  } finally {
+    spy.mock.restore();
+  }
+}
+
+describe('pacing: kept messages enter the socket only while its bufferedAmount is under the bound', () => {
+  // resume.buffer 64 KiB: the bound is a quarter, 16 384 bytes. 60 messages of 1 000 bytes
+  // (weight 1 008 each, 60 480 in all) wait while the socket is down.
+  const BOUND = 16384;
+  const backlog = Array.from({ length: 60 }, (_, i) => kilo(i + 1));
+
+  /** Up, cut, the backlog kept, the next socket open on a link of `rate` bytes/ms: the socket, not yet welcomed. */
+  function cutWithBacklog(rate) {
+    const s = start({ resume: { buffer: 65536 } });
+    s.up();
+    to(10);
+    s.ws.fail();
+    to(20);
+    for (const m of backlog) assert.equal(s.hb.send(m), true);
+    assert.deepEqual([s.hb.stats.kept, s.hb.stats.buffered], [60, 60]);
+    const ws = s.next();
+    const link = slowLink(ws, rate);
+    ws.open();
+    return { s, ws, link };
+  }
+
+  it('after a resume, the backlog goes out in order as a 500 B/ms link drains: never past the bound plus one message; a new send goes behind it; no timer once it is out', () => {
+    // The welcome sends 17 at once (16 000 bytes and the hello under 16 384; the 17th passes it);
+    // then each look (every 10 ms) sends while the link has drained under the bound. `new`, sent
+    // just after the welcome, goes after message 60.
+    const { s, ws, link } = cutWithBacklog(500);
+    const hello = ws.bufferedAmount;
+    const t0 = Date.now();
+    let done;
+    const polls = countTimers(() => {
+      s.server.welcome(ws);
+      assert.equal(dataOf(ws).length, 17);
+      assert.equal(s.hb.send('new'), true);
+      assert.equal(dataOf(ws).length, 17, 'the new send waits behind the backlog');
+      waitFor(() => dataOf(ws).length === 61, 1000, 'the backlog and the new send');
+      done = Date.now();
+    });
+    // Every look after the welcome is one timer: at most one per 10 ms of the replay (and the
+    // heartbeat's tick at 1 000, not reached).
+    assert.ok(polls <= Math.ceil((done - t0) / 10) + 1, `${polls} timers in ${done - t0} ms`);
+    assert.deepEqual(dataOf(ws), [...backlog, 'new']);
+    assert.ok(Math.max(...link.after) <= BOUND - 1 + 1000, `bufferedAmount after a data frame: max ${Math.max(...link.after)}`);
+    assert.ok(Math.max(...link.after) > BOUND, 'the bound was reached: the replay was paced');
+    // No faster than the link, no slower than it and one look: the last message left once the
+    // link had drained all but the bound of what came before it.
+    const before = hello + 60 * 1000 - BOUND; // bytes that must drain before the last can go (the `new` one)
+    assert.ok(done - t0 >= Math.floor(before / 500), `done after ${done - t0} ms`);
+    assert.ok(done - t0 <= Math.ceil(before / 500) + 10, `done after ${done - t0} ms`);
+    assert.deepEqual(s.server.read(ws), [...backlog, 'new']);
+    assert.equal(s.hb.stats.buffered, 0);
+    // Nothing waits: no timer but the heartbeat's tick (one per 1 000 ms), and a send goes at once.
+    const idle = countTimers(() => {
+      wait(2000);
+      assert.equal(s.hb.send('later'), true);
+      assert.equal(dataOf(ws).at(-1), 'later');
+    });
+    assert.equal(idle, 2);
+    link.stop();
+  });
+
+  it('a cut mid-replay: the next socket replays from the server\'s count, in order, paced again; the cut one sends nothing more', () => {
+    // Socket 1's replay (500 B/ms) is cut at +30 ms with 20 messages read by the server (more
+    // were sent); socket 2, welcomed at 20, sends 21..60 and `new` paced, on a link of 1 000 B/ms.
+    const { s, ws, link } = cutWithBacklog(500);
+    s.server.welcome(ws);
+    s.hb.send('new');
+    wait(30);
+    const sent = dataOf(ws).length;
+    assert.ok(sent > 20 && sent < 60, `${sent} sent by +30 ms`);
+    assert.equal(s.server.read(ws, 20).length, 20);
+    ws.fail();
+    wait(200);
+    const next = s.next();
+    assert.equal(dataOf(ws).length, sent, 'nothing more on the cut socket');
+    const link2 = slowLink(next, 1000);
+    next.open();
+    s.server.welcome(next);
+    waitFor(() => dataOf(next).length === 41, 1000, 'the rest of the backlog and the new send');
+    assert.deepEqual(dataOf(next), [...backlog.slice(20), 'new']);
+    assert.ok(Math.max(...link2.after) <= BOUND - 1 + 1000, `max ${Math.max(...link2.after)}`);
+    assert.ok(Math.max(...link2.after) > BOUND, 'paced');
+    s.server.read(next);
+    assert.deepEqual(s.server.got, [...backlog, 'new']);
+    s.server.ack(next);
+    assert.deepEqual([s.hb.stats.kept, s.hb.stats.buffered], [0, 0]);
+    link.stop();
+    link2.stop();
+  });
+
+  it('a finish mid-replay: what pacing holds back goes out before the answer (no data may follow it)', () => {
+    const { s, ws, link } = cutWithBacklog(0); // a link that never drains
+    s.server.welcome(ws);
+    wait(50);
+    assert.equal(dataOf(ws).length, 17);
+    assert.deepEqual(s.server.read(ws), backlog.slice(0, 17));
+    ws.receive(`${DLE}finish 17`);
+    assert.deepEqual(dataOf(ws), backlog);
+    assert.equal(framesOf(ws).at(-1), `${DLE}finish 0`);
+    const frames = ws.sent.length;
+    wait(100);
+    assert.equal(ws.sent.length, frames, 'no look after the finish');
+    link.stop();
+  });
+
+  for (const [buffer, bound] of [
+    [4096, 1024],
+    [undefined, 25600],
+    [1 << 20, 65536],
+    [4 << 20, 65536],
+  ]) {
+    it(`resume.buffer ${buffer ?? 'default (102 400)'}: the bound is ${bound} bytes (a quarter, at most 64 KiB); a frame that arrives is a look too`, () => {
+      // 100-byte messages on a link that drains only when told: ceil(bound / 100) go at the welcome.
+      const s = start({ resume: buffer === undefined ? true : { buffer } });
+      s.up();
+      s.ws.fail();
+      const count = Math.floor((buffer ?? 102400) / 108);
+      const messages = Array.from({ length: count }, (_, i) => `${i}`.padEnd(100, '-'));
+      for (const m of messages) assert.equal(s.hb.send(m), true);
+      const ws = s.next();
+      const link = slowLink(ws, 0);
+      ws.open();
+      ws.bufferedAmount = 0; // the hello is out
+      s.server.welcome(ws);
+      const first = Math.ceil(bound / 100);
+      assert.equal(dataOf(ws).length, first);
+      // The link drains; a ping from the server is looked at before the next poll is due.
+      ws.bufferedAmount = 0;
+      ws.receive('{"type":"ping"}');
+      assert.equal(dataOf(ws).length, Math.min(count, 2 * first));
+      link.stop();
+    });
+  }
+});
