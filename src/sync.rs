@@ -1,5 +1,5 @@
 //! The synchronisation primitives of the parts whose interleavings are model-checked (the
-//! filing word, the background queue, a session's mailbox and halves, the sessions' memory
+//! filing word, a session's mailbox and halves, the sessions' memory
 //! budget): std's and futures' in a normal build, loom's under `RUSTFLAGS="--cfg
 //! ws_heartbeat_loom"`, where the models (the `loom_tests` modules) run every interleaving
 //! of them. DEVELOPING.md, "Loom models".

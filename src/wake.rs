@@ -61,8 +61,7 @@ pub(crate) struct Shared {
 
 /// An adapter's pointer to its hub. When the adapter goes (dropped, or unwrapped with
 /// `into_inner`), the ticker stops carrying its ticks: a handle may keep the hub alive long
-/// after. (Background mode's two adapters share a hub: should the handler's side go first,
-/// the driver's next tick files itself again.)
+/// after.
 pub(crate) struct Hub(pub(crate) Arc<Shared>);
 
 impl std::ops::Deref for Hub {

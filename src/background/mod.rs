@@ -35,21 +35,30 @@
 //!
 //! # What holds
 //!
-//! - **The driver.** At its first poll (at once in the service form and the axum drop-in,
-//!   which hand the handler its connection unpolled, so that a handler away before its first
-//!   read is covered) the connection moves to a task of its own (`tokio::spawn`: it needs a
-//!   tokio runtime, and `S: Send + 'static`). The task reads the connection, which runs its
-//!   heartbeat, into a queue; the handler's reads take from the queue, its writes go to the
-//!   same connection under a lock the task shares.
+//! - **Who reads.** While the handler waits in a read, it reads the connection itself, as a
+//!   plain [`Heartbeat`] does. While it is away (between an item and its next read), every
+//!   wake-up of the connection (the socket's, the heartbeat's ticks) goes to a driver task,
+//!   which reads what comes into a queue, running the heartbeat: pings go out, the peer's
+//!   pings are answered, a dead peer is found. The driver is spawned (`tokio::spawn` on the
+//!   runtime of the first poll: it needs one, and `S: Send + 'static`) at the first wake-up
+//!   that finds the handler away: a handler that always waits in its read before anything
+//!   comes never gets one. Connections start at their first poll, or at once in the service
+//!   form and the axum drop-in (which hand the handler its connection unpolled, so that a
+//!   handler away before its first read is covered).
+//! - **A read left unpolled** (a `select!` whose other arm won, then other work): the
+//!   connection takes the handler for away at the second tick it did not look at, and the
+//!   driver reads from then on until the handler reads again.
 //! - **Bounded.** What arrives while the handler is away waits in a queue of 32 messages;
 //!   when it is full the driver stops reading. That silence is ours: the next tick does not
 //!   count it against the peer (the pause is noted in the connection's hub).
-//! - **Order and the end.** Messages reach the handler in the order they came; the `Dead`
-//!   error, and the end of the stream, after everything read before them. A handler that
-//!   drops its `Background` stops the task at once.
-//! - **Cost.** A task, a second lock per send and a hand-over per message read: see
-//!   BENCHMARKS.md ("Background mode") for the figures. The plain [`Heartbeat`] pays none of
-//!   it.
+//! - **Order and the end.** Messages reach the handler in the order they came, the queue's
+//!   first; the `Dead` error, and the end of the stream, after everything read before them.
+//!   The handler's writes go to the connection under the lock it shares with the driver. A
+//!   handler that drops its `Background` drops the connection at once (the socket closes),
+//!   and the driver with it.
+//! - **Cost.** A lock per read and per write, and wake-ups through the connection's router:
+//!   see BENCHMARKS.md ("Background mode") for the figures. The plain [`Heartbeat`] pays
+//!   none of it.
 //!
 //! [`Heartbeat`]: crate::Heartbeat
 
