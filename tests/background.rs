@@ -330,3 +330,64 @@ async fn a_handler_that_reads_promptly_gets_no_driver_task_and_one_that_leaves_a
     assert_eq!(pings(&seen), 11);
     assert_eq!(tasks(), alone);
 }
+
+/// Over TCP on 127.0.0.1, two worker threads: the peer sends 20 000 numbered messages without
+/// waiting, and echoes back; the handler reads them, away now and then (every 500th message
+/// for 2 ms, every 7th it yields), so that its reads and the driver's interleave at every
+/// point they can. Every message reaches the handler once and in order, and every echo the
+/// peer; a lost wake-up would hang the run (bounded at 60 s).
+#[test]
+fn over_tcp_with_two_threads_the_handler_and_the_driver_interleave_without_loss_or_reorder() {
+    const N: usize = 20_000;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            tcp.set_nodelay(true).unwrap();
+            let ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+            let mut ws = one_second().background().wrap(ws);
+            for i in 0..N {
+                let msg = ws.next().await.unwrap().unwrap();
+                assert_eq!(msg, Message::text(i.to_string()), "message {i}");
+                if i % 500 == 0 {
+                    tokio::time::sleep(ms(2)).await;
+                } else if i % 7 == 0 {
+                    tokio::task::yield_now().await;
+                }
+                ws.send(msg).await.unwrap();
+            }
+            ws.close().await.unwrap();
+        });
+        let (peer, _) = tokio_tungstenite::connect_async(format!("ws://{addr}"))
+            .await
+            .unwrap();
+        let (mut tx, mut rx) = peer.split();
+        let sender = tokio::spawn(async move {
+            for i in 0..N {
+                tx.feed(Message::text(i.to_string())).await.unwrap();
+                if i % 64 == 0 {
+                    tx.flush().await.unwrap();
+                }
+            }
+            tx.flush().await.unwrap();
+            tx
+        });
+        let echoes = async {
+            for i in 0..N {
+                let msg = rx.next().await.unwrap().unwrap();
+                assert_eq!(msg, Message::text(i.to_string()), "echo {i}");
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), echoes)
+            .await
+            .expect("every echo within 60 s");
+        let _tx = sender.await.unwrap();
+        server.await.unwrap();
+    });
+}
