@@ -1,6 +1,6 @@
-//! What a [`Background`](super::Background) connection's handler and its driver share: the
-//! connection and the queue of what the driver read, behind one lock, and the router through
-//! which every wake-up of the connection goes.
+//! What a [`Background`](super::Background) connection's handler and its driver task share:
+//! the connection and the queue of what the driver read, behind one lock, and the router
+//! through which every wake-up of the connection goes; and the driver task itself.
 //!
 //! The handler reads the connection itself while it polls; the driver takes over only while
 //! the handler is away. Who is where is the router's state, which the connection's wakers
@@ -24,6 +24,7 @@
 //! the lock, where the handler sets it, so that it never reads while the handler waits.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
@@ -130,15 +131,6 @@ impl<S: Stream> Link<S> {
         let conn = self.lock().take();
         drop(conn);
         self.driver.wake();
-    }
-
-    /// The driver: whether to stop (the handler dropped its side).
-    pub(super) fn dropped(&self) -> bool {
-        self.state.load(SeqCst) & DROPPED != 0
-    }
-
-    pub(super) fn register_driver(&self, cx: &Context<'_>) {
-        self.driver.register(cx.waker());
     }
 }
 
@@ -287,7 +279,8 @@ where
         if self.state.load(Relaxed) & SPAWNED == 0
             && self.state.fetch_or(SPAWNED, SeqCst) & SPAWNED == 0
         {
-            super::driver::spawn(self.clone(), &self.runtime);
+            // Detached: it ends with the connection, or when the handler drops its side.
+            drop(self.runtime.spawn(Driver { link: self.clone() }));
         } else {
             self.driver.wake();
         }
@@ -324,6 +317,40 @@ where
         }
         if state & DROPPED == 0 {
             link.wake_driver();
+        }
+    }
+}
+
+/// The driver task's future, spawned at the first wake-up that finds the handler away: it
+/// reads the connection (which runs its heartbeat) into the queue while the handler is
+/// away, and does nothing while the handler reads itself. One pointer, so that the task is
+/// as small as tokio makes one.
+struct Driver<S: Stream> {
+    link: Arc<Link<S>>,
+}
+
+impl<S, M, E> Future for Driver<S>
+where
+    S: Stream<Item = Result<M, E>> + Sink<M, Error = E> + Send + 'static,
+    M: WsMessage + Send + Sync + 'static,
+    E: From<Dead> + Send + Sync + 'static,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let link = &self.link;
+        // Registered before the look, so that a wake-up during it is not lost.
+        link.driver.register(cx.waker());
+        if link.state.load(SeqCst) & DROPPED != 0 {
+            return Poll::Ready(());
+        }
+        let mut guard = link.lock();
+        let Some(inner) = guard.as_mut() else {
+            return Poll::Ready(());
+        };
+        match link.take_over(inner) {
+            Taken::Waiting => Poll::Pending,
+            Taken::Ended => Poll::Ready(()),
         }
     }
 }

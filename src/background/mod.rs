@@ -62,7 +62,6 @@
 //!
 //! [`Heartbeat`]: crate::Heartbeat
 
-mod driver;
 mod link;
 
 use std::fmt;
