@@ -391,3 +391,32 @@ fn over_tcp_with_two_threads_the_handler_and_the_driver_interleave_without_loss_
         server.await.unwrap();
     });
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_handler_that_read_what_woke_it_and_went_away_is_covered_from_the_next_tick() {
+    // t=0: the handler waits in its read (nothing there yet); t=1 s: the tick wakes it and it
+    // pings from its own poll. t=1.5 s: the peer's request wakes it; it reads the request
+    // itself and goes away for 5 s. What woke it took the router out of the heartbeat's hub,
+    // and its read left nothing registered with the socket: only the hub's next tick can
+    // reach the driver. The ticks at 2 .. 6 s each ping (the peer answers); none goes
+    // unsent.
+    let (ws, mut peer) = background_pair(one_second().background()).await;
+    let handle = ws.handle();
+    let handler = tokio::spawn(async move {
+        let mut ws = ws;
+        let request = ws.next().await.unwrap().unwrap();
+        sleep(ms(5_000)).await;
+        (ws, request)
+    });
+    sleep(ms(1_500)).await;
+    assert_eq!(handle.stats().pings_sent, 1);
+    peer.send(Message::text("request")).await.unwrap();
+    let peer = answer_until(peer, Instant::now() + ms(4_750));
+    sleep(ms(4_750)).await;
+    let stats = handle.stats();
+    assert_eq!((stats.pings_sent, stats.missed), (6, 0), "{stats:?}");
+    let (_ws, request) = handler.await.unwrap();
+    assert_eq!(request, Message::text("request"));
+    let (_, seen) = peer.await.unwrap();
+    assert_eq!(pings(&seen), 6);
+}

@@ -163,9 +163,14 @@ where
         if poll.is_pending() {
             return Poll::Pending;
         }
-        // Away from here. A wake-up that came to us while we polled may be one we did not
-        // serve: the driver looks.
+        // Away from here. The read that returned an item left nothing registered with the
+        // socket, and the wake-up that brought it took the router out of the hub: the hub
+        // gets it back, so that the next tick reaches the driver. (Before `READING` goes: a
+        // tick in between comes to us, and to the driver below.)
+        self.hub.register_reader(&router);
         self.state.fetch_and(!READING, SeqCst);
+        // A wake-up that came to us while we polled may be one we did not serve: the driver
+        // looks.
         if self.woken.load(SeqCst) {
             drop(guard);
             self.wake_driver();
