@@ -91,7 +91,7 @@ use crate::handle::HeartbeatHandle;
 use crate::heartbeat::Heartbeat;
 use crate::layer::HeartbeatLayer;
 use crate::message::{MessageKind, WsMessage};
-use crate::protocol::{AppFrame, AppMessage};
+use crate::protocol::{AppFrame, AppMessage, SharedFrame};
 
 /// Begins handling WebSocket traffic, like `actix_ws::handle`, with a heartbeat on the stream.
 ///
@@ -322,6 +322,26 @@ impl WsMessage for Message {
         }
     }
 
+    fn shared(&self) -> Option<SharedFrame> {
+        match self {
+            Message::Text(text) => Some(SharedFrame::Text(text.as_bytes().clone())),
+            Message::Binary(bytes) => Some(SharedFrame::Binary(bytes.clone())),
+            _ => None,
+        }
+    }
+
+    fn from_shared(frame: SharedFrame) -> Self {
+        match frame {
+            // Taken from a text message, the check passes (the only way to a `ByteString`
+            // without `unsafe`); a broken `shared` loses nothing either.
+            SharedFrame::Text(bytes) => match bytes.clone().try_into() {
+                Ok(text) => Message::Text(text),
+                Err(_) => Message::Text(String::from_utf8_lossy(&bytes).into_owned().into()),
+            },
+            SharedFrame::Binary(bytes) => Message::Binary(bytes),
+        }
+    }
+
     /// actix-ws hands the client's pings to the handler and answers none: the heartbeat
     /// answers each with a pong carrying the same payload (a cheap clone of its `Bytes`).
     #[inline]
@@ -344,6 +364,14 @@ mod tests {
     use super::*;
     use ::actix_web::web::Bytes;
     use std::io;
+
+    #[test]
+    fn text_and_binary_payloads_are_shared() {
+        crate::message::assert_shares([
+            Message::Text("text".into()),
+            Message::Binary(Bytes::from(vec![1, 2])),
+        ]);
+    }
 
     #[test]
     fn dead_is_found_inside_a_protocol_error_of_kind_timed_out() {

@@ -64,7 +64,7 @@ use crate::handle::HeartbeatHandle;
 use crate::heartbeat::Heartbeat;
 use crate::layer::HeartbeatLayer;
 use crate::message::{MessageKind, WsMessage};
-use crate::protocol::{AppFrame, AppMessage};
+use crate::protocol::{AppFrame, AppMessage, SharedFrame};
 #[cfg(feature = "resume")]
 use crate::resume::{Session, Sessions};
 
@@ -162,6 +162,26 @@ impl WsMessage for Message {
             Message::Text(text) => Some(AppFrame::Text(text.as_str())),
             Message::Binary(bytes) => Some(AppFrame::Binary(bytes)),
             _ => None,
+        }
+    }
+
+    fn shared(&self) -> Option<SharedFrame> {
+        match self {
+            Message::Text(text) => Some(SharedFrame::Text(text.clone().into())),
+            Message::Binary(bytes) => Some(SharedFrame::Binary(bytes.clone())),
+            _ => None,
+        }
+    }
+
+    fn from_shared(frame: SharedFrame) -> Self {
+        match frame {
+            // Taken from a text message, the check passes (the only way to a `Utf8Bytes`
+            // without `unsafe`); a broken `shared` loses nothing either.
+            SharedFrame::Text(bytes) => match Utf8Bytes::try_from(bytes.clone()) {
+                Ok(text) => Message::Text(text),
+                Err(_) => Message::text(String::from_utf8_lossy(&bytes).into_owned()),
+            },
+            SharedFrame::Binary(bytes) => Message::Binary(bytes),
         }
     }
 }
@@ -396,6 +416,11 @@ mod tests {
         let dead = Dead::new(3, std::time::Duration::from_secs(30));
         let err: Error = dead.into();
         assert_eq!(Dead::find(&err), Some(&dead));
+    }
+
+    #[test]
+    fn text_and_binary_payloads_are_shared() {
+        crate::message::assert_shares([Message::text("text"), Message::binary(vec![1, 2])]);
     }
 
     #[test]

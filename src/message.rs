@@ -1,6 +1,6 @@
 //! [`WsMessage`]: what the adapter needs to know about a message type to heartbeat with it.
 
-use crate::protocol::{AppFrame, AppMessage};
+use crate::protocol::{AppFrame, AppMessage, SharedFrame};
 
 /// What a received message means to the heartbeat.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,6 +72,28 @@ pub trait WsMessage: Sized {
     /// The text or the bytes of a text or binary message, for application heartbeats.
     fn as_app(&self) -> Option<AppFrame<'_>>;
 
+    /// This text or binary message's payload as reference-counted bytes, if the message
+    /// holds it so: a session keeps a message of at least
+    /// [`Resume::share_from`](crate::resume::Resume::share_from) bytes by taking a reference
+    /// to it instead of a copy. Called only for messages that [`as_app`](WsMessage::as_app)
+    /// gives a frame of, and only for large ones: a clone of the reference costs two atomic
+    /// operations, which a small copy does not.
+    ///
+    /// The default, `None`, has every kept message copied. The built-in implementations
+    /// share: tungstenite's, axum's, actix-ws's and tokio-websockets' payloads are
+    /// `bytes::Bytes` (or wrap one).
+    #[inline(always)]
+    fn shared(&self) -> Option<SharedFrame> {
+        None
+    }
+
+    /// The message of a payload a session kept shared ([`shared`](WsMessage::shared)), to
+    /// send again after a resume. The default builds it with
+    /// [`from_app`](WsMessage::from_app) from a copy.
+    fn from_shared(frame: SharedFrame) -> Self {
+        Self::from_app(frame.to_app())
+    }
+
     /// The pong that answers this message, a ping from the peer, for a WebSocket library that
     /// leaves answering pings to the application (actix-ws). The heartbeat then sends it
     /// itself, exactly once per ping, before it reads the next frame (ARCHITECTURE.md,
@@ -115,9 +137,29 @@ pub trait WsMessage: Sized {
     }
 }
 
+/// For each built-in message type's tests: its text and binary messages share their
+/// payload (the same bytes, not a copy) and are rebuilt from it unchanged.
+#[cfg(test)]
+pub(crate) fn assert_shares<M: WsMessage + std::fmt::Debug>(messages: [M; 2]) {
+    for msg in messages {
+        let payload = match msg.as_app() {
+            Some(AppFrame::Text(text)) => text.as_ptr(),
+            Some(AppFrame::Binary(bytes)) => bytes.as_ptr(),
+            None => panic!("not a data message: {msg:?}"),
+        };
+        let shared = msg.shared().expect("shared");
+        assert_eq!(shared.bytes().as_ptr(), payload, "{msg:?}: a copy");
+        assert_eq!(
+            matches!(shared, SharedFrame::Text(_)),
+            matches!(msg.as_app(), Some(AppFrame::Text(_)))
+        );
+        assert_eq!(M::from_shared(shared).as_app(), msg.as_app());
+    }
+}
+
 #[cfg(feature = "tungstenite")]
 mod tungstenite_message {
-    use super::{AppFrame, AppMessage, MessageKind, WsMessage};
+    use super::{AppFrame, AppMessage, MessageKind, SharedFrame, WsMessage};
     use tungstenite::Message;
     use tungstenite::protocol::CloseFrame;
     use tungstenite::protocol::frame::Utf8Bytes;
@@ -166,6 +208,26 @@ mod tungstenite_message {
                 _ => None,
             }
         }
+
+        fn shared(&self) -> Option<SharedFrame> {
+            match self {
+                Message::Text(text) => Some(SharedFrame::Text(text.clone().into())),
+                Message::Binary(bytes) => Some(SharedFrame::Binary(bytes.clone())),
+                _ => None,
+            }
+        }
+
+        fn from_shared(frame: SharedFrame) -> Self {
+            match frame {
+                // Taken from a text message, the check passes (the only way to a `Utf8Bytes`
+                // without `unsafe`); a broken `shared` loses nothing either.
+                SharedFrame::Text(bytes) => match Utf8Bytes::try_from(bytes.clone()) {
+                    Ok(text) => Message::Text(text),
+                    Err(_) => Message::text(String::from_utf8_lossy(&bytes).into_owned()),
+                },
+                SharedFrame::Binary(bytes) => Message::Binary(bytes),
+            }
+        }
     }
 
     #[cfg(test)]
@@ -190,6 +252,11 @@ mod tungstenite_message {
         }
 
         #[test]
+        fn text_and_binary_payloads_are_shared() {
+            super::super::assert_shares([Message::text("text"), Message::binary(vec![1, 2])]);
+        }
+
+        #[test]
         fn builds_ping_and_close() {
             assert_eq!(
                 <Message as WsMessage>::ping([0, 0, 0, 0, 0, 0, 0, 5]),
@@ -208,7 +275,7 @@ mod tungstenite_message {
 
 #[cfg(feature = "tokio-websockets")]
 mod tokio_websockets_message {
-    use super::{AppFrame, AppMessage, MessageKind, WsMessage};
+    use super::{AppFrame, AppMessage, MessageKind, SharedFrame, WsMessage};
     use tokio_websockets::{CloseCode, Message};
 
     /// tokio-websockets answers the peer's pings itself (it queues the pong while reading,
@@ -261,11 +328,34 @@ mod tokio_websockets_message {
                 None
             }
         }
+
+        fn shared(&self) -> Option<SharedFrame> {
+            let bytes = || self.as_payload().clone().into();
+            if self.is_text() {
+                Some(SharedFrame::Text(bytes()))
+            } else if self.is_binary() {
+                Some(SharedFrame::Binary(bytes()))
+            } else {
+                None
+            }
+        }
+
+        fn from_shared(frame: SharedFrame) -> Self {
+            match frame {
+                SharedFrame::Text(bytes) => Message::text(bytes),
+                SharedFrame::Binary(bytes) => Message::binary(bytes),
+            }
+        }
     }
 
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        #[test]
+        fn text_and_binary_payloads_are_shared() {
+            super::super::assert_shares([Message::text("text"), Message::binary(vec![1, 2])]);
+        }
 
         #[test]
         fn classifies_and_builds() {

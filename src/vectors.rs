@@ -156,7 +156,8 @@ mod session {
             // client's. Welcomed, having sent 10 messages, none acknowledged.
             let mut core = Core::new(Ledger::new(1 << 20, 1 << 20), Protocol::Control);
             for n in 0..10 {
-                core.keep(AppFrame::Text(&n.to_string()));
+                let msg = Message::text(n.to_string());
+                core.keep(&msg, AppFrame::Text(&n.to_string()));
             }
             let frame = Frame::of(&case["frame"]);
             match (case["is"].as_str().expect("is"), core.sort(frame.message())) {

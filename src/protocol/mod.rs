@@ -66,6 +66,38 @@ pub enum AppFrame<'a> {
     Binary(&'a [u8]),
 }
 
+/// A text or binary message's payload as reference-counted bytes
+/// ([`WsMessage::shared`](crate::WsMessage::shared)): how a session keeps a large message
+/// without copying it ([`Resume::share_from`](crate::resume::Resume::share_from)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SharedFrame {
+    /// A text message's payload: UTF-8, taken from a text message.
+    Text(bytes::Bytes),
+    /// A binary message's payload.
+    Binary(bytes::Bytes),
+}
+
+impl SharedFrame {
+    /// The payload.
+    pub fn bytes(&self) -> &bytes::Bytes {
+        match self {
+            SharedFrame::Text(bytes) | SharedFrame::Binary(bytes) => bytes,
+        }
+    }
+
+    /// A copy, as an [`AppMessage`]. A text payload that is not UTF-8 (which only a
+    /// [`WsMessage`](crate::WsMessage) implementation that broke its contract can give) has
+    /// its invalid sequences replaced, as [`String::from_utf8_lossy`] does.
+    pub fn to_app(&self) -> AppMessage {
+        match self {
+            SharedFrame::Text(bytes) => {
+                AppMessage::Text(String::from_utf8_lossy(bytes).into_owned())
+            }
+            SharedFrame::Binary(bytes) => AppMessage::Binary(bytes.to_vec()),
+        }
+    }
+}
+
 /// What a received message is to an application heartbeat.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {

@@ -21,7 +21,7 @@ use crate::protocol::{AppMessage, Protocol};
 pub(super) use crate::resume::wire::Welcome;
 use crate::resume::wire::{self, Incoming, Message};
 use crate::resume::{
-    Core, Finishing, Ledger, Reason as Lost, Resume, Secret, SessionId, SessionLost, Sorted,
+    Core, Finishing, Kept, Ledger, Reason as Lost, Resume, Secret, SessionId, SessionLost, Sorted,
     VIOLATION_CLOSE,
 };
 
@@ -57,7 +57,7 @@ impl ClientSession {
             sid: SessionId::random().expect(RANDOM),
             secret: Secret::random().expect(RANDOM),
             token: None,
-            core: Core::new(Ledger::new(resume.buffer_len(), 0), protocol),
+            core: Core::new(Ledger::of(&resume, 0), protocol),
             window: resume.window_len(),
             down_since: None,
             resume,
@@ -137,13 +137,13 @@ impl ClientSession {
         self.core.ledger_mut().set_peer_buffer(welcome.buffer);
         self.core.on_socket(pings);
         self.down_since = None;
-        Ok(replay.into_iter().map(M::from_app).collect())
+        Ok(replay.into_iter().map(Kept::into_message).collect())
     }
 
     /// Numbers and keeps a data message the application sends; returns its wire form.
     pub(super) fn send<M: WsMessage>(&mut self, msg: M) -> M {
         let escaped = match msg.as_app() {
-            Some(frame) => self.core.keep(frame),
+            Some(frame) => self.core.keep(&msg, frame),
             None => None,
         };
         escaped.map_or(msg, M::from_app)

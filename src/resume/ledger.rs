@@ -4,10 +4,18 @@
 
 use std::collections::VecDeque;
 
-use crate::protocol::{AppFrame, AppMessage};
+use bytes::Bytes;
+
+use crate::message::WsMessage;
+use crate::protocol::{AppFrame, AppMessage, SharedFrame};
 
 /// Bytes of bookkeeping per kept message: its length and kind.
 pub(crate) const HEADER: usize = 8;
+
+/// A header's flags, below its end: a binary message; a message kept shared.
+const BINARY: u64 = 1;
+const SHARED: u64 = 1 << 1;
+const FLAGS: u32 = 2;
 
 /// The accounts.
 #[derive(Debug)]
@@ -19,14 +27,23 @@ pub(crate) struct Ledger {
     /// The kept messages' payloads, one after the other from `start` (what is before it
     /// was acknowledged, and goes when it is more than half), and their headers in a ring
     /// of their own: no allocation per message once they have grown, one copy per message.
-    /// A message weighs its payload plus its 8-byte header.
+    /// A message weighs its payload plus its 8-byte header. Large messages whose type
+    /// allows it are not copied here but kept shared, in `shared`.
     kept: Vec<u8>,
     start: usize,
     /// Where `kept[0]` is in the session's stream of payload bytes.
     base: u64,
-    /// Per kept message: where its payload ends in that stream, `<< 1 | binary`. (Ends, not
-    /// lengths: an acknowledgement of many messages then costs one look, not a sum.)
+    /// Per kept message: where its payload ends in that stream, `<< FLAGS | SHARED |
+    /// BINARY` (a shared one ends where the one before it did). (Ends, not lengths: an
+    /// acknowledgement of many messages then costs one look, not a sum.)
     headers: VecDeque<u64>,
+    /// The payloads kept shared, oldest first, each with its message's number.
+    shared: VecDeque<(u64, Bytes)>,
+    /// Their bytes.
+    shared_bytes: usize,
+    /// Payloads of at least this many bytes are kept shared where the message type holds
+    /// them so (`Resume::share_from`).
+    share_from: usize,
     /// Our bound on the kept bytes (`kept` and `headers`).
     buffer: usize,
     /// Where sends wait: the buffer, or less while a server's session has no more of the
@@ -40,6 +57,25 @@ pub(crate) struct Ledger {
     unacked_bytes: usize,
     /// A quarter of the peer's buffer: acknowledge at once when `unacked_bytes` reach it.
     ack_every: usize,
+}
+
+/// A kept message, to send again after a resume.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Kept {
+    /// Its payload was copied into the ledger: this is a copy of that.
+    Copied(AppMessage),
+    /// Its payload was kept shared.
+    Shared(SharedFrame),
+}
+
+impl Kept {
+    /// The message of the application's type.
+    pub(crate) fn into_message<M: WsMessage>(self) -> M {
+        match self {
+            Kept::Copied(msg) => M::from_app(msg),
+            Kept::Shared(frame) => M::from_shared(frame),
+        }
+    }
 }
 
 /// The peer broke the rules of section 2.
@@ -57,6 +93,9 @@ impl Ledger {
             start: 0,
             base: 0,
             headers: VecDeque::new(),
+            shared: VecDeque::new(),
+            shared_bytes: 0,
+            share_from: usize::MAX,
             buffer,
             room: buffer,
             received: 0,
@@ -66,6 +105,19 @@ impl Ledger {
         };
         ledger.set_peer_buffer(peer_buffer);
         ledger
+    }
+
+    /// The accounts of a session with these settings (`Resume`'s buffer and its
+    /// `share_from`).
+    pub(crate) fn of(resume: &super::Resume, peer_buffer: u64) -> Self {
+        Self::new(resume.buffer_len(), peer_buffer).share_from(resume.share_threshold())
+    }
+
+    /// Payloads of at least `bytes` are kept shared where the message type allows it
+    /// (without this: every payload is copied).
+    pub(crate) fn share_from(mut self, bytes: usize) -> Self {
+        self.share_from = bytes;
+        self
     }
 
     pub(crate) fn set_peer_buffer(&mut self, peer_buffer: u64) {
@@ -92,26 +144,52 @@ impl Ledger {
         self.kept.capacity()
     }
 
-    /// Bytes kept: payloads and headers.
+    /// Bytes kept: payloads (copied or shared) and headers.
     #[inline]
     pub(crate) fn kept_bytes(&self) -> usize {
-        self.kept.len() - self.start + HEADER * self.headers.len()
+        self.kept.len() - self.start + HEADER * self.headers.len() + self.shared_bytes
     }
 
-    /// Numbers and keeps a data message being sent.
+    /// Numbers and keeps a data message being sent, `frame` of `msg`: shared if it is large
+    /// and its type holds it so, else copied.
     #[inline]
-    pub(crate) fn keep(&mut self, frame: AppFrame<'_>) {
+    pub(crate) fn keep<M: WsMessage>(&mut self, msg: &M, frame: AppFrame<'_>) {
+        if payload_len(frame) >= self.share_from {
+            if let Some(shared) = msg.shared() {
+                return self.keep_shared(shared);
+            }
+        }
+        self.keep_copy(frame);
+    }
+
+    /// Numbers and keeps a data message, copying its payload.
+    #[inline]
+    pub(crate) fn keep_copy(&mut self, frame: AppFrame<'_>) {
         let (bytes, binary) = match frame {
             AppFrame::Text(t) => (t.as_bytes(), 0),
-            AppFrame::Binary(b) => (b, 1),
+            AppFrame::Binary(b) => (b, BINARY),
         };
         if self.kept.capacity() - self.kept.len() < bytes.len() {
             self.make_room_for(bytes.len());
         }
         self.kept.extend_from_slice(bytes);
         let end = self.base + self.kept.len() as u64;
-        self.headers.push_back((end << 1) | binary);
+        self.headers.push_back((end << FLAGS) | binary);
         self.sent += 1;
+    }
+
+    /// Numbers and keeps a data message by a reference to its payload.
+    #[inline(never)]
+    fn keep_shared(&mut self, frame: SharedFrame) {
+        let (bytes, binary) = match frame {
+            SharedFrame::Text(bytes) => (bytes, 0),
+            SharedFrame::Binary(bytes) => (bytes, BINARY),
+        };
+        self.sent += 1;
+        self.shared_bytes += bytes.len();
+        self.shared.push_back((self.sent, bytes));
+        let end = self.base + self.kept.len() as u64;
+        self.headers.push_back((end << FLAGS) | SHARED | binary);
     }
 
     /// The peer says it has received `count` of our messages: drop those.
@@ -124,8 +202,13 @@ impl Ledger {
         }
         let dropped = (count - self.acked) as usize;
         if dropped > 0 {
-            self.start = ((self.headers[dropped - 1] >> 1) - self.base) as usize;
+            self.start = ((self.headers[dropped - 1] >> FLAGS) - self.base) as usize;
             self.headers.drain(..dropped);
+            while self.shared.front().is_some_and(|(n, _)| *n <= count) {
+                if let Some((_, bytes)) = self.shared.pop_front() {
+                    self.shared_bytes -= bytes.len();
+                }
+            }
         }
         // Moving the rest down costs at most what was appended since the last move.
         if self.start * 2 > self.kept.len() {
@@ -137,13 +220,28 @@ impl Ledger {
 
     /// Every kept message, oldest first, to be sent again after a resume (which first
     /// calls [`acknowledged`](Self::acknowledged) with the peer's count).
-    pub(crate) fn replay(&self) -> Vec<AppMessage> {
+    pub(crate) fn replay(&self) -> Vec<Kept> {
         let mut messages = Vec::with_capacity(self.headers.len());
+        let mut shared = self.shared.iter();
         let mut at = self.start;
         for header in &self.headers {
-            let end = ((header >> 1) - self.base) as usize;
+            let binary = header & BINARY != 0;
+            if header & SHARED != 0 {
+                // One entry per shared header, in the same order.
+                let Some((_, bytes)) = shared.next() else {
+                    break;
+                };
+                let bytes = bytes.clone();
+                messages.push(Kept::Shared(if binary {
+                    SharedFrame::Binary(bytes)
+                } else {
+                    SharedFrame::Text(bytes)
+                }));
+                continue;
+            }
+            let end = ((header >> FLAGS) - self.base) as usize;
             let bytes = self.kept[at..end].to_vec();
-            messages.push(if header & 1 == 1 {
+            messages.push(Kept::Copied(if binary {
                 AppMessage::Binary(bytes)
             } else {
                 // Kept from a `&str`: always UTF-8.
@@ -151,7 +249,7 @@ impl Ledger {
                     String::from_utf8(bytes)
                         .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
                 )
-            });
+            }));
             at = end;
         }
         messages
@@ -208,6 +306,7 @@ impl Ledger {
         self.compact();
         self.kept.shrink_to_fit();
         self.headers.shrink_to_fit();
+        self.shared.shrink_to_fit();
     }
 
     /// Data messages sent in the session so far.
@@ -238,10 +337,10 @@ pub(crate) fn payload_len(frame: AppFrame<'_>) -> usize {
 mod tests {
     use super::*;
 
-    fn text(m: &AppMessage) -> &str {
+    fn text(m: &Kept) -> &str {
         match m {
-            AppMessage::Text(t) => t,
-            AppMessage::Binary(_) => panic!("binary"),
+            Kept::Copied(AppMessage::Text(t)) => t,
+            other => panic!("not a copied text: {other:?}"),
         }
     }
 
@@ -249,9 +348,9 @@ mod tests {
     fn keeps_until_acknowledged_and_replays_the_rest_in_order() {
         let mut ledger = Ledger::new(1 << 20, 1 << 20);
         for i in 0..5 {
-            ledger.keep(AppFrame::Text(&format!("m{i}")));
+            ledger.keep_copy(AppFrame::Text(&format!("m{i}")));
         }
-        ledger.keep(AppFrame::Binary(&[1, 2, 3]));
+        ledger.keep_copy(AppFrame::Binary(&[1, 2, 3]));
         assert_eq!(ledger.unconfirmed(), 6);
         assert_eq!(ledger.kept_bytes(), 5 * (HEADER + 2) + HEADER + 3);
         ledger.acknowledged(2).unwrap();
@@ -261,7 +360,7 @@ mod tests {
             replay[..3].iter().map(text).collect::<Vec<_>>(),
             ["m2", "m3", "m4"]
         );
-        assert_eq!(replay[3], AppMessage::Binary(vec![1, 2, 3]));
+        assert_eq!(replay[3], Kept::Copied(AppMessage::Binary(vec![1, 2, 3])));
         ledger.acknowledged(6).unwrap();
         assert_eq!((ledger.unconfirmed(), ledger.kept_bytes()), (0, 0));
         assert!(ledger.replay().is_empty());
@@ -271,23 +370,33 @@ mod tests {
     /// after that still replays exactly.
     #[test]
     fn replays_exactly_across_compactions() {
+        // Every third message kept shared: the two kinds interleave in the replay.
         let mut ledger = Ledger::new(1 << 20, 1 << 20);
         let mut next = 0;
         let mut acked = 0;
+        let message = |i: usize| format!("m{i}-{}", "x".repeat(i % 13));
         for round in 0..50u64 {
             for _ in 0..(round % 7 + 1) {
-                ledger.keep(AppFrame::Text(&format!(
-                    "m{next}-{}",
-                    "x".repeat(next % 13)
-                )));
+                if next % 3 == 0 {
+                    ledger.keep_shared(SharedFrame::Text(Bytes::from(message(next))));
+                } else {
+                    ledger.keep_copy(AppFrame::Text(&message(next)));
+                }
                 next += 1;
             }
             acked = (acked + round % 5).min(next as u64);
             ledger.acknowledged(acked).unwrap();
-            let want: Vec<String> = (acked as usize..next)
-                .map(|i| format!("m{i}-{}", "x".repeat(i % 13)))
+            let want: Vec<String> = (acked as usize..next).map(message).collect();
+            let got: Vec<String> = ledger
+                .replay()
+                .into_iter()
+                .map(|kept| match kept {
+                    Kept::Copied(AppMessage::Text(t)) => t,
+                    Kept::Shared(SharedFrame::Text(b)) => String::from_utf8(b.to_vec()).unwrap(),
+                    other => panic!("{other:?}"),
+                })
                 .collect();
-            assert_eq!(ledger.replay().iter().map(text).collect::<Vec<_>>(), want);
+            assert_eq!(got, want);
             let payload: usize = want.iter().map(String::len).sum();
             assert_eq!(ledger.kept_bytes(), payload + HEADER * want.len());
         }
@@ -296,7 +405,7 @@ mod tests {
     #[test]
     fn acknowledgements_beyond_or_behind_are_violations() {
         let mut ledger = Ledger::new(100, 100);
-        ledger.keep(AppFrame::Text("a"));
+        ledger.keep_copy(AppFrame::Text("a"));
         assert!(ledger.acknowledged(2).is_err());
         ledger.acknowledged(1).unwrap();
         assert!(ledger.acknowledged(0).is_err());
@@ -308,9 +417,9 @@ mod tests {
         // Buffer 30 bytes: a 10-byte message weighs 18.
         let mut ledger = Ledger::new(30, 100);
         assert!(ledger.has_room());
-        ledger.keep(AppFrame::Text("0123456789"));
+        ledger.keep_copy(AppFrame::Text("0123456789"));
         assert!(ledger.has_room(), "18 of 30");
-        ledger.keep(AppFrame::Text("0123456789"));
+        ledger.keep_copy(AppFrame::Text("0123456789"));
         assert!(
             !ledger.has_room(),
             "36 of 30: the second went past the bound"
@@ -329,7 +438,7 @@ mod tests {
         for room in [8192, 16384, 40000] {
             ledger.set_room(room);
             while ledger.has_room() {
-                ledger.keep(AppFrame::Text(&message));
+                ledger.keep_copy(AppFrame::Text(&message));
                 assert!(ledger.storage() <= room + 1000, "{}", ledger.storage());
             }
         }

@@ -96,7 +96,7 @@ pub(crate) mod wire;
 use std::time::Duration;
 
 pub use crate::error::{Reason, SessionLost};
-pub(crate) use ledger::Ledger;
+pub(crate) use ledger::{Kept, Ledger};
 #[cfg(feature = "reconnect")]
 pub(crate) use rules::{
     Ahead, Core, Finishing, Sorted, VIOLATION_CLOSE, close_ends_session, weight,
@@ -118,6 +118,7 @@ use crate::config::MAX_DURATION;
 /// | [`window`](Self::window) | 30 s | how long a session whose socket went down waits for its client |
 /// | [`buffer`](Self::buffer) | 100 KiB | bytes of sent, unacknowledged messages a side keeps before its sends wait |
 /// | [`memory`](Self::memory) | 512 MiB | bytes all of a server's sessions keep, together |
+/// | [`share_from`](Self::share_from) | 16 KiB | messages this large are kept by reference, not copied |
 /// | [`max_parked`](Self::max_parked) | 10 000 | sessions a server keeps waiting at once |
 /// | [`handshake_timeout`](Self::handshake_timeout) | 10 s | how long a server waits for a new socket's `hello` |
 ///
@@ -135,6 +136,7 @@ use crate::config::MAX_DURATION;
 pub struct Resume {
     window: Duration,
     buffer: usize,
+    share_from: usize,
     memory: usize,
     max_parked: usize,
     handshake_timeout: Duration,
@@ -156,6 +158,7 @@ impl Resume {
         Self {
             window: Duration::from_secs(30),
             buffer: 100 * 1024,
+            share_from: 16 * 1024,
             memory: 512 << 20,
             max_parked: 10_000,
             handshake_timeout: Duration::from_secs(10),
@@ -194,6 +197,32 @@ impl Resume {
     pub const fn buffer(mut self, bytes: usize) -> Self {
         assert!(bytes > 0, "the session buffer needs room for one message");
         self.buffer = bytes;
+        self
+    }
+
+    /// Messages of at least this many payload bytes are kept by reference until the peer
+    /// acknowledges them, not copied, where the message type holds its payload as
+    /// reference-counted bytes ([`WsMessage::shared`](crate::WsMessage::shared)); smaller
+    /// ones are copied into the session's buffer. Both ends, and each counts a message's own
+    /// bytes against the [buffer](Self::buffer) and the [memory budget](Self::memory) either
+    /// way.
+    ///
+    /// | message type | kept by reference from `share_from` on | copied |
+    /// |---|---|---|
+    /// | `tungstenite::Message`, `axum::extract::ws::Message`, `actix_ws::Message`, `tokio_websockets::Message` | text and binary payloads (`Bytes`, or a UTF-8 wrapper of one) | smaller payloads |
+    /// | your own [`WsMessage`](crate::WsMessage) without `shared` | nothing | every payload |
+    ///
+    /// What a reference keeps alive may be more than the message: a message read from a
+    /// socket and sent on (an echo, a relay) is a slice of the buffer the WebSocket library
+    /// read it into, and keeping it keeps that whole allocation until the acknowledgement
+    /// (the library reads on into a new one). With tungstenite's default 128 KiB read buffer
+    /// that is at most 8 times a 16 KiB message, and about its own size when consecutive
+    /// messages are all kept (each allocation then holds kept messages only). The default,
+    /// 16 KiB, bounds that factor at 8 against a copy's cost (callgrind counts a copy's
+    /// `memcpy` at about one instruction a byte, BENCHMARKS.md, "Sessions"); `usize::MAX`
+    /// copies every message, and the budget then counts exactly what sessions hold.
+    pub const fn share_from(mut self, bytes: usize) -> Self {
+        self.share_from = bytes;
         self
     }
 
@@ -259,6 +288,11 @@ impl Resume {
     /// The buffer in bytes ([`buffer`](Self::buffer)).
     pub const fn buffer_len(&self) -> usize {
         self.buffer
+    }
+
+    /// The size from which messages are kept by reference ([`share_from`](Self::share_from)).
+    pub const fn share_threshold(&self) -> usize {
+        self.share_from
     }
 
     /// The memory budget in bytes ([`memory`](Self::memory)).

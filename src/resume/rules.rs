@@ -7,11 +7,11 @@
 
 use std::collections::VecDeque;
 
-use super::ledger::{Ledger, Violation, payload_len};
+use super::ledger::{Kept, Ledger, Violation, payload_len};
 use super::wire::{self, Incoming, Message};
 use crate::error::{Reason, SessionLost};
 use crate::message::{MessageKind, WsMessage};
-use crate::protocol::{AppFrame, AppMessage, Protocol};
+use crate::protocol::{AppFrame, AppMessage, Protocol, SharedFrame};
 
 /// The Close code and reason of a side that found the peer breaking the session protocol
 /// (RFC 6455: 1002, a protocol error).
@@ -151,12 +151,17 @@ impl Core {
         }
     }
 
-    /// A data message the application sends (`frame`, a text or binary message): numbered
-    /// and kept. Returns its escaped form when it must be escaped on the wire (it starts
-    /// with 0x10 or looks like a heartbeat, PROTOCOL.md, section 3); else it goes unchanged.
+    /// A data message the application sends (`msg`, whose text or bytes are `frame`):
+    /// numbered and kept (see [`Ledger::keep`]). Returns its escaped form when it must be
+    /// escaped on the wire (it starts with 0x10 or looks like a heartbeat, PROTOCOL.md,
+    /// section 3); else it goes unchanged.
     #[inline(always)]
-    pub(crate) fn keep(&mut self, frame: AppFrame<'_>) -> Option<AppMessage> {
-        self.ledger.keep(frame);
+    pub(crate) fn keep<M: WsMessage>(
+        &mut self,
+        msg: &M,
+        frame: AppFrame<'_>,
+    ) -> Option<AppMessage> {
+        self.ledger.keep(msg, frame);
         wire::needs_escape(frame, &self.protocol).then(|| wire::escaped(frame))
     }
 
@@ -193,22 +198,32 @@ impl Core {
 
     /// The peer, in its handshake, says it has received `count` of our messages: what it
     /// has not goes again, oldest first, in wire form.
-    pub(crate) fn resume_from(&mut self, count: u64) -> Result<Vec<AppMessage>, Violation> {
+    pub(crate) fn resume_from(&mut self, count: u64) -> Result<Vec<Kept>, Violation> {
         self.ledger.acknowledged(count)?;
         let replay = self.ledger.replay();
-        Ok(replay.into_iter().map(|msg| self.wire_form(msg)).collect())
+        Ok(replay
+            .into_iter()
+            .map(|kept| self.wire_form(kept))
+            .collect())
     }
 
-    /// A kept message as it goes on the wire: escaped if it must be.
-    fn wire_form(&self, msg: AppMessage) -> AppMessage {
-        let frame = match &msg {
-            AppMessage::Text(text) => AppFrame::Text(text),
-            AppMessage::Binary(bytes) => AppFrame::Binary(bytes),
+    /// A kept message as it goes on the wire: escaped (a copy) if it must be.
+    fn wire_form(&self, kept: Kept) -> Kept {
+        let text;
+        let frame = match &kept {
+            Kept::Copied(AppMessage::Text(text)) => AppFrame::Text(text),
+            Kept::Copied(AppMessage::Binary(bytes)) => AppFrame::Binary(bytes),
+            Kept::Shared(SharedFrame::Text(bytes)) => {
+                // Taken from a text message: valid, and borrowed as it is.
+                text = String::from_utf8_lossy(bytes);
+                AppFrame::Text(&text)
+            }
+            Kept::Shared(SharedFrame::Binary(bytes)) => AppFrame::Binary(bytes),
         };
         if wire::needs_escape(frame, &self.protocol) {
-            wire::escaped(frame)
+            Kept::Copied(wire::escaped(frame))
         } else {
-            msg
+            kept
         }
     }
 

@@ -239,7 +239,7 @@ impl Sessions {
                 share,
                 ws: hb,
             }) => {
-                let mut ledger = Ledger::new(registry.resume.buffer_len(), peer_buffer);
+                let mut ledger = Ledger::of(&registry.resume, peer_buffer);
                 let welcome = wire::welcome_text(
                     token,
                     ledger.told_in_handshake(),

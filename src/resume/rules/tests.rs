@@ -7,10 +7,16 @@ use tungstenite::protocol::CloseFrame;
 
 use super::*;
 use crate::protocol::{App, Json};
+use crate::resume::ledger::HEADER;
 
 /// A session's rules with a 1 000-byte buffer on both sides, heartbeating with `protocol`.
 fn core(protocol: Protocol) -> Core {
     Core::new(Ledger::new(1000, 1000), protocol)
+}
+
+/// Keeps `msg`, as a handler's send does.
+fn keep(core: &mut Core, msg: &Message) -> Option<AppMessage> {
+    core.keep(msg, msg.as_app().expect("a data message"))
 }
 
 fn json() -> Protocol {
@@ -69,21 +75,24 @@ fn a_quarter_of_the_peers_buffer_is_acknowledged_at_once() {
 #[test]
 fn sent_data_is_kept_and_lookalikes_escaped() {
     let mut core = core(json());
-    assert_eq!(core.keep(AppFrame::Text("plain")), None);
+    assert_eq!(keep(&mut core, &Message::text("plain")), None);
     assert_eq!(
-        core.keep(AppFrame::Text(r#"{"type":"ping"}"#)),
+        keep(&mut core, &Message::text(r#"{"type":"ping"}"#)),
         Some(AppMessage::Text("\u{10}\u{10}{\"type\":\"ping\"}".into())),
         "looks like the protocol's ping"
     );
     assert_eq!(
-        core.keep(AppFrame::Binary(&[0x10, 1])),
+        keep(&mut core, &Message::binary(vec![0x10, 1])),
         Some(AppMessage::Binary(vec![0x10, 0x10, 0x10, 1])),
         "starts with the session's byte"
     );
     assert_eq!(core.ledger().unconfirmed(), 3);
     // Under control frames the JSON ping is plain data.
     assert_eq!(
-        self::core(Protocol::Control).keep(AppFrame::Text(r#"{"type":"ping"}"#)),
+        keep(
+            &mut self::core(Protocol::Control),
+            &Message::text(r#"{"type":"ping"}"#)
+        ),
         None
     );
 }
@@ -92,7 +101,7 @@ fn sent_data_is_kept_and_lookalikes_escaped() {
 fn acknowledgements_free_room_and_bad_ones_are_violations() {
     let mut core = core(Protocol::Control);
     for i in 0..3 {
-        core.keep(AppFrame::Text(&i.to_string()));
+        keep(&mut core, &Message::text(i.to_string()));
     }
     assert_eq!(
         core.sort(text("\u{10}ack 2")),
@@ -156,14 +165,14 @@ fn every_close_ends_the_session_but_the_heartbeats_own() {
 #[test]
 fn a_resume_replays_what_the_peer_did_not_get_in_wire_form() {
     let mut core = core(json());
-    core.keep(AppFrame::Text("a"));
-    core.keep(AppFrame::Text(r#"{"type":"pong"}"#));
-    core.keep(AppFrame::Binary(&[7]));
+    keep(&mut core, &Message::text("a"));
+    keep(&mut core, &Message::text(r#"{"type":"pong"}"#));
+    keep(&mut core, &Message::binary(vec![7]));
     assert_eq!(
         core.resume_from(1).unwrap(),
         [
-            AppMessage::Text("\u{10}\u{10}{\"type\":\"pong\"}".into()),
-            AppMessage::Binary(vec![7]),
+            Kept::Copied(AppMessage::Text("\u{10}\u{10}{\"type\":\"pong\"}".into())),
+            Kept::Copied(AppMessage::Binary(vec![7])),
         ]
     );
     assert_eq!(
@@ -177,6 +186,49 @@ fn a_resume_replays_what_the_peer_did_not_get_in_wire_form() {
             unconfirmed: 2
         }
     );
+}
+
+/// Sharing from 16 bytes: the large messages are kept by reference (the replay holds the
+/// very bytes that were sent), the small one is copied, and a large one that must be
+/// escaped goes again as an escaped copy. The kept bytes count them all alike.
+#[test]
+fn large_messages_are_kept_shared_and_replayed_in_order_with_the_copied() {
+    let mut core = Core::new(Ledger::new(1000, 1000).share_from(16), json());
+    let big = Message::binary(vec![7u8; 16]);
+    let lookalike = Message::text(r#"{"type":"pong","x":"yyyy"}"#);
+    let small = Message::text("small");
+    let long = Message::text("a text of twenty-nine bytes..");
+    for msg in [&big, &small, &lookalike, &long] {
+        keep(&mut core, msg);
+    }
+    assert_eq!(core.ledger().kept_bytes(), 16 + 5 + 26 + 29 + 4 * HEADER);
+    let replay = core.resume_from(0).unwrap();
+    let Kept::Shared(SharedFrame::Binary(bytes)) = &replay[0] else {
+        panic!("{replay:?}");
+    };
+    let Message::Binary(sent) = &big else {
+        unreachable!()
+    };
+    assert_eq!(bytes.as_ptr(), sent.as_ptr(), "the same bytes, not a copy");
+    assert_eq!(replay[1], Kept::Copied(AppMessage::Text("small".into())));
+    assert_eq!(
+        replay[2],
+        Kept::Copied(AppMessage::Text(format!(
+            "\u{10}\u{10}{}",
+            lookalike.to_text().unwrap()
+        )))
+    );
+    assert_eq!(
+        replay[3].clone().into_message::<Message>(),
+        long,
+        "a shared text goes again as the same text"
+    );
+    // Acknowledged up to the lookalike: only the last stays, shared.
+    core.resume_from(3).unwrap();
+    assert_eq!(core.ledger().kept_bytes(), 29 + HEADER);
+    assert_eq!(core.resume_from(3).unwrap().len(), 1);
+    core.resume_from(4).unwrap();
+    assert_eq!(core.ledger().kept_bytes(), 0);
 }
 
 #[test]
@@ -276,7 +328,7 @@ mod properties {
             for input in inputs {
                 let (frame, expect) = match input {
                     Input::Send => {
-                        core.keep(AppFrame::Text("m"));
+                        keep(&mut core, &Message::text("m"));
                         sent += 1;
                         continue;
                     }

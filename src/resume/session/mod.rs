@@ -24,7 +24,7 @@ use super::registry::{Mailbox, Registry};
 use super::rules::{Ahead, Core, VIOLATION_CLOSE};
 use super::token::SessionId;
 use super::wire;
-use super::{Ledger, Reason, SessionLost};
+use super::{Kept, Ledger, Reason, SessionLost};
 use crate::drain::Group;
 use crate::error::Dead;
 use crate::handle::{Following, Follows, HeartbeatHandle};
@@ -94,8 +94,10 @@ pub struct Session<S: Stream> {
 
 /// What a session writes before the handler's messages.
 enum Out {
-    /// A session message, or a replayed message in wire form.
+    /// A session message.
     App(AppMessage),
+    /// A replayed message, in wire form.
+    Replay(Kept),
     /// The session's Close, to a client that resumed while it was closing.
     Close(u16),
 }
@@ -232,7 +234,7 @@ where
                 resume.buffer_len() as u64,
                 resume.window_len().as_millis() as u64,
             ))));
-        self.out.extend(replay.into_iter().map(Out::App));
+        self.out.extend(replay.into_iter().map(Out::Replay));
         if self.finish.is_some() {
             ws.shared().note_planned();
         }
@@ -349,6 +351,7 @@ where
             }
             let msg = match self.out.pop_front().expect("not empty") {
                 Out::App(msg) => M::from_app(msg),
+                Out::Replay(kept) => kept.into_message(),
                 Out::Close(code) => M::close(code, FAREWELL),
             };
             if ws.as_mut().start_send(msg).is_err() {
@@ -448,7 +451,7 @@ where
     fn start_send(self: Pin<&mut Self>, msg: M) -> Result<(), E> {
         let this = self.get_mut();
         if let Some(frame) = msg.as_app() {
-            let escaped = this.core.keep(frame);
+            let escaped = this.core.keep(&msg, frame);
             if !matches!(this.phase, Phase::Live) {
                 return Ok(());
             }
