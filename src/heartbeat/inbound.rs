@@ -20,6 +20,21 @@ use crate::wake::Shared;
 pub(super) const HIDDEN_PER_POLL: u32 = 64;
 
 impl Conn {
+    /// The direct read's test: `msg` is data and no application protocol looks at data, so
+    /// it goes to the handler as it is, the peer counted alive (what `observe` does for it,
+    /// in one test of the kind and one bit of the rules). Anything else: `false`, with
+    /// nothing done, for `observe`.
+    #[inline(always)]
+    pub(super) fn takes_data<M: WsMessage>(&mut self, msg: &M) -> bool {
+        if matches!(msg.kind(), MessageKind::Data) && !self.rules.app_protocol() {
+            if let Some(running) = self.state.running() {
+                running.pacemaker.on_inbound();
+                return true;
+            }
+        }
+        false
+    }
+
     /// Reads what the peer sent, for the heartbeat's sake. Returns `true` if the message is
     /// heartbeat traffic to hide from the handler.
     #[inline(always)]

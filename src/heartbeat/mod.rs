@@ -407,14 +407,15 @@ impl Conn {
         )
     }
 
-    /// The full sink path would only poll the inner sink: nothing due, no ping or answer
-    /// waiting, no read-ahead owed to a send-only handler.
+    /// The full sink path would only flush the inner sink: nothing due, no ping or answer
+    /// waiting, no frame of ours handed over and not yet flushed (the direct flush then has
+    /// no flag to keep), no read-ahead owed to a send-only handler.
     #[inline(always)]
     fn writes_directly(&self, shared: &Shared) -> bool {
+        const OURS: u8 = Flags::PING_DUE | Flags::ANSWER_OWED | Flags::UNFLUSHED;
         // Tested with `UNREAD` first: one test for a connection whose handler reads.
-        self.idle_but(shared, Flags::PING_DUE | Flags::ANSWER_OWED | Flags::UNREAD)
-            || (self.idle_but(shared, Flags::PING_DUE | Flags::ANSWER_OWED)
-                && (self.has_read_ahead() || !self.awaiting_pong()))
+        self.idle_but(shared, OURS | Flags::UNREAD)
+            || (self.idle_but(shared, OURS) && (self.has_read_ahead() || !self.awaiting_pong()))
     }
 
     fn awaiting_pong(&self) -> bool {

@@ -72,12 +72,13 @@ where
     }
 
     /// Every send ends here, so the common case is kept small: with nothing of the
-    /// heartbeat's to do, flush the inner sink directly; the full path runs otherwise.
+    /// heartbeat's to do (nor of ours unflushed, so no flag to keep), flush the inner sink
+    /// directly; the full path runs otherwise.
     #[inline(always)]
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
-        let (conn, mut io) = self.as_mut().split(cx);
+        let (conn, io) = self.as_mut().split(cx);
         if conn.writes_directly(io.shared) {
-            if let Poll::Ready(result) = conn.poll_inner(&mut io, SinkOp::Flush) {
+            if let Poll::Ready(result) = io.inner.poll_flush(io.cx) {
                 return Poll::Ready(result);
             }
         }
