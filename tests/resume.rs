@@ -270,14 +270,23 @@ async fn large_messages_kept_by_reference_arrive_once_in_order_across_cuts() {
             };
             match echo {
                 Some(Ok(got)) => {
-                    assert!(got == want, "echo {i}: {} bytes, not {}", got.len(), want.len());
+                    assert!(
+                        got == want,
+                        "echo {i}: {} bytes, not {}",
+                        got.len(),
+                        want.len()
+                    );
                 }
                 other => panic!("echo {i}: {other:?}"),
             }
         }
     }
     assert_eq!(net.got().len(), 40);
-    assert_eq!(net.links.lock().unwrap().len(), 9, "eight cuts, eight resumes");
+    assert_eq!(
+        net.links.lock().unwrap().len(),
+        9,
+        "eight cuts, eight resumes"
+    );
 }
 
 /// A frozen link: the heartbeat finds it dead within its bound and the session resumes on
