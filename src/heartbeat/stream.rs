@@ -64,27 +64,7 @@ impl<S> Heartbeat<S> {
         E: From<Dead> + Send + Sync + 'static,
     {
         let (conn, mut io) = self.split(cx);
-        match &poll {
-            Poll::Ready(Some(Ok(msg))) => {
-                if !conn.observe(msg, &io) {
-                    return poll;
-                }
-            }
-            Poll::Ready(Some(Err(_))) => {
-                io.shared.ended(Cause::Error);
-                return poll;
-            }
-            Poll::Ready(None) => {
-                conn.end(io.shared);
-                return poll;
-            }
-            Poll::Pending => {
-                if conn.park(io.shared, Side::Reader, io.cx).is_pending() {
-                    return Poll::Pending;
-                }
-            }
-        }
-        conn.poll_next_full(&mut io)
+        conn.poll_next_full(&mut io, Some(poll))
     }
 
     /// `poll_next` when the heartbeat has something to do: a tick, a ping or an answer to
@@ -102,82 +82,118 @@ impl<S> Heartbeat<S> {
         E: From<Dead> + Send + Sync + 'static,
     {
         let (conn, mut io) = self.split(cx);
-        conn.poll_next_full(&mut io)
+        conn.poll_next_full(&mut io, None)
     }
 }
 
 impl Conn {
-    fn poll_next_full<S, M, E>(&mut self, io: &mut Io<'_, '_, S>) -> Poll<Option<Result<M, E>>>
+    /// The full read loop. `read`: what the direct path read (it found nothing to do before
+    /// reading), looked at first, before anything else of the loop's.
+    fn poll_next_full<S, M, E>(
+        &mut self,
+        io: &mut Io<'_, '_, S>,
+        mut read: Option<Poll<Option<Result<M, E>>>>,
+    ) -> Poll<Option<Result<M, E>>>
     where
         S: Stream<Item = Result<M, E>> + Sink<M, Error = E>,
         M: WsMessage + Send + Sync + 'static,
         E: From<Dead> + Send + Sync + 'static,
     {
-        self.flags.clear(Flags::UNREAD);
-        if let Some(item) = self.take_kept::<Result<M, E>>() {
-            return Poll::Ready(Some(item));
-        }
-        let mut hidden = 0;
-        loop {
-            match self.state {
-                State::Running(_) => {}
-                State::Ended => return Poll::Ready(None),
-                State::Dead(_) => {
-                    // Move the Close frame along, but never make the handler wait for it.
-                    let _ = self.poll_dead_close(io);
-                    return Poll::Ready(self.state.report_death().map(|dead| Err(dead.into())));
-                }
-            }
-            if let Err(err) = self.drive(io, Side::Reader) {
-                return Poll::Ready(Some(Err(err)));
-            }
-            // What the tick read before judging.
+        if read.is_none() {
+            self.flags.clear(Flags::UNREAD);
             if let Some(item) = self.take_kept::<Result<M, E>>() {
                 return Poll::Ready(Some(item));
             }
-            if !self.state.runs() {
-                continue;
-            }
-            if self.flags.any(Flags::PONG_OWED) {
-                io.shared.register_reader(io.cx.waker());
-                match io.for_both_sides(|io| self.poll_pong_flushed(io)) {
-                    Poll::Ready(Ok(())) => {}
-                    Poll::Ready(Err(err)) => return Poll::Ready(Some(Err(err))),
-                    Poll::Pending => {
-                        if self.poll_timer(io.shared).is_pending() {
-                            return Poll::Pending;
+        }
+        let mut hidden = 0;
+        loop {
+            let poll = match read.take() {
+                Some(poll) => poll,
+                None => {
+                    match self.state {
+                        State::Running(_) => {}
+                        State::Ended => return Poll::Ready(None),
+                        State::Dead(_) => {
+                            // Move the Close frame along, but never make the handler wait
+                            // for it.
+                            let _ = self.poll_dead_close(io);
+                            return Poll::Ready(
+                                self.state.report_death().map(|dead| Err(dead.into())),
+                            );
                         }
+                    }
+                    if let Err(err) = self.drive(io, Side::Reader) {
+                        return Poll::Ready(Some(Err(err)));
+                    }
+                    // What the tick read before judging.
+                    if let Some(item) = self.take_kept::<Result<M, E>>() {
+                        return Poll::Ready(Some(item));
+                    }
+                    if !self.state.runs() {
                         continue;
                     }
+                    if self.flags.any(Flags::PONG_OWED) {
+                        io.shared.register_reader(io.cx.waker());
+                        match io.for_both_sides(|io| self.poll_pong_flushed(io)) {
+                            Poll::Ready(Ok(())) => {}
+                            Poll::Ready(Err(err)) => return Poll::Ready(Some(Err(err))),
+                            Poll::Pending => {
+                                if self.poll_timer(io.shared).is_pending() {
+                                    return Poll::Pending;
+                                }
+                                continue;
+                            }
+                        }
+                    }
+                    io.inner.as_mut().poll_next(io.cx)
+                }
+            };
+            if let Some(done) = self.after_read(poll, io, &mut hidden) {
+                return done;
+            }
+        }
+    }
+
+    /// What the loop does with what it read: `Some`, return it (data for the handler, an
+    /// error, the end, `Pending`); `None`, read on (a heartbeat frame hidden, the timer due).
+    #[inline(always)]
+    fn after_read<S, M, E>(
+        &mut self,
+        poll: Poll<Option<Result<M, E>>>,
+        io: &mut Io<'_, '_, S>,
+        hidden: &mut u32,
+    ) -> Option<Poll<Option<Result<M, E>>>>
+    where
+        S: Stream<Item = Result<M, E>> + Sink<M, Error = E>,
+        M: WsMessage + Send + Sync + 'static,
+        E: From<Dead> + Send + Sync + 'static,
+    {
+        match &poll {
+            Poll::Ready(Some(Ok(msg))) => {
+                if !self.observe(msg, io) {
+                    return Some(poll);
+                }
+                *hidden += 1;
+                if *hidden == HIDDEN_PER_POLL {
+                    io.cx.waker().wake_by_ref();
+                    return Some(Poll::Pending);
                 }
             }
-            let poll = io.inner.as_mut().poll_next(io.cx);
-            match &poll {
-                Poll::Ready(Some(Ok(msg))) => {
-                    if !self.observe(msg, io) {
-                        return poll;
-                    }
-                    hidden += 1;
-                    if hidden == HIDDEN_PER_POLL {
-                        io.cx.waker().wake_by_ref();
-                        return Poll::Pending;
-                    }
-                }
-                Poll::Ready(Some(Err(_))) => {
-                    io.shared.ended(Cause::Error);
-                    return poll;
-                }
-                Poll::Ready(None) => {
-                    self.end(io.shared);
-                    return poll;
-                }
-                Poll::Pending => {
-                    if self.park(io.shared, Side::Reader, io.cx).is_pending() {
-                        return Poll::Pending;
-                    }
+            Poll::Ready(Some(Err(_))) => {
+                io.shared.ended(Cause::Error);
+                return Some(poll);
+            }
+            Poll::Ready(None) => {
+                self.end(io.shared);
+                return Some(poll);
+            }
+            Poll::Pending => {
+                if self.park(io.shared, Side::Reader, io.cx).is_pending() {
+                    return Some(Poll::Pending);
                 }
             }
         }
+        None
     }
 }
 
