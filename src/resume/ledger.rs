@@ -44,7 +44,7 @@ pub(crate) struct Ledger {
     /// Payloads of at least this many bytes are kept shared where the message type holds
     /// them so (`Resume::share_from`).
     share_from: usize,
-    /// Our bound on the kept bytes (`kept` and `headers`).
+    /// Our bound on the kept bytes (`kept`, `headers` and `shared`).
     buffer: usize,
     /// Where sends wait: the buffer, or less while a server's session has no more of the
     /// memory budget ([`set_room`](Self::set_room)).
@@ -164,7 +164,7 @@ impl Ledger {
 
     /// Numbers and keeps a data message, copying its payload.
     #[inline]
-    pub(crate) fn keep_copy(&mut self, frame: AppFrame<'_>) {
+    fn keep_copy(&mut self, frame: AppFrame<'_>) {
         let (bytes, binary) = match frame {
             AppFrame::Text(t) => (t.as_bytes(), 0),
             AppFrame::Binary(b) => (b, BINARY),
